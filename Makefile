@@ -1,0 +1,43 @@
+# make run   -> the service on 127.0.0.1:8080 (auth off, local development only)
+# make test  -> every test, including the integration tests against a real FHIR server
+# Each target creates what it needs (.venv, .venv-fhir) on a fresh machine with only Python 3.11.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+FHIR_VENV := .venv-fhir
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: run test bench demo profiles fhir-server-venv clean
+
+$(BIN)/.installed: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# sekmet-fhir pins its own fhir.resources/pydantic: it gets a virtualenv of its own.
+$(FHIR_VENV)/bin/sekmet:
+	$(PYTHON) -m venv $(FHIR_VENV)
+	$(FHIR_VENV)/bin/pip install --quiet sekmet-fhir==0.1.1
+
+fhir-server-venv: $(FHIR_VENV)/bin/sekmet
+
+run: $(BIN)/.installed
+	$(BIN)/fhir-pain serve --host $(HOST) --port $(PORT) --auth off
+
+test: $(BIN)/.installed $(FHIR_VENV)/bin/sekmet
+	FHIR_PAIN_SEKMET=$(abspath $(FHIR_VENV))/bin/sekmet $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench
+
+demo: $(BIN)/.installed
+	$(BIN)/fhir-pain demo
+
+# Regenerate the CPIC-derived knowledge from the CPIC exports (../shared/reference/cpic by default).
+profiles: $(BIN)/.installed
+	$(BIN)/python scripts/build_cpic_profiles.py
+
+clean:
+	rm -rf $(VENV) $(FHIR_VENV) build *.egg-info .pytest_cache
