@@ -282,3 +282,47 @@ def test_draft_order_needs_an_order():
 
 def test_templates_render_with_the_protocol_layer():
     assert render("Patient/{{context.patientId}}", {"patientId": "demo-01"}) == "Patient/demo-01"
+
+
+# ---- --load against a real FHIR server --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fhir_server(tmp_path_factory):
+    from integration.sekmet_server import Sekmet   # the project's sekmet-fhir harness (tests/integration)
+
+    server = Sekmet(tmp_path_factory.mktemp("sekmet-demo")).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.integration
+def test_load_puts_every_patient_into_a_real_fhir_server_idempotently(fhir_server, capsys):
+    from fhir_pain.cli import main
+
+    argv = ["demo", "--load", fhir_server.base_url, "--token", fhir_server.token, "--date", "2026-11-21"]
+    assert main(argv) == 0
+    assert f"loaded {len(PATIENTS)} of {len(PATIENTS)} demo patients" in capsys.readouterr().out
+    assert main(argv) == 0                                  # a second load replaces, never duplicates
+    for p in PATIENTS:
+        stored = {f"{r['resourceType']}/{r['id']}" for rtype in ("Observation", "Condition", "MedicationRequest")
+                  for r in fhir_server.search(f"{rtype}?patient={p.id}&_count=100")}
+        expected = {f"{r['resourceType']}/{r['id']}" for r in catalog.resources_of(p.bundle())
+                    if r["resourceType"] != "Patient"}
+        assert stored == expected, p.id
+    patient = fhir_server.read("Patient/demo-13-mara-non-responder")
+    assert patient["name"][0]["given"] == ["Mara"]
+    # dates arrive shifted: the demo now (2026-11-01) became the --date (2026-11-21)
+    gaba = fhir_server.read("MedicationRequest/demo-13-mara-non-responder-gabapentin")
+    assert gaba["authoredOn"].startswith("2026-07-24")      # 120 days before 2026-11-21
+    # the sandbox's "Treating" list needs Condition?patient with total > 0
+    conds = fhir_server.session.get(f"{fhir_server.base_url}/Condition?patient=demo-09-ines-no-pgx").json()
+    assert conds["total"] >= 1
+
+
+@pytest.mark.integration
+def test_load_reports_a_server_that_refuses_the_token(fhir_server, capsys):
+    from fhir_pain.cli import main
+
+    assert main(["demo", "--load", fhir_server.base_url, "--token", "wrong-token"]) == 1
+    out = capsys.readouterr().out
+    assert "FHIRUnauthorized" in out and f"loaded 0 of {len(PATIENTS)}" in out

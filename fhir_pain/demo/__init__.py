@@ -48,7 +48,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from fhir_pain.demo.runner import run_scenarios
 
-    results = run_scenarios(selected, today=args.date)
+    try:
+        results = run_scenarios(selected, today=args.date)
+    except RuntimeError as exc:
+        print(f"fhir-pain demo: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         out = {"demoNow": catalog.demo_now().isoformat(), "shiftDays": catalog.shift_days(args.date),
                "results": [r.to_dict() for r in results]}

@@ -75,6 +75,8 @@ def run_scenarios(scenarios: Iterable[catalog.Scenario] | None = None, *, app=No
     app = app or make_app()
     client = app.test_client()
     services = discover(client)
+    if not services:
+        raise RuntimeError("discovery lists no services: the clinical services are not available in this build")
     names = {p.id: p.name() for p in catalog.patients()}
     results = []
     for scenario in scenarios if scenarios is not None else catalog.scenarios():
