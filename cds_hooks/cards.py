@@ -1,0 +1,278 @@
+"""The CDS Hooks 2.0.1 response model: cards that cannot be built invalid.
+
+Every invariant of the spec (and of the 3.0 ballot's machine-checkable ``cds-resp-*`` rules, which only make
+2.0.1's prose checkable) is enforced when an object is constructed, so a handler finds out while it builds a
+card, not when an EHR rejects it. ``to_dict()`` omits unset and empty values (the spec forbids ``null``, ``""``,
+``[]`` and ``{}``), also inside embedded FHIR resources and extensions.
+"""
+from __future__ import annotations
+
+import uuid as _uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+from urllib.parse import urlsplit
+
+SUMMARY_MAX_CHARS = 140
+
+
+class Indicator(str, Enum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class SelectionBehavior(str, Enum):
+    AT_MOST_ONE = "at-most-one"
+    ANY = "any"
+
+
+class ActionType(str, Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class LinkType(str, Enum):
+    ABSOLUTE = "absolute"
+    SMART = "smart"
+
+
+def prune(value: Any) -> Any:
+    """``value`` without ``None``, empty strings, lists and objects, at any depth (FHIR and CDS Hooks both
+    forbid them). Returns None when nothing is left."""
+    if isinstance(value, Mapping):
+        out = {k: p for k, v in value.items() if (p := prune(v)) is not None}
+        return out or None
+    if isinstance(value, (list, tuple)):
+        items = [p for v in value if (p := prune(v)) is not None]
+        return items or None
+    if isinstance(value, str) and value == "":
+        return None
+    return value
+
+
+def _text(value: Any, name: str, *, required: bool) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise ValueError(f"{name} is required and must not be empty")
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string")
+    return value
+
+
+def _absolute_url(value: str | None, name: str) -> str | None:
+    value = _text(value, name, required=False)
+    if value is not None:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{name} must be an absolute http(s) URL")
+    return value
+
+
+def _enum(enum: type[Enum], value: Any, name: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(e.value for e in enum)
+        raise ValueError(f"{name} must be one of: {allowed}") from None
+
+
+def _new_uuid() -> str:
+    return str(_uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class Coding:
+    code: str
+    system: str
+    display: str | None = None
+
+    def __post_init__(self) -> None:
+        _text(self.code, "Coding.code", required=True)
+        _text(self.system, "Coding.system", required=True)
+        _text(self.display, "Coding.display", required=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return prune({"system": self.system, "code": self.code, "display": self.display})
+
+
+@dataclass(frozen=True)
+class Source:
+    label: str
+    url: str | None = None
+    icon: str | None = None
+    topic: Coding | None = None
+
+    def __post_init__(self) -> None:
+        _text(self.label, "Source.label", required=True)
+        _absolute_url(self.url, "Source.url")
+        _absolute_url(self.icon, "Source.icon")
+        if self.topic is not None and not isinstance(self.topic, Coding):
+            raise ValueError("Source.topic must be a Coding")
+
+    def to_dict(self) -> dict[str, Any]:
+        return prune({"label": self.label, "url": self.url, "icon": self.icon,
+                      "topic": self.topic.to_dict() if self.topic else None})
+
+
+@dataclass(frozen=True)
+class Action:
+    type: ActionType
+    description: str
+    resource: Mapping[str, Any] | None = None
+    resource_id: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "type", _enum(ActionType, self.type, "Action.type"))
+        _text(self.description, "Action.description", required=True)  # cds-resp-5
+        if self.resource is not None and not isinstance(self.resource, Mapping):
+            raise ValueError("Action.resource must be a FHIR resource object")
+        if self.resource is not None and not self.resource.get("resourceType"):
+            raise ValueError("Action.resource must carry a resourceType")
+        if self.type is ActionType.DELETE:  # cds-resp-2
+            if not self.resource_id:
+                raise ValueError("a delete Action needs resourceId")
+            if self.resource is not None:
+                raise ValueError("a delete Action carries resourceId, not resource")
+        elif self.resource is None:
+            raise ValueError(f"a {self.type.value} Action needs the resource")
+        if self.resource_id is not None:
+            _text(self.resource_id, "Action.resourceId", required=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return prune({"type": self.type.value, "description": self.description,
+                      "resource": self.resource, "resourceId": self.resource_id})
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    label: str
+    actions: tuple[Action, ...] = ()
+    is_recommended: bool | None = None
+    uuid: str = field(default_factory=_new_uuid)
+
+    def __post_init__(self) -> None:
+        _text(self.label, "Suggestion.label", required=True)
+        object.__setattr__(self, "actions", tuple(self.actions))
+        if not all(isinstance(a, Action) for a in self.actions):
+            raise ValueError("Suggestion.actions must be Action objects")
+        if self.is_recommended is not None and not isinstance(self.is_recommended, bool):
+            raise ValueError("Suggestion.isRecommended must be a boolean")
+        _text(self.uuid, "Suggestion.uuid", required=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return prune({"label": self.label, "uuid": self.uuid, "isRecommended": self.is_recommended,
+                      "actions": [a.to_dict() for a in self.actions]})
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    url: str
+    type: LinkType = LinkType.ABSOLUTE
+    app_context: str | None = None
+    autolaunchable: bool | None = None
+
+    def __post_init__(self) -> None:
+        _text(self.label, "Link.label", required=True)
+        if _absolute_url(self.url, "Link.url") is None:
+            raise ValueError("Link.url is required")
+        object.__setattr__(self, "type", _enum(LinkType, self.type, "Link.type"))
+        if _text(self.app_context, "Link.appContext", required=False) and self.type is not LinkType.SMART:
+            raise ValueError("Link.appContext is only allowed on smart links")  # cds-resp-3
+        if self.autolaunchable is not None and not isinstance(self.autolaunchable, bool):
+            raise ValueError("Link.autolaunchable must be a boolean")
+
+    def to_dict(self) -> dict[str, Any]:
+        return prune({"label": self.label, "url": self.url, "type": self.type.value,
+                      "appContext": self.app_context, "autolaunchable": self.autolaunchable})
+
+
+@dataclass(frozen=True)
+class Card:
+    summary: str
+    indicator: Indicator
+    source: Source
+    detail: str | None = None
+    suggestions: tuple[Suggestion, ...] = ()
+    selection_behavior: SelectionBehavior | None = None
+    override_reasons: tuple[Coding, ...] = ()
+    links: tuple[Link, ...] = ()
+    extension: Mapping[str, Any] | None = None
+    uuid: str = field(default_factory=_new_uuid)
+
+    def __post_init__(self) -> None:
+        summary = _text(self.summary, "Card.summary", required=True)
+        if len(summary) > SUMMARY_MAX_CHARS:
+            raise ValueError(f"Card.summary has {len(summary)} characters; at most {SUMMARY_MAX_CHARS}")
+        object.__setattr__(self, "indicator", _enum(Indicator, self.indicator, "Card.indicator"))
+        if not isinstance(self.source, Source):
+            raise ValueError("Card.source must be a Source")
+        _text(self.detail, "Card.detail", required=False)
+        for name, kind in (("suggestions", Suggestion), ("override_reasons", Coding), ("links", Link)):
+            items = tuple(getattr(self, name))
+            if not all(isinstance(i, kind) for i in items):
+                raise ValueError(f"Card.{name} must hold {kind.__name__} objects")
+            object.__setattr__(self, name, items)
+        if self.selection_behavior is not None:
+            object.__setattr__(self, "selection_behavior",
+                               _enum(SelectionBehavior, self.selection_behavior, "Card.selectionBehavior"))
+        if self.suggestions and self.selection_behavior is None:  # cds-resp-6
+            raise ValueError("Card.selectionBehavior is required when there are suggestions")
+        if (self.selection_behavior is SelectionBehavior.AT_MOST_ONE
+                and sum(1 for s in self.suggestions if s.is_recommended) > 1):  # cds-resp-1
+            raise ValueError("at-most-one selection allows at most one recommended suggestion")
+        for reason in self.override_reasons:  # cds-resp-4
+            if not reason.display:
+                raise ValueError("every Card.overrideReasons entry needs a display")
+        if self.extension is not None and not isinstance(self.extension, Mapping):
+            raise ValueError("Card.extension must be a JSON object")
+        _text(self.uuid, "Card.uuid", required=True)
+        uuids = [s.uuid for s in self.suggestions]
+        if len(set(uuids)) != len(uuids):
+            raise ValueError("suggestion uuids must be unique within a card")
+
+    def to_dict(self) -> dict[str, Any]:
+        return prune({
+            "uuid": self.uuid,
+            "summary": self.summary,
+            "detail": self.detail,
+            "indicator": self.indicator.value,
+            "source": self.source.to_dict(),
+            "suggestions": [s.to_dict() for s in self.suggestions],
+            # selectionBehavior is only meaningful with suggestions; alone it would be noise
+            "selectionBehavior": self.selection_behavior.value if self.suggestions else None,
+            "overrideReasons": [r.to_dict() for r in self.override_reasons],
+            "links": [link.to_dict() for link in self.links],
+            "extension": self.extension,
+        })
+
+
+@dataclass(frozen=True)
+class CDSResponse:
+    cards: tuple[Card, ...] = ()
+    system_actions: tuple[Action, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cards", tuple(self.cards))
+        object.__setattr__(self, "system_actions", tuple(self.system_actions))
+        if not all(isinstance(c, Card) for c in self.cards):
+            raise ValueError("CDSResponse.cards must be Card objects")
+        if not all(isinstance(a, Action) for a in self.system_actions):
+            raise ValueError("CDSResponse.systemActions must be Action objects")
+
+    @classmethod
+    def of(cls, result: CDSResponse | Iterable[Card] | None) -> CDSResponse:
+        """What a service handler returned (a response, a list of cards or None) as a response."""
+        if isinstance(result, CDSResponse):
+            return result
+        return cls(cards=tuple(result or ()))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"cards": [c.to_dict() for c in self.cards]}  # [] is the one allowed empty
+        if self.system_actions:
+            out["systemActions"] = [a.to_dict() for a in self.system_actions]
+        return out

@@ -1,0 +1,232 @@
+"""The CDS Hooks HTTP layer on Flask: endpoints, the one error handler, CORS and the per-call log line.
+
+``CDSHooks(app, registry=..., verifier=..., ...)`` installs everything on an app that an application factory
+has built; the object is then ``app.extensions["cds_hooks"]``. Nothing here is global: each app has its own
+registry, verifier, fetch policy and executor.
+
+Order of checks for a service call: JWT (401) -> content type (415) -> size (413) -> service (404) -> JSON and
+schema (400) -> hook (400) -> prefetch (412) -> handler (200, or 500 with a log line). An unauthenticated caller
+learns nothing about services or payloads.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
+
+import orjson
+from flask import Blueprint, Flask, Response, current_app, g, request
+from flask_cors import CORS
+from werkzeug.exceptions import HTTPException
+
+from . import openapi, schemas
+from .auth import JWTVerifier
+from .cards import CDSResponse
+from .errors import (HTTP_ISSUE_CODES, BadRequest, CDSError, PayloadTooLarge, UnsupportedMediaType,
+                     operation_outcome)
+from .prefetch import FetchPolicy, resolve
+from .registry import ServiceRegistry
+from .request import HookRequest
+
+access_log = logging.getLogger("cds_hooks.access")
+error_log = logging.getLogger("cds_hooks.error")
+
+# service_id, feedback entries, verified issuer (None with auth off), tenant claim
+FeedbackSink = Callable[[str, list, "str | None", "str | None"], Any]
+
+
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status=status, headers=dict(headers or {}), mimetype="application/json")
+
+
+class CollapseSlashes:
+    """WSGI middleware: ``/cds-services//id`` -> ``/cds-services/id``.
+
+    The CDS Hooks Sandbox produces ``//`` when its discovery URL ends with a slash; a redirect would break the
+    browser's CORS preflight. The path as called is kept for the JWT ``aud`` check (the client signs it)."""
+
+    def __init__(self, wsgi_app: Callable) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict, start_response: Callable) -> Any:
+        path = environ.get("PATH_INFO", "")
+        environ["cds_hooks.path_as_called"] = path
+        if "//" in path:
+            while "//" in path:
+                path = path.replace("//", "/")
+            environ["PATH_INFO"] = path
+        return self.wsgi_app(environ, start_response)
+
+
+class CDSHooks:
+    def __init__(self, app: Flask | None = None, *, registry: ServiceRegistry | None = None,
+                 verifier: JWTVerifier | None = None, fetch_policy: FetchPolicy | None = None,
+                 feedback_sink: FeedbackSink | None = None, public_base_url: str | None = None,
+                 executor: Executor | None = None, validate_responses: bool = False,
+                 health_check: Callable[[], bool] | None = None, cors_origins: str | list[str] = "*",
+                 title: str = "CDS Hooks service", version: str = "1.0.0"):
+        self.registry = registry if registry is not None else ServiceRegistry()
+        self.verifier = verifier  # None: auth off (local development only)
+        self.fetch_policy = fetch_policy or FetchPolicy()
+        self.feedback_sink = feedback_sink
+        self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        self.executor = executor if executor is not None else ThreadPoolExecutor(
+            max_workers=8, thread_name_prefix="cds-prefetch")
+        self.validate_responses = validate_responses
+        self.health_check = health_check
+        self.cors_origins = cors_origins
+        self.title, self.version = title, version
+        if app is not None:
+            self.init_app(app)
+
+    # -- installation -------------------------------------------------------------------------------------------
+    def init_app(self, app: Flask) -> None:
+        app.extensions["cds_hooks"] = self
+        app.wsgi_app = CollapseSlashes(app.wsgi_app)
+        app.register_blueprint(self._blueprint())
+        # the browser needs these on every response, errors included; preflight never reaches a view (no JWT)
+        CORS(app, origins=self.cors_origins, methods=["GET", "POST", "OPTIONS"],
+             allow_headers=["Authorization", "Content-Type", "Accept"], max_age=600)
+        app.register_error_handler(Exception, self._handle_error)
+        app.before_request(self._start_call)
+        app.after_request(self._log_call)
+
+    def _blueprint(self) -> Blueprint:
+        bp = Blueprint("cds_hooks", __name__)
+        bp.add_url_rule("/cds-services", "discovery", self.discovery, methods=["GET"], strict_slashes=False)
+        bp.add_url_rule("/cds-services/<service_id>", "call", self.call, methods=["POST"], strict_slashes=False)
+        bp.add_url_rule("/cds-services/<service_id>/feedback", "feedback", self.feedback, methods=["POST"],
+                        strict_slashes=False)
+        bp.add_url_rule("/healthz", "health", self.health, methods=["GET"])
+        bp.add_url_rule("/openapi.json", "openapi", self.openapi, methods=["GET"])
+        return bp
+
+    # -- views --------------------------------------------------------------------------------------------------
+    def discovery(self) -> Response:
+        # Discovery is public: it carries no patient data, and an EHR (or a health probe) reads it before any
+        # trust is set up. Service calls and feedback require the JWT.
+        return json_response(self.registry.discovery())
+
+    def call(self, service_id: str) -> Response:
+        g.cds_service = service_id[:128]
+        claims = self._authenticate()
+        body = self._json_body()
+        service = self.registry.get(service_id)
+        self._validate("request", body)
+        g.hook_instance = body["hookInstance"][:64]
+        if body["hook"] != service.hook:
+            raise BadRequest(f"service {service.id} answers hook {service.hook!r}, not {body['hook']!r}",
+                             expression="hook")
+        prefetch, missing = resolve(service, body, self.fetch_policy, self.executor)
+        g.missing = len(missing)
+        hook_request = HookRequest(
+            hook=body["hook"], hook_instance=body["hookInstance"], service_id=service.id,
+            context=body["context"], prefetch=prefetch, missing=missing, fhir_server=body.get("fhirServer"),
+            raw=body, issuer=claims.get("iss"), tenant=claims.get("tenant"))
+        result = CDSResponse.of(service.handler(hook_request)).to_dict()
+        if self.validate_responses:
+            error = schemas.first_error("response", result)
+            if error:
+                raise RuntimeError(f"service {service.id} produced an invalid response at {error[0]}")
+        g.cards = len(result["cards"])
+        return json_response(result)
+
+    def feedback(self, service_id: str) -> Response:
+        g.cds_service = service_id[:128]
+        claims = self._authenticate()
+        body = self._json_body()
+        self.registry.get(service_id)
+        self._validate("feedback", body)
+        entries = body["feedback"]
+        if self.feedback_sink is not None:
+            self.feedback_sink(service_id, entries, claims.get("iss"), claims.get("tenant"))
+        g.feedback = len(entries)
+        return json_response({"stored": len(entries) if self.feedback_sink is not None else 0})
+
+    def health(self) -> Response:
+        ok = True
+        if self.health_check is not None:
+            try:
+                ok = bool(self.health_check())
+            except Exception:  # a probe reports, it does not crash
+                error_log.warning("health check raised", exc_info=False)
+                ok = False
+        return json_response({"status": "pass" if ok else "fail"}, 200 if ok else 503)
+
+    def openapi(self) -> Response:
+        return json_response(openapi.build(self.registry, auth=self.verifier is not None, title=self.title,
+                                           version=self.version))
+
+    # -- request helpers ----------------------------------------------------------------------------------------
+    def audience(self) -> str:
+        """The URL the client called, as it must appear in the JWT's ``aud``: PUBLIC_BASE_URL (behind a proxy)
+        or the scheme and host of the request, then the path exactly as called."""
+        path = request.environ.get("cds_hooks.path_as_called") or request.path
+        base = self.public_base_url or (request.host_url.rstrip("/") + request.script_root)
+        return base + path
+
+    def _authenticate(self) -> dict[str, Any]:
+        if self.verifier is None:
+            return {}
+        claims = self.verifier.verify(request.headers.get("Authorization"), self.audience())
+        g.iss, g.jti = claims.get("iss"), claims.get("jti")
+        return claims
+
+    def _json_body(self) -> Any:
+        mimetype = request.mimetype or ""
+        if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
+            raise UnsupportedMediaType("the body must be JSON (Content-Type: application/json)")
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        if limit is not None and request.content_length is not None and request.content_length > limit:
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+        data = request.get_data(cache=False)  # werkzeug enforces the limit on streamed bodies too
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise BadRequest("the body is not valid JSON") from None
+
+    @staticmethod
+    def _validate(schema: str, body: Any) -> None:
+        error = schemas.first_error(schema, body)
+        if error:
+            path, message = error
+            raise BadRequest(f"{path}: {message}", expression=None if path == "(root)" else path)
+
+    # -- the one error handler ----------------------------------------------------------------------------------
+    def _handle_error(self, exc: Exception) -> Response:
+        if isinstance(exc, CDSError):
+            if exc.status == 401:
+                g.auth_failure = getattr(exc, "reason", "unauthorized")
+                return json_response(exc.outcome(), 401, {"WWW-Authenticate": "Bearer"})
+            return json_response(exc.outcome(), exc.status)
+        if isinstance(exc, HTTPException) and exc.code is not None:
+            headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "retry-after")}
+            code = HTTP_ISSUE_CODES.get(exc.code, "exception" if exc.code >= 500 else "invalid")
+            return json_response(operation_outcome(code, exc.name), exc.code, headers)
+        # a bug: full detail to the log (exception type and frames, not its message: it may hold data),
+        # a bare OperationOutcome to the caller
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        error_log.error("unhandled %s in %s\n%s", type(exc).__name__, request.path, frames)
+        return json_response(operation_outcome("exception", "internal error"), 500)
+
+    # -- one structured log line per call -----------------------------------------------------------------------
+    @staticmethod
+    def _start_call() -> None:
+        g.cds_started = time.perf_counter()
+
+    @staticmethod
+    def _log_call(response: Response) -> Response:
+        started = g.get("cds_started")
+        line = {
+            "event": "cds_call", "method": request.method, "endpoint": request.endpoint,
+            "service": g.get("cds_service"), "hookInstance": g.get("hook_instance"),
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+            "cards": g.get("cards"), "missing": g.get("missing"), "feedback": g.get("feedback"),
+            "iss": g.get("iss"), "jti": g.get("jti"), "auth_failure": g.get("auth_failure"),
+        }
+        access_log.info(orjson.dumps({k: v for k, v in line.items() if v is not None}).decode())
+        return response

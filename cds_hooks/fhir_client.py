@@ -1,0 +1,344 @@
+"""A small FHIR REST client over ``requests``: bounded in time, confined to allowed base URLs, typed errors.
+
+Two callers with different needs share it:
+- the hook path (prefetch fallback) builds one client per call with ``retries=0`` and a ``deadline_s`` well
+  under the EHR's patience, and only the call's own ``fhirServer`` as allowed base (the bearer token it carries
+  must never travel to another server, not even one that a ``next`` link names);
+- the poller uses retries with backoff (429/5xx, honouring ``Retry-After``) and no deadline.
+
+Every URL, including ``next`` links and ``Location`` headers, is checked against the allowed bases before any
+request is sent: a server or a template cannot steer the client elsewhere (SSRF).
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import orjson
+import requests
+
+FHIR_JSON = "application/fhir+json"
+DEFAULT_TIMEOUT = (1.0, 2.0)  # connect, read (seconds)
+MAX_RETRY_AFTER_S = 60.0
+
+
+class FHIRError(Exception):
+    """A FHIR call failed. ``status`` is the HTTP status when there was a response; ``outcome`` its
+    OperationOutcome when the server sent one."""
+
+    def __init__(self, message: str, *, status: int | None = None, outcome: dict | None = None,
+                 url: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.outcome = outcome
+        self.url = url
+
+
+class FHIRUnauthorized(FHIRError):
+    """401 or 403: the token is missing, expired or lacks the scope."""
+
+
+class FHIRNotFound(FHIRError):
+    """404 or 410."""
+
+
+class FHIRServerError(FHIRError):
+    """5xx, 429 after the retries, a connection failure, or a body that is not FHIR JSON."""
+
+
+class FHIRTimeout(FHIRError):
+    """A connect/read timeout or the client's overall deadline passed."""
+
+
+class URLNotAllowed(FHIRError):
+    """The URL is not under an allowed FHIR base; nothing was sent."""
+
+
+class FHIRTooManyPages(FHIRError):
+    """A search had more pages than ``max_pages``; ``search`` refuses to return part of a result."""
+
+
+def normalize_base(url: str) -> str:
+    """``url`` with a lower-case scheme and host, default port dropped and no trailing slash."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise URLNotAllowed(f"not an absolute http(s) URL: {url!r}")
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        raise URLNotAllowed(f"invalid port in {url!r}") from None
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        host = f"{host}:{port}"
+    if parts.username or parts.password:
+        raise URLNotAllowed("credentials in a FHIR base URL are not allowed")
+    return f"{scheme}://{host}{parts.path.rstrip('/')}"
+
+
+def is_allowed(url: str, allowed_bases: Iterable[str]) -> bool:
+    """True when ``url`` is one of ``allowed_bases`` or lies below one of them (on a path-segment boundary)."""
+    try:
+        parts = urlsplit(url)
+        target = normalize_base(url.split("?", 1)[0].split("#", 1)[0])
+    except URLNotAllowed:
+        return False
+    if any(seg in (".", "..") for seg in parts.path.split("/")) or "%2e" in parts.path.lower():
+        return False  # dot segments could climb out of the allowed base on the server side
+    for base in allowed_bases:
+        try:
+            base = normalize_base(base)
+        except URLNotAllowed:
+            continue
+        if target == base or target.startswith(base + "/"):
+            return True
+    return False
+
+
+class FHIRClient:
+    def __init__(self, base_url: str, *, auth: str | Callable[[], str] | None = None,
+                 allowed_bases: list[str] | None = None, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+                 deadline_s: float | None = None, retries: int = 0, backoff_s: float = 0.5,
+                 max_pages: int = 10, session: requests.Session | None = None):
+        self.base_url = normalize_base(base_url)
+        self.allowed_bases = [normalize_base(b) for b in (allowed_bases or [self.base_url])]
+        if not is_allowed(self.base_url, self.allowed_bases):
+            raise URLNotAllowed(f"FHIR base {self.base_url} is not allowed by configuration", url=self.base_url)
+        self._auth = auth
+        self.timeout = (float(timeout[0]), float(timeout[1]))
+        self._deadline = None if deadline_s is None else time.monotonic() + float(deadline_s)
+        self.retries = max(0, int(retries))
+        self.backoff_s = float(backoff_s)
+        self.max_pages = max(1, int(max_pages))
+        self._own_session = session is None
+        self.session = session or requests.Session()
+
+    # -- context management: a client made for one hook call closes its session with it
+    def close(self) -> None:
+        if self._own_session:
+            self.session.close()
+
+    def __enter__(self) -> FHIRClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- public API ---------------------------------------------------------------------------------------------
+    def read(self, path: str) -> dict:
+        """GET one resource, e.g. ``read("Patient/1")``."""
+        return self._request("GET", self.url_for(path))
+
+    def get_bundle(self, path: str) -> dict:
+        """GET a search and follow ``next`` links (up to ``max_pages``, only to allowed bases), merging every
+        page's entries into one searchset Bundle. If not every page could be read, the merged Bundle keeps the
+        unread ``next`` link: its presence tells the caller that the result is incomplete."""
+        return self._collect(self.url_for(path))[0]
+
+    def search(self, query: str) -> list[dict]:
+        """Every matching resource of a search (e.g. ``"Observation?patient=1&code=..."``), all pages."""
+        return self._resources(self.url_for(query))
+
+    def search_url(self, url: str) -> list[dict]:
+        """As ``search`` for an absolute URL (which must lie under an allowed base)."""
+        return self._resources(url)
+
+    def create(self, resource: dict) -> dict:
+        return self._write("POST", self.url_for(_resource_type(resource)), resource, idempotent=False)
+
+    def update(self, resource: dict) -> dict:
+        rid = resource.get("id")
+        if not isinstance(rid, str) or not rid:
+            raise ValueError("update needs a resource with an id")
+        return self._write("PUT", self.url_for(f"{_resource_type(resource)}/{rid}"), resource, idempotent=True)
+
+    def conditional_create(self, resource: dict, if_none_exist: str) -> dict:
+        """POST with ``If-None-Exist`` (e.g. ``"identifier=sys|val"``): the existing match or the new resource."""
+        return self._write("POST", self.url_for(_resource_type(resource)), resource, idempotent=True,
+                           headers={"If-None-Exist": if_none_exist})
+
+    def url_for(self, path_or_url: str) -> str:
+        """The absolute URL for a path relative to the base (or an absolute URL), if allowed."""
+        if "://" in path_or_url:
+            url = path_or_url
+        else:
+            url = f"{self.base_url}/{path_or_url.lstrip('/')}"
+        if not is_allowed(url, self.allowed_bases):
+            raise URLNotAllowed("URL is not under an allowed FHIR base", url=_redact(url))
+        return url
+
+    # -- internals ----------------------------------------------------------------------------------------------
+    def _resources(self, url: str) -> list[dict]:
+        bundle, complete = self._collect(url, strict=True)
+        return [e["resource"] for e in bundle.get("entry", ()) if isinstance(e, dict)
+                and isinstance(e.get("resource"), dict)]
+
+    def _collect(self, url: str, *, strict: bool = False) -> tuple[dict, bool]:
+        first = self._request("GET", self.url_for(url))
+        if first.get("resourceType") != "Bundle":
+            raise FHIRServerError("a search did not return a Bundle", url=_redact(url))
+        entries = list(first.get("entry") or ())
+        next_url = _next_link(first)
+        pages = 1
+        while next_url:
+            next_url = urljoin(url, next_url)
+            if pages >= self.max_pages:
+                if strict:
+                    raise FHIRTooManyPages(f"search has more than {self.max_pages} pages", url=_redact(url))
+                break
+            if not is_allowed(next_url, self.allowed_bases):
+                if strict:
+                    raise URLNotAllowed("next link leaves the allowed FHIR bases", url=_redact(next_url))
+                break
+            try:
+                page = self._request("GET", next_url)
+            except FHIRError:
+                if strict:
+                    raise
+                break
+            if page.get("resourceType") != "Bundle":
+                if strict:
+                    raise FHIRServerError("a next page is not a Bundle", url=_redact(next_url))
+                break
+            entries.extend(page.get("entry") or ())
+            pages += 1
+            next_url = _next_link(page)
+        merged = {k: v for k, v in first.items() if k not in ("entry", "link")}
+        merged.setdefault("type", "searchset")
+        if entries:
+            merged["entry"] = entries
+        if next_url:  # an unread page remains
+            merged["link"] = [{"relation": "next", "url": next_url}]
+        return merged, not next_url
+
+    def _write(self, method: str, url: str, resource: dict, *, idempotent: bool,
+               headers: dict[str, str] | None = None) -> dict:
+        body = orjson.dumps(resource)
+        hdrs = {"Content-Type": FHIR_JSON, "Prefer": "return=representation", **(headers or {})}
+        result, response = self._send(method, url, body=body, headers=hdrs, idempotent=idempotent)
+        if result is not None:
+            return result
+        location = response.headers.get("Location") or response.headers.get("Content-Location")
+        if location:  # the server answered without a body: read what it created
+            return self._request("GET", self.url_for(urljoin(url + "/", location)))
+        raise FHIRServerError(f"{method} returned neither a resource nor a Location", status=response.status_code,
+                              url=_redact(url))
+
+    def _request(self, method: str, url: str) -> dict:
+        result, response = self._send(method, url, idempotent=True)
+        if result is None:
+            raise FHIRServerError("empty response body", status=response.status_code, url=_redact(url))
+        return result
+
+    def _token(self) -> str | None:
+        return self._auth() if callable(self._auth) else self._auth
+
+    def _remaining(self) -> float | None:
+        return None if self._deadline is None else self._deadline - time.monotonic()
+
+    def _send(self, method: str, url: str, *, body: bytes | None = None, headers: dict[str, str] | None = None,
+              idempotent: bool) -> tuple[dict | None, requests.Response]:
+        if not is_allowed(url, self.allowed_bases):  # last line of defence: every request passes here
+            raise URLNotAllowed("URL is not under an allowed FHIR base", url=_redact(url))
+        attempt = 0
+        while True:
+            remaining = self._remaining()
+            if remaining is not None and remaining <= 0:
+                raise FHIRTimeout("deadline passed before the FHIR call", url=_redact(url))
+            connect, read = self.timeout
+            if remaining is not None:
+                connect, read = min(connect, remaining), min(read, remaining)
+            hdrs = {"Accept": FHIR_JSON, **(headers or {})}
+            token = self._token()
+            if token:
+                hdrs["Authorization"] = f"Bearer {token}"
+            try:
+                response = self.session.request(method, url, data=body, headers=hdrs, timeout=(connect, read),
+                                                allow_redirects=False)
+            except requests.Timeout:
+                error: FHIRError = FHIRTimeout("FHIR server did not answer in time", url=_redact(url))
+                retry_after = None
+            except requests.RequestException as exc:
+                error = FHIRServerError(f"FHIR server unreachable ({type(exc).__name__})", url=_redact(url))
+                retry_after = None
+            else:
+                if response.status_code < 300:
+                    return _json_body(response, url), response
+                error = _http_error(response, url)
+                retry_after = _retry_after(response)
+                # a non-idempotent POST may have been applied on a 5xx: only 429 says it was not
+                if not (response.status_code == 429 or (idempotent and response.status_code >= 500)):
+                    raise error
+            if attempt >= self.retries:
+                raise error
+            attempt += 1
+            delay = retry_after if retry_after is not None else self.backoff_s * (2 ** (attempt - 1))
+            remaining = self._remaining()
+            if remaining is not None and delay >= remaining:
+                raise error
+            time.sleep(min(delay, MAX_RETRY_AFTER_S))
+
+
+def _resource_type(resource: dict) -> str:
+    rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+    if not isinstance(rtype, str) or not rtype.isalpha():
+        raise ValueError("a FHIR resource needs a resourceType")
+    return rtype
+
+
+def _next_link(bundle: dict) -> str | None:
+    for link in bundle.get("link") or ():
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return link["url"]
+    return None
+
+
+def _json_body(response: requests.Response, url: str) -> dict | None:
+    if not response.content:
+        return None
+    try:
+        data = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise FHIRServerError("response is not JSON", status=response.status_code, url=_redact(url)) from None
+    if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
+        raise FHIRServerError("response is not a FHIR resource", status=response.status_code, url=_redact(url))
+    return data
+
+
+def _http_error(response: requests.Response, url: str) -> FHIRError:
+    status = response.status_code
+    outcome = None
+    try:
+        data = orjson.loads(response.content) if response.content else None
+        if isinstance(data, dict) and data.get("resourceType") == "OperationOutcome":
+            outcome = data
+    except orjson.JSONDecodeError:
+        pass
+    cls = (FHIRUnauthorized if status in (401, 403) else FHIRNotFound if status in (404, 410)
+           else FHIRServerError if status >= 500 or status == 429 else FHIRError)
+    return cls(f"FHIR server answered {status}", status=status, outcome=outcome, url=_redact(url))
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _redact(url: str) -> str:
+    """The URL without its query: search parameters carry patient ids, which must not reach logs."""
+    return url.split("?", 1)[0]

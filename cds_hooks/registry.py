@@ -1,0 +1,95 @@
+"""Service declarations (what discovery lists) and the registry the HTTP layer dispatches on."""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cards import Card, CDSResponse
+from .errors import NotFound
+from .request import HookRequest
+from .templates import check_template
+
+SERVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")  # one URL path segment, no escaping needed
+Handler = Callable[[HookRequest], "CDSResponse | list[Card] | None"]
+
+
+@dataclass(frozen=True)
+class Service:
+    id: str
+    hook: str
+    title: str
+    description: str
+    handler: Handler = field(repr=False)
+    prefetch: Mapping[str, str] = field(default_factory=dict)
+    required_prefetch: frozenset[str] = frozenset()
+    usage_requirements: str | None = None
+    extension: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not SERVICE_ID.fullmatch(self.id) or self.id == "feedback":
+            raise ValueError(f"service id {self.id!r} must be a URL-safe path segment")
+        for name in ("hook", "description"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"Service.{name} is required")
+        if not callable(self.handler):
+            raise ValueError("Service.handler must be callable")
+        object.__setattr__(self, "prefetch", dict(self.prefetch))
+        for key, template in self.prefetch.items():
+            if not isinstance(key, str) or not key:
+                raise ValueError("prefetch keys must be non-empty strings")
+            check_template(template)
+        object.__setattr__(self, "required_prefetch", frozenset(self.required_prefetch))
+        unknown = self.required_prefetch - set(self.prefetch)
+        if unknown:
+            raise ValueError(f"required_prefetch names keys without a template: {sorted(unknown)}")
+        if self.extension is not None and not isinstance(self.extension, Mapping):
+            raise ValueError("Service.extension must be a JSON object")
+
+    def discovery_entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"hook": self.hook, "title": self.title, "description": self.description,
+                                 "id": self.id}
+        if self.prefetch:
+            entry["prefetch"] = dict(self.prefetch)
+        if self.usage_requirements:
+            entry["usageRequirements"] = self.usage_requirements
+        if self.extension:
+            entry["extension"] = dict(self.extension)
+        if not self.title:
+            del entry["title"]
+        return entry
+
+
+class ServiceRegistry:
+    """Services by id. An id is unique here: one id, one hook, one handler."""
+
+    def __init__(self) -> None:
+        self._services: dict[str, Service] = {}
+
+    def register(self, service: Service) -> Service:
+        if not isinstance(service, Service):
+            raise TypeError("register() takes a cds_hooks.Service")
+        if service.id in self._services:
+            raise ValueError(f"service id {service.id!r} is already registered")
+        self._services[service.id] = service
+        return service
+
+    def get(self, service_id: str) -> Service:
+        try:
+            return self._services[service_id]
+        except KeyError:
+            raise NotFound(f"no CDS service with id {service_id!r}") from None
+
+    def __contains__(self, service_id: object) -> bool:
+        return service_id in self._services
+
+    def __iter__(self) -> Iterator[Service]:
+        return iter(self._services.values())
+
+    def __len__(self) -> int:
+        return len(self._services)
+
+    def discovery(self) -> dict[str, Any]:
+        return {"services": [s.discovery_entry() for s in self._services.values()]}
