@@ -1,0 +1,209 @@
+"""Findings -> CDS Hooks cards: one card per drug (and its gene set), FHIR suggestions, override reasons, links,
+and the machine-readable findings under ``card.extension["io.fhir-pain.findings"]``.
+
+Only suggestions a clinician can accept safely: replacing a *draft* order (delete it by resourceId, create a
+draft for the alternative ingredient with no dose, the clinician completes it), ordering a genotype test, or a
+referral. Dose reductions are stated in the detail, never applied. Active medications are never changed from a
+card.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cds_hooks import Action, ActionType, Card, Coding, Link, LinkType, SelectionBehavior, Source, Suggestion
+from fhir_pain.facts import Drug, Finding, MedicationUse, PatientData
+from fhir_pain.gather import CONDITIONS, MEDICATIONS, MISSING_MEANING, PAIN, PGX
+from fhir_pain.rules.drug_gene import REPLACE_ACTIONS
+from fhir_pain.rules.knowledge import card_conventions, pretest_alerts
+from fhir_pain.rules.text import md
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+LAB_CATEGORY = {"system": "http://snomed.info/sct", "code": "108252007", "display": "Laboratory procedure"}
+_RANK = {"critical": 0, "warning": 1, "info": 2}
+_KIND_RANK = {"drug-gene": 0, "pain-phenotype": 1, "treatment-response": 2, "pre-test": 3, "informational": 4}
+# Which missing data a card of each kind has to own up to.
+RELEVANT_MISSING = {
+    "drug-gene": (PGX, MEDICATIONS), "pre-test": (PGX,), "pain-phenotype": (PAIN, CONDITIONS),
+    "treatment-response": (PAIN, MEDICATIONS), "informational": (PGX, PAIN, CONDITIONS, MEDICATIONS),
+}
+
+
+def render(findings: Iterable[Finding], data: PatientData) -> list[Card]:
+    """Cards in the order of the findings (most severe first), one per group."""
+    return [card_for(group, data) for group in group_findings(findings)]
+
+
+def group_key(f: Finding) -> tuple:
+    med = f.medication.ref if f.medication else ""
+    drug = f.drug.rxnorm if f.drug else ""
+    if f.kind in ("drug-gene", "pre-test") or f.extra.get("joins") == "drug":
+        return ("drug", med, drug)
+    if f.rule.startswith("fhir-pain/referral/"):
+        return ("referral",)
+    return (f.rule, med, drug)
+
+
+def group_findings(findings: Iterable[Finding]) -> list[list[Finding]]:
+    groups: dict[tuple, list[Finding]] = {}
+    for f in findings:
+        groups.setdefault(group_key(f), []).append(f)
+    return list(groups.values())
+
+
+def primary_of(group: list[Finding]) -> Finding:
+    marked = [f for f in group if f.extra.get("primary")]
+    if marked:
+        return marked[0]
+    return min(group, key=lambda f: (_RANK.get(f.indicator, 3), _KIND_RANK.get(f.kind, 9)))
+
+
+def card_for(group: list[Finding], data: PatientData) -> Card:
+    conv = card_conventions()
+    primary = primary_of(group)
+    indicator = min((f.indicator for f in group), key=lambda i: _RANK.get(i, 3))
+    suggestions = _suggestions(group, data)
+    replaces = any(s.label.startswith("Replace ") for s in suggestions)
+    return Card(
+        summary=_referral_summary(group) if primary.rule.startswith("fhir-pain/referral/") else primary.summary,
+        indicator=indicator,
+        source=Source(label=conv["source"]["label"], url=conv["source"].get("url")),
+        detail=_detail(group, primary, data),
+        suggestions=tuple(suggestions),
+        selection_behavior=(SelectionBehavior.AT_MOST_ONE if replaces else SelectionBehavior.ANY)
+        if suggestions else None,
+        override_reasons=tuple(Coding(code=r["code"], system=conv["overrideReasonSystem"], display=r["display"])
+                               for r in conv["overrideReasons"].get(primary.kind, ())),
+        links=tuple(_links(group)),
+        extension={conv["findingsExtension"]: [f.to_contract() for f in group]},
+    )
+
+
+# ---- text ---------------------------------------------------------------------------------------------------
+
+def _referral_summary(group: list[Finding]) -> str:
+    if len(group) == 1:
+        return group[0].summary
+    labels = [f.extra["referral"]["label"] for f in group if "referral" in f.extra]
+    text = "Consider referral: " + "; ".join(label.replace("Refer to ", "") for label in labels)
+    return text if len(text) <= 140 else group[0].summary
+
+
+def _detail(group: list[Finding], primary: Finding, data: PatientData) -> str:
+    parts = [primary.detail] if primary.detail else []
+    for f in group:
+        if f is not primary and f.detail:
+            parts.append(f"**{md(f.summary)}**\n\n{f.detail}")
+    missing = [k for k in data.missing if any(k in RELEVANT_MISSING.get(f.kind, ()) for f in group)]
+    if missing:
+        labels = ", ".join(MISSING_MEANING.get(k, k) for k in dict.fromkeys(missing))
+        parts.append(f"**Data not available:** {md(labels)}. This advice uses only the data that could be read.")
+    return "\n\n---\n\n".join(parts)
+
+
+def _links(group: list[Finding]) -> list[Link]:
+    seen, out = set(), []
+    for f in group:
+        k = f.knowledge or {}
+        url = k.get("url")
+        if isinstance(url, str) and url.startswith(("http://", "https://")) and url not in seen:
+            seen.add(url)
+            label = f"{k.get('source', 'Guideline')} {k.get('version', '')}".strip()
+            out.append(Link(label=label[:80], url=url, type=LinkType.ABSOLUTE))
+    return out
+
+
+# ---- suggestions ------------------------------------------------------------------------------------------
+
+def _suggestions(group: list[Finding], data: PatientData) -> list[Suggestion]:
+    out: list[Suggestion] = []
+    labels: set[str] = set()
+
+    def add(s: Suggestion | None) -> None:
+        if s is not None and s.label not in labels:
+            labels.add(s.label)
+            out.append(s)
+
+    for f in group:
+        if f.medication is not None and (f.action in REPLACE_ACTIONS or f.extra.get("replace")):
+            for alt in f.alternatives:
+                add(replace_suggestion(f.medication, alt, f, data))
+        for gene in f.extra.get("testGenes", ()) or ():
+            add(test_suggestion(gene, f, data, confirm=False))
+        for gene in f.extra.get("confirmGenes", ()) or ():
+            add(test_suggestion(gene, f, data, confirm=True))
+        if "referral" in f.extra:
+            add(referral_suggestion(f, data))
+    return out
+
+
+def _subject(data: PatientData) -> dict:
+    return {"reference": f"Patient/{data.patient_id}"}
+
+
+def _draft_id(med: MedicationUse) -> str | None:
+    """``MedicationRequest/<id>`` of a draft we may delete; None for active meds or drafts without an id."""
+    if not med.is_draft or not med.ref.startswith("MedicationRequest/") or med.ref == "MedicationRequest/":
+        return None
+    return med.ref
+
+
+def replace_suggestion(med: MedicationUse, alt: Drug, f: Finding, data: PatientData) -> Suggestion | None:
+    draft = _draft_id(med)
+    if draft is None:  # without deleting the original a new draft would double the therapy: offer nothing
+        return None
+    old = f.drug.name if f.drug else (med.text or "the draft")
+    resource = {
+        "resourceType": "MedicationRequest",
+        "status": "draft",
+        "intent": "order",
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": alt.rxnorm, "display": alt.name}],
+                                      "text": alt.name},
+        "subject": _subject(data),
+        "note": [{"text": f"Replaces {old} ({f.rule}). Dose, route and quantity to be completed by the prescriber."}],
+    }
+    encounter = (med.resource or {}).get("encounter")
+    if isinstance(encounter, dict) and isinstance(encounter.get("reference"), str):
+        resource["encounter"] = {"reference": encounter["reference"]}
+    return Suggestion(
+        label=f"Replace {old} with {alt.name} (new draft without dose)"[:120],
+        actions=(
+            Action(type=ActionType.DELETE, description=f"Remove the draft order for {old}", resource_id=draft),
+            Action(type=ActionType.CREATE, description=f"Draft order for {alt.name}; complete the dose",
+                   resource=resource),
+        ),
+    )
+
+
+def test_suggestion(gene: str, f: Finding, data: PatientData, *, confirm: bool) -> Suggestion:
+    drug = f.drug.name if f.drug else "pain medication"
+    reason = (f"Confirm {gene} genotype: current result is {f.extra.get('uncertainty', {}).get(gene, 'uncertain')}"
+              if confirm else f"CPIC pre-test alert: {drug} ordered, no {gene} result on file")
+    resource = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "order",
+        "category": [{"coding": [dict(LAB_CATEGORY)]}],
+        "code": {"coding": [dict(pretest_alerts()["testCode"])], "text": f"{gene} genotype"},
+        "subject": _subject(data),
+        "reasonCode": [{"text": reason}],
+    }
+    label = f"Order a confirmatory {gene} genotype test" if confirm else f"Order a {gene} genotype test"
+    return Suggestion(label=label, actions=(
+        Action(type=ActionType.CREATE, description=f"Draft laboratory order: {gene} genotype", resource=resource),))
+
+
+def referral_suggestion(f: Finding, data: PatientData) -> Suggestion:
+    ref = f.extra["referral"]
+    resource = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "order",
+        "code": {"coding": [dict(ref["code"])], "text": ref["code"]["display"]},
+        "subject": _subject(data),
+        "reasonCode": [{"text": f.extra.get("reason") or ref["code"]["display"]}],
+    }
+    reasons = [{"reference": e} for e in f.evidence if e.startswith(("Observation/", "Condition/"))]
+    if reasons:
+        resource["reasonReference"] = reasons
+    return Suggestion(label=ref["label"], actions=(
+        Action(type=ActionType.CREATE, description=ref["code"]["display"], resource=resource),))

@@ -1,0 +1,120 @@
+"""THE single entry point of the clinical rules: ``evaluate(data, hook) -> list[Finding]``.
+
+Both the CDS services (fhir_pain.services, from a HookRequest) and the poller (fhir_pain.poller, from FHIR
+searches) call it, so a patient gets the same advice whichever way it reaches them.
+
+Hook semantics:
+- ``patient-view`` (also the poller's proactive mode): the PGx summary, the pain profile, alerts for *active*
+  medications that conflict with the genotype, non-response to current analgesics, referrals.
+- ``order-select``: advice on the draft orders named in ``selections`` (other drafts are context only).
+- ``order-sign``: advice on every draft order.
+Both order hooks use active medications (and the other drafts) for phenoconversion. Standard dosing and
+"no recommendation" never produce a finding on an order (alert fatigue); uncertain results always do.
+"""
+from __future__ import annotations
+
+import logging
+
+from fhir_pain import pgx
+from fhir_pain.facts import Finding, MedicationUse, PatientData
+from fhir_pain.rules import (
+    RuleContext, drug_gene_finding, non_response, opioid_for_neuropathic, pain_summary, pgx_summary,
+    pretest_finding, referral_findings, tca_for_neuropathic,
+)
+from fhir_pain.rules.classes import classes_of
+
+log = logging.getLogger(__name__)
+
+ORDER_HOOKS = frozenset({"order-select", "order-sign"})
+HOOKS = ORDER_HOOKS | {"patient-view"}
+QUIET_ACTIONS = frozenset({"standard-dose", "no-recommendation", "informational"})
+_INDICATOR_RANK = {"critical": 0, "warning": 1, "info": 2}
+_KIND_RANK = {"drug-gene": 0, "pain-phenotype": 1, "treatment-response": 2, "pre-test": 3, "informational": 4}
+SUMMARY_RULES = ("fhir-pain/pgx-summary", "fhir-pain/pain-profile")
+REFERRAL_CLASSES = frozenset({"opioid", "tramadol"})
+
+
+def evaluate(data: PatientData, hook: str) -> list[Finding]:
+    """Every finding for one patient at one hook, most severe first. Unknown hooks give no findings."""
+    if hook not in HOOKS:
+        return []
+    ctx = build_context(data, hook)
+    findings = _patient_view(ctx) if hook == "patient-view" else _orders(ctx, targets_for(ctx, data, hook))
+    return sorted(findings, key=_order)
+
+
+def build_context(data: PatientData, hook: str) -> RuleContext:
+    def resolve(ref: str) -> dict | None:
+        return data.medications.get(ref)
+
+    active = [pgx.identify(r, resolve=resolve) for r in data.medication_requests if _is_active(r)]
+    drafts = [pgx.identify(r, resolve=resolve, is_draft=True) for r in data.draft_orders
+              if r.get("resourceType") == "MedicationRequest"]
+    results = pgx.read_gene_results(data.observations)
+    return RuleContext(hook=hook, now=data.now, patient_id=data.patient_id, results=results, active=active,
+                       drafts=drafts, pain=_pain_profile(data, active), missing=frozenset(data.missing))
+
+
+def targets_for(ctx: RuleContext, data: PatientData, hook: str) -> list[MedicationUse]:
+    """The drafts to advise on: order-select -> those in ``selections``; order-sign -> all of them."""
+    if hook == "order-select" and data.selections:
+        wanted = set(data.selections)
+        return [d for d in ctx.drafts if d.ref in wanted]
+    return list(ctx.drafts)
+
+
+def _is_active(resource: dict) -> bool:
+    # The template asks for status=active; a server that ignores the filter must not smuggle stopped drugs in.
+    return resource.get("resourceType") == "MedicationRequest" and resource.get("status", "active") == "active"
+
+
+def _pain_profile(data: PatientData, active: list[MedicationUse]):
+    try:
+        from fhir_pain.pain import build_profile
+        return build_profile(data.observations, data.conditions, active, data.now)
+    except Exception as exc:  # the pain profile is context: its failure must not silence the PGx advice
+        log.warning("pain profile could not be built: %s", type(exc).__name__)
+        return None
+
+
+def _drug_findings(ctx: RuleContext, med: MedicationUse, *, orders: bool) -> list[Finding]:
+    out: list[Finding] = []
+    for drug in med.ingredients:
+        cpic = drug_gene_finding(ctx, med, drug)
+        tca = tca_for_neuropathic(ctx, med, drug, cpic)
+        if cpic is not None and cpic.action not in QUIET_ACTIONS:
+            out.append(cpic)
+        if tca is not None:
+            out.append(tca)
+        pre = pretest_finding(ctx, med, drug)
+        if pre is not None:
+            out.append(pre)
+        if orders:
+            opioid = opioid_for_neuropathic(ctx, med, drug)
+            if opioid is not None:
+                out.append(opioid)
+    return out
+
+
+def _orders(ctx: RuleContext, targets: list[MedicationUse]) -> list[Finding]:
+    findings: list[Finding] = []
+    for med in targets:
+        findings.extend(_drug_findings(ctx, med, orders=True))
+        findings.extend(non_response(ctx, med))
+    # Non-drug therapy before (more) opioids: CDC 2022 Rec. 2. Only with an opioid order, to keep cards rare.
+    if any(REFERRAL_CLASSES & classes_of(d) for m in targets for d in m.ingredients):
+        findings.extend(referral_findings(ctx))
+    return findings
+
+
+def _patient_view(ctx: RuleContext) -> list[Finding]:
+    findings = [f for f in (pgx_summary(ctx), pain_summary(ctx)) if f is not None]
+    for med in ctx.active:
+        findings.extend(_drug_findings(ctx, med, orders=False))
+    findings.extend(non_response(ctx))
+    findings.extend(referral_findings(ctx))
+    return findings
+
+
+def _order(f: Finding) -> tuple:
+    return (_INDICATOR_RANK.get(f.indicator, 3), 0 if f.rule in SUMMARY_RULES else 1, _KIND_RANK.get(f.kind, 9))

@@ -1,0 +1,114 @@
+"""HookRequest -> facts.PatientData: the prefetch (already resolved by cds_hooks) sorted into plain FHIR dicts.
+
+Lenient in: a prefetch value may be a single resource, a searchset Bundle (possibly with ``_include``d
+Medications), an OperationOutcome or ``null``; the draftOrders Bundle may lack ``type`` (the CDS Hooks Sandbox)
+or arrive as a bare list. Nothing here raises on bad input; what cannot be read is skipped.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from fhir_pain.facts import PatientData
+
+# Prefetch keys of the three services (services.py holds their templates). What each one means for the rules
+# when it is listed in HookRequest.missing is in MISSING_MEANING.
+PATIENT = "patient"
+PGX = "pgxResults"
+PAIN = "painAssessments"
+CONDITIONS = "conditions"
+MEDICATIONS = "activeMedications"
+
+MISSING_MEANING = {
+    PATIENT: "patient demographics",
+    PGX: "pharmacogenomic results",
+    PAIN: "pain assessments",
+    CONDITIONS: "conditions (problem list)",
+    MEDICATIONS: "active medication list",
+}
+
+
+def resources_of(value: Any) -> list[dict]:
+    """The resources in one prefetch value: a Bundle's entries, a single resource, or nothing."""
+    if not isinstance(value, dict):
+        return []
+    rtype = value.get("resourceType")
+    if rtype == "Bundle" or (rtype is None and isinstance(value.get("entry"), list)):
+        out = []
+        for entry in value.get("entry") or ():
+            res = entry.get("resource") if isinstance(entry, dict) else None
+            if isinstance(res, dict) and isinstance(res.get("resourceType"), str):
+                out.append(res)
+        return out
+    if rtype == "OperationOutcome" or not isinstance(rtype, str):
+        return []
+    return [value]
+
+
+def draft_orders_of(context: dict) -> list[dict]:
+    """context.draftOrders as a list of resources (a Bundle, a Bundle without type, or a bare list)."""
+    drafts = context.get("draftOrders")
+    if isinstance(drafts, list):
+        items = [d.get("resource", d) if isinstance(d, dict) else None for d in drafts]
+        return [r for r in items if isinstance(r, dict) and isinstance(r.get("resourceType"), str)]
+    return resources_of(drafts)
+
+
+def ref_of(resource: dict) -> str | None:
+    """``Type/id`` of a resource, or None when it has no id."""
+    rid = resource.get("id")
+    return f"{resource['resourceType']}/{rid}" if isinstance(rid, str) and rid else None
+
+
+def gather(request: Any, now: datetime | None = None) -> PatientData:
+    """Sort a cds_hooks.HookRequest's context and resolved prefetch into PatientData."""
+    context = request.context if isinstance(getattr(request, "context", None), dict) else {}
+    prefetch = getattr(request, "prefetch", None) or {}
+    patient_id = getattr(request, "patient_id", None) or context.get("patientId") or ""
+    data = PatientData(patient_id=str(patient_id), now=now or datetime.now(timezone.utc))
+
+    seen: set[str] = set()
+    for key in sorted(prefetch):  # sorted: the same request always gives the same order
+        for res in resources_of(prefetch[key]):
+            ref = ref_of(res)
+            if ref is not None:
+                if ref in seen:
+                    continue
+                seen.add(ref)
+            _file(data, res, ref)
+
+    data.draft_orders = draft_orders_of(context)
+    # A draft being signed may already be stored on the server as active: it must not count twice.
+    draft_refs = {ref_of(r) for r in data.draft_orders} - {None}
+    if draft_refs:
+        data.medication_requests = [m for m in data.medication_requests if ref_of(m) not in draft_refs]
+    for res in data.draft_orders:
+        for contained in res.get("contained") or ():
+            if isinstance(contained, dict) and contained.get("resourceType") == "Medication":
+                cref = ref_of(contained)
+                if cref:
+                    data.medications.setdefault(cref, contained)
+    selections = context.get("selections")
+    if isinstance(selections, list):
+        data.selections = tuple(s for s in selections if isinstance(s, str))
+    data.missing = tuple(getattr(request, "missing", ()) or ())
+    return data
+
+
+def _file(data: PatientData, res: dict, ref: str | None) -> None:
+    rtype = res["resourceType"]
+    if rtype == "Observation":
+        data.observations.append(res)
+    elif rtype == "Condition":
+        data.conditions.append(res)
+    elif rtype == "MedicationRequest":
+        data.medication_requests.append(res)
+    elif rtype == "Medication" and ref:
+        data.medications[ref] = res
+    elif rtype == "Patient" and data.patient is None:
+        data.patient = res
+
+
+def missing_labels(missing: Iterable[str]) -> list[str]:
+    """Plain words for the prefetch keys that could not be had (for card details)."""
+    return [MISSING_MEANING.get(k, k) for k in missing]

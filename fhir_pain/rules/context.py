@@ -1,0 +1,62 @@
+"""What every rule reads: one patient's facts, resolved once per evaluation (pure data, no I/O)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fhir_pain import pgx
+from fhir_pain.facts import Drug, GeneResult, MedicationUse
+from fhir_pain.gather import CONDITIONS, MEDICATIONS, PAIN, PGX
+
+
+@dataclass
+class RuleContext:
+    hook: str
+    now: datetime
+    patient_id: str
+    results: list[GeneResult]
+    active: list[MedicationUse]          # the patient's active medication list (never the drafts)
+    drafts: list[MedicationUse]          # every draft MedicationRequest of the order session
+    pain: Any | None                     # fhir_pain.pain.PainProfile, None when it could not be built
+    missing: frozenset[str] = frozenset()  # prefetch keys that could not be (fully) had
+    _profiles: dict[frozenset[str], Any] = field(default_factory=dict, repr=False)
+
+    # ---- what is known --------------------------------------------------------------------------------------
+    @property
+    def pgx_complete(self) -> bool:
+        """False when PGx results could not be read: "no result on file" must then never be claimed."""
+        return PGX not in self.missing
+
+    @property
+    def meds_complete(self) -> bool:
+        """False when the active medication list is missing: phenoconversion cannot be ruled out."""
+        return MEDICATIONS not in self.missing
+
+    @property
+    def pain_complete(self) -> bool:
+        return PAIN not in self.missing and CONDITIONS not in self.missing
+
+    @property
+    def pain_phenotypes(self) -> tuple[str, ...]:
+        return tuple(getattr(self.pain, "phenotypes", ()) or ())
+
+    def genes_on_file(self) -> set[str]:
+        return {r.gene for r in self.results}
+
+    # ---- PGx profile ----------------------------------------------------------------------------------------
+    def profile_for(self, med: MedicationUse | None = None):
+        """The PGx profile to judge ``med`` with: phenoconversion by every active and draft medication except
+        ``med`` itself (paroxetine must not convert the patient before its own CPIC lookup)."""
+        others = [m for m in self.active + self.drafts if med is None or m.ref != med.ref]
+        key = frozenset(m.ref for m in others)
+        if key not in self._profiles:
+            self._profiles[key] = pgx.resolve_profile(self.results, others)
+        return self._profiles[key]
+
+    def on_drug(self, drug: Drug, *, exclude: MedicationUse | None = None) -> MedicationUse | None:
+        """The active or draft medication that already contains ``drug`` (to avoid suggesting duplicates)."""
+        for m in self.active + self.drafts:
+            if m is not exclude and any(i.rxnorm == drug.rxnorm for i in m.ingredients):
+                return m
+        return None

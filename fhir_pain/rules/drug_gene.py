@@ -1,0 +1,189 @@
+"""Drug-gene rule: one ordered (or active) drug x the patient's PGx profile -> CPIC finding.
+
+Facts come from the CPIC engine (fhir_pain.pgx.recommend); this module decides how loud the finding is, says
+it in our words, and never gives confident advice on an ambiguous, indeterminate or conflicting result.
+"""
+from __future__ import annotations
+
+from fhir_pain import pgx
+from fhir_pain.facts import Drug, Finding, GenePhenotype, MedicationUse, Recommendation
+from fhir_pain.rules.context import RuleContext
+from fhir_pain.rules.text import code, fit, gene_line, gene_phrase, join_and, md
+
+ACTIONABLE = frozenset({"avoid", "use-alternative", "reduce-dose", "monitor"})
+REPLACE_ACTIONS = frozenset({"avoid", "use-alternative"})
+MAX_ALTERNATIVES = 3
+
+
+def indicator_for(rec: Recommendation) -> str:
+    """critical for a Strong 'avoid', warning for other actionable advice, info otherwise."""
+    if rec.action == "avoid" and rec.classification == "Strong":
+        return "critical"
+    return "warning" if rec.action in ACTIONABLE else "info"
+
+
+def uncertainty(genes: dict[str, GenePhenotype], rec: Recommendation | None = None) -> dict[str, str]:
+    """Genes whose result must not carry confident advice -> why ('ambiguous' | 'indeterminate' | 'conflicting')."""
+    out = {}
+    for gene, gp in genes.items():
+        if gp.ambiguous or (rec is not None and rec.ambiguous and len(gp.possible_scores) > 1):
+            out[gene] = "ambiguous"
+        elif getattr(gp, "conflicting", False):
+            out[gene] = "conflicting"
+        elif gp.phenotype == "Indeterminate":
+            out[gene] = "indeterminate"
+    if rec is not None and rec.ambiguous and not out:
+        out = {g: "ambiguous" for g in genes}
+    return out
+
+
+def drug_gene_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Finding | None:
+    """The CPIC finding for ``drug`` (an ingredient of ``med``), or None when CPIC does not cover it or the
+    patient has no result for its genes (the pre-test rule speaks then)."""
+    if pgx.guideline_for(drug) is None:
+        return None
+    profile = ctx.profile_for(med)
+    rec = pgx.recommend(drug, profile)
+    if rec is None:
+        return None
+    unsure = uncertainty(rec.genes, rec)
+    evidence = _evidence(med, rec)
+    finding = Finding(
+        rule=rec.rule, kind="drug-gene", indicator=indicator_for(rec), summary="", drug=drug, genes=rec.genes,
+        classification=rec.classification, action=rec.action, evidence=evidence, knowledge=rec.knowledge,
+        medication=med,
+    )
+    if unsure:
+        _uncertain(finding, rec, unsure)
+    else:
+        kept, dropped = safe_alternatives(ctx, med, rec.alternatives, profile) if rec.action in REPLACE_ACTIONS \
+            else ([], [])
+        finding.alternatives = tuple(kept)
+        finding.summary = _summary(rec, kept)
+        finding.extra["alternativesDropped"] = dropped
+    finding.detail = _detail(ctx, finding, rec, unsure)
+    return finding
+
+
+def safe_alternatives(ctx: RuleContext, med: MedicationUse | None, alternatives, profile
+                      ) -> tuple[list[Drug], list[str]]:
+    """CPIC's named alternatives minus those this patient's own genotype argues against (or that are uncertain
+    for them) and those already prescribed. Returns (kept, reasons for the dropped ones)."""
+    kept, dropped = [], []
+    for alt in alternatives:
+        if ctx.on_drug(alt, exclude=med) is not None:
+            dropped.append(f"{alt.name} (already prescribed)")
+            continue
+        if pgx.guideline_for(alt) is not None:
+            arec = pgx.recommend(alt, profile)
+            if arec is not None and (arec.action in REPLACE_ACTIONS or uncertainty(arec.genes, arec)):
+                genes = ", ".join(gene_phrase(g, gp) for g, gp in arec.genes.items())
+                dropped.append(f"{alt.name} (CPIC advice for {genes}: {arec.action})")
+                continue
+        kept.append(alt)
+        if len(kept) == MAX_ALTERNATIVES:
+            break
+    return kept, dropped
+
+
+def _evidence(med: MedicationUse, rec: Recommendation) -> tuple[str, ...]:
+    refs = list(rec.evidence)
+    for gp in rec.genes.values():
+        refs.extend(gp.evidence)
+    if med.ref and not med.ref.startswith("urn:"):
+        refs.append(med.ref)
+    return tuple(dict.fromkeys(refs))
+
+
+def _genes_phrase(genes: dict[str, GenePhenotype]) -> str:
+    return " + ".join(gene_phrase(g, gp) for g, gp in genes.items())
+
+
+def _summary(rec: Recommendation, alternatives: list[Drug]) -> str:
+    genes, drug, cls = _genes_phrase(rec.genes), rec.drug.name, rec.classification
+    alts = join_and([a.name for a in alternatives], "or")
+    tail = f" (CPIC {cls})"
+    if rec.action == "avoid":
+        return fit(f"{genes}: avoid {drug}" + (f"; consider {alts}" if alts else "") + tail,
+                   f"{genes}: avoid {drug}" + tail, f"{genes}: avoid {drug}")
+    if rec.action == "use-alternative":
+        return fit(f"{genes}: use an alternative to {drug}" + (f", e.g. {alts}" if alts else "") + tail,
+                   f"{genes}: use an alternative to {drug}" + tail, f"{genes}: use an alternative to {drug}")
+    if rec.action == "reduce-dose":
+        return fit(f"{genes}: start {drug} at a lower dose" + tail, f"{genes}: lower {drug} dose")
+    if rec.action == "monitor":
+        return fit(f"{genes}: {drug} may work less well or cause side effects; monitor" + tail,
+                   f"{genes}: monitor {drug}" + tail, f"{genes}: monitor {drug}")
+    if rec.action == "standard-dose":
+        return fit(f"{genes}: standard {drug} dosing" + tail, f"{genes}: standard {drug} dosing")
+    return fit(f"{genes}: no CPIC dosing recommendation for {drug}", f"{genes}: no CPIC advice for {drug}")
+
+
+def _uncertain(finding: Finding, rec: Recommendation, unsure: dict[str, str]) -> None:
+    """Ambiguous / indeterminate / conflicting: say what is uncertain, advise no action, offer a confirmatory test."""
+    gene = next(iter(unsure))
+    why = unsure[gene]
+    gp = rec.genes[gene]
+    dip = f" ({gp.diplotype})" if gp.diplotype else ""
+    drug = rec.drug.name
+    finding.action = "order-test"
+    finding.alternatives = ()
+    finding.extra["confirmGenes"] = list(unsure)
+    finding.extra["uncertainty"] = unsure
+    if why == "ambiguous":
+        finding.indicator = "warning"
+        finding.summary = fit(f"{gene} result{dip} is ambiguous for {drug}: advice differs by score; confirm genotype",
+                              f"{gene} result is ambiguous for {drug}: confirm genotype before relying on it")
+    elif why == "conflicting":
+        finding.indicator = "warning"
+        finding.summary = fit(f"Conflicting {gene} results on file: {drug} advice uncertain; confirm genotype",
+                              f"Conflicting {gene} results: confirm genotype")
+    else:
+        finding.indicator = "info"
+        finding.summary = fit(f"{gene} indeterminate{dip}: CPIC gives no {drug} advice; consider confirmatory test",
+                              f"{gene} indeterminate: no CPIC advice for {drug}; consider confirmatory test")
+
+
+def _detail(ctx: RuleContext, f: Finding, rec: Recommendation, unsure: dict[str, str]) -> str:
+    lines: list[str] = []
+    if unsure:
+        for gene, why in unsure.items():
+            gp = rec.genes[gene]
+            if why == "ambiguous":
+                scores = ", ".join(code(s) for s in gp.possible_scores) or "several"
+                lines.append(f"**Ambiguous result:** the {gene} result allows several activity scores ({scores}) "
+                             f"that lead to different CPIC advice for {md(rec.drug.name)}. No recommendation is "
+                             "made on it; a confirmatory test that resolves the copy number or allele is suggested.")
+            elif why == "conflicting":
+                lines.append(f"**Conflicting results:** the {gene} results on file disagree. Do not rely on either "
+                             "until a confirmatory test settles it.")
+            else:
+                lines.append(f"**Indeterminate:** the {gene} result contains an allele of unknown or uncertain "
+                             f"function, so CPIC makes no recommendation for {md(rec.drug.name)}. A confirmatory "
+                             "test may resolve it.")
+    else:
+        lines.append(f"**Implication:** {md(rec.implication)}")
+        lines.append(f"**Recommendation:** {md(rec.recommendation)}")
+        lines.append(f"**Classification:** CPIC {md(rec.classification)}")
+        if f.alternatives:
+            lines.append("**Alternatives** (checked against this patient's genotype): "
+                         + md(join_and([a.name for a in f.alternatives])) + ". The suggested draft has no dose: "
+                         "complete it.")
+        dropped = f.extra.get("alternativesDropped") or []
+        if dropped:
+            lines.append("**Not suggested:** " + md("; ".join(dropped)) + ".")
+    lines.append("**Genotype:**\n" + "\n".join(f"- {gene_line(g, gp)}" for g, gp in rec.genes.items()))
+    notes = [n for gp in rec.genes.values() for n in gp.notes]
+    if notes:
+        lines.append("**Notes on the results:**\n" + "\n".join(f"- {md(n)}" for n in dict.fromkeys(notes)))
+    if not ctx.meds_complete and any(g == "CYP2D6" for g in rec.genes):
+        lines.append("**Caution:** the active medication list could not be read, so CYP2D6 inhibitors "
+                     "(phenoconversion) could not be checked.")
+    if not ctx.pgx_complete:
+        lines.append("**Caution:** not all pharmacogenomic results could be read; a newer result may exist.")
+    if f.evidence:
+        lines.append("**Evidence:** " + ", ".join(md(e) for e in f.evidence))
+    k = rec.knowledge or {}
+    if k:
+        lines.append(f"**Guideline:** {md(k.get('source', 'CPIC'))} {md(k.get('version', ''))}".rstrip())
+    return "\n\n".join(lines)

@@ -1,0 +1,55 @@
+"""CPIC pre-test rule: a drug with a CPIC pre-test alert is ordered and a gene it needs has no result on file.
+
+When the PGx results could not be read at all we cannot know whether a result exists: the finding then says
+the check was not possible instead of claiming "no result on file".
+"""
+from __future__ import annotations
+
+from fhir_pain import pgx
+from fhir_pain.facts import Drug, Finding, MedicationUse
+from fhir_pain.rules.context import RuleContext
+from fhir_pain.rules.knowledge import pretest_alerts
+from fhir_pain.rules.text import fit, join_and, md
+
+
+def pretest_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Finding | None:
+    alert = pretest_alerts()["drugs"].get(drug.name)
+    if alert is None:
+        return None
+    genes_on_file = set(ctx.profile_for(med).genes)
+    missing = [g for g in alert["genes"] if g not in genes_on_file]
+    if not missing:
+        return None
+    guideline = pgx.guideline_for(drug)
+    knowledge = {"source": "CPIC", "version": getattr(guideline, "version", None),
+                 "url": getattr(guideline, "url", None)}
+    knowledge = {k: v for k, v in knowledge.items() if v}
+    genes = join_and(missing)
+    evidence = (med.ref,) if med.ref and not med.ref.startswith("urn:") else ()
+    if not ctx.pgx_complete:
+        return Finding(
+            rule=f"fhir-pain/pgx-unavailable/{drug.name}", kind="informational", indicator="info",
+            action="informational", drug=drug, medication=med, evidence=evidence, knowledge=knowledge,
+            summary=fit(f"PGx results could not be retrieved: {genes} check for {drug.name} not done",
+                        f"PGx results unavailable: {drug.name} not checked"),
+            detail=(f"The pharmacogenomic results could not be read from the EHR, so whether a {genes} result "
+                    f"exists is unknown. {md(drug.name.capitalize())} is covered by a CPIC guideline ({genes}): "
+                    "check the results before relying on standard dosing."),
+            extra={"joins": "drug"},
+        )
+    wording = alert["wording"]
+    indicator = alert["indicator"] if med.is_draft else "info"  # on the chart (not an order) it never interrupts
+    return Finding(
+        rule=f"cpic-pretest/{drug.name}/{'+'.join(missing)}", kind="pre-test", indicator=indicator,
+        action="order-test", drug=drug, medication=med, evidence=evidence, knowledge=knowledge,
+        summary=fit(f"No {genes} result on file: genotype {wording} for {drug.name}; consider a {genes} test",
+                    f"No {genes} result on file for {drug.name}; consider a {genes} test"),
+        detail="\n\n".join([
+            f"**No {genes} result on file.** CPIC: {genes} genotype {wording} for {md(drug.name)} dosing and use; "
+            f"{md(alert['advice'])}. Consider ordering the test (a draft order is suggested) and consult a "
+            "clinical pharmacist if needed.",
+            f"**Source:** CPIC pre-test alert ({md(alert['workbook'])})"
+            + (f", guideline version {md(knowledge['version'])}" if knowledge.get("version") else "") + ".",
+        ]),
+        extra={"testGenes": missing},
+    )

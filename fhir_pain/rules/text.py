@@ -1,0 +1,87 @@
+"""Wording helpers shared by the rules and the card renderer: markdown escaping and short phrases.
+
+Card wording is ours; facts come from CPIC and the engines. Anything that came from the EHR (drug text,
+diplotypes such as ``*1/*4``) is escaped before it goes into markdown: asterisks would otherwise turn into
+emphasis, and CDS Hooks clients render GitHub-flavoured markdown (HTML must not pass through).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from fhir_pain.facts import GenePhenotype
+
+SUMMARY_MAX = 140
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+
+
+def md(text: object) -> str:
+    """Plain text -> markdown-safe text (HTML neutralised, markdown punctuation escaped, one line)."""
+    s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = " ".join(s.split())
+    return _MD_SPECIAL.sub(r"\\\1", s)
+
+
+def code(text: object) -> str:
+    """Inline code span for identifiers such as diplotypes (``*1/*4``)."""
+    s = " ".join(str(text).split()).replace("`", "'")
+    return f"`{s}`"
+
+
+def phenotype_phrase(phenotype: str) -> str:
+    """'Poor Metabolizer' -> 'poor metabolizer'; 'Indeterminate' -> 'indeterminate result'."""
+    if phenotype == "Indeterminate":
+        return "indeterminate result"
+    return phenotype[:1].lower() + phenotype[1:].lower() if phenotype else "unknown phenotype"
+
+
+def gene_phrase(gene: str, gp: GenePhenotype, *, with_inhibitor: bool = True) -> str:
+    """'CYP2D6 poor metabolizer' (+ ' via paroxetine' when phenoconverted)."""
+    phrase = f"{gene} {phenotype_phrase(gp.phenotype)}"
+    if with_inhibitor and gp.phenoconverted_by:
+        phrase += " via " + join_and(gp.phenoconverted_by)
+    return phrase
+
+
+def join_and(items: Iterable[str], conj: str = "and") -> str:
+    items = [i for i in items if i]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + f" {conj} " + items[-1]
+
+
+def fit(*candidates: str) -> str:
+    """The first candidate that fits a card summary (<= 140 characters); the last one cut at a word if none."""
+    for c in candidates:
+        c = " ".join(c.split())
+        if 0 < len(c) <= SUMMARY_MAX:
+            return c
+    last = " ".join(candidates[-1].split())
+    cut = last[: SUMMARY_MAX - 1].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:") + "…"
+
+
+def gene_line(gene: str, gp: GenePhenotype) -> str:
+    """One markdown line: diplotype, activity score, phenotype, its source, and any phenoconversion
+    ("genetic Normal Metabolizer, functionally Poor Metabolizer while taking paroxetine")."""
+    genetic_pheno = gp.genetic_phenotype or gp.phenotype
+    genetic_as = gp.genetic_activity_score or gp.activity_score
+    bits = [f"**{gene}**"]
+    if gp.diplotype:
+        bits.append(code(gp.diplotype))
+    if len(gp.possible_scores) > 1:
+        bits.append("possible activity scores " + ", ".join(code(s) for s in gp.possible_scores))
+    elif genetic_as and genetic_as != "n/a":
+        bits.append(f"activity score {code(genetic_as)}")
+    line = ", ".join(bits) + f" → genetic {genetic_pheno}"
+    if gp.source == "reported":
+        line += " (phenotype as reported by the lab)"
+    if gp.phenoconverted_by:
+        taking = md(join_and(gp.phenoconverted_by))
+        if gp.phenotype != genetic_pheno:
+            line += f"; **converted to {gp.phenotype}** by {taking} (phenoconversion)"
+        else:
+            line += f"; activity lowered by {taking}"
+        if gp.activity_score and gp.activity_score != genetic_as:
+            line += f", activity score {code(gp.activity_score)}"
+    return line

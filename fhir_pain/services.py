@@ -1,0 +1,156 @@
+"""The three clinical CDS services and the ``fhir-pain evaluate`` subcommand.
+
+  pain-pgx-patient-view  (patient-view)  PGx summary, pain profile, alerts for active medications
+  pain-pgx-order-select  (order-select)  advice on the selected draft orders
+  pain-pgx-order-sign    (order-sign)    advice on every draft order
+
+Each handler is the same three steps: gather (HookRequest -> PatientData), evaluate (-> findings, the same
+function the poller uses), render (-> cards). ``create_app`` calls :func:`register_all`.
+
+Configuration read here (besides fhir_pain.config's keys): ``NOW``, an ISO 8601 date-time that replaces the
+clock, for reproducible evaluation (golden tests, ``fhir-pain evaluate --now``). Never set it in production.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cds_hooks import CDSResponse, HookRequest, Service, ServiceRegistry
+from fhir_pain.cards import render
+from fhir_pain.evaluate import evaluate
+from fhir_pain.gather import CONDITIONS, MEDICATIONS, PAIN, PATIENT, PGX, gather
+from fhir_pain.profiles import load
+
+SERVICE_IDS = {
+    "patient-view": "pain-pgx-patient-view",
+    "order-select": "pain-pgx-order-select",
+    "order-sign": "pain-pgx-order-sign",
+}
+
+# PGx result codes the PGx readers understand: genotype (84413-4), STU1 phenotype (53040-2), and the Genomics
+# Reporting IG therapeutic-implication Observations (STU2/STU3). Lab-style results under other codes reach the
+# service only through an EHR's own prefetch (or the poller), not through this template.
+# Codes go without their system: a token without system matches any system, keeps the URL short, and a
+# system URL ("http://loinc.org|...") inside a template is refused by cds_hooks.templates as absolute-looking.
+PGX_CODES = ("84413-4", "53040-2", "therapeutic-implication", "predicted-therapeutic-implication")
+
+USAGE = ("Works with the prefetch alone or, when the EHR grants FHIR access, fetches what is missing. When some "
+         "data cannot be had, cards still come and say what was missing. PGx results are read as Genomics "
+         "Reporting IG Observations (LOINC 84413-4, 53040-2, therapeutic-implication).")
+
+DESCRIPTIONS = {
+    "patient-view": ("Pain PGx summary",
+                     "Pharmacogenomic summary for pain medicines (CPIC), the patient's pain profile (mechanism, "
+                     "psychosocial modulators, treatment response) and alerts for active medications that "
+                     "conflict with the genotype."),
+    "order-select": ("Pain PGx advice on selected orders",
+                     "CPIC drug-gene advice and phenotype-aware pain prescribing advice for the selected draft "
+                     "medication orders, with phenoconversion from active medications."),
+    "order-sign": ("Pain PGx check before signing",
+                   "CPIC drug-gene advice, pre-test alerts and phenotype-aware pain prescribing advice for every "
+                   "draft medication order, with phenoconversion from active medications."),
+}
+
+
+def pain_codes() -> tuple[str, ...]:
+    """Instrument and biomarker codes of the pain engine (totals and panels; item-only Observations are not
+    fetched by this template, to keep the URL well under common 8 KB limits)."""
+    out: list[str] = []
+    for inst in load("pain/instruments.json")["instruments"].values():
+        for c in inst.get("codes", ()):
+            code = c.rsplit("|", 1)[-1]
+            if code not in out:
+                out.append(code)
+    return tuple(out)
+
+
+def prefetch_templates() -> dict[str, str]:
+    patient = "{{context.patientId}}"
+    return {
+        PATIENT: f"Patient/{patient}",
+        PGX: f"Observation?patient={patient}&code=" + ",".join(PGX_CODES),
+        PAIN: f"Observation?patient={patient}&code=" + ",".join(pain_codes()),
+        CONDITIONS: f"Condition?patient={patient}",
+        MEDICATIONS: f"MedicationRequest?patient={patient}&status=active",
+    }
+
+
+def clock_from(config: dict[str, Any] | None) -> Callable[[], datetime]:
+    fixed = (config or {}).get("NOW")
+    if fixed:
+        when = fixed if isinstance(fixed, datetime) else datetime.fromisoformat(str(fixed).replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return lambda: when
+    return lambda: datetime.now(timezone.utc)
+
+
+def handler_for(hook: str, clock: Callable[[], datetime]) -> Callable[[HookRequest], CDSResponse]:
+    def handle(request: HookRequest) -> CDSResponse:
+        data = gather(request, now=clock())
+        return CDSResponse(cards=tuple(render(evaluate(data, hook), data)))
+    handle.__name__ = f"handle_{hook.replace('-', '_')}"
+    return handle
+
+
+def build_services(config: dict[str, Any] | None = None) -> list[Service]:
+    clock = clock_from(config)
+    templates = prefetch_templates()
+    return [Service(id=SERVICE_IDS[hook], hook=hook, title=DESCRIPTIONS[hook][0], description=DESCRIPTIONS[hook][1],
+                    handler=handler_for(hook, clock), prefetch=templates, usage_requirements=USAGE)
+            for hook in SERVICE_IDS]
+
+
+def register_all(registry: ServiceRegistry, config: dict[str, Any] | None = None) -> None:
+    for service in build_services(config):
+        registry.register(service)
+
+
+# ---- fhir-pain evaluate ----------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("request", help="a CDS Hooks request JSON file ('-' for stdin)")
+    parser.add_argument("--service", help="service id (default: the service for the request's hook)")
+    parser.add_argument("--now", help="evaluate as of this ISO 8601 date-time (default: now)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one request through the real app (same validation as over HTTP), offline; print the response JSON."""
+    from fhir_pain.app import create_app
+
+    try:
+        body = sys.stdin.buffer.read() if args.request == "-" else Path(args.request).read_bytes()
+    except OSError as exc:
+        print(f"fhir-pain evaluate: cannot read {args.request}: {exc.strerror}", file=sys.stderr)
+        return 2
+    service_id = args.service
+    if not service_id:
+        try:
+            hook = orjson.loads(body).get("hook")
+        except (orjson.JSONDecodeError, AttributeError):
+            hook = None
+        service_id = SERVICE_IDS.get(hook) if isinstance(hook, str) else None
+        if service_id is None:
+            print("fhir-pain evaluate: cannot tell the service from the request's hook; use --service",
+                  file=sys.stderr)
+            return 2
+    if args.now:
+        try:
+            clock_from({"NOW": args.now})
+        except ValueError:
+            print(f"fhir-pain evaluate: --now is not an ISO 8601 date-time: {args.now}", file=sys.stderr)
+            return 2
+    logging.getLogger("fhir_pain.app").setLevel(logging.ERROR)  # the "AUTH is off" warning is expected here
+    app = create_app({"AUTH": "off", "DATABASE_URL": "sqlite://", "FHIR_SERVER_ALLOWLIST": [],
+                      "NOW": args.now})
+    response = app.test_client().post(f"/cds-services/{service_id}", data=body,
+                                      headers={"Content-Type": "application/json"})
+    sys.stdout.write(orjson.dumps(response.get_json(silent=True), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0 if response.status_code == 200 else 1

@@ -1,0 +1,33 @@
+"""Wording helpers: markdown safety and summary length."""
+from __future__ import annotations
+
+from fhir_pain.facts import GenePhenotype
+from fhir_pain.rules.text import code, fit, gene_line, gene_phrase, md, phenotype_phrase
+
+
+def test_md_escapes_markdown_and_html():
+    assert md("*1/*4 <script>") == "\\*1/\\*4 &lt;script&gt;"
+    assert md("a\n\nb") == "a b"
+    assert code("*1/*4") == "`*1/*4`"
+
+
+def test_fit_takes_the_first_that_fits_and_cuts_at_a_word_otherwise():
+    assert fit("x" * 141, "short") == "short"
+    cut = fit("word " * 40)
+    assert len(cut) <= 140 and cut.endswith("…")
+
+
+def test_phrases():
+    assert phenotype_phrase("Likely Poor Metabolizer") == "likely poor metabolizer"
+    assert phenotype_phrase("Indeterminate") == "indeterminate result"
+    gp = GenePhenotype(gene="CYP2D6", phenotype="Poor Metabolizer", phenoconverted_by=("paroxetine",))
+    assert gene_phrase("CYP2D6", gp) == "CYP2D6 poor metabolizer via paroxetine"
+
+
+def test_gene_line_reports_genetic_and_converted_phenotype():
+    gp = GenePhenotype(gene="CYP2D6", phenotype="Poor Metabolizer", diplotype="*1/*1", activity_score="0.0",
+                       genetic_phenotype="Normal Metabolizer", genetic_activity_score="2.0",
+                       phenoconverted_by=("paroxetine",))
+    line = gene_line("CYP2D6", gp)
+    assert "`*1/*1`" in line and "activity score `2.0`" in line and "genetic Normal Metabolizer" in line
+    assert "converted to Poor Metabolizer** by paroxetine" in line and "`0.0`" in line
