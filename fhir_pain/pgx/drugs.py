@@ -1,0 +1,128 @@
+"""MedicationRequest -> the ingredients it contains (RxNorm ingredient RxCUIs), however the EHR coded it.
+
+EHRs send clinical or branded drugs (e.g. 993889 "Codeine Phosphate 60 MG") as often as ingredients. Each coding is
+resolved by: an ingredient RxCUI; the product-code table; and the RxNorm-normalised names in coding.display and
+text (ingredient names catch salts, "Codeine Phosphate"; brand names and combination brands are listed in
+profiles/pgx/drugs.json). medicationReference is followed to a contained Medication or through ``resolve``.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from fhir_pain import fhirdates
+from fhir_pain.facts import Drug, MedicationUse
+from fhir_pain.pgx.knowledge import drug_vocabulary
+
+RXNORM_SYSTEMS = frozenset({"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88",
+                            "https://www.nlm.nih.gov/research/umls/rxnorm", "http://hl7.org/fhir/sid/rxnorm"})
+
+
+def drug_by_name(name: str) -> Drug | None:
+    """An ingredient by name, salt-free name or single-ingredient brand ("oxycodone", "Celebrex")."""
+    if not isinstance(name, str):
+        return None
+    vocab = drug_vocabulary()
+    ings = vocab.names.get(name.strip().lower())
+    if not ings or len(ings) != 1 or ings[0] not in vocab.rxnorm_of:
+        return None
+    return Drug(rxnorm=vocab.rxnorm_of[ings[0]], name=ings[0])
+
+
+def drug_by_rxnorm(code: str) -> Drug | None:
+    name = drug_vocabulary().by_rxnorm.get(code)
+    return Drug(rxnorm=code, name=name) if name else None
+
+
+def _as_list(v: object) -> list:
+    if isinstance(v, list):
+        return v
+    return [v] if v is not None else []
+
+
+def _concept_names(concept: dict, names: list[str]) -> None:
+    """Ingredient names for one CodeableConcept, in order of appearance, appended to ``names``."""
+    vocab = drug_vocabulary()
+    texts: list[str] = []
+    for coding in _as_list(concept.get("coding")):
+        if not isinstance(coding, dict):
+            continue
+        code, system = coding.get("code"), coding.get("system")
+        if isinstance(code, str) and (system is None or system in RXNORM_SYSTEMS):
+            code = code.strip()
+            if code in vocab.by_rxnorm:
+                names.append(vocab.by_rxnorm[code])
+            names.extend(vocab.products.get(code, ()))
+        if isinstance(coding.get("display"), str):
+            texts.append(coding["display"])
+    if isinstance(concept.get("text"), str):
+        texts.append(concept["text"])
+    for text in texts:
+        for m in vocab.pattern.finditer(text.lower()):
+            names.extend(vocab.names[m.group(0)])
+
+
+def _display(concept: dict) -> str:
+    if isinstance(concept.get("text"), str) and concept["text"].strip():
+        return concept["text"].strip()
+    for coding in _as_list(concept.get("coding")):
+        if isinstance(coding, dict) and isinstance(coding.get("display"), str):
+            return coding["display"]
+    return ""
+
+
+def _medication(resource: dict, resolve: Callable[[str], dict | None] | None) -> dict | None:
+    ref = resource.get("medicationReference")
+    ref = ref.get("reference") if isinstance(ref, dict) else None
+    if not isinstance(ref, str) or not ref:
+        return None
+    if ref.startswith("#"):
+        for c in _as_list(resource.get("contained")):
+            if isinstance(c, dict) and c.get("resourceType") == "Medication" and c.get("id") == ref[1:]:
+                return c
+        return None
+    if resolve is None:
+        return None
+    try:
+        med = resolve(ref)
+    except Exception:  # a resolver failure must not fail the whole request: the drug stays unknown
+        return None
+    return med if isinstance(med, dict) else None
+
+
+def identify(resource: dict, *, resolve: Callable[[str], dict | None] | None = None,
+             is_draft: bool = False) -> MedicationUse:
+    """A MedicationRequest dict -> MedicationUse with its ingredients (empty when nothing is recognised)."""
+    if not isinstance(resource, dict):
+        resource = {}
+    concepts: list[dict] = [c for c in _as_list(resource.get("medicationCodeableConcept")) if isinstance(c, dict)]
+    med = _medication(resource, resolve)
+    if med is not None:
+        if isinstance(med.get("code"), dict):
+            concepts.append(med["code"])
+        for ing in _as_list(med.get("ingredient")):
+            if isinstance(ing, dict) and isinstance(ing.get("itemCodeableConcept"), dict):
+                concepts.append(ing["itemCodeableConcept"])
+    names: list[str] = []
+    for concept in concepts:
+        _concept_names(concept, names)
+    vocab = drug_vocabulary()
+    ingredients = tuple(Drug(rxnorm=vocab.rxnorm_of[n], name=n) for n in dict.fromkeys(names) if n in vocab.rxnorm_of)
+    text = next((t for t in (_display(c) for c in concepts) if t), "")
+    if not text and isinstance(resource.get("medicationReference"), dict):
+        display = resource["medicationReference"].get("display")
+        text = display if isinstance(display, str) else ""
+        if text and not ingredients:
+            _concept_names({"text": text}, names)
+            ingredients = tuple(Drug(rxnorm=vocab.rxnorm_of[n], name=n)
+                                for n in dict.fromkeys(names) if n in vocab.rxnorm_of)
+    rid = resource.get("id")
+    ref = f"MedicationRequest/{rid}" if isinstance(rid, str) and rid else f"urn:uuid:{uuid.uuid4()}"
+    authored = fhirdates.parse(resource.get("authoredOn"))
+    status = resource.get("status")
+    intent = resource.get("intent")
+    return MedicationUse(
+        ref=ref, status=status if isinstance(status, str) else "unknown",
+        intent=intent if isinstance(intent, str) else None, ingredients=ingredients, text=text,
+        authored_on=authored.at if authored else None, is_draft=is_draft, resource=resource,
+    )

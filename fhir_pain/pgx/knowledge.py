@@ -1,0 +1,186 @@
+"""The PGx knowledge files (profiles/pgx/*.json) as small indexed objects, built once per process.
+
+Nothing here decides anything: it only turns the JSON into lookups the engine can use in microseconds.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from fhir_pain import profiles
+
+GENE_FILES = {"CYP2D6": "pgx/cyp2d6.json", "CYP2C9": "pgx/cyp2c9.json", "CYP2C19": "pgx/cyp2c19.json"}
+NO_RESULT = "No Result"
+CLASS_ORDER = {"No Recommendation": 0, "Optional": 1, "Moderate": 2, "Strong": 3}
+
+# A score: (value, at_least) where at_least marks CPIC's "≥" values; None is CPIC's "n/a" (unknown function).
+Score = tuple[float, bool] | None
+
+
+def parse_score(text: str | None) -> Score:
+    if text is None or text == "n/a":
+        return None
+    return (float(text[1:]), True) if text[0] == "≥" else (float(text), False)
+
+
+def format_score(score: Score) -> str:
+    """CPIC's lookup-key form: "0.0", "0.25", "1.0", "≥3.0", "n/a"."""
+    if score is None:
+        return "n/a"
+    return ("≥" if score[1] else "") + repr(float(score[0]))
+
+
+@dataclass(frozen=True)
+class GeneModel:
+    gene: str
+    hgnc: str
+    method: str                       # "activity-score" | "function-pair"
+    duplications: bool                # CYP2D6: copies multiply the allele's value
+    values: dict[str, float | None]   # allele -> activity value (None: uncertain/unknown function)
+    functions: dict[str, str]
+    bands: tuple[tuple[str, float, bool, float | None, bool], ...] = ()   # phenotype, min, min_excl, max, max_excl
+    pairs: dict[tuple[str, str], str] = field(default_factory=dict)
+    version: str = ""
+
+    def band(self, value: float) -> str:
+        for phenotype, lo, lo_ex, hi, hi_ex in self.bands:
+            if (value > lo if lo_ex else value >= lo) and (hi is None or (value < hi if hi_ex else value <= hi)):
+                return phenotype
+        return "Indeterminate"
+
+    def phenotype_of(self, score: Score) -> str:
+        return "Indeterminate" if score is None else self.band(score[0])
+
+
+@lru_cache(maxsize=None)
+def gene_model(gene: str) -> GeneModel | None:
+    path = GENE_FILES.get(gene)
+    if path is None:
+        return None
+    data = profiles.load(path)
+    bands = tuple((b["phenotype"], float(b["min"]), bool(b.get("minExclusive")),
+                   float(b["max"]) if "max" in b else None, bool(b.get("maxExclusive")))
+                  for b in data.get("bands", ()))
+    values = {a: (None if v == "n/a" else float(v)) for a, v in data.get("activityValues", {}).items()}
+    pairs: dict[tuple[str, str], str] = {}
+    for a, b, ph in data.get("functionPairs", ()):
+        pairs[(a, b)] = pairs[(b, a)] = ph
+    return GeneModel(gene=data["gene"], hgnc=data["hgnc"], method=data["method"],
+                     duplications=data["duplications"], values=values, functions=data["functions"],
+                     bands=bands, pairs=pairs, version=data["meta"]["version"])
+
+
+# ---- drugs -------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DrugVocabulary:
+    by_rxnorm: dict[str, str]                  # ingredient RxCUI -> name
+    rxnorm_of: dict[str, str]                  # name -> ingredient RxCUI
+    products: dict[str, tuple[str, ...]]       # product RxCUI -> ingredient names
+    names: dict[str, tuple[str, ...]]          # lower-case name/synonym/brand -> ingredient names
+    pattern: re.Pattern                        # finds any of ``names`` as whole words
+
+
+@lru_cache(maxsize=None)
+def drug_vocabulary() -> DrugVocabulary:
+    data = profiles.load("pgx/drugs.json")
+    by_rxnorm, rxnorm_of, names = {}, {}, {}
+    for ing in data["ingredients"]:
+        by_rxnorm[ing["rxnorm"]] = ing["name"]
+        rxnorm_of[ing["name"]] = ing["rxnorm"]
+        for n in (ing["name"], *ing.get("synonyms", ()), *ing.get("brands", ())):
+            names[n.lower()] = (ing["name"],)
+    for brand, ings in data["combinationBrands"].items():
+        names[brand.lower()] = tuple(ings)
+    # inhibitors without a verified RxCUI are still recognised by name (phenoconversion)
+    for gene_list in profiles.load("pgx/inhibitors.json")["inhibitors"].values():
+        for inh in gene_list:
+            names.setdefault(inh["name"], (inh["name"],))
+    products = {code: tuple(p["ingredients"]) for code, p in data["products"].items()}
+    alternation = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![a-z0-9])(?:{alternation})(?![a-z0-9])")
+    return DrugVocabulary(by_rxnorm, rxnorm_of, products, names, pattern)
+
+
+@dataclass(frozen=True)
+class Inhibitor:
+    name: str
+    factors: tuple[float, ...]        # activity-score multipliers; two when the sources disagree on strength
+    strength: str                     # "strong", "moderate", "strong or moderate", ...
+
+
+@lru_cache(maxsize=None)
+def inhibitors() -> dict[str, dict[str, Inhibitor]]:
+    """gene -> ingredient name -> Inhibitor (only strengths CPIC gives a rule for change the score)."""
+    data = profiles.load("pgx/inhibitors.json")
+    out: dict[str, dict[str, Inhibitor]] = {}
+    for gene, entries in data["inhibitors"].items():
+        rule = data["rules"].get(gene)
+        if rule is None:
+            continue
+        by_name = {}
+        for e in entries:
+            strengths = e["strength"] if isinstance(e["strength"], list) else [e["strength"]]
+            factors = tuple(sorted({rule.get(s, 1.0) for s in strengths}))
+            if factors != (1.0,):
+                by_name[e["name"]] = Inhibitor(e["name"], factors, " or ".join(strengths))
+        out[gene] = by_name
+    return out
+
+
+# ---- recommendations ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DrugTable:
+    name: str
+    rxnorm: str
+    genes: tuple[str, ...]
+    key_types: tuple[str, ...]                 # per gene: "activityScore" | "phenotype"
+    guideline: dict
+    origin: str
+    entries: tuple[dict, ...]
+    lookup: dict[tuple[str, ...], int]
+    by_phenotypes: dict[tuple[str, ...], tuple[int, ...]]   # phenotype per gene -> entries (fallback)
+
+
+def key_phenotype(gene: str, key: str) -> str:
+    """The phenotype a CPIC lookup key stands for ("1.25" -> Normal Metabolizer for CYP2D6)."""
+    if key == "n/a":
+        return "Indeterminate"
+    if key and (key[-1].isdigit()):
+        model = gene_model(gene)
+        return model.phenotype_of(parse_score(key)) if model else "Indeterminate"
+    return key
+
+
+def _table(name: str, d: dict) -> DrugTable:
+    genes = tuple(d["genes"])
+    lookup: dict[tuple[str, ...], int] = {}
+    by_ph: dict[tuple[str, ...], list[int]] = {}
+    for key, idx in d["lookup"].items():
+        parts = tuple(key.split("|"))
+        lookup[parts] = idx
+        ph = tuple(key_phenotype(g, k) for g, k in zip(genes, parts))
+        if idx not in by_ph.setdefault(ph, []):
+            by_ph[ph].append(idx)
+    return DrugTable(name=name, rxnorm=d["rxnorm"], genes=genes,
+                     key_types=tuple(d["keyTypes"][g] for g in genes), guideline=d["guideline"],
+                     origin=d["origin"], entries=tuple(d["entries"]), lookup=lookup,
+                     by_phenotypes={k: tuple(v) for k, v in by_ph.items()})
+
+
+@lru_cache(maxsize=None)
+def drug_tables() -> dict[str, DrugTable]:
+    """Ingredient RxCUI -> its CPIC table (generated file first; the hand-encoded file fills the gaps)."""
+    out: dict[str, DrugTable] = {}
+    for path in ("pgx/recommendations.json", "pgx/recommendations-hand.json"):
+        for name, d in profiles.load(path)["drugs"].items():
+            out.setdefault(d["rxnorm"], _table(name, d))
+    return out
+
+
+@lru_cache(maxsize=None)
+def informational() -> dict[str, dict]:
+    """Gene -> CPIC 'no recommendation' information (OPRM1, COMT) with the drugs it applies to."""
+    return dict(profiles.load("pgx/recommendations-hand.json").get("informational", {}))

@@ -1,0 +1,274 @@
+"""PGx results from FHIR Observations (plain dicts) -> GeneResult facts.
+
+Shapes read (see shared/reference/genomics-examples): Genomics Reporting STU1 phenotype Observations (code 53040-2,
+value an LA answer), STU2/STU3 therapeutic implications (components predicted-therapeutic-implication /
+therapeutic-implication / 53040-2, the gene from the text or the derivedFrom genotype), genotype Observations
+(84413-4, PharmVar or ClinVar or plain text value, gene component 48018-6 with HGNC "HGNC:2625" or "2625"), and
+lab-style results whose code text names the gene and whose value is a diplotype or phenotype as text.
+Only final/amended/corrected results count. Anything else is skipped cheaply; bad input never raises.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from fhir_pain import fhirdates
+from fhir_pain.facts import GeneResult
+from fhir_pain.pgx import diplotype as dip
+
+USABLE_STATUS = frozenset({"final", "amended", "corrected"})
+GENOTYPE, HAPLOTYPE, PHENOTYPE_STU1, GENE_STUDIED = "84413-4", "84414-2", "53040-2", "48018-6"
+IMPLICATION_CODES = frozenset({"therapeutic-implication", "predicted-therapeutic-implication", PHENOTYPE_STU1})
+HGNC = {"2625": "CYP2D6", "2623": "CYP2C9", "2621": "CYP2C19", "8156": "OPRM1", "2228": "COMT"}
+GENES = ("CYP2C19", "CYP2C9", "CYP2D6", "OPRM1", "COMT")     # CYP2C19 before CYP2C9: prefix match
+_GENE_RE = re.compile(r"(?<![A-Z0-9])(CYP2C19|CYP2C9|CYP2D6|OPRM1|COMT)(?![0-9])", re.I)
+LA_PHENOTYPES = {
+    "LA10315-2": "Ultrarapid Metabolizer", "LA25390-8": "Rapid Metabolizer", "LA25391-6": "Normal Metabolizer",
+    "LA10317-8": "Intermediate Metabolizer", "LA9657-3": "Poor Metabolizer",
+}
+_PHENOTYPE_WORDS = (
+    (re.compile(r"ultra[\s-]?rapid", re.I), "Ultrarapid Metabolizer"),
+    (re.compile(r"likely\s+intermediate", re.I), "Likely Intermediate Metabolizer"),
+    (re.compile(r"likely\s+poor", re.I), "Likely Poor Metabolizer"),
+    (re.compile(r"\brapid", re.I), "Rapid Metabolizer"),
+    (re.compile(r"\b(normal|extensive)", re.I), "Normal Metabolizer"),
+    (re.compile(r"\bintermediate", re.I), "Intermediate Metabolizer"),
+    (re.compile(r"\bpoor", re.I), "Poor Metabolizer"),
+    (re.compile(r"\bindeterminate", re.I), "Indeterminate"),
+)
+_STAR = re.compile(r"\*\s*\d")
+
+
+def phenotype_from_text(text: str | None) -> str | None:
+    """CPIC phenotype vocabulary from free text ("CYP2C19 Rapid Metabolizer", "IM - intermediate metabolizer")."""
+    if not text or "metaboli" not in text.lower() and "indeterminate" not in text.lower():
+        return None
+    for pattern, phenotype in _PHENOTYPE_WORDS:
+        if pattern.search(text):
+            return phenotype
+    return None
+
+
+def gene_from_text(text: str | None) -> str | None:
+    if not text:
+        return None
+    m = _GENE_RE.search(text)
+    return m.group(1).upper() if m else None
+
+
+def _codings(cc: object) -> list[dict]:
+    if not isinstance(cc, dict):
+        return []
+    codings = cc.get("coding")
+    if isinstance(codings, dict):
+        codings = [codings]
+    return [c for c in codings if isinstance(c, dict)] if isinstance(codings, list) else []
+
+
+def _codes(cc: object) -> set[str]:
+    return {c.get("code") for c in _codings(cc) if isinstance(c.get("code"), str)}
+
+
+def _texts(cc: object) -> list[str]:
+    """Every human-readable string of a CodeableConcept: text, displays, and codes (PharmVar codes are text)."""
+    out: list[str] = []
+    if isinstance(cc, dict) and isinstance(cc.get("text"), str):
+        out.append(cc["text"])
+    for c in _codings(cc):
+        for k in ("code", "display"):
+            if isinstance(c.get(k), str):
+                out.append(c[k])
+    return out
+
+
+def _gene_of_concept(cc: object) -> str | None:
+    for c in _codings(cc):
+        code = c.get("code")
+        if isinstance(code, str):
+            gene = HGNC.get(code.upper().removeprefix("HGNC:"))
+            if gene:
+                return gene
+    for t in _texts(cc):
+        gene = gene_from_text(t)
+        if gene:
+            return gene
+    return None
+
+
+def _value_texts(obs: dict) -> list[str]:
+    v = obs.get("valueString")
+    if isinstance(v, str):
+        return [v]
+    return _texts(obs.get("valueCodeableConcept"))
+
+
+def _phenotype_of_concept(cc: object) -> str | None:
+    for code in _codes(cc):
+        if code in LA_PHENOTYPES:
+            return LA_PHENOTYPES[code]
+    for t in _texts(cc):
+        p = phenotype_from_text(t)
+        if p:
+            return p
+    return None
+
+
+def _iter_resources(items: Iterable) -> Iterator[dict]:
+    """Observations, also when handed a Bundle or a Parameters resource (genomics-operations answers)."""
+    for item in items or ():
+        if not isinstance(item, dict):
+            continue
+        rt = item.get("resourceType")
+        if rt == "Bundle":
+            yield from _iter_resources(e.get("resource") for e in item.get("entry") or () if isinstance(e, dict))
+        elif rt == "Parameters":
+            yield from _iter_resources(p.get("resource") for p in item.get("parameter") or () if isinstance(p, dict))
+        elif rt == "Observation":
+            yield item
+
+
+def _ref(obs: dict) -> str:
+    rid = obs.get("id")
+    return f"Observation/{rid}" if isinstance(rid, str) and rid else "Observation/unidentified"
+
+
+def _kind(obs: dict) -> str | None:
+    """'genotype' | 'implication' | 'lab' | None (not a PGx result), from the code alone (cheap)."""
+    code = obs.get("code")
+    codes = _codes(code)
+    if GENOTYPE in codes:
+        return "genotype"
+    if codes & IMPLICATION_CODES:
+        return "implication"
+    if HAPLOTYPE in codes:
+        return None
+    if gene_from_text(" ".join(_texts(code))):
+        return "lab"
+    return None
+
+
+def read_gene_results(observations: Iterable[dict]) -> list[GeneResult]:
+    """Every usable PGx result, one GeneResult per Observation (skips everything else)."""
+    candidates: list[tuple[dict, str]] = []
+    genes_by_ref: dict[str, str] = {}
+    for obs in _iter_resources(observations):
+        kind = _kind(obs)
+        if kind is None:
+            continue
+        status = obs.get("status")
+        if not isinstance(status, str) or status.lower() not in USABLE_STATUS:
+            continue
+        candidates.append((obs, kind))
+    # genotype Observations name the gene that therapeutic implications derive from
+    for obs, kind in candidates:
+        if kind == "genotype":
+            gene = _genotype_gene(obs)
+            if gene:
+                genes_by_ref[_ref(obs)] = gene
+    out: list[GeneResult] = []
+    for obs, kind in candidates:
+        try:
+            result = _read(obs, kind, genes_by_ref)
+        except (TypeError, ValueError, AttributeError):
+            result = None     # malformed beyond what we can read: skip it, never fail the request
+        if result is not None:
+            out.append(result)
+    return out
+
+
+def _components(obs: dict) -> list[dict]:
+    comps = obs.get("component")
+    return [c for c in comps if isinstance(c, dict)] if isinstance(comps, list) else []
+
+
+def _genotype_gene(obs: dict) -> str | None:
+    for comp in _components(obs):
+        if GENE_STUDIED in _codes(comp.get("code")):
+            gene = _gene_of_concept(comp.get("valueCodeableConcept"))
+            if gene:
+                return gene
+    for t in _value_texts(obs):
+        gene = gene_from_text(t)
+        if gene:
+            return gene
+    return gene_from_text(" ".join(_texts(obs.get("code"))))
+
+
+_DIPLOTYPE_IN_TEXT = re.compile(
+    r"(?:(CYP2C19|CYP2C9|CYP2D6)\s*[:\-]?\s*)?"
+    r"(\(?\s*\*[^/\s;,]*\s*/\s*\*[^\s;,()]*"
+    r"(?:\s*\)\s*(?:[x×]\s*[Nn\d]+|\d+\s*[Nn]))?"
+    r"(?:\s*,?\s*(?:with\s+)?(?:gene\s+)?(?:dup|duplication)\b)?)", re.I)
+
+
+def _diplotype_in(texts: list[str], gene: str | None) -> tuple[str | None, str | None]:
+    """(gene, normalised diplotype) from the first text that holds one, e.g. "CYP2C19*2/*2",
+    "*1/*4 (intermediate metabolizer)", "CYP2D6 (*1/*4)xN"."""
+    for t in texts:
+        if not _STAR.search(t):
+            continue
+        d = dip.parse(t)
+        if d is None:
+            m = _DIPLOTYPE_IN_TEXT.search(t)
+            if m:
+                d = dip.parse(m.group(2))
+                if d is not None and m.group(1):
+                    return m.group(1).upper(), d.text
+        if d is not None:
+            return d.gene or gene, d.text
+    return gene, None
+
+
+def _read(obs: dict, kind: str, genes_by_ref: dict[str, str]) -> GeneResult | None:
+    effective = fhirdates.effective(obs)
+    when = effective.at if effective else None
+    ref, status = _ref(obs), obs.get("status")
+    value_texts = _value_texts(obs)
+    if kind == "genotype":
+        gene = _genotype_gene(obs)
+        if gene in ("OPRM1", "COMT"):
+            raw = next((t for t in value_texts if t.strip()), None)
+            return GeneResult(gene, ref, raw, None, when, status) if raw else None
+        gene, diplotype = _diplotype_in(value_texts, gene)
+        if gene is None or diplotype is None:
+            return None
+        return GeneResult(gene, ref, diplotype, None, when, status)
+    if kind == "implication":
+        phenotype, gene = None, None
+        if PHENOTYPE_STU1 in _codes(obs.get("code")):
+            phenotype = _phenotype_of_concept(obs.get("valueCodeableConcept"))
+            gene = _gene_of_concept(obs.get("valueCodeableConcept"))
+        for comp in _components(obs):
+            codes = _codes(comp.get("code"))
+            if codes & IMPLICATION_CODES and phenotype is None:
+                phenotype = _phenotype_of_concept(comp.get("valueCodeableConcept"))
+                gene = gene or _gene_of_concept(comp.get("valueCodeableConcept"))
+            elif GENE_STUDIED in codes:
+                gene = gene or _gene_of_concept(comp.get("valueCodeableConcept"))
+        if phenotype is None:
+            return None
+        if gene is None:
+            for d in obs.get("derivedFrom") or ():
+                r = d.get("reference") if isinstance(d, dict) else None
+                if isinstance(r, str):
+                    gene = genes_by_ref.get(r) or genes_by_ref.get("Observation/" + r.rsplit("/", 1)[-1])
+                    if gene:
+                        break
+        if gene is None:
+            return None
+        return GeneResult(gene, ref, None, phenotype, when, status)
+    # lab style: the code names the gene; the value holds a diplotype and/or a phenotype as text
+    gene = gene_from_text(" ".join(_texts(obs.get("code"))))
+    gene, diplotype = _diplotype_in(value_texts, gene)
+    phenotype = None
+    for t in value_texts:
+        phenotype = phenotype_from_text(t)
+        if phenotype:
+            break
+    if phenotype is None:
+        phenotype = _phenotype_of_concept(obs.get("valueCodeableConcept"))
+    if gene is None or (diplotype is None and phenotype is None):
+        return None
+    if gene in ("OPRM1", "COMT") and diplotype is None:
+        diplotype = next((t for t in value_texts if t.strip()), None)
+    return GeneResult(gene, ref, diplotype, phenotype, when, status)

@@ -1,0 +1,168 @@
+"""(drug, PGx profile) -> the CPIC recommendation, looked up in the generated tables.
+
+The lookup key per gene is what CPIC keys its table by: the activity score ("1.25", "≥3.0", "n/a") or the
+phenotype; "No Result" for a gene of a two-gene table the patient has no result for. A score CPIC does not list
+(e.g. 0.625 after phenoconversion) falls back to the entries of its phenotype. When a result has several options
+(ambiguous duplication, uncertain inhibitor strength) every option is looked up: the same advice -> that advice at
+the weakest classification among them; different advice -> an ambiguous Recommendation that gives none.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import product
+
+from fhir_pain.facts import Drug, GenePhenotype, Recommendation
+from fhir_pain.pgx.drugs import drug_by_name
+from fhir_pain.pgx.knowledge import CLASS_ORDER, NO_RESULT, DrugTable, drug_tables, informational, key_phenotype
+from fhir_pain.pgx.phenotype import Option
+from fhir_pain.pgx.profile import PgxProfile
+
+
+@dataclass(frozen=True)
+class Guideline:
+    drug: Drug
+    genes: tuple[str, ...]
+    name: str
+    url: str
+    version: str
+    pmids: tuple[str, ...] = ()
+    origin: str = ""
+
+    @property
+    def knowledge(self) -> dict:
+        return {"source": "CPIC", "version": self.version, "url": self.url}
+
+
+def _table(drug: Drug) -> DrugTable | None:
+    if not isinstance(drug, Drug):
+        return None
+    return drug_tables().get(drug.rxnorm)
+
+
+def guideline_for(drug: Drug) -> Guideline | None:
+    """The CPIC guideline covering this ingredient, or None when we cover none."""
+    t = _table(drug)
+    if t is None:
+        return None
+    g = t.guideline
+    return Guideline(drug=Drug(t.rxnorm, t.name), genes=t.genes, name=g["name"], url=g["url"], version=g["version"],
+                     pmids=tuple(g.get("pmids", ())), origin=t.origin)
+
+
+def _options(profile: PgxProfile, gene: str, gp: GenePhenotype | None) -> tuple[Option, ...]:
+    if gp is None:
+        return ((NO_RESULT, NO_RESULT),)
+    opts = profile.options.get(gene) if isinstance(profile, PgxProfile) else None
+    if opts:
+        return opts
+    if gp.possible_scores:      # a GenePhenotype built elsewhere: rebuild the options from its scores
+        return tuple((s, key_phenotype(gene, s)) for s in gp.possible_scores)
+    return ((gp.activity_score, gp.phenotype),)
+
+
+def _key(key_type: str, option: Option) -> str:
+    score, phenotype = option
+    if score == NO_RESULT:
+        return NO_RESULT
+    if key_type == "phenotype":
+        return phenotype
+    if score is not None:
+        return score
+    return "n/a" if phenotype == "Indeterminate" else ""
+
+
+def _entries_for(t: DrugTable, combo: tuple[Option, ...]) -> tuple[int, ...]:
+    key = tuple(_key(kt, o) for kt, o in zip(t.key_types, combo))
+    idx = t.lookup.get(key)
+    if idx is not None:
+        return (idx,)
+    phenotypes = tuple(NO_RESULT if o[0] == NO_RESULT else o[1] for o in combo)
+    return t.by_phenotypes.get(phenotypes, ())
+
+
+def _same_advice(entries: list[dict]) -> bool:
+    first = entries[0]
+    return all(e["action"] == first["action"] and e["gist"] == first["gist"] for e in entries[1:])
+
+
+def _implication(t: DrugTable, entry: dict) -> str:
+    parts = [f"{g}: {entry['implications'][g]}" for g in t.genes if g in entry.get("implications", {})]
+    if len(t.genes) == 1 and parts:
+        return entry["implications"][t.genes[0]]
+    return "; ".join(parts) or "n/a"
+
+
+def _alternatives(entry: dict) -> tuple[Drug, ...]:
+    out = []
+    for name in entry.get("alternatives", ()):
+        d = drug_by_name(name)
+        if d is not None:
+            out.append(d)
+    return tuple(out)
+
+
+def _describe(gene: str, gp: GenePhenotype | None, options: tuple[Option, ...]) -> str:
+    listed = ", ".join(f"{p}{f' (activity score {s})' if s and s != NO_RESULT else ''}" for s, p in options)
+    return f"{gene} {gp.diplotype or ''} may be {listed}".replace("  ", " ")
+
+
+def recommend(drug: Drug, profile: PgxProfile) -> Recommendation | None:
+    """CPIC's recommendation for ``drug`` given ``profile``; None when CPIC does not cover the drug here or the
+    profile has no result for any of the guideline's genes (the rules layer raises the pre-test alert then)."""
+    t = _table(drug)
+    if t is None or not isinstance(profile, PgxProfile):
+        return None
+    present = {g: profile.genes.get(g) for g in t.genes}
+    if all(gp is None for gp in present.values()):
+        return None
+    per_gene = [_options(profile, g, present[g]) for g in t.genes]
+    found: dict[int, None] = {}
+    missing = False
+    for combo in product(*per_gene):
+        idxs = _entries_for(t, combo)
+        if not idxs:
+            missing = True
+        found.update(dict.fromkeys(idxs))
+    entries = [t.entries[i] for i in found]
+    guideline = guideline_for(drug)
+    genes = {g: gp for g, gp in present.items() if gp is not None}
+    evidence = tuple(dict.fromkeys(ref for gp in genes.values() for ref in gp.evidence))
+    rule = f"cpic/{t.name}/{'+'.join(t.genes)}"
+    the_drug = Drug(t.rxnorm, t.name)
+    if entries and not missing and _same_advice(entries):
+        entry = min(entries, key=lambda e: CLASS_ORDER[e["classification"]])
+        return Recommendation(
+            drug=the_drug, genes=genes, rule=rule, implication=_implication(t, entry), recommendation=entry["gist"],
+            classification=entry["classification"], action=entry["action"], alternatives=_alternatives(entry),
+            knowledge=guideline.knowledge, evidence=evidence, ambiguous=False)
+    # the possible results lead to different advice (or one has no CPIC entry): say so, advise nothing
+    uncertain = [_describe(g, present[g], opts) for g, opts in zip(t.genes, per_gene) if len(opts) > 1]
+    advice = "; ".join(f"{e['classification']}: {e['gist']}" for e in entries) or "no CPIC entry"
+    if not uncertain:
+        implication = "CPIC's table has no entry for this result."
+    else:
+        implication = "The result is ambiguous: " + "; ".join(uncertain) + "."
+    return Recommendation(
+        drug=the_drug, genes=genes, rule=rule, implication=implication,
+        recommendation=("CPIC's advice differs between the possible results, so none is given. Confirm the "
+                        f"genotype (which allele is duplicated, copy number) or review interacting drugs before "
+                        f"relying on it for {t.name}. Possible advice: {advice}"),
+        classification="No Recommendation", action="no-recommendation", alternatives=(),
+        knowledge=guideline.knowledge, evidence=evidence, ambiguous=True)
+
+
+def informational_recommendations(drug: Drug, profile: PgxProfile) -> list[Recommendation]:
+    """CPIC's 'no recommendation' information (OPRM1, COMT for opioids) for genes the profile has a result for."""
+    if not isinstance(drug, Drug) or not isinstance(profile, PgxProfile):
+        return []
+    out = []
+    for gene, info in informational().items():
+        gp = profile.genes.get(gene)
+        if gp is None or drug.name not in info["drugs"]:
+            continue
+        g = info["guideline"]
+        out.append(Recommendation(
+            drug=drug, genes={gene: gp}, rule=f"cpic/{drug.name}/{gene}", implication=info["implication"],
+            recommendation=info["gist"], classification=info["classification"], action=info["action"],
+            knowledge={"source": "CPIC", "version": g["version"], "url": g["url"]}, evidence=gp.evidence))
+    return out

@@ -1,0 +1,177 @@
+"""The CPIC lookup: every key of every CPIC recommendation export, derived drugs, ambiguity, None cases."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fhir_pain.facts import Drug, GenePhenotype, GeneResult
+from fhir_pain.pgx import PgxProfile, drug_by_name, guideline_for, informational_recommendations, recommend
+from fhir_pain.pgx import resolve_profile
+from fhir_pain.pgx.knowledge import key_phenotype
+from fhir_pain.profiles import load
+from tests.pgx.conftest import CPIC_DIR, cpic_json
+
+EXPORTS = ["amitriptyline", "celecoxib", "codeine", "flurbiprofen", "hydrocodone", "ibuprofen", "lornoxicam",
+           "meloxicam", "nortriptyline", "ondansetron", "paroxetine", "piroxicam", "tenoxicam", "tramadol",
+           "venlafaxine"]
+WORDING = load("pgx/wording.json")["texts"]
+
+
+def profile_for_key(lookupkey: dict) -> PgxProfile:
+    """A profile whose genes carry exactly CPIC's lookup key ("No Result" = no result for that gene)."""
+    genes = {}
+    for gene, key in lookupkey.items():
+        if key == "No Result":
+            continue
+        score = key if key[-1].isdigit() or key == "n/a" else None
+        genes[gene] = GenePhenotype(gene=gene, phenotype=key_phenotype(gene, key), activity_score=score)
+    return PgxProfile(genes=genes)
+
+
+def test_the_cpic_exports_are_all_covered():
+    assert CPIC_DIR.is_dir() or pytest.skip("CPIC exports not available")
+    on_disk = sorted(p.name[len("recommendations_cpic_"):-5] for p in CPIC_DIR.glob("recommendations_cpic_*.json"))
+    assert on_disk == sorted(EXPORTS)
+
+
+@pytest.mark.parametrize("name", EXPORTS)
+def test_every_lookup_key_of_the_export_gives_cpics_classification_and_our_wording(name):
+    export = cpic_json(f"recommendations_cpic_{name}.json")
+    drug = Drug(export["drugid"].split(":")[1], name)
+    assert drug_by_name(name) == drug
+    checked = 0
+    for row in export["recommendations"]:
+        rec = recommend(drug, profile_for_key(row["lookupkey"]))
+        key = json.dumps(row["lookupkey"], ensure_ascii=False)
+        if all(v == "No Result" for v in row["lookupkey"].values()):
+            assert rec is None, key
+            continue
+        assert rec is not None, key
+        assert rec.classification == row["classification"], key
+        assert not rec.ambiguous, key
+        wording = WORDING[row["drugrecommendation"]]
+        assert rec.action == wording["action"], key
+        assert rec.recommendation == wording["gist"].replace("{drug}", name), key
+        for gene, implication in row["implications"].items():
+            if implication != "n/a":
+                assert implication in rec.implication, key
+        assert rec.knowledge == {"source": "CPIC", "version": guideline_for(drug).version, "url": export["url"]}
+        checked += 1
+    assert checked == len(export["recommendations"])
+
+
+def gp(gene, phenotype, score=None, **kw):
+    return GenePhenotype(gene=gene, phenotype=phenotype, activity_score=score, **kw)
+
+
+def test_rule_ids_and_guideline_genes():
+    ami = drug_by_name("amitriptyline")
+    assert guideline_for(ami).genes == ("CYP2D6", "CYP2C19")
+    rec = recommend(ami, PgxProfile(genes={"CYP2D6": gp("CYP2D6", "Normal Metabolizer", "2.0"),
+                                           "CYP2C19": gp("CYP2C19", "Poor Metabolizer")}))
+    assert rec.rule == "cpic/amitriptyline/CYP2D6+CYP2C19"
+    assert (rec.classification, rec.action) == ("Moderate", "avoid")
+    assert recommend(drug_by_name("codeine"), PgxProfile(genes={"CYP2D6": gp("CYP2D6", "Poor Metabolizer", "0.0")})
+                     ).rule == "cpic/codeine/CYP2D6"
+
+
+def test_none_when_not_covered_or_no_result_for_the_guideline_genes():
+    only_2c9 = PgxProfile(genes={"CYP2C9": gp("CYP2C9", "Poor Metabolizer", "0.0")})
+    assert recommend(drug_by_name("codeine"), only_2c9) is None
+    assert recommend(drug_by_name("morphine"), only_2c9) is None
+    assert guideline_for(drug_by_name("morphine")) is None
+    assert recommend(Drug("0", "nothing"), only_2c9) is None
+
+
+def test_codeine_alternatives_and_tramadol_excluded():
+    rec = recommend(drug_by_name("codeine"), PgxProfile(genes={"CYP2D6": gp("CYP2D6", "Ultrarapid Metabolizer", "3.0")}))
+    assert rec.action == "avoid" and rec.classification == "Strong"
+    names = {d.name for d in rec.alternatives}
+    assert "tramadol" not in names and names == {"morphine", "hydromorphone"}
+
+
+def test_nsaid_poor_metabolizer_names_cpic_alternatives():
+    rec = recommend(drug_by_name("meloxicam"), PgxProfile(genes={"CYP2C9": gp("CYP2C9", "Poor Metabolizer", "0.5")}))
+    assert rec.action == "use-alternative" and {d.name for d in rec.alternatives} == {"aspirin", "naproxen"}
+
+
+@pytest.mark.parametrize("drug, phenotype, classification, action", [
+    ("oxycodone", "Normal Metabolizer", "Strong", "standard-dose"),
+    ("oxycodone", "Poor Metabolizer", "No Recommendation", "no-recommendation"),
+    ("oxycodone", "Ultrarapid Metabolizer", "No Recommendation", "no-recommendation"),
+    ("methadone", "Intermediate Metabolizer", "No Recommendation", "no-recommendation"),
+    ("methadone", "Normal Metabolizer", "Strong", "standard-dose"),
+])
+def test_hand_encoded_opioids(drug, phenotype, classification, action):
+    rec = recommend(drug_by_name(drug), PgxProfile(genes={"CYP2D6": gp("CYP2D6", phenotype)}))
+    assert (rec.classification, rec.action) == (classification, action)
+    assert "33387367" in rec.knowledge["version"]
+
+
+def test_tropisetron_follows_ondansetron_and_other_tcas_take_the_other_tca_classification():
+    um = PgxProfile(genes={"CYP2D6": gp("CYP2D6", "Ultrarapid Metabolizer", "3.0")})
+    ond, tro = recommend(drug_by_name("ondansetron"), um), recommend(drug_by_name("tropisetron"), um)
+    assert (tro.classification, tro.action) == (ond.classification, ond.action) == ("Moderate", "use-alternative")
+    pm = PgxProfile(genes={"CYP2D6": gp("CYP2D6", "Poor Metabolizer", "0.0")})
+    assert recommend(drug_by_name("nortriptyline"), pm).classification == "Strong"
+    des = recommend(drug_by_name("desipramine"), pm)
+    assert (des.classification, des.action) == ("Optional", "avoid") and "desipramine" in des.rule
+    nm = PgxProfile(genes={"CYP2D6": gp("CYP2D6", "Normal Metabolizer", "2.0"),
+                           "CYP2C19": gp("CYP2C19", "Normal Metabolizer")})
+    assert recommend(drug_by_name("imipramine"), nm).classification == "Strong"
+    rm = PgxProfile(genes={"CYP2D6": gp("CYP2D6", "Normal Metabolizer", "2.0"),
+                           "CYP2C19": gp("CYP2C19", "Rapid Metabolizer")})
+    imi = recommend(drug_by_name("imipramine"), rm)
+    assert (imi.classification, imi.action) == ("Optional", "use-alternative") and "imipramine" in imi.recommendation
+
+
+def test_amitriptyline_with_one_gene_missing_uses_cpics_no_result_key():
+    rec = recommend(drug_by_name("amitriptyline"), PgxProfile(genes={"CYP2C19": gp("CYP2C19", "Poor Metabolizer")}))
+    assert (rec.classification, rec.action) == ("Moderate", "avoid")
+    assert {d.name for d in rec.alternatives} == {"nortriptyline", "desipramine"}
+
+
+def test_indeterminate_gives_no_recommendation_not_none():
+    rec = recommend(drug_by_name("codeine"), PgxProfile(genes={"CYP2D6": gp("CYP2D6", "Indeterminate", "n/a")}))
+    assert (rec.classification, rec.action, rec.ambiguous) == ("No Recommendation", "no-recommendation", False)
+
+
+@pytest.mark.parametrize("diplotype, drug, ambiguous, action", [
+    ("*1/*4xN", "codeine", True, "no-recommendation"),       # IM, NM or UM: advice differs
+    ("*1/*10xN", "codeine", True, "no-recommendation"),      # NM or UM
+    ("*1/*2xN", "codeine", False, "avoid"),                  # UM whichever allele is duplicated
+    ("*4/*4xN", "tramadol", False, "avoid"),                 # PM in every case
+    ("*1/*4xN", "oxycodone", True, "no-recommendation"),
+    ("(*1/*4)3N", "ondansetron", True, "no-recommendation"),  # IM (no rec.) or NM (standard)
+])
+def test_ambiguous_duplications_never_give_confident_advice(diplotype, drug, ambiguous, action):
+    profile = resolve_profile([GeneResult("CYP2D6", "Observation/dup", diplotype)], [])
+    rec = recommend(drug_by_name(drug), profile)
+    assert rec.ambiguous is ambiguous and rec.action == action
+    if ambiguous:
+        assert rec.classification == "No Recommendation" and not rec.alternatives
+        assert "Confirm" in rec.recommendation
+        assert profile.genes["CYP2D6"].phenotype == "Indeterminate" and profile.genes["CYP2D6"].ambiguous
+
+
+def test_options_that_differ_only_in_classification_take_the_weaker():
+    # nortriptyline IM: AS 0.25-0.5 Moderate, 0.75-1.0 Optional, same advice; a reported IM has no score
+    rec = recommend(drug_by_name("nortriptyline"),
+                    PgxProfile(genes={"CYP2D6": gp("CYP2D6", "Intermediate Metabolizer", source="reported")}))
+    assert (rec.action, rec.classification, rec.ambiguous) == ("reduce-dose", "Optional", False)
+
+
+def test_reported_cyp2c9_intermediate_without_score_is_ambiguous_for_nsaids():
+    # AS 1.5 -> usual dose, AS 1.0 -> lowest dose: the phenotype alone cannot decide
+    rec = recommend(drug_by_name("celecoxib"),
+                    PgxProfile(genes={"CYP2C9": gp("CYP2C9", "Intermediate Metabolizer", source="reported")}))
+    assert rec.ambiguous and rec.action == "no-recommendation"
+
+
+def test_oprm1_and_comt_are_information_only():
+    profile = PgxProfile(genes={"OPRM1": gp("OPRM1", "Indeterminate", diplotype="rs1799971 A/G", source="reported")})
+    recs = informational_recommendations(drug_by_name("codeine"), profile)
+    assert [(r.rule, r.classification, r.action) for r in recs] == [
+        ("cpic/codeine/OPRM1", "No Recommendation", "informational")]
+    assert informational_recommendations(drug_by_name("celecoxib"), profile) == []
