@@ -85,7 +85,7 @@ def _norm_iss(iss: str) -> str:
 class JWTVerifier:
     def __init__(self, issuers: Iterable[TrustedIssuer], *, replay_cache: ReplayCache | None = None,
                  leeway_s: float = 30, max_lifetime_s: float = 3600, jwks_timeout_s: float = 2.0,
-                 jwks_lifespan_s: float = 300):
+                 jwks_lifespan_s: float = 300, jwks_cooldown_s: float = 30):
         self.issuers = {_norm_iss(i.iss): i for i in issuers}
         self.replay_cache = replay_cache or MemoryReplayCache()
         self.leeway_s = leeway_s
@@ -93,7 +93,7 @@ class JWTVerifier:
         self._static = {k: PyJWKSet.from_dict(dict(i.jwks)) for k, i in self.issuers.items() if i.jwks}
         # one fetching client per allowlisted jku URL, made here so that nothing else can create one
         self._jku_clients = {url: PyJWKClient(url, lifespan=jwks_lifespan_s, timeout=jwks_timeout_s,
-                                              cooldown_duration=30)
+                                              cooldown_duration=jwks_cooldown_s)
                              for i in self.issuers.values() for url in i.jku}
 
     def verify(self, authorization: str | None, audience: str) -> dict[str, Any]:

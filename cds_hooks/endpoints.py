@@ -182,7 +182,10 @@ class CDSHooks:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         if limit is not None and request.content_length is not None and request.content_length > limit:
             raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-        data = request.get_data(cache=False)  # werkzeug enforces the limit on streamed bodies too
+        data = request.get_data(cache=False)
+        if limit is not None and request.content_length is None and len(data) >= limit:
+            # a chunked body is cut at the limit by werkzeug, silently: refuse it rather than parse a prefix
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:

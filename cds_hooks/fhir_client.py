@@ -11,6 +11,7 @@ request is sent: a server or a template cannot steer the client elsewhere (SSRF)
 """
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable
 from email.utils import parsedate_to_datetime
@@ -23,6 +24,7 @@ import requests
 FHIR_JSON = "application/fhir+json"
 DEFAULT_TIMEOUT = (1.0, 2.0)  # connect, read (seconds)
 MAX_RETRY_AFTER_S = 60.0
+_ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # a scheme: not a path relative to the base
 
 
 class FHIRError(Exception):
@@ -164,7 +166,7 @@ class FHIRClient:
 
     def url_for(self, path_or_url: str) -> str:
         """The absolute URL for a path relative to the base (or an absolute URL), if allowed."""
-        if "://" in path_or_url:
+        if _ABSOLUTE.match(path_or_url):
             url = path_or_url
         else:
             url = f"{self.base_url}/{path_or_url.lstrip('/')}"

@@ -44,7 +44,8 @@ def check_template(template: str) -> None:
     """Raise TemplateError unless every token in ``template`` is a CDS Hooks 2.0 prefetch token."""
     if not isinstance(template, str) or not template.strip():
         raise TemplateError("a prefetch template must be a non-empty string")
-    if template.startswith(("/", "http://", "https://")) or "://" in template:
+    path = template.split("?", 1)[0]
+    if path.startswith("/") or "://" in path or ".." in path.split("/"):
         raise TemplateError(f"prefetch template must be a relative FHIR URL: {template!r}")
     stripped = TOKEN.sub("", template)
     if "{{" in stripped or "}}" in stripped:

@@ -44,7 +44,16 @@ def first_error(name: str, instance: Any) -> tuple[str, str] | None:
     error = best_match(validator(name).iter_errors(instance))
     if error is None:
         return None
-    path = ".".join(str(p) for p in error.absolute_path) or "(root)"
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator in ("required", "dependentRequired") and isinstance(error.instance, dict):
+        # name the field that is missing, not the object that lacks it
+        wanted = error.validator_value
+        if error.validator == "dependentRequired":
+            wanted = [d for k, deps in wanted.items() if k in error.instance for d in deps]
+        missing = [name for name in wanted if name not in error.instance]
+        if missing:
+            parts.append(missing[0])
+    path = ".".join(parts) or "(root)"
     message = error.message
     if len(message) > 300:  # jsonschema quotes the offending value; keep the answer short
         message = message[:300] + "..."

@@ -1,0 +1,216 @@
+"""JWT trust (2.0.1 §Trusting CDS Clients): the acceptance matrix of JWTVerifier."""
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+
+from cds_hooks.auth import JWTVerifier, MemoryReplayCache, TrustedIssuer
+from cds_hooks.errors import Unauthorized
+
+from cds_jwt_keys import EHR_ISS, EHR_JKU, SigningKey, mint
+
+AUD = "https://cds.example.org/cds-services/pain-pgx-order-sign"
+
+
+def verifier(*keys: SigningKey, **issuer) -> JWTVerifier:
+    jwks = {"keys": [k.public_jwk() for k in keys]}
+    entry = {"iss": EHR_ISS, "jku": [EHR_JKU], "jwks": jwks, **issuer}
+    return JWTVerifier([TrustedIssuer.from_config(entry)])
+
+
+def reason(v: JWTVerifier, token: str | None, aud: str = AUD) -> str:
+    with pytest.raises(Unauthorized) as info:
+        v.verify(None if token is None else f"Bearer {token}", aud)
+    assert info.value.message == "Unauthorized"  # the caller never learns why
+    return info.value.reason
+
+
+@pytest.mark.parametrize("key_fixture", ["es384_key", "rs384_key"])
+def test_valid_tokens_of_both_recommended_algorithms(request, key_fixture):
+    key = request.getfixturevalue(key_fixture)
+    v = verifier(key)
+    claims = v.verify("Bearer " + mint(key, AUD, claims={"tenant": "2ddd6c3a"}), AUD)
+    assert claims["iss"] == EHR_ISS and claims["tenant"] == "2ddd6c3a"
+    assert v.verify("Bearer " + mint(key, [AUD, "https://other"]), AUD)["aud"][0] == AUD  # aud as an array
+    assert v.verify("Bearer " + mint(key, AUD, jku=None), AUD)  # jku is optional
+
+
+def _spec(fixture_json):
+    header = fixture_json("cds-hooks/spec201-L1034-example.json")
+    payload = fixture_json("cds-hooks/spec201-L1045-example.json")
+    private = ECAlgorithm.from_jwk(json.dumps(fixture_json("cds-hooks/spec201-L1076-example.json")))
+    jwks = fixture_json("cds-hooks/spec201-L1058-example.json")
+    return header, payload, private, jwks
+
+
+def test_the_spec_example_token(fixture_json):
+    """The spec's header and payload signed with its published example key, checked against its JWK Set."""
+    header, payload, private, jwks = _spec(fixture_json)
+    token = jwt.encode(payload, private, algorithm="ES384", headers=header)
+    assert jwt.get_unverified_header(token) == header
+    # the signature verifies with the spec's public JWK Set...
+    assert jwt.decode(token, jwt.PyJWKSet.from_dict(jwks)["example-kid"].key, algorithms=["ES384"],
+                      audience=payload["aud"], options={"verify_exp": False}) == payload
+    v = JWTVerifier([TrustedIssuer.from_config({"iss": payload["iss"], "jku": [header["jku"]], "jwks": jwks})])
+    # ...but it expired in 2015
+    assert reason(v, token, payload["aud"]) == "expired"
+    fresh = {**payload, "iat": int(time.time()), "exp": int(time.time()) + 300}
+    claims = v.verify("Bearer " + jwt.encode(fresh, private, algorithm="ES384", headers=header), payload["aud"])
+    assert claims["tenant"] == payload["tenant"]
+
+
+def test_expired_and_not_yet_valid(es384_key):
+    v = verifier(es384_key)
+    assert reason(v, mint(es384_key, AUD, iat=time.time() - 400, lifetime=300)) == "expired"
+    v.verify("Bearer " + mint(es384_key, AUD, iat=time.time() - 320, lifetime=300), AUD)  # within 30 s leeway
+    assert reason(v, mint(es384_key, AUD, iat=time.time() + 120)) == "not-yet-valid"
+
+
+def test_wrong_audience(es384_key):
+    v = verifier(es384_key)
+    assert reason(v, mint(es384_key, "https://cds.example.org/cds-services/another-service")) == "wrong-audience"
+    assert reason(v, mint(es384_key, AUD + "/feedback")) == "wrong-audience"
+
+
+def test_unknown_issuer(es384_key):
+    assert reason(verifier(es384_key), mint(es384_key, AUD, iss="https://evil.example")) == "unknown-issuer"
+
+
+def test_unlisted_jku_is_refused_before_any_fetch(es384_key):
+    assert reason(verifier(es384_key), mint(es384_key, AUD, jku="https://evil.example/jwks")) == "jku-not-allowed"
+
+
+def test_alg_none_is_refused(es384_key):
+    header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT", "kid": es384_key.kid}).encode())
+    payload = base64.urlsafe_b64encode(json.dumps({"iss": EHR_ISS, "aud": AUD, "exp": time.time() + 300,
+                                                   "iat": time.time(), "jti": "x"}).encode())
+    token = header.rstrip(b"=").decode() + "." + payload.rstrip(b"=").decode() + "."
+    assert reason(verifier(es384_key), token) == "algorithm-not-allowed"
+
+
+def test_hmac_is_refused_even_keyed_with_the_public_key(es384_key):
+    # classic algorithm confusion: HS384 "signed" with the issuer's public key as the shared secret
+    public_pem = es384_key.private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+    import hashlib
+    import hmac
+    signing_input = (base64.urlsafe_b64encode(json.dumps({"alg": "HS384", "typ": "JWT", "kid": es384_key.kid})
+                                              .encode()).rstrip(b"=") + b"." +
+                     base64.urlsafe_b64encode(json.dumps({"iss": EHR_ISS, "aud": AUD, "exp": time.time() + 300,
+                                                          "iat": time.time(), "jti": "y"}).encode()).rstrip(b"="))
+    sig = base64.urlsafe_b64encode(hmac.new(public_pem, signing_input, hashlib.sha384).digest()).rstrip(b"=")
+    assert reason(verifier(es384_key), (signing_input + b"." + sig).decode()) == "algorithm-not-allowed"
+    assert reason(verifier(es384_key), jwt.encode({"iss": EHR_ISS}, "s" * 48, algorithm="HS256",
+                                                  headers={"kid": es384_key.kid})) == "algorithm-not-allowed"
+
+
+def test_other_asymmetric_algorithms_are_refused():
+    es256 = SigningKey("ES256", "k256", ec.generate_private_key(ec.SECP256R1()))
+    v = JWTVerifier([TrustedIssuer.from_config({"iss": EHR_ISS, "jwks": es256.jwks()})])
+    assert reason(v, mint(es256, AUD)) == "algorithm-not-allowed"
+
+
+def test_replayed_jti(es384_key):
+    v = verifier(es384_key)
+    token = mint(es384_key, AUD)
+    v.verify("Bearer " + token, AUD)
+    assert reason(v, token) == "replayed-jti"
+    # the same jti in a new token is a replay too
+    again = mint(es384_key, AUD, claims={"jti": jwt.decode(token, options={"verify_signature": False})["jti"]})
+    assert reason(v, again) == "replayed-jti"
+
+
+def test_replay_cache_forgets_expired_entries():
+    cache = MemoryReplayCache()
+    assert cache.claim("iss", "a", time.time() + 60)
+    assert not cache.claim("iss", "a", time.time() + 60)
+    assert cache.claim("other-iss", "a", time.time() + 60)  # keyed per issuer
+    assert cache.claim("iss", "b", time.time() - 1)
+    assert cache.claim("iss", "b", time.time() + 60)  # the first entry had expired
+
+
+@pytest.mark.parametrize("claim", ["iss", "aud", "exp", "iat", "jti"])
+def test_required_claims(es384_key, claim):
+    got = reason(verifier(es384_key), mint(es384_key, AUD, drop=(claim,)))
+    assert got in {f"missing-claim-{claim}", "unknown-issuer"}
+
+
+def test_header_requirements(es384_key):
+    v = verifier(es384_key)
+    assert reason(v, mint(es384_key, AUD, header={"kid": None})) == "missing-kid"
+    assert reason(v, mint(es384_key, AUD, header={"typ": "at+jwt"})) == "bad-typ"
+    # keys given out of band only (no jku to fetch from): an unknown kid cannot be resolved
+    static_only = JWTVerifier([TrustedIssuer.from_config({"iss": EHR_ISS, "jwks": es384_key.jwks()})])
+    assert reason(static_only, mint(es384_key, AUD, jku=None, header={"kid": "rotated-away"})) == "unknown-kid"
+
+
+def test_signature_from_another_key_with_the_same_kid(es384_key):
+    impostor = SigningKey("ES384", es384_key.kid, ec.generate_private_key(ec.SECP384R1()))
+    assert reason(verifier(es384_key), mint(impostor, AUD)) == "bad-signature"
+
+
+def test_key_type_must_match_the_algorithm(es384_key, rs384_key):
+    # an RS384 token whose kid names the issuer's EC key
+    token = mint(rs384_key, AUD, header={"kid": es384_key.kid})
+    assert reason(verifier(es384_key, rs384_key), token) == "key-algorithm-mismatch"
+
+
+def test_lifetime_and_tenant_limits(es384_key):
+    assert reason(verifier(es384_key), mint(es384_key, AUD, lifetime=7200)) == "lifetime-too-long"
+    v = verifier(es384_key, tenants=["2ddd6c3a-8e9a-44c6-a305-52111ad302a2"])
+    assert reason(v, mint(es384_key, AUD, claims={"tenant": "someone-else"})) == "tenant-not-allowed"
+    assert reason(v, mint(es384_key, AUD)) == "tenant-not-allowed"
+    v.verify("Bearer " + mint(es384_key, AUD, claims={"tenant": "2ddd6c3a-8e9a-44c6-a305-52111ad302a2"}), AUD)
+
+
+@pytest.mark.parametrize("header", [None, "", "Basic dXNlcjpwdw==", "Bearer", "Bearer not.a.jwt", "Bearer x"])
+def test_malformed_authorization(es384_key, header):
+    v = verifier(es384_key)
+    with pytest.raises(Unauthorized):
+        v.verify(header, AUD)
+
+
+def test_issuer_configuration_is_checked_at_startup():
+    with pytest.raises(ValueError, match="jku' or 'jwks"):
+        TrustedIssuer.from_config({"iss": EHR_ISS})
+    with pytest.raises(ValueError, match="iss"):
+        TrustedIssuer.from_config({"jku": EHR_JKU})
+    with pytest.raises(jwt.PyJWKSetError):
+        TrustedIssuer.from_config({"iss": EHR_ISS, "jwks": {"keys": []}})
+
+
+# -- keys fetched from an allowlisted jku (PyJWKClient uses urllib: a real loopback server) ---------------------
+
+def test_keys_are_fetched_from_the_listed_jku_and_cached(httpserver, es384_key, rs384_key):
+    httpserver.expect_request("/jwks.json").respond_with_json(
+        {"keys": [es384_key.public_jwk(), rs384_key.public_jwk()]})
+    jku = httpserver.url_for("/jwks.json")
+    v = JWTVerifier([TrustedIssuer.from_config({"iss": EHR_ISS, "jku": [jku]})])
+    for key in (es384_key, rs384_key, es384_key):
+        v.verify("Bearer " + mint(key, AUD, jku=jku), AUD)
+    v.verify("Bearer " + mint(es384_key, AUD, jku=None), AUD)  # the one listed jku is the issuer's key set
+    assert len(httpserver.log) == 1  # one fetch, then the cache
+
+
+def test_rotated_key_triggers_one_refetch(httpserver, es384_key, rs384_key):
+    jku = httpserver.url_for("/jwks.json")
+    httpserver.expect_ordered_request("/jwks.json").respond_with_json(es384_key.jwks())
+    httpserver.expect_ordered_request("/jwks.json").respond_with_json(
+        {"keys": [es384_key.public_jwk(), rs384_key.public_jwk()]})
+    v = JWTVerifier([TrustedIssuer.from_config({"iss": EHR_ISS, "jku": [jku]})], jwks_cooldown_s=0)
+    v.verify("Bearer " + mint(es384_key, AUD, jku=jku), AUD)
+    v.verify("Bearer " + mint(rs384_key, AUD, jku=jku), AUD)
+    assert len(httpserver.log) == 2
+
+
+def test_unreachable_jku_is_a_401(es384_key):
+    jku = "http://127.0.0.1:9/jwks.json"  # discard port: nothing listens
+    v = JWTVerifier([TrustedIssuer.from_config({"iss": EHR_ISS, "jku": [jku]})], jwks_timeout_s=0.5)
+    assert reason(v, mint(es384_key, AUD, jku=jku)) == "jwks-unavailable"
