@@ -122,9 +122,16 @@ def _iter_resources(items: Iterable) -> Iterator[dict]:
         if rt == "Bundle":
             yield from _iter_resources(e.get("resource") for e in item.get("entry") or () if isinstance(e, dict))
         elif rt == "Parameters":
-            yield from _iter_resources(p.get("resource") for p in item.get("parameter") or () if isinstance(p, dict))
+            yield from _iter_parameters(item.get("parameter"))
         elif rt == "Observation":
             yield item
+
+
+def _iter_parameters(params: object) -> Iterator[dict]:
+    for p in params if isinstance(params, list) else ():
+        if isinstance(p, dict):
+            yield from _iter_resources([p.get("resource")])
+            yield from _iter_parameters(p.get("part"))
 
 
 def _ref(obs: dict) -> str:
@@ -267,8 +274,8 @@ def _read(obs: dict, kind: str, genes_by_ref: dict[str, str]) -> GeneResult | No
             break
     if phenotype is None:
         phenotype = _phenotype_of_concept(obs.get("valueCodeableConcept"))
+    if gene in ("OPRM1", "COMT") and diplotype is None:
+        diplotype = next((t.strip() for t in value_texts if t.strip()), None)   # e.g. "rs1799971 A/G"
     if gene is None or (diplotype is None and phenotype is None):
         return None
-    if gene in ("OPRM1", "COMT") and diplotype is None:
-        diplotype = next((t for t in value_texts if t.strip()), None)
     return GeneResult(gene, ref, diplotype, phenotype, when, status)
