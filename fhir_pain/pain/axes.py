@@ -1,0 +1,211 @@
+"""Mechanism axes (neuropathic, nociplastic, inflammatory) and psychosocial modulators.
+
+Each axis is scored on its own from screening scores and diagnoses. Two safety rules apply everywhere:
+- a cut-off the knowledge file does not mark ``verified`` never gives the strong level (likely -> possible,
+  present -> possible);
+- a score that cannot be placed in time (undated, or a partial date) is used only where order does not
+  matter, and also gives at most the weaker level. Dated scores older than the look-back do not count now.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fhir_pain.pain.conditions import ConditionHit
+from fhir_pain.pain.knowledge import Instrument, Knowledge
+from fhir_pain.pain.model import AxisResult, ModulatorResult, Score
+
+WEAKER = {"likely": "possible", "features": "possible", "positive": "possible", "present": "possible"}
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    score: Score
+    weak: bool            # undated or partial date: cannot be ordered
+    level: str | None     # the cut-off level met after downgrades, None when below every cut-off
+    verified: bool        # the cut-off met was verified (True when no cut-off was met)
+    why: str              # plain-words reason
+
+
+def _fmt(v: float) -> str:
+    return f"{v:g}"
+
+
+def _date(s: Score) -> str:
+    return s.time.isoformat() if s.time is not None else "undated"
+
+
+def classify(inst: Instrument, s: Score, weak: bool) -> Pick:
+    c = inst.cutoff_met(s.value)
+    where = f"{inst.name} {_fmt(s.value)} on {_date(s)}"
+    if c is None:
+        first = inst.cutoffs[-1] if inst.cutoffs else None
+        return Pick(s, weak, None, True, f"{where}: below {first.describe()}" if first else where)
+    level, qual = c.level, []
+    if not c.verified:
+        qual.append("cut-off not verified")
+    if weak:
+        qual.append("score cannot be placed in time")
+    if qual:
+        level = WEAKER.get(level, level)
+    tail = f" ({'; '.join(qual)}: at most '{level}')" if qual else ""
+    return Pick(s, weak, level, c.verified, f"{where} meets {c.describe()} ({c.meaning}){tail}")
+
+
+def select(inst: Instrument, scores: list[Score], now: datetime, lookback_days: int) -> tuple[Pick | None, str | None]:
+    """The score of one instrument that speaks for now: the latest dated one within the look-back; else the
+    undated/partial-date ones if they all agree; else nothing (with a reason when something was seen)."""
+    if not scores:
+        return None, None
+    since = now - timedelta(days=lookback_days)
+    dated = [s for s in scores if s.orderable]
+    recent = [s for s in dated if s.time.at >= since]
+    if recent:
+        return classify(inst, max(recent, key=lambda s: s.time.at), False), None
+    weak = [s for s in scores if not s.orderable and (s.time is None or s.time.latest >= since)]
+    if weak:
+        picks = [classify(inst, s, True) for s in weak]
+        if len({p.level for p in picks}) == 1:
+            return max(picks, key=lambda p: p.score.value), None
+        return None, f"{inst.name}: undated scores disagree ({', '.join(_fmt(p.score.value) for p in picks)}); not used"
+    if dated:
+        last = max(dated, key=lambda s: s.time.at)
+        return None, f"{inst.name}: latest score {_fmt(last.value)} on {_date(last)} is older than {lookback_days} days"
+    return None, None
+
+
+def _picks(keys: list[str], by_inst: dict[str, list[Score]], kn: Knowledge, now: datetime,
+           lookback: int) -> tuple[list[Pick], list[str]]:
+    picks, notes = [], []
+    for key in keys:
+        pick, note = select(kn.instruments[key], by_inst.get(key, []), now, lookback)
+        if note:
+            notes.append(note)
+        if pick is not None:
+            picks.append(pick)
+    return picks, notes
+
+
+def _refs(*groups) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(r for g in groups for r in g if r))
+
+
+def neuropathic(by_inst: dict[str, list[Score]], hits: list[ConditionHit], kn: Knowledge, now: datetime) -> AxisResult:
+    p = kn.params["axes"]["neuropathic"]
+    picks, reasons = _picks(p["instruments"], by_inst, kn, now, p["lookbackDays"])
+    likely, possible, negative, evidence = [], [], [], []
+    for pk in picks:
+        (likely if pk.level == "likely" else possible if pk.level else negative).append(pk.why)
+        evidence.append(pk.score.evidence)
+    cond_likely = []
+    for h in hits:
+        if h.group == "neuropathic":
+            level = h.level if h.confirmed else "possible"
+            (cond_likely if level == "likely" else possible).append(f"diagnosis: {h.describe()}")
+            evidence.append((h.ref,))
+    screens_likely = bool(likely)
+    likely += cond_likely
+    reasons = likely + possible + negative + reasons
+    if likely:
+        if screens_likely and not cond_likely and negative:
+            return AxisResult("possible", ("screening tools disagree: neuropathic pain possible, not likely",
+                                           *reasons), _refs(*evidence))
+        return AxisResult("likely", tuple(reasons), _refs(*evidence))
+    if possible:
+        return AxisResult("possible", tuple(reasons), _refs(*evidence))
+    if negative:
+        return AxisResult("unlikely", tuple(reasons), _refs(*evidence))
+    return AxisResult("unknown", tuple(reasons) or ("no neuropathic screening score or diagnosis",))
+
+
+def nociplastic(by_inst: dict[str, list[Score]], hits: list[ConditionHit], chronic: bool, kn: Knowledge,
+                now: datetime) -> AxisResult:
+    p = kn.params["axes"]["nociplastic"]
+    picks, notes = _picks(p["instruments"], by_inst, kn, now, p["lookbackDays"])
+    features, possible, negative, evidence = [], [], [], []
+    for pk in picks:
+        (features if pk.level == "features" else possible if pk.level else negative).append(pk.why)
+        evidence.append(pk.score.evidence)
+    for h in hits:
+        if h.group == "nociplastic":
+            (features if h.confirmed and h.level == "features" else possible).append(f"diagnosis: {h.describe()}")
+            evidence.append((h.ref,))
+    reasons = features + possible + negative + notes
+    if features and p.get("requiresChronic") and not chronic:
+        return AxisResult("possible", ("nociplastic features need pain for more than 3 months, which is not "
+                                       "documented", *reasons), _refs(*evidence))
+    if features:
+        return AxisResult("features", tuple(reasons), _refs(*evidence))
+    if possible:
+        return AxisResult("possible", tuple(reasons), _refs(*evidence))
+    if negative:
+        return AxisResult("unlikely", tuple(reasons), _refs(*evidence))
+    return AxisResult("unknown", tuple(reasons) or ("no sensitization score or diagnosis",))
+
+
+def inflammatory(by_inst: dict[str, list[Score]], hits: list[ConditionHit], kn: Knowledge, now: datetime) -> AxisResult:
+    """A hint only: markers and diagnoses suggest, never establish, an inflammatory contribution."""
+    p = kn.params["axes"]["inflammatory"]
+    picks, reasons = _picks(p["instruments"], by_inst, kn, now, p["lookbackDays"])
+    hint, other, evidence = [], [], []
+    for pk in picks:
+        if pk.weak:   # a marker without a usable date says nothing about now
+            other.append(f"{pk.why}: not used, the result cannot be placed in time")
+        elif pk.level == "hint":
+            hint.append(pk.why)
+            evidence.append(pk.score.evidence)
+        else:
+            other.append(pk.why)
+            evidence.append(pk.score.evidence)
+    for h in hits:
+        if h.group == "inflammatory":
+            if h.confirmed:
+                hint.append(f"diagnosis: {h.describe()}")
+                evidence.append((h.ref,))
+            else:
+                other.append(f"diagnosis not confirmed, not used: {h.describe()}")
+    reasons = tuple(hint + other + reasons)
+    if hint:
+        return AxisResult("hint", reasons, _refs(*evidence))
+    if any(not pk.weak for pk in picks):
+        return AxisResult("none", reasons, _refs(*evidence))
+    return AxisResult("unknown", reasons or ("no recent inflammatory marker or diagnosis",))
+
+
+def modulator(name: str, by_inst: dict[str, list[Score]], hits: list[ConditionHit], kn: Knowledge,
+              now: datetime) -> ModulatorResult:
+    p = kn.params["modulators"][name]
+    order = p["instruments"]
+    picks, notes = _picks(order, by_inst, kn, now, p["lookbackDays"])
+    flags = tuple(sorted({f for pk in picks for f in pk.score.flags}))
+    # the latest dated score speaks for now (a PHQ-9 beats the PHQ-2 of the same day); undated only if alone
+    dated = [pk for pk in picks if not pk.weak]
+    pool = dated or picks
+    chosen = max(pool, key=lambda pk: (pk.score.time.at if not pk.weak else now,
+                                       -order.index(pk.score.instrument))) if pool else None
+    reasons, evidence = [], []
+    level = "unknown"
+    if chosen is not None:
+        s = chosen.score
+        inst = kn.instruments[s.instrument]
+        level = "absent" if chosen.level is None else "present" if chosen.level == "positive" else "possible"
+        reasons.append(chosen.why)
+        evidence.append(s.evidence)
+        reasons += [pk.why + " (older than the score used)" for pk in pool if pk is not chosen]
+    diagnoses = [h for h in hits if p.get("conditions") and h.group == p["conditions"]]
+    for h in diagnoses:
+        reasons.append(f"diagnosis: {h.describe()}")
+        evidence.append((h.ref,))
+        level = "present" if h.confirmed else ("possible" if level in ("unknown", "absent") else level)
+    if "suicidality" in flags:
+        reasons.insert(0, "PHQ-9 item 9 (thoughts of death or self-harm) answered above 0: assess suicide risk")
+    reasons += notes
+    if chosen is None:
+        return ModulatorResult(level, reasons=tuple(reasons) or ("no score or diagnosis",),
+                               evidence=_refs(*evidence), flags=flags)
+    cut = inst.cutoffs[0] if inst.cutoffs else None
+    return ModulatorResult(
+        level, score=s.value, instrument=s.instrument, cutoff=cut.value if cut else None,
+        cutoff_op=cut.op if cut else None,
+        cutoff_verified=cut.verified if cut else None, date=s.date, reasons=tuple(reasons),
+        evidence=_refs(*evidence), flags=flags, time=s.time)

@@ -1,0 +1,77 @@
+"""Conditions -> the pain-relevant groups they belong to (profiles/pain/conditions.json).
+
+Only current diagnoses count: inactive/resolved/remission or abated conditions are skipped, refuted and
+entered-in-error ones too. A provisional/differential diagnosis is kept but marked unconfirmed, so that it can
+only give the weaker level.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from fhir_pain.fhirdates import FhirTime, onset
+from fhir_pain.pain.knowledge import Knowledge, norm_system
+
+INACTIVE = frozenset({"inactive", "remission", "resolved"})
+IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+UNCONFIRMED = frozenset({"provisional", "differential", "unconfirmed"})
+ABATEMENT = ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString",
+             "abatementBoolean")
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionHit:
+    ref: str
+    group: str              # "neuropathic", "nociplastic", "inflammatory", "chronic-pain", "pain", "depression", ...
+    label: str
+    level: str              # the entry's level: "likely", "possible", "features", "hint", "chronic", "pain", "present"
+    confirmed: bool
+    onset: FhirTime | None  # onset[x], else recordedDate
+    note: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.label} ({self.ref or 'Condition without id'}{'' if self.confirmed else ', unconfirmed'})"
+
+
+def _status(value: object) -> str | None:
+    """clinicalStatus / verificationStatus: a CodeableConcept in R4, a bare code in DSTU2/STU3 exports."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for coding in value.get("coding") or ():
+            if isinstance(coding, dict) and isinstance(coding.get("code"), str):
+                return coding["code"]
+    return None
+
+
+def match_conditions(conditions: Iterable[dict], kn: Knowledge) -> list[ConditionHit]:
+    hits: list[ConditionHit] = []
+    for c in conditions:
+        if not isinstance(c, dict) or c.get("resourceType", "Condition") != "Condition":
+            continue
+        verification = _status(c.get("verificationStatus"))
+        clinical = _status(c.get("clinicalStatus"))
+        if verification in IGNORED_VERIFICATION or clinical in INACTIVE:
+            continue
+        if any(c.get(k) not in (None, False) for k in ABATEMENT):
+            continue
+        code = c.get("code")
+        if not isinstance(code, dict):
+            continue
+        seen: set[tuple[str, str]] = set()
+        entries = []
+        for coding in code.get("coding") or ():
+            if isinstance(coding, dict) and isinstance(coding.get("code"), str):
+                for e in kn.condition_entries(norm_system(coding.get("system")), coding["code"]):
+                    if (e.group, e.label) not in seen:
+                        seen.add((e.group, e.label))
+                        entries.append(e)
+        if not entries:
+            continue
+        cid = c.get("id")
+        ref = f"Condition/{cid}" if isinstance(cid, str) and cid else ""
+        when = onset(c)
+        note = None if clinical is not None else "clinical status not stated"
+        confirmed = verification not in UNCONFIRMED
+        hits.extend(ConditionHit(ref, e.group, e.label, e.level, confirmed, when, note) for e in entries)
+    return hits

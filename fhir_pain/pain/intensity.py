@@ -1,0 +1,86 @@
+"""Pain intensity now (latest dated NRS/PEG/...) with its trend, and chronicity (> 3 months).
+
+Only scores dated to the day or better are ordered: undated or month/year-dated scores never make a trend or
+a "latest". Durations (chronicity) use a partial date only by its conservative bound.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from fhir_pain.pain.conditions import ConditionHit
+from fhir_pain.pain.knowledge import Knowledge
+from fhir_pain.pain.model import Intensity, Score
+
+PAIN_KINDS = ("intensity", "severity")
+PAIN_GROUPS = ("neuropathic", "nociplastic", "pain")   # diagnoses that document pain itself
+
+
+def latest_intensity(by_inst: dict[str, list[Score]], kn: Knowledge) -> Intensity | None:
+    order = kn.params["intensity"]["instruments"]
+    dated = [s for key in order for s in by_inst.get(key, ()) if s.orderable]
+    if not dated:
+        return None
+    latest = max(dated, key=lambda s: (s.time.at, -order.index(s.instrument)))
+    trend, reasons, refs = _trend(latest, [s for s in dated if s.instrument == latest.instrument], kn)
+    inst = kn.instruments[latest.instrument]
+    evidence = tuple(dict.fromkeys((*latest.evidence, *refs)))
+    return Intensity(latest.value, latest.instrument, latest.time.at, latest.time, trend, inst.band(latest.value),
+                     evidence, reasons, inst.bands_verified)
+
+
+def _trend(latest: Score, same: list[Score], kn: Knowledge) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+    """Latest against the mean of the same instrument's earlier scores in the window. A change counts when it
+    is >= minAbsolute points, or >= minRelative of the reference and >= minAbsoluteWithRelative points."""
+    p = kn.params["trend"]
+    since = latest.time.at - timedelta(days=p["windowDays"])
+    prior = [s for s in same if since <= s.time.at < latest.time.at]
+    if not prior:
+        return None, (f"no earlier {latest.instrument} score in the {p['windowDays']} days before the latest",), ()
+    ref = sum(s.value for s in prior) / len(prior)
+    delta = latest.value - ref
+    size = abs(delta)
+    meaningful = size >= p["minAbsolute"] or (
+        ref > 0 and size / ref >= p["minRelative"] and size >= p["minAbsoluteWithRelative"])
+    trend = "stable" if not meaningful else "improving" if delta < 0 else "worsening"
+    why = (f"{latest.value:g} against a mean of {ref:.1f} over {len(prior)} earlier score(s) in "
+           f"{p['windowDays']} days: {trend}")
+    return trend, (why,), tuple(r for s in prior for r in s.evidence)
+
+
+def chronicity(by_inst: dict[str, list[Score]], hits: list[ConditionHit], kn: Knowledge,
+               now: datetime) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
+    """Pain documented for more than minDays: a chronic-pain diagnosis; a painful condition present since
+    before that (onset, or recordedDate as its upper bound); or pain scores > 0 that many days apart, the
+    last within recentDays. Partial dates count only by their conservative bound."""
+    p = kn.params["chronic"]
+    min_days = timedelta(days=p["minDays"])
+    reasons: list[str] = []
+    evidence: list[str] = []
+    chronic = False
+    for h in hits:
+        if not h.confirmed:
+            continue
+        if h.group == "chronic-pain":
+            reasons.append(f"diagnosis: {h.describe()}")
+        elif h.group in PAIN_GROUPS and h.onset is not None and now - h.onset.latest >= min_days:
+            reasons.append(f"{h.describe()} documented since {h.onset.isoformat()} ({h.onset.element})")
+        else:
+            continue
+        chronic = True
+        evidence.append(h.ref)
+    pain = [s for key, inst in kn.instruments.items() if inst.kind in PAIN_KINDS
+            for s in by_inst.get(key, ()) if s.value > 0 and s.time is not None]
+    if pain:
+        first = min(pain, key=lambda s: s.time.latest)
+        last = max(pain, key=lambda s: s.time.earliest)
+        span = last.time.earliest - first.time.latest
+        recent = now - last.time.at <= timedelta(days=p["recentDays"])
+        if span >= min_days and recent:
+            chronic = True
+            reasons.append(f"pain scores above 0 from {first.time.isoformat()} to {last.time.isoformat()} "
+                           f"({span.days} days)")
+            evidence += [*first.evidence, *last.evidence]
+        elif span >= min_days:
+            reasons.append(f"pain scores span {span.days} days but the last one ({last.time.isoformat()}) is "
+                           f"older than {p['recentDays']} days: not counted")
+    return chronic, tuple(reasons), tuple(dict.fromkeys(r for r in evidence if r))

@@ -1,0 +1,180 @@
+"""The pain profile and its parts: what fhir_pain.pain.build_profile returns to the rules.
+
+Every conclusion carries the FHIR references it rests on (``evidence``) and its reasons in plain words.
+``to_dict`` gives JSON-serialisable dicts (camelCase keys, ISO dates at the precision the EHR sent).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from fhir_pain.facts import Drug
+from fhir_pain.fhirdates import FhirTime
+
+ORDERABLE = ("time", "day")   # precisions good enough to order scores and to compute trends
+
+
+def _iso(t: FhirTime | None) -> str | None:
+    return t.isoformat() if t is not None else None
+
+
+def _clean(d: dict) -> dict:
+    return {k: v for k, v in d.items() if v is not None and v != () and v != [] and v != {}}
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """One usable instrument score."""
+    instrument: str                   # instrument key from profiles/pain/instruments.json
+    value: float
+    ref: str                          # the Observation carrying (or grouping) the score; "" when it has no id
+    time: FhirTime | None
+    method: str = "total"             # "total" (sent by the EHR) | "items" (computed from item answers)
+    evidence: tuple[str, ...] = ()    # ref + item Observations used
+    flags: tuple[str, ...] = ()       # e.g. "suicidality": PHQ-9 item 9 answered above 0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def orderable(self) -> bool:
+        return self.time is not None and self.time.precision in ORDERABLE
+
+    @property
+    def date(self) -> datetime | None:
+        return self.time.at if self.time is not None else None
+
+    def to_dict(self) -> dict:
+        return _clean({"instrument": self.instrument, "value": self.value, "ref": self.ref or None,
+                       "date": _iso(self.time), "method": self.method, "evidence": list(self.evidence),
+                       "flags": list(self.flags), "notes": list(self.notes)})
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A recognised pain/psychosocial value that was not used, and why (out of range, malformed, ...)."""
+    ref: str
+    instrument: str | None
+    reason: str
+
+    def to_dict(self) -> dict:
+        return _clean({"ref": self.ref or None, "instrument": self.instrument, "reason": self.reason})
+
+
+@dataclass(frozen=True)
+class Intensity:
+    score: float                      # 0-10
+    instrument: str
+    date: datetime
+    time: FhirTime
+    trend: str | None                 # "improving" | "worsening" | "stable" | None (not enough dated scores)
+    band: str | None                  # "mild" ... when the instrument has bands
+    evidence: tuple[str, ...]
+    reasons: tuple[str, ...] = ()
+    band_verified: bool = False       # False: the banding was not re-read in its source (label only)
+
+    def to_dict(self) -> dict:
+        return _clean({"score": self.score, "instrument": self.instrument, "date": _iso(self.time),
+                       "trend": self.trend, "band": self.band,
+                       "bandVerified": self.band_verified if self.band else None, "evidence": list(self.evidence),
+                       "reasons": list(self.reasons)})
+
+
+@dataclass(frozen=True)
+class AxisResult:
+    """One mechanism axis, scored on its own (mixed pain is common).
+
+    level: neuropathic "likely" | "possible" | "unlikely" | "unknown";
+           nociplastic "features" | "possible" | "unlikely" | "unknown";
+           inflammatory "hint" | "none" | "unknown".
+    """
+    level: str
+    reasons: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return _clean({"level": self.level, "reasons": list(self.reasons), "evidence": list(self.evidence)})
+
+
+@dataclass(frozen=True)
+class ModulatorResult:
+    """A psychosocial modulator. level: "present" (verified cut-off met on a dated score, or a confirmed
+    diagnosis) | "possible" (unverified cut-off, undated score, or unconfirmed diagnosis) | "absent" | "unknown"."""
+    level: str
+    score: float | None = None
+    instrument: str | None = None
+    cutoff: float | None = None       # the instrument's cut-off value, e.g. 10 ...
+    cutoff_op: str | None = None      # ... and its comparison, ">=" or ">"
+    cutoff_verified: bool | None = None
+    date: datetime | None = None
+    reasons: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()       # "suicidality": act on it whatever the level
+    time: FhirTime | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return _clean({"level": self.level, "score": self.score, "instrument": self.instrument,
+                       "cutoff": self.cutoff, "cutoffOp": self.cutoff_op, "cutoffVerified": self.cutoff_verified, "date": _iso(self.time),
+                       "reasons": list(self.reasons), "evidence": list(self.evidence), "flags": list(self.flags)})
+
+
+@dataclass(frozen=True)
+class TreatmentResponse:
+    """Response to one current analgesic: baseline before it started against the latest score after an
+    adequate trial. status: "substantial-response" (>=50 %) | "response" (>=30 %) | "non-response" |
+    "too-early" | "no-data"."""
+    medication: str                   # "MedicationRequest/123"
+    drug: Drug
+    analgesic_class: str              # class key from profiles/pain/analgesics.json
+    status: str
+    instrument: str | None = None
+    baseline: float | None = None
+    latest: float | None = None
+    change_pct: float | None = None   # reduction from baseline, in percent (negative: worse)
+    trial_days: int | None = None     # days since the medication started
+    adequate_trial_days: int | None = None
+    adequate_trial_verified: bool = False
+    confounded: bool = False          # another analgesic started during the trial: attribution uncertain
+    reasons: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = ()
+    baseline_time: FhirTime | None = field(default=None, repr=False)
+    latest_time: FhirTime | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return _clean({"medication": self.medication, "drug": self.drug.to_dict(),
+                       "analgesicClass": self.analgesic_class, "status": self.status,
+                       "instrument": self.instrument, "baseline": self.baseline,
+                       "baselineDate": _iso(self.baseline_time), "latest": self.latest,
+                       "latestDate": _iso(self.latest_time), "changePct": self.change_pct,
+                       "trialDays": self.trial_days, "adequateTrialDays": self.adequate_trial_days,
+                       "adequateTrialVerified": self.adequate_trial_verified if self.adequate_trial_days else None,
+                       "confounded": self.confounded or None, "reasons": list(self.reasons),
+                       "evidence": list(self.evidence)})
+
+
+@dataclass(frozen=True)
+class PainProfile:
+    phenotypes: tuple[str, ...]                 # contract codes (shared/docs/architecture.md)
+    evidence: dict[str, tuple[str, ...]]        # phenotype code -> FHIR references
+    intensity: Intensity | None
+    chronic: bool
+    axes: dict[str, AxisResult]                 # "neuropathic" | "nociplastic" | "inflammatory"
+    modulators: dict[str, ModulatorResult]      # "catastrophizing" | "depression" | "anxiety"
+    responses: tuple[TreatmentResponse, ...]
+    scores: tuple[Score, ...]
+    rejected: tuple[Rejected, ...]
+    chronic_reasons: tuple[str, ...] = ()
+    knowledge: dict[str, str] = field(default_factory=dict)   # knowledge file schema -> version
+
+    def to_dict(self) -> dict:
+        return {
+            "phenotypes": list(self.phenotypes),
+            "evidence": {k: list(v) for k, v in self.evidence.items()},
+            "intensity": self.intensity.to_dict() if self.intensity else None,
+            "chronic": self.chronic,
+            "chronicReasons": list(self.chronic_reasons),
+            "axes": {k: a.to_dict() for k, a in self.axes.items()},
+            "modulators": {k: m.to_dict() for k, m in self.modulators.items()},
+            "responses": [r.to_dict() for r in self.responses],
+            "scores": [s.to_dict() for s in self.scores],
+            "rejected": [r.to_dict() for r in self.rejected],
+            "knowledge": dict(self.knowledge),
+        }

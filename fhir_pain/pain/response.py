@@ -1,0 +1,114 @@
+"""Treatment response for each current analgesic (IMMPACT: >=30 % reduction moderate, >=50 % substantial).
+
+Baseline: the latest dated intensity score in the window before the drug started. Follow-up: the latest score
+at least an adequate trial (profiles/pain/analgesics.json) after the start. Without both, or before the trial is
+adequate, the answer is "no-data" or "too-early", never a guess. A renewal is not a new start: requests of the
+same ingredient that follow each other within ``renewalGapDays`` form one trial.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from fhir_pain.facts import Drug, MedicationUse
+from fhir_pain.fhirdates import aware
+from fhir_pain.pain.knowledge import AnalgesicIngredient, Knowledge
+from fhir_pain.pain.model import Score, TreatmentResponse
+
+CONTINUING = frozenset({"active", "completed", "on-hold"})
+
+
+def _analgesics(m: MedicationUse, kn: Knowledge) -> list[AnalgesicIngredient]:
+    return [a for a in (kn.analgesic(d) for d in m.ingredients) if a is not None and a.cls.track_response]
+
+
+def _same(a: Drug, b: Drug) -> bool:
+    return (a.rxnorm != "" and a.rxnorm == b.rxnorm) or a.name.lower() == b.name.lower()
+
+
+def _trial_start(m: MedicationUse, ing: AnalgesicIngredient, history: list[tuple[datetime, MedicationUse]],
+                 gap: timedelta) -> tuple[datetime, list[str]]:
+    """Walk back through earlier requests of the same ingredient while each follows the previous closely."""
+    start, refs = aware(m.authored_on), [m.ref]
+    for when, other in sorted(history, key=lambda x: x[0], reverse=True):
+        if other is m or when >= start or not any(_same(d, ing.drug) for d in other.ingredients):
+            continue
+        if start - when > gap:
+            break
+        start = when
+        refs.append(other.ref)
+    return start, refs
+
+
+def treatment_responses(medications: Iterable[MedicationUse], by_inst: dict[str, list[Score]], kn: Knowledge,
+                        now: datetime) -> tuple[TreatmentResponse, ...]:
+    meds = [m for m in medications if isinstance(m, MedicationUse)]
+    history = [(aware(m.authored_on), m) for m in meds if m.authored_on is not None and m.status in CONTINUING]
+    current = [(m, a) for m in meds if m.status == "active" and not m.is_draft for a in [_analgesics(m, kn)] if a]
+    starts = {m.ref: aware(m.authored_on) for m, _ in current if m.authored_on is not None}
+    p = kn.params["response"]
+    return tuple(_one(m, ings, history, starts, by_inst, kn, now, p) for m, ings in current)
+
+
+def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dict[str, datetime],
+         by_inst: dict[str, list[Score]], kn: Knowledge, now: datetime, p: dict) -> TreatmentResponse:
+    primary = min(ings, key=lambda a: a.cls.priority)   # a combination product is named by its first class
+    timed = [a for a in ings if a.adequate_trial_days is not None]
+    longest = max(timed, key=lambda a: a.adequate_trial_days) if timed else None
+    base = dict(medication=m.ref, drug=primary.drug, analgesic_class=primary.cls.key)
+    if longest is None:
+        return TreatmentResponse(**base, status="no-data", evidence=(m.ref,), reasons=(
+            f"no adequate-trial duration on file for {primary.cls.name}: response is not assessed",))
+    adequate = longest.adequate_trial_days
+    base.update(adequate_trial_days=adequate, adequate_trial_verified=longest.trial_verified)
+    if m.authored_on is None:
+        return TreatmentResponse(**base, status="no-data", evidence=(m.ref,),
+                                 reasons=("start date unknown (no authoredOn)",))
+    start, med_refs = _trial_start(m, primary, history, timedelta(days=p["renewalGapDays"]))
+    reasons = [f"{primary.drug.name} since {start.date().isoformat()}"
+               + (f" (continued from {', '.join(med_refs[1:])})" if len(med_refs) > 1 else "")
+               + f"; adequate trial {adequate} days ({longest.trial_source}"
+               + ("" if longest.trial_verified else "; duration not verified") + ")"]
+    trial_days = (now - start).days
+    base["trial_days"] = trial_days
+    after = start + timedelta(days=adequate)
+    since = start - timedelta(days=p["baselineWindowDays"])
+    found = []   # (instrument, baseline, latest) in priority order
+    for key in kn.params["intensity"]["instruments"]:
+        dated = [s for s in by_inst.get(key, ()) if s.orderable]
+        before = [s for s in dated if since <= s.time.at and s.time.latest <= start]
+        later = [s for s in dated if s.time.earliest >= after and s.time.at <= now]
+        b = max(before, key=lambda s: s.time.at) if before else None
+        f = max(later, key=lambda s: s.time.at) if later else None
+        if b or f:
+            found.append((key, b, f))
+    pair = next((x for x in found if x[1] and x[2]), None) or next((x for x in found if x[1]), None) \
+        or (found[0] if found else (None, None, None))
+    key, b, f = pair
+    evidence = tuple(dict.fromkeys([*med_refs, *(b.evidence if b else ()), *(f.evidence if f else ())]))
+    base.update(instrument=key, baseline=b.value if b else None, baseline_time=b.time if b else None,
+                evidence=evidence)
+    if trial_days < adequate:
+        reasons.append(f"on it for {trial_days} days: too early to judge")
+        return TreatmentResponse(**base, status="too-early", reasons=tuple(reasons))
+    if b is None:
+        reasons.append(f"no dated pain score in the {p['baselineWindowDays']} days before the start: no baseline")
+        return TreatmentResponse(**base, status="no-data", reasons=tuple(reasons))
+    if f is None:
+        reasons.append(f"no {key} score from {after.date().isoformat()} on (after an adequate trial)")
+        return TreatmentResponse(**base, status="no-data", reasons=tuple(reasons))
+    base.update(latest=f.value, latest_time=f.time)
+    if b.value <= 0:
+        reasons.append("baseline score is 0: a reduction cannot be measured")
+        return TreatmentResponse(**base, status="no-data", reasons=tuple(reasons))
+    pct = round((b.value - f.value) / b.value * 100, 1)
+    status = ("substantial-response" if pct >= p["substantialPct"] else "response" if pct >= p["responsePct"]
+              else "non-response")
+    reasons.append(f"{key} {b.value:g} on {b.time.isoformat()} -> {f.value:g} on {f.time.isoformat()}: "
+                   f"{pct:g}% reduction ({status}; >= {p['responsePct']:g}% response, >= {p['substantialPct']:g}% "
+                   f"substantial)")
+    others = [ref for ref, t in starts.items() if ref not in med_refs and b.time.at < t <= f.time.at]
+    if others:
+        reasons.append(f"another analgesic started during the trial ({', '.join(others)}): the change cannot be "
+                       "attributed to this drug alone")
+    return TreatmentResponse(**base, status=status, change_pct=pct, confounded=bool(others), reasons=tuple(reasons))
