@@ -55,6 +55,11 @@ def _sqlite_tuning(engine: Engine) -> None:
 class Store:
     def __init__(self, url: str, *, create: bool = True, **engine_kwargs: Any):
         self.url = url
+        if sa.engine.make_url(url).get_backend_name() == "sqlite" and sa.engine.make_url(url).database in (
+                None, "", ":memory:"):
+            # an in-memory database exists per connection: every thread must share the one connection
+            engine_kwargs.setdefault("poolclass", sa.pool.StaticPool)
+            engine_kwargs.setdefault("connect_args", {"check_same_thread": False})
         self.engine: Engine = sa.create_engine(url, **engine_kwargs)
         if self.engine.dialect.name == "sqlite":
             _sqlite_tuning(self.engine)

@@ -1,0 +1,130 @@
+"""fhir_pain.store: feedback persistence (nothing lost under concurrency), cursors, the shared JWT replay cache."""
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from datetime import timezone
+
+import sqlalchemy as sa
+
+from fhir_pain.store import Store
+
+
+def entry(card: str, i: int = 0) -> dict:
+    return {"card": card, "outcome": "accepted", "acceptedSuggestions": [{"id": f"s-{i}"}],
+            "outcomeTimestamp": "2026-11-21T09:27:42.654+02:00"}
+
+
+def test_feedback_round_trip(db_url, fixture_json):
+    store = Store(db_url)
+    overridden = fixture_json("cds-hooks/spec201-L0926-example-overridden-guidance-with-overridereason.json")
+    assert store.save_feedback("svc", overridden["feedback"], "https://ehr.example.org", "tenant-1") == 1
+    assert store.save_feedback("svc", [entry("card-2")], None, None) == 1
+    first, second = store.list_feedback()
+    assert first["card_uuid"] == "9368d37b-283f-44a0-93ea-547cebab93ed" and first["outcome"] == "overridden"
+    assert (first["override_reason_code"], first["override_reason_system"]) == (
+        "d7ecf885", "https://example.com/cds-hooks/override-reason-system")
+    assert first["override_comment"] == "A comment entered by the clinician."
+    assert (first["issuer"], first["tenant"]) == ("https://ehr.example.org", "tenant-1")
+    assert first["accepted_suggestions"] == []
+    assert second["accepted_suggestions"] == ["s-0"]
+    # stored in UTC whatever the offset sent; returned timezone-aware
+    assert second["outcome_timestamp"].tzinfo is not None
+    assert second["outcome_timestamp"].astimezone(timezone.utc).hour == 7
+    assert second["outcome_timestamp_raw"] == "2026-11-21T09:27:42.654+02:00"
+    assert [r["card_uuid"] for r in store.list_feedback(card_uuid="card-2")] == ["card-2"]
+    assert store.list_feedback(service_id="other") == []
+    store.dispose()
+
+
+def test_concurrent_feedback_from_threads_loses_nothing(db_url):
+    store = Store(db_url)
+    threads, per_thread, errors = 16, 25, []
+
+    def post(t: int) -> None:
+        try:
+            for i in range(per_thread):
+                store.save_feedback("svc", [entry(f"card-{t}-{i}", i)], "iss", None)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=post, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert errors == []
+    cards = {r["card_uuid"] for r in store.list_feedback(limit=None)}
+    assert len(cards) == threads * per_thread
+    store.dispose()
+
+
+def _process_writer(url: str, n: int, tag: str) -> None:
+    store = Store(url)
+    for i in range(n):
+        store.save_feedback("svc", [entry(f"{tag}-{i}")], None, None)
+    store.dispose()
+
+
+def test_concurrent_feedback_from_processes_loses_nothing(db_url):
+    # gunicorn runs several worker processes on the same SQLite file
+    Store(db_url).dispose()
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_process_writer, args=(db_url, 40, f"p{p}")) for p in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    store = Store(db_url)
+    assert len(store.list_feedback(limit=None)) == 120
+    store.dispose()
+
+
+def test_sqlite_runs_in_wal_mode(db_url):
+    store = Store(db_url)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    store.dispose()
+
+
+def test_cursors(db_url):
+    store = Store(db_url)
+    assert store.get_cursor("poller") is None
+    store.set_cursor("poller", "2026-11-21T09:00:00Z")
+    store.set_cursor("poller", "2026-11-21T10:00:00Z")
+    store.set_cursor("other", "x")
+    assert store.get_cursor("poller") == "2026-11-21T10:00:00Z" and store.get_cursor("other") == "x"
+    # the cursor survives a restart (it lives in the file)
+    store.dispose()
+    assert Store(db_url).get_cursor("poller") == "2026-11-21T10:00:00Z"
+
+
+def test_jwt_replay_cache_is_shared_and_forgets_expired(db_url):
+    a, b = Store(db_url), Store(db_url)  # two workers on one database
+    assert a.claim("iss", "jti-1", time.time() + 300)
+    assert not b.claim("iss", "jti-1", time.time() + 300)
+    assert b.claim("other-iss", "jti-1", time.time() + 300)
+    assert a.claim("iss", "jti-old", time.time() - 1)
+    assert b.claim("iss", "jti-new", time.time() + 300)  # purges expired rows on the way
+    with a.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(a.jwt_ids)).scalar() == 3
+    a.dispose()
+    b.dispose()
+
+
+def test_other_parts_can_add_tables(db_url):
+    store = Store(db_url, create=False)
+    extra = sa.Table("poller_seen", store.metadata, sa.Column("id", sa.String(64), primary_key=True))
+    store.create_all()
+    with store.engine.begin() as conn:
+        conn.execute(extra.insert().values(id="x"))
+    assert store.ping()
+    store.dispose()
+
+
+def test_any_sqlalchemy_url_in_memory():
+    store = Store("sqlite://")
+    assert store.save_feedback("svc", [entry("c")], None, None) == 1
+    assert len(store.list_feedback()) == 1
