@@ -1,0 +1,413 @@
+"""One poll cycle: what changed on the FHIR server -> which patients -> their data -> findings -> DetectedIssues.
+
+    feed     MedicationRequest / Observation / Condition with _lastUpdated >= cursor, keyset-paged
+    group    changed resources -> patient ids (each patient read once, oldest change first)
+    gather   Patient, Observations, Conditions, active MedicationRequests (+ Medications), our DetectedIssues
+    evaluate fhir_pain.evaluate.evaluate(data, "patient-view"): the services' rules, proactively
+    write    actionable findings -> DetectedIssue: create, update when the finding changed, close when it is gone
+    cursor   advanced once the cycle's writes are done, and never past a patient whose writes failed
+
+Failures: a transient one for a patient (server down, 5xx, timeout, 401/429 after the client's own retries)
+holds the cursor just before that patient's oldest change, so the next cycle sees it again; the writes are
+idempotent, so re-doing the patients after it writes nothing twice. A permanent one (the rules raise on a
+patient's data, the server refuses our resource with a 4xx) is logged and skipped: retrying cannot help.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import urlencode
+
+import orjson
+
+from cds_hooks.fhir_client import FHIRError, FHIRServerError, FHIRTimeout, FHIRUnauthorized
+from fhir_pain.facts import Finding, PatientData
+from fhir_pain.poller import detected_issue as di
+
+log = logging.getLogger(__name__)
+
+FEED_TYPES = ("MedicationRequest", "Observation", "Condition")
+HOOK = "patient-view"   # proactive evaluation: the chart view's semantics (active medications, no drafts)
+
+Evaluate = Callable[[PatientData, str], list[Finding]]
+
+
+# ---- cursor ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class TypeCursor:
+    """Where one resource type's feed stands: the last ``meta.lastUpdated`` taken, and the resources taken at
+    exactly that instant (the next search uses ``ge`` so that nothing sharing the instant is skipped)."""
+    ts: str | None = None
+    seen: tuple[str, ...] = ()
+
+
+def load_cursor(raw: str | None) -> dict[str, TypeCursor]:
+    cursor = {t: TypeCursor() for t in FEED_TYPES}
+    if not raw:
+        return cursor
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        log.warning("poller cursor is unreadable; starting from the beginning")
+        return cursor
+    for rtype in FEED_TYPES:
+        entry = data.get(rtype) if isinstance(data, dict) else None
+        if isinstance(entry, dict) and isinstance(entry.get("ts"), str) and _parse_instant(entry["ts"]):
+            seen = entry.get("seen")
+            cursor[rtype] = TypeCursor(entry["ts"], tuple(s for s in seen or () if isinstance(s, str)))
+    return cursor
+
+
+def dump_cursor(cursor: dict[str, TypeCursor]) -> str:
+    return orjson.dumps({t: {"ts": c.ts, "seen": list(c.seen)} for t, c in cursor.items() if c.ts}).decode()
+
+
+def initial_cursor(since: datetime) -> dict[str, TypeCursor]:
+    """A cursor that takes everything updated at or after ``since``."""
+    ts = since.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return {t: TypeCursor(ts) for t in FEED_TYPES}
+
+
+def _parse_instant(value) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+# ---- the change feed ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Change:
+    rtype: str
+    key: str                  # "id/versionId": identifies this version of the resource
+    ts: str                   # meta.lastUpdated as the server wrote it
+    at: datetime
+    patient_id: str | None    # None: the resource is not about a patient we can name
+
+
+def patient_of(resource: dict) -> str | None:
+    """The patient id a MedicationRequest/Observation/Condition is about (relative or absolute reference)."""
+    for element in ("subject", "patient"):
+        ref = resource.get(element)
+        ref = ref.get("reference") if isinstance(ref, dict) else None
+        if not isinstance(ref, str):
+            continue
+        parts = ref.split("/_history/")[0].rstrip("/").split("/")
+        if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
+            return parts[-1]
+    return None
+
+
+def _change(rtype: str, resource: dict) -> Change | None:
+    meta = resource.get("meta") if isinstance(resource.get("meta"), dict) else {}
+    at = _parse_instant(meta.get("lastUpdated"))
+    rid = resource.get("id")
+    if at is None or not isinstance(rid, str):
+        return None
+    return Change(rtype, f"{rid}/{meta.get('versionId', '')}", meta["lastUpdated"], at, patient_of(resource))
+
+
+def _entries(bundle: dict, rtype: str) -> list[dict]:
+    out = []
+    for entry in bundle.get("entry") or ():
+        res = entry.get("resource") if isinstance(entry, dict) else None
+        mode = (entry.get("search") or {}).get("mode", "match") if isinstance(entry, dict) else "match"
+        if isinstance(res, dict) and res.get("resourceType") == rtype and mode == "match":
+            out.append(res)
+    return out
+
+
+def _next_link(bundle: dict) -> str | None:
+    for link in bundle.get("link") or ():
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return link["url"]
+    return None
+
+
+def _page(client, path_or_url: str) -> dict:
+    """One search page, exactly as the server sent it (``read`` is a single GET; ``get_bundle`` would follow
+    the offset links this feed avoids)."""
+    bundle = client.read(path_or_url)
+    if bundle.get("resourceType") != "Bundle":
+        raise FHIRServerError("a search did not return a Bundle")
+    return bundle
+
+
+def read_feed(client, rtype: str, cursor: TypeCursor, *, page_size: int, limit: int) -> list[Change]:
+    """The changes of one type since ``cursor``, oldest first, at most about ``limit``.
+
+    Keyset paging (``_lastUpdated=ge<last seen>``) rather than the server's offset links: an update made while
+    we page moves a resource to the end instead of shifting an unseen one onto a page already read. When a
+    whole page shares one instant, or the server ignores ``_sort``, the bundle's own next links are followed.
+    """
+    taken: dict[str, Change] = {}
+    skip = set(cursor.seen)
+    since = cursor.ts
+    follow: str | None = None
+    while len(taken) < limit:
+        if follow:
+            bundle = _page(client, follow)
+        else:
+            params = {"_sort": "_lastUpdated", "_count": str(page_size), "_elements": "subject"}
+            if since:
+                params["_lastUpdated"] = f"ge{since}"
+            bundle = _page(client, f"{rtype}?{urlencode(params)}")
+        page = [c for c in (_change(rtype, r) for r in _entries(bundle, rtype)) if c is not None]
+        fresh = [c for c in page if c.key not in skip and c.key not in taken]
+        for c in fresh:
+            taken[c.key] = c
+        nxt = _next_link(bundle)
+        ordered = all(a.at <= b.at for a, b in zip(page, page[1:]))
+        if not page or (nxt is None and len(page) < page_size):
+            break
+        if fresh and ordered and not follow:
+            newest = max(fresh, key=lambda c: c.at)
+            since = newest.ts
+            skip = {c.key for c in taken.values() if c.at == newest.at}
+            if _parse_instant(cursor.ts) == newest.at:
+                skip.update(cursor.seen)
+            continue
+        follow = nxt              # stuck on one instant, or unsorted: walk the server's own paging
+        if follow is None:
+            break
+    return sorted(taken.values(), key=lambda c: c.at)
+
+
+def advance(cursor: TypeCursor, changes: list[Change], hold_from: datetime | None) -> TypeCursor:
+    """The cursor after this cycle: past every change older than ``hold_from`` (the oldest change of a patient
+    that must be retried), and no further."""
+    done = [c for c in changes if hold_from is None or c.at < hold_from]
+    if not done:
+        return cursor
+    last = max(done, key=lambda c: c.at)
+    seen = [c.key for c in done if c.at == last.at]
+    previous = _parse_instant(cursor.ts)
+    if previous is not None and previous == last.at:
+        seen = [*cursor.seen, *seen]
+    if previous is not None and previous > last.at:   # never move backwards
+        return cursor
+    return TypeCursor(last.ts, tuple(dict.fromkeys(seen)))
+
+
+# ---- one patient ----------------------------------------------------------------------------------------------
+
+def _is_transient(exc: BaseException) -> bool:
+    """Worth retrying next cycle: the server, the network or the credentials, not our data."""
+    if isinstance(exc, (FHIRServerError, FHIRTimeout, FHIRUnauthorized)):
+        return True
+    return isinstance(exc, FHIRError) and exc.status in (408, 429)
+
+
+def _q(rtype: str, **params: str) -> str:
+    return f"{rtype}?{urlencode(params)}"
+
+
+def gather(client, patient_id: str, now: datetime, page_size: int) -> tuple[PatientData, list[dict]]:
+    """The patient's data as the rules read it, plus the DetectedIssues the poller wrote for them before."""
+    count = str(page_size)
+    patient = client.read(f"Patient/{patient_id}")
+    observations = client.search(_q("Observation", patient=patient_id, _count=count))
+    conditions = client.search(_q("Condition", patient=patient_id, _count=count))
+    med_bundle = client.search(_q("MedicationRequest", patient=patient_id, status="active",
+                                  _include="MedicationRequest:medication", _count=count))
+    issues = client.search(_q("DetectedIssue", _tag=f"{di.PATIENT_TAG_SYSTEM}|{patient_id}", _count=count))
+    data = PatientData(
+        patient_id=patient_id,
+        now=now,
+        patient=patient,
+        observations=[r for r in observations if r.get("resourceType") == "Observation"],
+        conditions=[r for r in conditions if r.get("resourceType") == "Condition"],
+        medication_requests=[r for r in med_bundle if r.get("resourceType") == "MedicationRequest"],
+        medications={f"Medication/{r['id']}": r for r in med_bundle
+                     if r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)},
+    )
+    # A server that ignores _tag would hand back every patient's issues: only this patient's are ours to touch.
+    mine = [r for r in issues if r.get("resourceType") == "DetectedIssue" and di.issue_key(r)
+            and (r.get("patient") or {}).get("reference") == f"Patient/{patient_id}"]
+    return data, mine
+
+
+@dataclass
+class PatientOutcome:
+    findings: int = 0
+    created: int = 0
+    updated: int = 0
+    closed: int = 0
+    unchanged: int = 0
+
+
+def reconcile(client, patient_id: str, findings: Iterable[Finding], existing: list[dict],
+              now: datetime) -> PatientOutcome:
+    """Make the server's DetectedIssues for this patient say what the findings say, writing only differences."""
+    out = PatientOutcome()
+    wanted: dict[str, dict] = {}
+    for finding in findings:
+        if di.is_actionable(finding):
+            out.findings += 1
+            wanted.setdefault(di.finding_key(patient_id, finding), di.render(finding, patient_id, now))
+    have = {di.issue_key(r): r for r in existing}
+    for key, resource in wanted.items():
+        current = have.get(key)
+        if current is None:
+            client.update(resource)          # PUT to the deterministic id: a retry cannot duplicate it
+            out.created += 1
+        elif current.get("status") in di.HANDS_OFF:
+            out.unchanged += 1
+        elif di.needs_write(current, resource):
+            client.update(di.updated(current, resource))
+            out.updated += 1
+        else:
+            out.unchanged += 1
+    for key, current in have.items():
+        if key not in wanted and di.is_open(current):
+            client.update(di.closed(current, now))
+            out.closed += 1
+    return out
+
+
+# ---- the cycle ------------------------------------------------------------------------------------------------
+
+@dataclass
+class CycleStats:
+    changes: int = 0
+    patients: int = 0
+    evaluated: int = 0
+    findings: int = 0
+    created: int = 0
+    updated: int = 0
+    closed: int = 0
+    unchanged: int = 0
+    failed: int = 0       # transient: retried next cycle (the cursor waits for them)
+    skipped: int = 0      # permanent: logged, not retried
+    cursor_advanced: bool = False
+    seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def written(self) -> int:
+        return self.created + self.updated + self.closed
+
+    @property
+    def patients_per_second(self) -> float:
+        return self.evaluated / self.seconds if self.seconds > 0 else 0.0
+
+    def add(self, outcome: PatientOutcome) -> None:
+        with self._lock:
+            self.evaluated += 1
+            self.findings += outcome.findings
+            self.created += outcome.created
+            self.updated += outcome.updated
+            self.closed += outcome.closed
+            self.unchanged += outcome.unchanged
+
+    def summary(self) -> str:
+        return (f"poll: {self.changes} changes, {self.patients} patients, {self.evaluated} evaluated, "
+                f"{self.findings} findings, {self.written} written ({self.created} created, {self.updated} "
+                f"updated, {self.closed} closed, {self.unchanged} unchanged), {self.failed} failed, "
+                f"{self.skipped} skipped, cursor {'advanced' if self.cursor_advanced else 'held'}, "
+                f"{self.seconds:.1f}s ({self.patients_per_second:.1f} patients/s)")
+
+
+def _opaque(patient_id: str) -> str:
+    """A patient handle for logs: correlatable, not the identifier itself."""
+    return hashlib.sha256(patient_id.encode()).hexdigest()[:12]
+
+
+def default_evaluate() -> Evaluate:
+    from fhir_pain.evaluate import evaluate  # the services' single entry point (rules live there, not here)
+    return evaluate
+
+
+class Poller:
+    """Runs cycles against one FHIR server, keeping its cursor in the Store (``get_cursor``/``set_cursor``)."""
+
+    def __init__(self, client, store, *, cursor_name: str, evaluate: Evaluate | None = None,
+                 page_size: int = 100, max_changes: int = 50_000, workers: int = 4,
+                 since: datetime | None = None, clock: Callable[[], datetime] | None = None,
+                 progress: Callable[[CycleStats], None] | None = None):
+        self.client = client
+        self.store = store
+        self.cursor_name = cursor_name
+        self.evaluate = evaluate or default_evaluate()
+        self.page_size = page_size
+        self.max_changes = max_changes
+        self.workers = max(1, workers)
+        self.since = since
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.progress = progress
+
+    def _cursor(self) -> dict[str, TypeCursor]:
+        raw = self.store.get_cursor(self.cursor_name)
+        if raw is None and self.since is not None:
+            return initial_cursor(self.since)
+        return load_cursor(raw)
+
+    def run_cycle(self) -> CycleStats:
+        started = time.perf_counter()
+        stats = CycleStats()
+        now = self.clock()
+        cursor = self._cursor()
+        # The feed first, whole: if the server fails here the cycle ends with the cursor where it was.
+        feed = {t: read_feed(self.client, t, cursor[t], page_size=self.page_size, limit=self.max_changes)
+                for t in FEED_TYPES}
+        oldest: dict[str, datetime] = {}
+        for changes in feed.values():
+            stats.changes += len(changes)
+            for c in changes:
+                if c.patient_id and (c.patient_id not in oldest or c.at < oldest[c.patient_id]):
+                    oldest[c.patient_id] = c.at
+        patients = sorted(oldest, key=oldest.__getitem__)
+        stats.patients = len(patients)
+        self._report(stats)
+
+        hold_from: datetime | None = None
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="poll") as pool:
+            futures = {pool.submit(self._one, pid, now): pid for pid in patients}
+            for future in as_completed(futures):
+                pid = futures[future]
+                try:
+                    stats.add(future.result())
+                except Exception as exc:  # noqa: BLE001 - one patient never stops the cycle
+                    if _is_transient(exc):
+                        stats.failed += 1
+                        hold_from = oldest[pid] if hold_from is None else min(hold_from, oldest[pid])
+                        log.warning("patient %s: FHIR server failure (%s), retried next cycle",
+                                    _opaque(pid), _describe(exc))
+                    else:
+                        stats.skipped += 1
+                        log.error("patient %s: skipped (%s)", _opaque(pid), _describe(exc),
+                                  exc_info=log.isEnabledFor(logging.DEBUG))
+                self._report(stats)
+
+        new = {t: advance(cursor[t], feed[t], hold_from) for t in FEED_TYPES}
+        if new != cursor:
+            self.store.set_cursor(self.cursor_name, dump_cursor(new))
+            stats.cursor_advanced = True
+        stats.seconds = time.perf_counter() - started
+        return stats
+
+    def _one(self, patient_id: str, now: datetime) -> PatientOutcome:
+        data, existing = gather(self.client, patient_id, now, self.page_size)
+        findings = self.evaluate(data, HOOK)
+        return reconcile(self.client, patient_id, findings, existing, now)
+
+    def _report(self, stats: CycleStats) -> None:
+        if self.progress is not None:
+            self.progress(stats)
+
+
+def _describe(exc: BaseException) -> str:
+    """Exception class and HTTP status only: messages can carry patient data."""
+    status = getattr(exc, "status", None)
+    return type(exc).__name__ + (f" HTTP {status}" if status else "")

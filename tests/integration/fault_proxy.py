@@ -1,0 +1,90 @@
+"""A loopback HTTP proxy in front of the FHIR server that answers 500 when told to.
+
+``fault(method, path) -> None | "before" | "after"``: ``before`` answers 500 without forwarding (the write never
+happens); ``after`` forwards, lets the server apply it, then answers 500 anyway (the client cannot know it
+worked: the case that makes a retried POST a duplicate). The server's own base URL in bodies and headers is
+rewritten to the proxy's, so paging links lead back through the proxy.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import requests
+
+Fault = Callable[[str, str], str | None]
+_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "server", "date"}
+
+
+class FaultProxy:
+    def __init__(self, upstream_root: str, fault: Fault | None = None):
+        self.upstream_root = upstream_root.rstrip("/")
+        self.fault: Fault = fault or (lambda method, path: None)
+        self.injected: list[tuple[str, str, str]] = []  # (method, path, "before"|"after")
+        self._lock = threading.Lock()
+        self._session = requests.Session()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                proxy._serve(self, body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.root_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.base_url = f"{self.root_url}/fhir"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _serve(self, handler: BaseHTTPRequestHandler, body: bytes | None) -> None:
+        method, path = handler.command, handler.path
+        decision = self.fault(method, path)
+        if decision == "before":
+            self._record(method, path, decision)
+            return self._fail(handler)
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP | {"host"}}
+        upstream = self._session.request(method, self.upstream_root + path, data=body, headers=headers,
+                                         timeout=30, allow_redirects=False)
+        if decision == "after":
+            self._record(method, path, decision)
+            return self._fail(handler)
+        content = upstream.content.replace(self.upstream_root.encode(), self.root_url.encode())
+        handler.send_response(upstream.status_code)
+        for key, value in upstream.headers.items():
+            if key.lower() not in _HOP:
+                handler.send_header(key, value.replace(self.upstream_root, self.root_url))
+        handler.send_header("Content-Length", str(len(content)))
+        handler.end_headers()
+        handler.wfile.write(content)
+
+    def _record(self, method: str, path: str, decision: str) -> None:
+        with self._lock:
+            self.injected.append((method, path, decision))
+
+    @staticmethod
+    def _fail(handler: BaseHTTPRequestHandler) -> None:
+        body = (b'{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception",'
+                b'"diagnostics":"injected failure"}]}')
+        handler.send_response(500)
+        handler.send_header("Content-Type", "application/fhir+json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
