@@ -107,8 +107,9 @@ def _links(group: list[Finding]) -> list[Link]:
         url = k.get("url")
         if isinstance(url, str) and url.startswith(("http://", "https://")) and url not in seen:
             seen.add(url)
-            label = f"{k.get('source', 'Guideline')} {k.get('version', '')}".strip()
-            out.append(Link(label=label[:80], url=url, type=LinkType.ABSOLUTE))
+            source = k.get("source", "Guideline")
+            label = f"{source} guideline for {f.drug.name}" if source == "CPIC" and f.drug else source
+            out.append(Link(label=label[:100], url=url, type=LinkType.ABSOLUTE))
     return out
 
 

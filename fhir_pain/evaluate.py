@@ -14,6 +14,7 @@ Both order hooks use active medications (and the other drafts) for phenoconversi
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from fhir_pain import pgx
 from fhir_pain.facts import Finding, MedicationUse, PatientData
@@ -21,7 +22,7 @@ from fhir_pain.rules import (
     RuleContext, drug_gene_finding, non_response, opioid_for_neuropathic, pain_summary, pgx_summary,
     pretest_finding, referral_findings, tca_for_neuropathic,
 )
-from fhir_pain.rules.classes import classes_of
+from fhir_pain.rules.classes import analgesic_ingredients, classes_of
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,20 @@ def build_context(data: PatientData, hook: str) -> RuleContext:
     def resolve(ref: str) -> dict | None:
         return data.medications.get(ref)
 
-    active = [pgx.identify(r, resolve=resolve) for r in data.medication_requests if _is_active(r)]
-    drafts = [pgx.identify(r, resolve=resolve, is_draft=True) for r in data.draft_orders
-              if r.get("resourceType") == "MedicationRequest"]
+    active = [_identify(r, resolve, False) for r in data.medication_requests if _is_active(r)]
+    drafts = [_identify(r, resolve, True) for r in data.draft_orders if r.get("resourceType") == "MedicationRequest"]
     results = pgx.read_gene_results(data.observations)
     return RuleContext(hook=hook, now=data.now, patient_id=data.patient_id, results=results, active=active,
                        drafts=drafts, pain=_pain_profile(data, active), missing=frozenset(data.missing))
+
+
+def _identify(resource: dict, resolve, is_draft: bool) -> MedicationUse:
+    med = pgx.identify(resource, resolve=resolve, is_draft=is_draft)
+    if not med.ingredients:   # analgesics outside the PGx vocabulary (gabapentin ...) still matter to pain rules
+        extra = analgesic_ingredients(med)
+        if extra:
+            med = replace(med, ingredients=extra)
+    return med
 
 
 def targets_for(ctx: RuleContext, data: PatientData, hook: str) -> list[MedicationUse]:

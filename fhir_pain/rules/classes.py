@@ -1,40 +1,39 @@
-"""Analgesic classes of an ingredient, from the pain engine's class map (profiles/pain/analgesics.json)."""
+"""Analgesic class of an ingredient, from the pain engine's class map (profiles/pain/analgesics.json)."""
 from __future__ import annotations
 
-from functools import lru_cache
+import re
 
 from fhir_pain import pgx
-from fhir_pain.facts import Drug
-from fhir_pain.profiles import load
-
-
-@lru_cache(maxsize=1)
-def _index() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]], dict[str, tuple[Drug, ...]]]:
-    by_rxnorm: dict[str, set[str]] = {}
-    by_name: dict[str, set[str]] = {}
-    members: dict[str, tuple[Drug, ...]] = {}
-    for key, cls in load("pain/analgesics.json")["classes"].items():
-        drugs = []
-        for ing in cls.get("ingredients", ()):
-            by_rxnorm.setdefault(str(ing["rxnorm"]), set()).add(key)
-            by_name.setdefault(ing["name"].lower(), set()).add(key)
-            drugs.append(Drug(rxnorm=str(ing["rxnorm"]), name=ing["name"].lower()))
-        members[key] = tuple(drugs)
-    return ({k: frozenset(v) for k, v in by_rxnorm.items()}, {k: frozenset(v) for k, v in by_name.items()},
-            members)
+from fhir_pain.facts import Drug, MedicationUse
+from fhir_pain.pain import ANALGESIC_CLASSES, analgesic_class
 
 
 def classes_of(drug: Drug) -> frozenset[str]:
-    """e.g. codeine -> {"opioid"}; an ingredient the class map does not list -> empty."""
-    by_rxnorm, by_name, _ = _index()
-    return by_rxnorm.get(drug.rxnorm) or by_name.get(drug.name.lower(), frozenset())
+    """e.g. codeine -> {"opioid"}, tramadol -> {"tramadol"}; an ingredient the class map does not list -> empty."""
+    cls = analgesic_class(drug)
+    return frozenset({cls.key}) if cls is not None else frozenset()
 
 
 def members(class_key: str) -> tuple[Drug, ...]:
-    """The ingredients of a class in the class map's order. RxNorm ids are taken from the CPIC engine when it
-    knows the drug (CPIC-verified), else from the class map."""
-    out = []
-    for d in _index()[2].get(class_key, ()):
-        known = pgx.drug_by_name(d.name)
-        out.append(known or d)
-    return tuple(out)
+    """The ingredients of a class in the class map's order. The RxNorm id comes from the CPIC engine when it
+    knows the drug (CPIC-verified ids), else from the class map."""
+    cls = ANALGESIC_CLASSES.get(class_key)
+    return tuple(pgx.drug_by_name(d.name) or d for d in (cls.ingredients if cls else ()))
+
+
+_WORD = re.compile(r"[a-z]+")
+
+
+def analgesic_ingredients(med: MedicationUse) -> tuple[Drug, ...]:
+    """Analgesic ingredients of a medication that the PGx drug vocabulary does not know (gabapentin, pregabalin
+    ...): by an ingredient RxCUI in its codings, else by ingredient name in its text. Only used when
+    ``fhir_pain.pgx.identify`` found no ingredient at all, so the pain rules still see the patient's analgesics."""
+    by_rxnorm = {d.rxnorm: d for cls in ANALGESIC_CLASSES.values() for d in cls.ingredients}
+    by_name = {d.name.lower(): d for d in by_rxnorm.values()}
+    concept = (med.resource or {}).get("medicationCodeableConcept")
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    found = [by_rxnorm[c["code"]] for c in (codings if isinstance(codings, list) else ())
+             if isinstance(c, dict) and c.get("code") in by_rxnorm]
+    if not found:
+        found = [by_name[w] for w in _WORD.findall((med.text or "").lower()) if w in by_name]
+    return tuple(dict.fromkeys(found))

@@ -23,13 +23,15 @@ def indicator_for(rec: Recommendation) -> str:
 
 
 def uncertainty(genes: dict[str, GenePhenotype], rec: Recommendation | None = None) -> dict[str, str]:
-    """Genes whose result must not carry confident advice -> why ('ambiguous' | 'indeterminate' | 'conflicting')."""
+    """Genes whose result must not carry confident advice -> why ('conflicting' | 'ambiguous' | 'indeterminate').
+    Conflicting: results on file disagree on the phenotype. A person has one germline genotype, so that means an
+    error somewhere: no confident advice, whichever result is newest."""
     out = {}
     for gene, gp in genes.items():
-        if gp.ambiguous or (rec is not None and rec.ambiguous and len(gp.possible_scores) > 1):
-            out[gene] = "ambiguous"
-        elif getattr(gp, "conflicting", False):
+        if gp.conflicting:
             out[gene] = "conflicting"
+        elif gp.ambiguous or (rec is not None and rec.ambiguous and len(gp.possible_scores) > 1):
+            out[gene] = "ambiguous"
         elif gp.phenotype == "Indeterminate":
             out[gene] = "indeterminate"
     if rec is not None and rec.ambiguous and not out:
@@ -112,8 +114,10 @@ def _summary(rec: Recommendation, alternatives: list[Drug]) -> str:
     if rec.action == "reduce-dose":
         return fit(f"{genes}: start {drug} at a lower dose" + tail, f"{genes}: lower {drug} dose")
     if rec.action == "monitor":
-        return fit(f"{genes}: {drug} may work less well or cause side effects; monitor" + tail,
-                   f"{genes}: monitor {drug}" + tail, f"{genes}: monitor {drug}")
+        # CPIC's "monitor" advice for the pain drugs is about efficacy: usual dose, switch if pain is not relieved
+        return fit(f"{genes}: usual {drug} dose; pain relief may be reduced, switch if not relieved" + tail,
+                   f"{genes}: usual {drug} dose, switch if pain not relieved" + tail,
+                   f"{genes}: monitor {drug} response")
     if rec.action == "standard-dose":
         return fit(f"{genes}: standard {drug} dosing" + tail, f"{genes}: standard {drug} dosing")
     return fit(f"{genes}: no CPIC dosing recommendation for {drug}", f"{genes}: no CPIC advice for {drug}")

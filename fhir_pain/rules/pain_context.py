@@ -13,7 +13,7 @@ from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.dose import daily_dose_mg
 from fhir_pain.rules.drug_gene import REPLACE_ACTIONS, uncertainty
 from fhir_pain.rules.knowledge import referrals, rule, source_knowledge
-from fhir_pain.rules.text import fit, gene_phrase, join_and, md
+from fhir_pain.rules.text import fit, gene_phrase, instrument_label, join_and, md
 
 PHENOTYPE_WORDS = {
     "neuropathic-likely": "likely neuropathic pain", "neuropathic-possible": "possible neuropathic pain",
@@ -74,7 +74,7 @@ def _options_md(options: dict) -> str:
             parts.append("already taking " + md(join_and(c["taking"])))
         if c["dropped"]:
             parts.append("not suggested for this genotype: " + md("; ".join(c["dropped"])))
-        lines.append(f"- **{c['label'].capitalize()}**: " + ("; ".join(parts) or "none available"))
+        lines.append(f"- **{c['label'][:1].upper()}{c['label'][1:]}**: " + ("; ".join(parts) or "none available"))
     return "\n".join(lines)
 
 
@@ -88,7 +88,7 @@ def opioid_for_neuropathic(ctx: RuleContext, med: MedicationUse, drug: Drug) -> 
     if not trig:
         return None
     options = first_line_options(ctx, med)
-    labels = [c["label"] for c in options["classes"] if c["kept"] or c["taking"]]
+    labels = [c["label"] for c in options["classes"] if c["kept"] and not c["taking"]]
     line = "second line" if "tramadol" in classes_of(drug) else "not first line"
     summary = fit(
         f"Likely neuropathic pain: {drug.name} is {line}; consider {join_and(labels, 'or')}" if labels else
@@ -121,7 +121,8 @@ def tca_for_neuropathic(ctx: RuleContext, med: MedicationUse, drug: Drug, cpic: 
         return None
     trig = tuple(p for p in r["triggerPhenotypes"] if p in ctx.pain_phenotypes)
     gp = ctx.profile_for(med).genes.get(r["gene"])
-    if not trig or gp is None or gp.ambiguous or gp.phenotype not in r["genePhenotypes"]:
+    if (not trig or gp is None or gp.ambiguous or gp.conflicting
+            or gp.phenotype not in r["genePhenotypes"]):
         return None
     dose = daily_dose_mg(med.resource)
     low = r.get("lowDoseMgPerDay", {}).get(drug.name)
@@ -146,7 +147,8 @@ def tca_for_neuropathic(ctx: RuleContext, med: MedicationUse, drug: Drug, cpic: 
         "monitoring for side effects (anticholinergic effects, sedation, QT). If higher doses are needed, follow "
         "the CPIC table (avoid, or 50% of the starting dose with therapeutic drug monitoring).",
         f"**Dose:** {md(dose_text)}.",
-        "**First-line alternatives that do not depend on CYP2D6 for this patient:**\n" + _options_md(options),
+        "**Other first-line options for this patient** (each checked against the patient's genotype with "
+        "CPIC):\n" + _options_md(options),
         _sources_md(r["sources"]),
     ])
     return Finding(
@@ -177,7 +179,7 @@ def non_response(ctx: RuleContext, med: MedicationUse | None = None) -> list[Fin
 
 
 def _resp_ref(resp) -> str | None:
-    return getattr(resp, "medication_ref", None) or getattr(resp, "medication", None) or getattr(resp, "ref", None)
+    return getattr(resp, "medication", None)
 
 
 def _non_response_finding(ctx, r, resp, drug: Drug, med: MedicationUse | None) -> Finding:
@@ -188,11 +190,15 @@ def _non_response_finding(ctx, r, resp, drug: Drug, med: MedicationUse | None) -
     scores = ""
     b, l = _score_value(baseline), _score_value(latest)
     if b is not None and l is not None:
-        scores = f" (pain {b:g} → {l:g}" + (f", {change:+.0f}%" if isinstance(change, (int, float)) else "") + ")"
+        # change_pct is the reduction from baseline; shown as the change in pain (-14% = 14% less pain)
+        pct = ""
+        if isinstance(change, (int, float)):
+            pct = ", no change" if round(change) == 0 else f", {-change:+.0f}%"
+        scores = f" (pain {b:g} → {l:g}{pct})"
     summary = fit(f"No meaningful response to {drug.name}{weeks}{scores}: reassess, consider another class",
                   f"No meaningful response to {drug.name}{weeks}: reassess", f"No response to {drug.name}")
-    lines = [f"**Response:** pain scores fell by less than 30% since {md(drug.name)} was started{md(scores)}"
-             f"{md(weeks)}; a reduction of at least 30% is the threshold for a moderately important "
+    lines = [f"**Response:** pain scores fell by less than 30% since {md(drug.name)} was started"
+             f"{md(weeks)}{md(scores)}; a reduction of at least 30% is the threshold for a moderately important "
              "improvement (IMMPACT). The trial has lasted at least the adequate duration for this drug class."]
     genes = {}
     if pgx.guideline_for(drug) is not None:
@@ -208,6 +214,9 @@ def _non_response_finding(ctx, r, resp, drug: Drug, med: MedicationUse | None) -
                      "escalate the dose of an ineffective opioid.")
     else:
         lines.append("Consider switching to a different class rather than continuing an ineffective drug.")
+    if getattr(resp, "confounded", False):
+        lines.append("**Note:** another analgesic was started during this trial, so the lack of response cannot be "
+                     "attributed to this drug with certainty.")
     lines.append(_sources_md(r["sources"]))
     evidence = tuple(getattr(resp, "evidence", ()) or ())
     if med is not None and med.ref and not med.ref.startswith("urn:"):
@@ -238,7 +247,8 @@ def referral_findings(ctx: RuleContext) -> list[Finding]:
         why = join_and([_modulator_text(p, modulators) for p in trig])
         out.append(Finding(
             rule=ref["id"], kind="pain-phenotype", indicator=ref["indicator"], action="refer",
-            summary=fit(f"{why.capitalize()}: {ref['label'][0].lower()}{ref['label'][1:]}"),
+            summary=fit(f"{why[:1].upper()}{why[1:]}: {ref['label'][0].lower()}{ref['label'][1:]}",
+                        f"{ref['label']} ({join_and(PHENOTYPE_WORDS.get(p, p) for p in trig)})"),
             detail=f"**{md(ref['code']['display'])}:** the pain profile shows {md(why)}. "
                    + _sources_md(ref["sources"]),
             phenotypes=trig, evidence=_phenotype_evidence(ctx, trig), knowledge=source_knowledge(ref["sources"]),
@@ -255,5 +265,5 @@ def _modulator_text(phenotype: str, modulators: dict) -> str:
     m = modulators.get(_MODULATOR_OF.get(phenotype, ""))
     score, instrument = getattr(m, "score", None), getattr(m, "instrument", None)
     if isinstance(score, (int, float)) and instrument:
-        return f"{words} ({instrument} {score:g})"
+        return f"{words} ({instrument_label(instrument)} {score:g})"
     return words

@@ -7,7 +7,7 @@ from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.drug_gene import uncertainty
 from fhir_pain.rules.knowledge import pain_rules
 from fhir_pain.rules.pain_context import PHENOTYPE_WORDS
-from fhir_pain.rules.text import fit, gene_line, gene_phrase, md
+from fhir_pain.rules.text import fit, gene_line, gene_phrase, instrument_label, md
 
 _ACTION_WORDS = {
     "avoid": "Avoid", "use-alternative": "Use an alternative", "reduce-dose": "Lower starting dose",
@@ -81,25 +81,29 @@ def pain_summary(ctx: RuleContext) -> Finding | None:
     lines = []
     if intensity is not None and isinstance(score, (int, float)):
         inst = getattr(intensity, "instrument", None)
-        lines.append(f"**Intensity:** {score:g}/10" + (f" ({md(inst)})" if inst else "")
+        lines.append(f"**Intensity:** {score:g}/10" + (f" ({md(instrument_label(inst))})" if inst else "")
                      + (f", trend {md(trend)}" if trend else ""))
     if getattr(p, "chronic", False):
         lines.append("**Chronic pain:** documented for more than 3 months.")
     for name, axis in (getattr(p, "axes", {}) or {}).items():
         level = getattr(axis, "level", None)
-        if level and level not in ("none", "unlikely"):
+        if level and level not in ("none", "unlikely", "unknown"):
             reasons = "; ".join(getattr(axis, "reasons", ()) or ())
             lines.append(f"**{md(name.capitalize())}:** {md(level)}" + (f": {md(reasons)}" if reasons else ""))
     for name, mod in (getattr(p, "modulators", {}) or {}).items():
         sc, inst, cut = getattr(mod, "score", None), getattr(mod, "instrument", None), getattr(mod, "cutoff", None)
+        level = getattr(mod, "level", None)
         if isinstance(sc, (int, float)):
-            lines.append(f"**{md(name.capitalize())}:** {md(inst or '')} {sc:g}"
-                         + (f" (cut-off {cut:g})" if isinstance(cut, (int, float)) else ""))
+            lines.append(f"**{md(name.capitalize())}:** {md(instrument_label(inst))} {sc:g}"
+                         + (f" (cut-off {md(cut)})" if cut else "") + (f", {md(level)}" if level else ""))
     for resp in getattr(p, "responses", ()) or ():
         drug = getattr(resp, "drug", None)
         status = getattr(resp, "status", None)
         if drug is not None and status:
-            lines.append(f"**Response to {md(drug.name)}:** {md(status)}")
+            change = getattr(resp, "change_pct", None)
+            lines.append(f"**Response to {md(drug.name)}:** {md(status)}"
+                         + (f" (pain {-change:+.0f}% from baseline)" if isinstance(change, (int, float))
+                            and round(change) != 0 else " (no change from baseline)" if change is not None else ""))
     if not ctx.pain_complete:
         lines.append("**Caution:** some pain assessments or conditions could not be read.")
     evidence = tuple(dict.fromkeys(r for refs in (getattr(p, "evidence", {}) or {}).values() for r in refs))

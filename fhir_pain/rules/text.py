@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from fhir_pain.facts import GenePhenotype
 
 SUMMARY_MAX = 140
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")   # what could start emphasis, code, links, headings, tables
 
 
 def md(text: object) -> str:
@@ -41,6 +41,14 @@ def gene_phrase(gene: str, gp: GenePhenotype, *, with_inhibitor: bool = True) ->
     if with_inhibitor and gp.phenoconverted_by:
         phrase += " via " + join_and(gp.phenoconverted_by)
     return phrase
+
+
+def instrument_label(key: str | None) -> str:
+    """Instrument key -> short label: 'phq9' -> 'PHQ-9', 'pcs' -> 'PCS', 'nrs' -> 'NRS'."""
+    if not key:
+        return ""
+    m = re.fullmatch(r"([a-z]+)(\d+)", key)
+    return f"{m.group(1).upper()}-{m.group(2)}" if m else key.upper()
 
 
 def join_and(items: Iterable[str], conj: str = "and") -> str:
@@ -73,7 +81,10 @@ def gene_line(gene: str, gp: GenePhenotype) -> str:
         bits.append("possible activity scores " + ", ".join(code(s) for s in gp.possible_scores))
     elif genetic_as and genetic_as != "n/a":
         bits.append(f"activity score {code(genetic_as)}")
-    line = ", ".join(bits) + f" → genetic {genetic_pheno}"
+    if gp.ambiguous and len(gp.possible_scores) > 1:
+        line = ", ".join(bits) + " → phenotype uncertain"
+    else:
+        line = ", ".join(bits) + f" → genetic {genetic_pheno}"
     if gp.source == "reported":
         line += " (phenotype as reported by the lab)"
     if gp.phenoconverted_by:

@@ -1,0 +1,374 @@
+"""Writes the golden scenarios' request.json and about.json (run: .venv/bin/python tests/golden/build_requests.py).
+
+Each scenario is a realistic CDS Hooks request plus a hand-written ``about.json``: what the scenario is for and the
+cards a clinician must see (indicator, rules, suggested resource types, in order). ``expected.json`` (the full
+response) is written by the golden test's update step, never by this script; ``about.json`` is never touched by
+that step, so a regenerated expected.json can not silently change what a scenario asserts.
+
+Spec and sandbox requests are copied from shared/reference (hook-library 1.0.1 context examples, sandbox captures).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from golden.fhir_builders import (  # noqa: E402
+    condition, day, draft, gad7, genotype, hook_request, medication_request, nrs, phq9, prefetch, project_score,
+    reported_phenotype,
+)
+
+REFERENCE = Path("/work/shared/reference")
+SCENARIOS: dict[str, tuple[dict, dict]] = {}
+
+
+def scenario(name: str, description: str, request: dict, cards: list[dict]) -> None:
+    SCENARIOS[name] = (request, {"description": description, "cards": cards})
+
+
+def card(indicator: str, *rules: str, creates: tuple[str, ...] = ()) -> dict:
+    return {"indicator": indicator, "rules": sorted(rules), "creates": sorted(creates)}
+
+
+CODEINE = ("2670", "codeine phosphate 30 MG Oral Tablet")
+TRAMADOL = ("10689", "tramadol hydrochloride 50 MG Oral Tablet")
+OXYCODONE = ("7804", "oxycodone hydrochloride 5 MG Oral Tablet")
+CELECOXIB = ("140587", "celecoxib 200 MG Oral Capsule")
+MELOXICAM = ("41493", "meloxicam 15 MG Oral Tablet")
+IBUPROFEN = ("5640", "ibuprofen 400 MG Oral Tablet")
+PIROXICAM = ("8356", "piroxicam 20 MG Oral Capsule")
+AMITRIPTYLINE = ("704", "amitriptyline hydrochloride 10 MG Oral Tablet")
+NORTRIPTYLINE = ("7531", "nortriptyline 25 MG Oral Capsule")
+ONDANSETRON = ("26225", "ondansetron 4 MG Oral Tablet")
+PAROXETINE = ("32937", "paroxetine 20 MG Oral Tablet")
+VENLAFAXINE = ("39786", "venlafaxine 75 MG Oral Tablet")
+DULOXETINE = ("72625", "duloxetine 30 MG Delayed Release Oral Capsule")
+GABAPENTIN = ("25480", "gabapentin 300 MG Oral Capsule")
+FLUOXETINE = ("4493", "fluoxetine 20 MG Oral Capsule")
+
+
+def sign(name, pid, drafts, *, pgx=(), pain=(), conditions=(), meds=(), omit=()):
+    return hook_request("order-sign", pid, name=name, drafts=drafts,
+                        prefetch=prefetch(pid, pgx=pgx, pain=pain, conditions=conditions, meds=meds, omit=omit))
+
+
+def select(name, pid, drafts, selections=None, **kw):
+    return hook_request("order-select", pid, name=name, drafts=drafts, selections=selections,
+                        prefetch=prefetch(pid, **kw))
+
+
+def view(name, pid, **kw):
+    return hook_request("patient-view", pid, name=name, prefetch=prefetch(pid, **kw))
+
+
+def d(mid, pid, drug, **kw):
+    return draft(mid, pid, drug[0], drug[1], **kw)
+
+
+def active(mid, pid, drug, **kw):
+    return medication_request(mid, pid, drug[0], drug[1], **kw)
+
+
+def neuropathic(pid):
+    """Painful diabetic neuropathy with DN4 6: neuropathic pain likely."""
+    return {"conditions": [condition("dpn", pid, "230572002", "Diabetic neuropathy", day(-600))],
+            "pain": [project_score("dn4", pid, "dn4-total", 6, day(-30)), nrs("nrs1", pid, 7, day(-10))]}
+
+
+def build() -> None:
+    # ---- opioids x CYP2D6 -----------------------------------------------------------------------------------
+    p = "pgx-pm"
+    scenario("sign-codeine-cyp2d6-pm", "Codeine for a CYP2D6 poor metabolizer (*4/*4): CPIC Strong avoid; replace "
+             "with a non-tramadol opioid whose advice is not affected for this patient.",
+             sign("sign-codeine-cyp2d6-pm", p, [d("rx1", p, CODEINE)], pgx=[genotype("g1", p, "CYP2D6", "*4/*4")]),
+             [card("critical", "cpic/codeine/CYP2D6", creates=("MedicationRequest",))])
+    p = "pgx-um"
+    scenario("sign-codeine-cyp2d6-um", "Codeine for a CYP2D6 ultrarapid metabolizer (*1/*2x2, AS 3.0): toxicity "
+             "risk, CPIC Strong avoid.",
+             sign("sign-codeine-cyp2d6-um", p, [d("rx1", p, CODEINE)], pgx=[genotype("g1", p, "CYP2D6", "*1/*2x2")]),
+             [card("critical", "cpic/codeine/CYP2D6", creates=("MedicationRequest",))])
+    p = "pgx-im"
+    scenario("sign-codeine-cyp2d6-im", "Codeine for a CYP2D6 intermediate metabolizer (*1/*4): label dosing, "
+             "switch if no response (CPIC Moderate): warning, no replacement suggested.",
+             sign("sign-codeine-cyp2d6-im", p, [d("rx1", p, CODEINE)], pgx=[genotype("g1", p, "CYP2D6", "*1/*4")]),
+             [card("warning", "cpic/codeine/CYP2D6")])
+    p = "pgx-nm"
+    scenario("sign-codeine-cyp2d6-nm", "Codeine for a CYP2D6 normal metabolizer: standard dosing, no card.",
+             sign("sign-codeine-cyp2d6-nm", p, [d("rx1", p, CODEINE)], pgx=[genotype("g1", p, "CYP2D6", "*1/*1")]),
+             [])
+    p = "pgx-nm-parox"
+    scenario("sign-tramadol-phenoconverted-paroxetine", "Tramadol for a genetic CYP2D6 normal metabolizer taking "
+             "paroxetine (strong inhibitor): converted to poor metabolizer, CPIC Strong avoid.",
+             sign("sign-tramadol-phenoconverted-paroxetine", p, [d("rx1", p, TRAMADOL)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*1")], meds=[active("a1", p, PAROXETINE)]),
+             [card("critical", "cpic/tramadol/CYP2D6", creates=("MedicationRequest",))])
+    p = "pgx-nm-dulox"
+    scenario("sign-tramadol-moderate-inhibitor-duloxetine", "Tramadol for a CYP2D6 *1/*1 patient on duloxetine "
+             "(moderate inhibitor): activity score halved to 1.0, intermediate metabolizer (CPIC Optional).",
+             sign("sign-tramadol-moderate-inhibitor-duloxetine", p, [d("rx1", p, TRAMADOL)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*1")], meds=[active("a1", p, DULOXETINE)]),
+             [card("warning", "cpic/tramadol/CYP2D6")])
+    p = "no-pgx"
+    scenario("sign-codeine-no-result-pretest", "Codeine ordered, no CYP2D6 result on file: CPIC pre-test alert with "
+             "a draft CYP2D6 genotype order.",
+             sign("sign-codeine-no-result-pretest", p, [d("rx1", p, CODEINE)]),
+             [card("warning", "cpic-pretest/codeine/CYP2D6", creates=("ServiceRequest",))])
+    p = "pgx-missing"
+    scenario("sign-codeine-pgx-unavailable", "Codeine ordered but the EHR could not fill the PGx prefetch and there "
+             "is no FHIR access: the card says the check was not possible (never 'no result on file').",
+             sign("sign-codeine-pgx-unavailable", p, [d("rx1", p, CODEINE)], omit=("pgxResults",)),
+             [card("info", "fhir-pain/pgx-unavailable/codeine")])
+    p = "pgx-dup"
+    scenario("sign-codeine-ambiguous-duplication", "CYP2D6 *1/*4xN: the duplicated allele is not stated, so the "
+             "activity score is 1.0 (IM) or 2.0 (NM) and the advice differs: no confident advice, confirm.",
+             sign("sign-codeine-ambiguous-duplication", p, [d("rx1", p, CODEINE)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*4xN")]),
+             [card("warning", "cpic/codeine/CYP2D6", creates=("ServiceRequest",))])
+    p = "pgx-indet"
+    scenario("sign-codeine-indeterminate", "CYP2D6 *1/*22 (allele of uncertain function): Indeterminate, CPIC has "
+             "no recommendation; informational card with a confirmatory test.",
+             sign("sign-codeine-indeterminate", p, [d("rx1", p, CODEINE)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*22")]),
+             [card("info", "cpic/codeine/CYP2D6", creates=("ServiceRequest",))])
+    p = "pgx-conflict"
+    scenario("sign-codeine-conflicting-results", "Two CYP2D6 genotypes on file disagree (*1/*1 in 2023, *4/*4 in "
+             "2025): never act on either; confirm.",
+             sign("sign-codeine-conflicting-results", p, [d("rx1", p, CODEINE)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*1", when="2023-02-01T09:00:00Z"),
+                       genotype("g2", p, "CYP2D6", "*4/*4", when="2025-06-01T09:00:00Z")]),
+             [card("warning", "cpic/codeine/CYP2D6", creates=("ServiceRequest",))])
+    p = "pgx-reported"
+    scenario("sign-tramadol-reported-phenotype", "Only a lab-reported phenotype (STU1 53040-2, LA9657-3 poor "
+             "metabolizer) and tramadol ordered: CPIC Strong avoid from the reported phenotype.",
+             sign("sign-tramadol-reported-phenotype", p, [d("rx1", p, TRAMADOL)],
+                  pgx=[reported_phenotype("ph1", p, "CYP2D6", "Poor Metabolizer")]),
+             [card("critical", "cpic/tramadol/CYP2D6", creates=("MedicationRequest",))])
+    p = "combo"
+    combo = ("993781", "Acetaminophen 300 MG / Codeine Phosphate 30 MG Oral Tablet")
+    scenario("sign-acetaminophen-codeine-combination-pm", "A combination product (acetaminophen/codeine) for a "
+             "CYP2D6 poor metabolizer: the codeine ingredient is found and advised on.",
+             sign("sign-acetaminophen-codeine-combination-pm", p, [d("rx1", p, combo)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*5/*5")]),
+             [card("critical", "cpic/codeine/CYP2D6", creates=("MedicationRequest",))])
+    # ---- NSAIDs x CYP2C9 ------------------------------------------------------------------------------------
+    p = "c9-pm"
+    scenario("sign-celecoxib-cyp2c9-pm", "Celecoxib for a CYP2C9 poor metabolizer (*3/*3): start at 25-50% of the "
+             "lowest dose (CPIC Moderate); the dose advice is in the detail, no dose is changed by a suggestion.",
+             sign("sign-celecoxib-cyp2c9-pm", p, [d("rx1", p, CELECOXIB)], pgx=[genotype("g1", p, "CYP2C9", "*3/*3")]),
+             [card("warning", "cpic/celecoxib/CYP2C9")])
+    scenario("sign-meloxicam-cyp2c9-pm", "Meloxicam for a CYP2C9 poor metabolizer: choose an alternative NSAID not "
+             "metabolized by CYP2C9 (CPIC Moderate).",
+             sign("sign-meloxicam-cyp2c9-pm", p, [d("rx1", p, MELOXICAM)], pgx=[genotype("g1", p, "CYP2C9", "*3/*3")]),
+             [card("warning", "cpic/meloxicam/CYP2C9", creates=("MedicationRequest",))])
+    p = "c9-im"
+    scenario("sign-ibuprofen-cyp2c9-im-as1", "Ibuprofen for CYP2C9 *2/*2 (activity score 1.0, intermediate): "
+             "lowest starting dose, titrate with caution (CPIC Moderate).",
+             sign("sign-ibuprofen-cyp2c9-im-as1", p, [d("rx1", p, IBUPROFEN)],
+                  pgx=[genotype("g1", p, "CYP2C9", "*2/*2")]),
+             [card("warning", "cpic/ibuprofen/CYP2C9")])
+    p = "c9-nm"
+    scenario("sign-piroxicam-cyp2c9-nm", "Piroxicam for a CYP2C9 normal metabolizer: standard dosing, no card.",
+             sign("sign-piroxicam-cyp2c9-nm", p, [d("rx1", p, PIROXICAM)], pgx=[genotype("g1", p, "CYP2C9", "*1/*1")]),
+             [])
+    p = "c9-none"
+    scenario("sign-ibuprofen-no-result-pretest", "Ibuprofen without a CYP2C9 result: CPIC's pre-test alert says the "
+             "genotype 'may be important': informational card with a test order.",
+             sign("sign-ibuprofen-no-result-pretest", p, [d("rx1", p, IBUPROFEN)]),
+             [card("info", "cpic-pretest/ibuprofen/CYP2C9", creates=("ServiceRequest",))])
+    # ---- tricyclics -----------------------------------------------------------------------------------------
+    p = "tca-pm"
+    pgx_tca = [genotype("g1", p, "CYP2D6", "*4/*4"), genotype("g2", p, "CYP2C19", "*1/*1")]
+    scenario("sign-amitriptyline-cyp2d6-pm", "Amitriptyline (no neuropathic pain on record) for a CYP2D6 poor / "
+             "CYP2C19 normal metabolizer: CPIC Strong avoid.",
+             sign("sign-amitriptyline-cyp2d6-pm", p, [d("rx1", p, AMITRIPTYLINE, dose_mg=75)], pgx=pgx_tca),
+             [card("critical", "cpic/amitriptyline/CYP2D6+CYP2C19")])
+    n = neuropathic(p)
+    scenario("sign-amitriptyline-cyp2d6-pm-neuropathic-low-dose", "Amitriptyline 10 mg/day for painful diabetic "
+             "neuropathy in a CYP2D6 poor metabolizer: CPIC's avoid applies to depression doses; at this dose monitor "
+             "side effects (warning), and first-line options independent of CYP2D6 are offered.",
+             sign("sign-amitriptyline-cyp2d6-pm-neuropathic-low-dose", p, [d("rx1", p, AMITRIPTYLINE, dose_mg=10)],
+                  pgx=pgx_tca, **n),
+             [card("warning", "cpic/amitriptyline/CYP2D6+CYP2C19", "fhir-pain/tca-neuropathic-pain/CYP2D6",
+                   creates=("MedicationRequest",))])
+    p = "tca-um"
+    scenario("sign-nortriptyline-cyp2d6-um", "Nortriptyline for a CYP2D6 ultrarapid metabolizer (*1/*1x3): lack of "
+             "efficacy, CPIC Strong avoid.",
+             sign("sign-nortriptyline-cyp2d6-um", p, [d("rx1", p, NORTRIPTYLINE)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*1x3")]),
+             [card("critical", "cpic/nortriptyline/CYP2D6")])
+    p = "tca-c19-missing"
+    scenario("sign-amitriptyline-cyp2c19-missing", "Amitriptyline with a CYP2D6 result (*1/*1) but no CYP2C19 "
+             "result: one card for the drug with the pre-test alert for CYP2C19.",
+             sign("sign-amitriptyline-cyp2c19-missing", p, [d("rx1", p, AMITRIPTYLINE)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*1")]),
+             [card("info", "cpic-pretest/amitriptyline/CYP2C19", creates=("ServiceRequest",))])
+    # ---- ondansetron, SSRIs/SNRIs ---------------------------------------------------------------------------
+    p = "ond-um"
+    scenario("sign-ondansetron-cyp2d6-um", "Ondansetron for a CYP2D6 ultrarapid metabolizer: choose a drug not "
+             "predominantly metabolized by CYP2D6, e.g. granisetron (CPIC Moderate).",
+             sign("sign-ondansetron-cyp2d6-um", p, [d("rx1", p, ONDANSETRON)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*2x2")]),
+             [card("warning", "cpic/ondansetron/CYP2D6")])
+    p = "parox-pm"
+    scenario("sign-paroxetine-cyp2d6-pm", "Paroxetine for a CYP2D6 poor metabolizer: CPIC advises an alternative "
+             "or a 50% lower starting dose.",
+             sign("sign-paroxetine-cyp2d6-pm", p, [d("rx1", p, PAROXETINE)], pgx=[genotype("g1", p, "CYP2D6", "*4/*4")]),
+             [card("warning", "cpic/paroxetine/CYP2D6")])
+    p = "parox-nm"
+    scenario("sign-paroxetine-cyp2d6-nm-no-self-conversion", "Paroxetine for a CYP2D6 normal metabolizer: paroxetine "
+             "is itself a strong CYP2D6 inhibitor, but it must not phenoconvert the patient before its own CPIC "
+             "lookup: standard dosing, no card.",
+             sign("sign-paroxetine-cyp2d6-nm-no-self-conversion", p, [d("rx1", p, PAROXETINE)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*1")]),
+             [])
+    p = "venla-pm"
+    scenario("sign-venlafaxine-cyp2d6-pm", "Venlafaxine for a CYP2D6 poor metabolizer: consider an alternative not "
+             "predominantly metabolized by CYP2D6 (CPIC Optional).",
+             sign("sign-venlafaxine-cyp2d6-pm", p, [d("rx1", p, VENLAFAXINE)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*4/*4")]),
+             [card("warning", "cpic/venlafaxine/CYP2D6")])
+    # ---- pain phenotypes ------------------------------------------------------------------------------------
+    p = "neuro-pm"
+    n = neuropathic(p)
+    scenario("sign-oxycodone-neuropathic-cyp2d6-pm", "Oxycodone for likely neuropathic pain (diabetic neuropathy, "
+             "DN4 6) in a CYP2D6 poor metabolizer: opioids are not first line; first-line classes filtered by PGx "
+             "(no tricyclic and no venlafaxine for a CYP2D6 PM).",
+             sign("sign-oxycodone-neuropathic-cyp2d6-pm", p, [d("rx1", p, OXYCODONE)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*4/*4")], **n),
+             [card("warning", "fhir-pain/opioid-for-neuropathic-pain", creates=("MedicationRequest",))])
+    p = "neuro-nm"
+    n = neuropathic(p)
+    scenario("sign-tramadol-neuropathic-nm", "Tramadol for likely neuropathic pain in a CYP2D6 normal metabolizer "
+             "already on gabapentin: tramadol is second line; SNRIs and TCAs offered (gabapentinoids already used).",
+             sign("sign-tramadol-neuropathic-nm", p, [d("rx1", p, TRAMADOL)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*1")], meds=[active("a1", p, GABAPENTIN, authored=day(-20))],
+                  **n),
+             [card("warning", "fhir-pain/opioid-for-neuropathic-pain", creates=("MedicationRequest",))])
+    p = "psych"
+    scenario("sign-oxycodone-catastrophizing-depression", "Oxycodone ordered for a patient with high pain "
+             "catastrophizing (PCS 36) and depression (PHQ-9 15): referral to pain psychology (CBT) offered.",
+             sign("sign-oxycodone-catastrophizing-depression", p, [d("rx1", p, OXYCODONE)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*1")],
+                  pain=[project_score("pcs", p, "pcs-total", 36, day(-14)), phq9("phq", p, 15, day(-14)),
+                        nrs("nrs1", p, 6, day(-14))]),
+             [card("info", "fhir-pain/referral/pain-psychology", creates=("ServiceRequest",))])
+    p = "gaba-nr"
+    gaba_history = [nrs("nrs0", p, 7, day(-130)), nrs("nrs1", p, 7, day(-60)), nrs("nrs2", p, 7, day(-7))]
+    scenario("sign-gabapentin-renewal-non-response", "Renewing gabapentin after 4 months with no change in pain "
+             "(NRS 7 -> 7): non-response after an adequate trial.",
+             sign("sign-gabapentin-renewal-non-response", p, [d("rx1", p, GABAPENTIN)],
+                  meds=[active("a1", p, GABAPENTIN, authored=day(-120))], pain=gaba_history,
+                  conditions=[condition("phn", p, "2177002", "Postherpetic neuralgia", day(-400))]),
+             [card("warning", "fhir-pain/analgesic-non-response")])
+    # ---- several drafts, order-select semantics -------------------------------------------------------------
+    p = "multi"
+    pgx_multi = [genotype("g1", p, "CYP2D6", "*4/*4"), genotype("g2", p, "CYP2C9", "*3/*3")]
+    drafts = [d("rx1", p, CODEINE), d("rx2", p, CELECOXIB)]
+    scenario("sign-two-drafts-codeine-celecoxib", "order-sign with codeine and celecoxib drafts for a CYP2D6 PM and "
+             "CYP2C9 PM: one card per drug, most severe first.",
+             sign("sign-two-drafts-codeine-celecoxib", p, drafts, pgx=pgx_multi),
+             [card("critical", "cpic/codeine/CYP2D6", creates=("MedicationRequest",)),
+              card("warning", "cpic/celecoxib/CYP2C9")])
+    scenario("select-codeine-selected-celecoxib-context", "order-select with the same two drafts but only codeine "
+             "selected: advice on the selection only.",
+             select("select-codeine-selected-celecoxib-context", p, drafts, ["MedicationRequest/rx1"], pgx=pgx_multi),
+             [card("critical", "cpic/codeine/CYP2D6", creates=("MedicationRequest",))])
+    p = "sel-parox"
+    scenario("select-codeine-with-paroxetine-draft", "order-select: codeine selected while a paroxetine draft is in "
+             "the same session (context): the other draft phenoconverts the patient.",
+             select("select-codeine-with-paroxetine-draft", p, [d("rx1", p, CODEINE), d("rx2", p, PAROXETINE)],
+                    ["MedicationRequest/rx1"], pgx=[genotype("g1", p, "CYP2D6", "*1/*1")]),
+             [card("critical", "cpic/codeine/CYP2D6", creates=("MedicationRequest",))])
+    # ---- patient-view ---------------------------------------------------------------------------------------
+    p = "pv-multi"
+    scenario("view-pgx-summary-three-genes", "patient-view with CYP2D6 PM, CYP2C9 IM and CYP2C19 RM results and no "
+             "medications: one concise PGx summary card.",
+             view("view-pgx-summary-three-genes", p,
+                  pgx=[genotype("g1", p, "CYP2D6", "*4/*4"), genotype("g2", p, "CYP2C9", "*1/*3"),
+                       genotype("g3", p, "CYP2C19", "*1/*17")]),
+             [card("info", "fhir-pain/pgx-summary")])
+    p = "pv-tram"
+    scenario("view-active-tramadol-cyp2d6-pm", "patient-view: the patient takes tramadol and is a CYP2D6 poor "
+             "metabolizer: an alert for the active medication (no automatic change), then the PGx summary.",
+             view("view-active-tramadol-cyp2d6-pm", p, pgx=[genotype("g1", p, "CYP2D6", "*4/*4")],
+                  meds=[active("a1", p, TRAMADOL)]),
+             [card("critical", "cpic/tramadol/CYP2D6"), card("info", "fhir-pain/pgx-summary")])
+    p = "pv-fluox"
+    scenario("view-active-codeine-fluoxetine-phenoconversion", "patient-view: codeine with fluoxetine (strong "
+             "CYP2D6 inhibitor) in a genetic normal metabolizer: phenoconverted to poor metabolizer.",
+             view("view-active-codeine-fluoxetine-phenoconversion", p, pgx=[genotype("g1", p, "CYP2D6", "*1/*2")],
+                  meds=[active("a1", p, CODEINE), active("a2", p, FLUOXETINE)]),
+             [card("critical", "cpic/codeine/CYP2D6"), card("info", "fhir-pain/pgx-summary")])
+    p = "pv-noci"
+    scenario("view-pain-profile-nociplastic-depression-anxiety", "patient-view: fibromyalgia with CSI 58, chronic "
+             "pain, PHQ-9 12 and GAD-7 11, no PGx: the pain profile card and referrals (psychology, physiotherapy).",
+             view("view-pain-profile-nociplastic-depression-anxiety", p,
+                  conditions=[condition("fm", p, "203082005", "Fibromyalgia", day(-900))],
+                  pain=[project_score("csi", p, "csi-total", 58, day(-20)), phq9("phq", p, 12, day(-20)),
+                        gad7("gad", p, 11, day(-20)), nrs("n0", p, 6, day(-200)), nrs("n1", p, 7, day(-20))]),
+             [card("info", "fhir-pain/pain-profile"),
+              card("info", "fhir-pain/referral/pain-psychology", "fhir-pain/referral/physiotherapy",
+                   creates=("ServiceRequest",))])
+    p = "pv-nr"
+    scenario("view-gabapentin-non-response", "patient-view: gabapentin for 4 months without a 30% reduction in pain: "
+             "non-response card with the pain profile.",
+             view("view-gabapentin-non-response", p, meds=[active("a1", p, GABAPENTIN, authored=day(-120))],
+                  pain=gaba_history_for(p), conditions=[condition("phn", p, "2177002", "Postherpetic neuralgia",
+                                                                  day(-400))]),
+             [card("warning", "fhir-pain/analgesic-non-response"), card("info", "fhir-pain/pain-profile")])
+    p = "pv-none"
+    scenario("view-nothing-available", "patient-view where no prefetch could be filled and there is no FHIR access: "
+             "one informational card saying PGx results could not be retrieved.",
+             hook_request("patient-view", p, name="view-nothing-available", prefetch=None),
+             [card("info", "fhir-pain/pgx-summary")])
+    # ---- the spec's own examples and the sandbox captures ---------------------------------------------------
+    for name, fname, hook in (("spec-order-select-r4", "order-select-L0050-example-r4.json", "order-select"),
+                              ("spec-order-sign-r4", "order-sign-L0052-example-r4.json", "order-sign")):
+        ctx = json.loads((REFERENCE / "cds-hooks/hook-library-1.0.1-context-examples" / fname).read_text())
+        body = {"hookInstance": hook_request(hook, "x", name=name)["hookInstance"], "hook": hook, **ctx}
+        scenario(name, f"The CDS Hooks hook library's R4 {hook} example (amoxicillin/clavulanate and a nutrition "
+                 "order): nothing pain- or PGx-related, so no cards.", body, [])
+    for n in (1, 2, 3):
+        body = json.loads((REFERENCE / f"sandbox-captures/order-select-request-{n}.json").read_text())
+        what = {1: "the Rx screen's first call, a draft with no medication at all",
+                2: "amlodipine chosen", 3: "amlodipine with reasonCode/category as single objects"}[n]
+        scenario(f"sandbox-order-select-{n}", f"CDS Hooks Sandbox capture: {what}; no cards.", body, [])
+    body = json.loads((REFERENCE / "sandbox-captures/order-select-request-3.json").read_text())
+    med = body["context"]["draftOrders"]["entry"][0]["resource"]
+    med["medicationCodeableConcept"] = {"text": "Codeine Phosphate 60 MG Oral Tablet", "coding": [
+        {"display": "Codeine Phosphate 60 MG Oral Tablet", "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+         "code": "993889"}]}
+    med["reasonCode"] = {"coding": [{"system": "http://snomed.info/sct", "code": "279039007",
+                                     "display": "Low back pain"}], "text": "Low back pain"}
+    body["hookInstance"] = hook_request("order-select", "pat-1", name="sandbox-order-select-codeine-pm")["hookInstance"]
+    body["prefetch"]["pgxResults"] = {"resourceType": "Bundle", "type": "searchset",
+                                      "entry": [{"resource": genotype("g1", "pat-1", "CYP2D6", "*4/*4")}]}
+    scenario("sandbox-order-select-codeine-pm", "The sandbox's own request shape (Bundle without type, reasonCode as "
+             "one object, RxNorm clinical drug 993889) with codeine and a CYP2D6 *4/*4 result in prefetch; the other "
+             "keys are absent and there is no FHIR access: critical card that says what was missing.",
+             body, [card("critical", "cpic/codeine/CYP2D6", creates=("MedicationRequest",))])
+    body = json.loads((REFERENCE / "sandbox-captures/patient-view-request.json").read_text())
+    scenario("sandbox-patient-view", "CDS Hooks Sandbox patient-view capture (vitals only, keys of another service): "
+             "our keys are absent and cannot be fetched: one card saying PGx results could not be retrieved.",
+             body, [card("info", "fhir-pain/pgx-summary")])
+
+
+def gaba_history_for(p):
+    return [nrs("nrs0", p, 7, day(-130)), nrs("nrs1", p, 7, day(-60)), nrs("nrs2", p, 7, day(-7))]
+
+
+def main() -> None:
+    build()
+    for name, (request, about) in SCENARIOS.items():
+        folder = HERE / name
+        folder.mkdir(exist_ok=True)
+        (folder / "request.json").write_text(json.dumps(request, indent=2, ensure_ascii=False) + "\n")
+        (folder / "about.json").write_text(json.dumps(about, indent=2, ensure_ascii=False) + "\n")
+    print(f"{len(SCENARIOS)} scenarios written to {HERE}")
+
+
+if __name__ == "__main__":
+    main()

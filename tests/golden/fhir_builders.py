@@ -1,0 +1,180 @@
+"""Realistic FHIR R4 JSON for the tests: PGx results as the Genomics Reporting IG and labs send them, pain
+instruments with LOINC/project codes, Conditions, MedicationRequests (active and draft) and CDS Hooks requests.
+
+Used by tests/golden/build_requests.py (which writes the golden request.json files) and by the unit tests.
+Every builder returns plain dicts; ``tests/golden/test_golden.py`` validates the fixtures with fhir.resources.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+LOINC = "http://loinc.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SNOMED = "http://snomed.info/sct"
+PHARMVAR = "http://www.pharmvar.org"
+HGNC = "http://www.genenames.org/geneId"
+PAIN_CS = "https://fhir-pain.io/CodeSystem/pain-instruments"
+HGNC_IDS = {"CYP2D6": "HGNC:2625", "CYP2C9": "HGNC:2623", "CYP2C19": "HGNC:2621", "OPRM1": "HGNC:8156"}
+LA_PHENOTYPE = {"Ultrarapid Metabolizer": "LA10315-2", "Rapid Metabolizer": "LA25390-8",
+                "Normal Metabolizer": "LA25391-6", "Intermediate Metabolizer": "LA10317-8",
+                "Poor Metabolizer": "LA9657-3"}
+TODAY = date(2026, 5, 1)   # the golden scenarios' clock (config NOW); dates below are relative to it
+
+
+def day(offset: int) -> str:
+    """An ISO date ``offset`` days from TODAY (negative: in the past)."""
+    return (TODAY + timedelta(days=offset)).isoformat()
+
+
+def patient(pid: str, birth: str = "1968-04-12", gender: str = "female") -> dict:
+    return {"resourceType": "Patient", "id": pid, "active": True,
+            "name": [{"use": "official", "family": "Testpatient", "given": ["Alex"]}],
+            "gender": gender, "birthDate": birth}
+
+
+def genotype(oid: str, pid: str, gene: str, diplotype: str, when: str | None = None, status: str = "final") -> dict:
+    """Genomics Reporting IG genotype Observation: 84413-4 with a PharmVar diplotype and the gene component."""
+    return {
+        "resourceType": "Observation", "id": oid, "status": status,
+        "meta": {"profile": ["http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/genotype"]},
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                  "code": "laboratory"}]}],
+        "code": {"coding": [{"system": LOINC, "code": "84413-4", "display": "Genotype display name"}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": when or f"{day(-400)}T09:30:00Z",
+        "valueCodeableConcept": {"coding": [{"system": PHARMVAR, "code": f"{gene} {diplotype}"}],
+                                 "text": f"{gene} {diplotype}"},
+        "component": [{"code": {"coding": [{"system": LOINC, "code": "48018-6", "display": "Gene studied [ID]"}]},
+                       "valueCodeableConcept": {"coding": [{"system": HGNC, "code": HGNC_IDS[gene],
+                                                            "display": gene}]}}],
+    }
+
+
+def reported_phenotype(oid: str, pid: str, gene: str, phenotype: str, when: str | None = None) -> dict:
+    """Genomics Reporting STU1-style phenotype Observation (53040-2, LA answer code), no diplotype."""
+    value: dict = {"text": f"{gene} {phenotype}"}
+    if phenotype in LA_PHENOTYPE:
+        value["coding"] = [{"system": LOINC, "code": LA_PHENOTYPE[phenotype], "display": phenotype}]
+    return {
+        "resourceType": "Observation", "id": oid, "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": "53040-2",
+                             "display": "Genetic variation's effect on drug metabolism"}], "text": f"{gene} phenotype"},
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": when or f"{day(-400)}T09:30:00Z",
+        "valueCodeableConcept": value,
+        "component": [{"code": {"coding": [{"system": LOINC, "code": "48018-6", "display": "Gene studied [ID]"}]},
+                       "valueCodeableConcept": {"coding": [{"system": HGNC, "code": HGNC_IDS[gene],
+                                                            "display": gene}]}}],
+    }
+
+
+def score(oid: str, pid: str, code: str, value: float, when: str, system: str = LOINC, display: str | None = None,
+          unit: str | None = None) -> dict:
+    """A questionnaire/instrument score Observation (category survey), valueInteger or valueQuantity."""
+    obs = {
+        "resourceType": "Observation", "id": oid, "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                  "code": "survey"}]}],
+        "code": {"coding": [{"system": system, "code": code, **({"display": display} if display else {})}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": when if "T" in when else f"{when}T10:00:00+02:00",
+    }
+    if unit is None and float(value).is_integer():
+        obs["valueInteger"] = int(value)
+    else:
+        obs["valueQuantity"] = {"value": value, "system": "http://unitsofmeasure.org", "code": unit or "{score}"}
+    return obs
+
+
+def nrs(oid, pid, value, when):
+    return score(oid, pid, "72514-3", value, when,
+                 display="Pain severity - 0-10 verbal numeric rating [Score] - Reported")
+
+
+def phq9(oid, pid, value, when):
+    return score(oid, pid, "44261-6", value, when, display="Patient Health Questionnaire 9 item total score")
+
+
+def gad7(oid, pid, value, when):
+    return score(oid, pid, "70274-6", value, when, display="Generalized anxiety disorder 7 item total score")
+
+
+def project_score(oid, pid, code, value, when):
+    """Instruments without LOINC (PCS, DN4, painDETECT, LANSS, CSI ...) under the project CodeSystem."""
+    return score(oid, pid, code, value, when, system=PAIN_CS)
+
+
+def condition(cid: str, pid: str, code: str, display: str, onset: str, system: str = SNOMED) -> dict:
+    return {
+        "resourceType": "Condition", "id": cid,
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                       "code": "active"}]},
+        "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                                           "code": "confirmed"}]},
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                                  "code": "problem-list-item"}]}],
+        "code": {"coding": [{"system": system, "code": code, "display": display}], "text": display},
+        "subject": {"reference": f"Patient/{pid}"},
+        "onsetDateTime": onset,
+    }
+
+
+def medication_request(mid: str, pid: str, rxcui: str, display: str, *, status: str = "active",
+                       authored: str | None = None, dose_mg: float | None = None, per_day: int = 1,
+                       dose_unit: str = "mg") -> dict:
+    mr = {
+        "resourceType": "MedicationRequest", "id": mid, "status": status, "intent": "order",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
+                                  "code": "community"}]}],
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": rxcui, "display": display}],
+                                      "text": display},
+        "subject": {"reference": f"Patient/{pid}"},
+        "authoredOn": authored or day(-200),
+    }
+    if dose_mg is not None:
+        mr["dosageInstruction"] = [{
+            "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": dose_mg, "unit": dose_unit,
+                                              "system": "http://unitsofmeasure.org", "code": dose_unit}}]}]
+    return mr
+
+
+def draft(mid: str, pid: str, rxcui: str, display: str, **kw) -> dict:
+    kw.setdefault("authored", day(0))
+    return medication_request(mid, pid, rxcui, display, status="draft", **kw)
+
+
+def searchset(*resources: dict) -> dict:
+    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
+            "entry": [{"fullUrl": f"https://ehr.example.org/fhir/{r['resourceType']}/{r['id']}", "resource": r,
+                       "search": {"mode": "match"}} for r in resources]}
+
+
+def hook_request(hook: str, pid: str, *, name: str, prefetch: dict | None = None, drafts: list[dict] = (),
+                 selections: list[str] | None = None, user: str = "Practitioner/example",
+                 encounter: str | None = "enc-1") -> dict:
+    """A CDS Hooks 2.0 request; hookInstance is derived from the scenario name so files are stable."""
+    context: dict = {"userId": user, "patientId": pid}
+    if encounter:
+        context["encounterId"] = encounter
+    if hook != "patient-view":
+        context["draftOrders"] = {"resourceType": "Bundle", "type": "collection",
+                                  "entry": [{"resource": d} for d in drafts]}
+    if hook == "order-select":
+        context["selections"] = selections if selections is not None else \
+            [f"MedicationRequest/{d['id']}" for d in drafts]
+    body = {"hookInstance": str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://fhir-pain.io/golden/{name}")),
+            "hook": hook, "fhirServer": "https://ehr.example.org/fhir", "context": context}
+    if prefetch is not None:
+        body["prefetch"] = prefetch
+    return body
+
+
+def prefetch(pid: str, *, pgx=(), pain=(), conditions=(), meds=(), omit=()) -> dict:
+    """Every prefetch key of the services filled as an EHR would (searchsets, possibly empty); keys in ``omit``
+    are left out (the EHR could not fill them)."""
+    from fhir_pain.gather import CONDITIONS, MEDICATIONS, PAIN, PATIENT, PGX
+    out = {PATIENT: patient(pid), PGX: searchset(*pgx), PAIN: searchset(*pain),
+           CONDITIONS: searchset(*conditions), MEDICATIONS: searchset(*meds)}
+    return {k: v for k, v in out.items() if k not in omit}
