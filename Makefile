@@ -24,6 +24,10 @@ $(FHIR_VENV)/bin/sekmet:
 fhir-server-venv: $(FHIR_VENV)/bin/sekmet
 
 run: $(BIN)/.installed
+	@echo "fhir-pain: CDS Hooks service on http://$(HOST):$(PORT)/cds-services (auth OFF: local development only)"
+	@echo "  discovery:  curl -s http://$(HOST):$(PORT)/cds-services"
+	@echo "  cards:      $(BIN)/fhir-pain demo --request ava-codeine | curl -s -H 'Content-Type: application/json' --data-binary @- http://$(HOST):$(PORT)/cds-services/pain-pgx-order-select"
+	@echo "  sandbox:    https://sandbox.cds-hooks.org/?serviceDiscoveryURL=http://$(HOST):$(PORT)/cds-services (see docs/sandbox.md)"
 	$(BIN)/fhir-pain serve --host $(HOST) --port $(PORT) --auth off
 
 test: $(BIN)/.installed $(FHIR_VENV)/bin/sekmet
