@@ -127,13 +127,16 @@ def _database_url(args: argparse.Namespace) -> str:
 
 def build_poller(args: argparse.Namespace, progress=None):
     """The Poller the arguments describe (raises ValueError on a configuration error)."""
-    from cds_hooks.fhir_client import FHIRClient, normalize_base
+    from cds_hooks.fhir_client import FHIRClient, URLNotAllowed, normalize_base
     from fhir_pain.poller.cycle import Poller
     from fhir_pain.store import Store
 
     if args.page_size < 1 or args.workers < 1 or args.max_changes < 1 or args.timeout <= 0:
         raise ValueError("--page-size, --workers, --max-changes and --timeout must be positive")
-    base = normalize_base(args.fhir_server)
+    try:
+        base = normalize_base(args.fhir_server)
+    except URLNotAllowed as exc:
+        raise ValueError(str(exc)) from None
     db_url = _database_url(args)
     client = FHIRClient(base, auth=_auth(args), timeout=(3.05, args.timeout), retries=max(0, args.retries),
                         backoff_s=0.5, max_pages=50)
@@ -149,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as exc:
         print(f"fhir-pain poll: not available in this build ({exc.name})", file=sys.stderr)
         return 2
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # bad option, unreadable key file
         print(f"fhir-pain poll: {exc}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,46 @@
+"""``fhir-pain poll`` end to end against the real FHIR server."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from fhir_pain.cli import main
+from fhir_pain.poller import cycle
+from conftest import issues_for
+from pgx_seed import CODEINE, patient_entries, seed
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def rules(monkeypatch, stand_in_evaluate):
+    monkeypatch.setattr(cycle, "default_evaluate", lambda: stand_in_evaluate)
+
+
+def test_poll_once_writes_then_reports_nothing_new(live_sekmet, tmp_path, monkeypatch, capsys, rules):
+    since = datetime.now(timezone.utc).isoformat()
+    [(patient, _, _)] = seed(live_sekmet, [patient_entries("Cli", diplotype="*4/*4", drugs=(CODEINE,))])
+    monkeypatch.setenv("FHIR_PAIN_POLL_TOKEN", live_sekmet.token)
+    argv = ["poll", "--fhir-server", live_sekmet.base_url, "--once", "--since", since,
+            "--database-url", f"sqlite:///{tmp_path / 'cursor.sqlite3'}", "--progress", "always"]
+
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("poll: 2 changes, 1 patients, 1 evaluated, 1 findings, 1 written (1 created")
+    assert "cursor advanced" in out and "patients/s" in out
+    assert "patients 1/1" in err                     # the progress line (forced on: stderr is no terminal here)
+    assert live_sekmet.token not in out + err
+    assert len(issues_for(live_sekmet, patient)) == 1
+
+    assert main(argv) == 0
+    out, _ = capsys.readouterr()
+    assert out.startswith("poll: 0 changes, 0 patients") and "0 written" in out
+
+
+def test_poll_once_exits_1_when_the_server_refuses(live_sekmet, tmp_path, monkeypatch, capsys, rules):
+    monkeypatch.setenv("FHIR_PAIN_POLL_TOKEN", "wrong")
+    assert main(["poll", "--fhir-server", live_sekmet.base_url, "--once", "--retries", "0",
+                 "--database-url", f"sqlite:///{tmp_path / 'cursor.sqlite3'}"]) == 1
+    err = capsys.readouterr().err
+    assert "FHIRUnauthorized HTTP 401" in err and "cursor unchanged" in err and "wrong" not in err

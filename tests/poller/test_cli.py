@@ -1,0 +1,57 @@
+import io
+
+import pytest
+
+from fhir_pain.cli import main
+from fhir_pain.poller.cli import Progress
+from fhir_pain.poller.cycle import CycleStats
+
+
+def test_progress_rewrites_one_line_on_a_terminal_and_clears_it():
+    out = io.StringIO()
+    progress = Progress(out, enabled=True, min_interval_s=0)
+    stats = CycleStats(patients=3)
+    progress(stats)
+    stats.evaluated, stats.findings, stats.created, stats.failed = 2, 4, 3, 1
+    progress(stats)
+    progress.finish()
+    text = out.getvalue()
+    assert text.count("\r") == 3 and "\n" not in text
+    assert "patients 3/3  findings 4  written 3  failed 1" in text
+    assert text.endswith("\r\x1b[K")
+
+
+def test_progress_is_silent_off_a_terminal():
+    out = io.StringIO()
+    progress = Progress(out, enabled=False)
+    progress(CycleStats(patients=1))
+    progress.finish()
+    assert out.getvalue() == ""
+
+
+def test_progress_is_throttled_but_always_shows_the_end():
+    out = io.StringIO()
+    progress = Progress(out, enabled=True, min_interval_s=60)
+    stats = CycleStats(patients=3)
+    for done in range(1, 4):
+        stats.evaluated = done
+        progress(stats)
+    assert out.getvalue().count("\r") == 2   # the first update, then the last (3/3)
+    assert "3/3" in out.getvalue()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--page-size", "0"], "must be positive"),
+    (["--smart-client-id", "poller"], "needs both"),
+    (["--fhir-server", "ftp://x"], "not an absolute http"),
+])
+def test_configuration_errors_exit_2_with_a_message(tmp_path, capsys, argv, message):
+    base = ["poll", "--fhir-server", "https://fhir.example.org/r4", "--once",
+            "--database-url", f"sqlite:///{tmp_path / 'c.sqlite3'}"]
+    assert main(base + argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_interval_and_once_are_exclusive(capsys):
+    with pytest.raises(SystemExit):
+        main(["poll", "--fhir-server", "https://x.org/fhir", "--once", "--interval", "5"])

@@ -1,0 +1,295 @@
+from datetime import datetime, timezone
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+
+from cds_hooks.fhir_client import FHIRClient, FHIRError, FHIRServerError
+from fhir_pain.facts import Drug, Finding, MedicationUse
+from fhir_pain.poller import detected_issue as di
+from fhir_pain.poller.cycle import (
+    Change, Poller, TypeCursor, _parse_instant, advance, dump_cursor, load_cursor, patient_of, read_feed, reconcile,
+)
+
+BASE = "https://fhir.example.org/r4"
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+
+
+def _mr(rid, ts, patient="p1", version="1"):
+    return {"resourceType": "MedicationRequest", "id": rid, "meta": {"versionId": version, "lastUpdated": ts},
+            "subject": {"reference": f"Patient/{patient}"}}
+
+
+def _bundle(resources, next_url=None):
+    b = {"resourceType": "Bundle", "type": "searchset",
+         "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources]}
+    if next_url:
+        b["link"] = [{"relation": "next", "url": next_url}]
+    return b
+
+
+def _params(call):
+    return {k: v[0] for k, v in parse_qs(urlsplit(call.request.url).query).items()}
+
+
+@pytest.fixture
+def client():
+    return FHIRClient(BASE, auth="t", retries=0)
+
+
+@pytest.mark.parametrize("ref, expected", [
+    ("Patient/abc", "abc"), ("https://x.org/fhir/Patient/abc", "abc"), ("Patient/abc/_history/3", "abc"),
+    ("Group/g1", None), ("urn:uuid:1", None), ("Patient/", None),
+])
+def test_patient_of(ref, expected):
+    assert patient_of({"subject": {"reference": ref}}) == expected
+
+
+def test_patient_of_missing_or_odd_shapes():
+    assert patient_of({}) is None
+    assert patient_of({"subject": "Patient/x"}) is None
+    assert patient_of({"patient": {"reference": "Patient/y"}}) == "y"
+
+
+@responses.activate
+def test_feed_pages_by_keyset_and_never_takes_a_resource_twice(client):
+    page1 = [_mr("a", "2026-11-21T10:00:00.001Z"), _mr("b", "2026-11-21T10:00:00.002Z"),
+             _mr("c", "2026-11-21T10:00:00.003Z")]
+    page2 = [_mr("c", "2026-11-21T10:00:00.003Z"), _mr("d", "2026-11-21T10:00:00.004Z", patient="p2")]
+    responses.get(f"{BASE}/MedicationRequest", json=_bundle(page1, f"{BASE}/MedicationRequest?_offset=3"))
+    responses.get(f"{BASE}/MedicationRequest", json=_bundle(page2))
+    changes = read_feed(client, "MedicationRequest", TypeCursor("2026-11-21T09:00:00.000Z"), page_size=3,
+                        limit=100)
+    assert [c.key for c in changes] == ["a/1", "b/1", "c/1", "d/1"]
+    assert [c.patient_id for c in changes] == ["p1", "p1", "p1", "p2"]
+    first, second = (_params(c) for c in responses.calls)
+    assert first["_lastUpdated"] == "ge2026-11-21T09:00:00.000Z" and first["_sort"] == "_lastUpdated"
+    assert first["_count"] == "3"
+    # the second page is asked from the newest instant taken, not through the offset link
+    assert second["_lastUpdated"] == "ge2026-11-21T10:00:00.003Z" and "_offset" not in second
+
+
+@responses.activate
+def test_feed_skips_what_the_cursor_already_took_at_its_instant(client):
+    ts = "2026-11-21T10:00:00.003Z"
+    responses.get(f"{BASE}/MedicationRequest", json=_bundle([_mr("c", ts), _mr("d", "2026-11-21T10:00:01Z")]))
+    changes = read_feed(client, "MedicationRequest", TypeCursor(ts, ("c/1",)), page_size=50, limit=100)
+    assert [c.key for c in changes] == ["d/1"]
+
+
+@responses.activate
+def test_feed_follows_the_servers_links_when_a_whole_page_shares_one_instant(client):
+    ts = "2026-11-21T10:00:00.000Z"
+    same = [_mr(x, ts) for x in "abc"]
+    responses.get(f"{BASE}/MedicationRequest", json=_bundle(same, f"{BASE}/MedicationRequest?page=2"))
+    responses.get(f"{BASE}/MedicationRequest", json=_bundle(same, f"{BASE}/MedicationRequest?page=2"))
+    responses.get(f"{BASE}/MedicationRequest", json=_bundle([_mr("d", ts), _mr("e", ts)]))
+    changes = read_feed(client, "MedicationRequest", TypeCursor(), page_size=3, limit=100)
+    assert sorted(c.key for c in changes) == ["a/1", "b/1", "c/1", "d/1", "e/1"]
+    assert _params(responses.calls[2]) == {"page": "2"}
+
+
+@responses.activate
+def test_feed_walks_the_links_when_the_server_ignores_sort(client):
+    unsorted = [_mr("b", "2026-11-21T10:00:05Z"), _mr("a", "2026-11-21T10:00:01Z")]
+    responses.get(f"{BASE}/MedicationRequest", json=_bundle(unsorted, f"{BASE}/MedicationRequest?page=2"))
+    responses.get(f"{BASE}/MedicationRequest", json=_bundle([_mr("c", "2026-11-21T10:00:03Z")]))
+    changes = read_feed(client, "MedicationRequest", TypeCursor(), page_size=2, limit=100)
+    assert [c.key for c in changes] == ["a/1", "c/1", "b/1"]  # oldest first
+    assert _params(responses.calls[1]) == {"page": "2"}
+
+
+@responses.activate
+def test_feed_stops_at_the_limit_and_the_rest_waits(client):
+    responses.get(f"{BASE}/MedicationRequest", json=_bundle([_mr("a", "2026-11-21T10:00:01Z"),
+                                                             _mr("b", "2026-11-21T10:00:02Z")],
+                                                            f"{BASE}/MedicationRequest?page=2"))
+    changes = read_feed(client, "MedicationRequest", TypeCursor(), page_size=2, limit=2)
+    assert len(changes) == 2 and len(responses.calls) == 1
+
+
+@responses.activate
+def test_feed_ignores_entries_without_a_usable_meta_and_included_resources(client):
+    bundle = _bundle([_mr("a", "not a date"), {"resourceType": "MedicationRequest", "id": "b"},
+                      _mr("c", "2026-11-21T10:00:00Z")])
+    bundle["entry"].append({"resource": {"resourceType": "Medication", "id": "m"}, "search": {"mode": "include"}})
+    responses.get(f"{BASE}/MedicationRequest", json=bundle)
+    assert [c.key for c in read_feed(client, "MedicationRequest", TypeCursor(), page_size=50, limit=10)] == ["c/1"]
+
+
+def _change(key, ts, patient="p"):
+    return Change("MedicationRequest", key, ts, _parse_instant(ts), patient)
+
+
+def test_advance_stops_before_the_oldest_change_to_retry():
+    changes = [_change("a/1", "2026-11-21T10:00:01Z"), _change("b/1", "2026-11-21T10:00:02Z"),
+               _change("c/1", "2026-11-21T10:00:02Z"), _change("d/1", "2026-11-21T10:00:03Z")]
+    start = TypeCursor("2026-11-21T09:00:00Z")
+    assert advance(start, changes, None) == TypeCursor("2026-11-21T10:00:03Z", ("d/1",))
+    assert advance(start, changes, _parse_instant("2026-11-21T10:00:03Z")) == \
+        TypeCursor("2026-11-21T10:00:02Z", ("b/1", "c/1"))
+    assert advance(start, changes, _parse_instant("2026-11-21T10:00:01Z")) == start
+    assert advance(start, [], None) == start
+
+
+def test_advance_at_the_same_instant_keeps_what_was_already_taken():
+    cur = TypeCursor("2026-11-21T10:00:02.000Z", ("b/1",))
+    assert advance(cur, [_change("c/1", "2026-11-21T10:00:02Z")], None) == \
+        TypeCursor("2026-11-21T10:00:02Z", ("b/1", "c/1"))
+
+
+def test_cursor_round_trip_and_bad_values():
+    cursor = load_cursor(None)
+    cursor["Observation"] = TypeCursor("2026-11-21T10:00:02Z", ("x/1",))
+    assert load_cursor(dump_cursor(cursor)) == cursor
+    assert load_cursor("{not json") == load_cursor(None)
+    assert load_cursor('{"Observation": {"ts": "yesterday"}}')["Observation"] == TypeCursor()
+    assert load_cursor('["x"]') == load_cursor(None)
+
+
+# ---- reconcile and the cycle, over an in-memory stand-in for the server ------------------------------------------
+
+CODEINE = Drug("2670", "codeine")
+
+
+def _finding(mr="MedicationRequest/m1", summary="CYP2D6 PM: avoid codeine", indicator="critical", action="avoid"):
+    return Finding(rule="cpic/codeine/CYP2D6", kind="drug-gene", indicator=indicator, summary=summary,
+                   drug=CODEINE, action=action, evidence=("Observation/g1", mr),
+                   medication=MedicationUse(mr, "active", "order", (CODEINE,), "codeine"),
+                   knowledge={"url": "https://cpicpgx.org/guidelines/guideline-for-codeine-and-cyp2d6/"})
+
+
+class Recorder:
+    def __init__(self):
+        self.puts = []
+
+    def update(self, resource):
+        self.puts.append(resource)
+        return resource
+
+
+def test_reconcile_creates_updates_closes_and_leaves_the_rest():
+    client = Recorder()
+    out = reconcile(client, "p1", [_finding()], [], NOW)
+    assert (out.findings, out.created) == (1, 1)
+    created = dict(client.puts[0], meta={"versionId": "1", "tag": client.puts[0]["meta"]["tag"]})
+
+    client = Recorder()
+    out = reconcile(client, "p1", [_finding()], [created], NOW)
+    assert (out.unchanged, client.puts) == (1, [])
+
+    out = reconcile(client, "p1", [_finding(summary="CYP2D6 UM: avoid codeine")], [created], NOW)
+    assert out.updated == 1 and client.puts[-1]["id"] == created["id"]
+
+    client = Recorder()
+    out = reconcile(client, "p1", [_finding(indicator="info", action="standard-dose")], [created], NOW)
+    assert (out.findings, out.closed) == (0, 1) and client.puts[0]["status"] == "cancelled"
+
+    closed = client.puts[0]
+    client = Recorder()
+    assert reconcile(client, "p1", [], [closed], NOW).closed == 0 and client.puts == []
+    assert reconcile(client, "p1", [_finding()], [closed], NOW).updated == 1   # it holds again: reopened
+    assert client.puts[0]["status"] == "final"
+
+
+def test_reconcile_never_touches_what_a_clinician_marked_entered_in_error():
+    client = Recorder()
+    existing = dict(di.render(_finding(), "p1", NOW), status="entered-in-error")
+    assert reconcile(client, "p1", [_finding(summary="changed")], [existing], NOW).unchanged == 1
+    assert reconcile(client, "p1", [], [existing], NOW).closed == 0
+    assert client.puts == []
+
+
+class FakeServer:
+    """Just enough of FHIRClient for run_cycle: a feed of MedicationRequests and per-patient reads."""
+
+    def __init__(self, patients, fail_writes_for=()):
+        self.patients = patients
+        self.fail_writes_for = set(fail_writes_for)
+        self.issues = {}
+
+    def read(self, path):
+        if path.startswith("Patient/"):
+            return {"resourceType": "Patient", "id": path.split("/")[1]}
+        rtype, _, query = path.partition("?")
+        params = {k: v[0] for k, v in parse_qs(query).items()}
+        since = _parse_instant(params.get("_lastUpdated", "ge1900-01-01T00:00:00Z")[2:])
+        found = [_mr(f"m-{p}", ts, patient=p) for p, ts in self.patients.items()
+                 if rtype == "MedicationRequest" and _parse_instant(ts) >= since]
+        return _bundle(sorted(found, key=lambda r: r["meta"]["lastUpdated"]))
+
+    def search(self, query):
+        rtype, _, q = query.partition("?")
+        pid = parse_qs(q).get("patient", [None])[0]
+        if rtype == "MedicationRequest":
+            return [_mr(f"m-{pid}", self.patients[pid], patient=pid)]
+        if rtype == "DetectedIssue":
+            pid = parse_qs(q)["_tag"][0].split("|")[1]
+            return [r for r in self.issues.values() if r["patient"]["reference"] == f"Patient/{pid}"]
+        return []
+
+    def update(self, resource):
+        pid = resource["patient"]["reference"].split("/")[1]
+        if pid in self.fail_writes_for:
+            raise FHIRServerError("injected", status=503)
+        self.issues[resource["id"]] = resource
+        return resource
+
+
+class MemoryStore:
+    def __init__(self):
+        self.values = {}
+
+    def get_cursor(self, name):
+        return self.values.get(name)
+
+    def set_cursor(self, name, value):
+        self.values[name] = value
+
+
+def _evaluate(data, hook):
+    assert hook == "patient-view"
+    if data.patient_id == "bad-data":
+        raise KeyError("rules choked")
+    return [_finding(mr=f"MedicationRequest/{m['id']}") for m in data.medication_requests]
+
+
+def test_cycle_holds_the_cursor_before_a_patient_whose_write_failed_and_skips_bad_data():
+    patients = {"p1": "2026-11-21T10:00:01Z", "bad-data": "2026-11-21T10:00:02Z",
+                "p3": "2026-11-21T10:00:03Z", "p4": "2026-11-21T10:00:04Z"}
+    server, store = FakeServer(patients, fail_writes_for={"p3"}), MemoryStore()
+    seen = []
+    poller = Poller(server, store, cursor_name="c", evaluate=_evaluate, workers=1, progress=seen.append)
+    stats = poller.run_cycle()
+    assert (stats.patients, stats.evaluated, stats.created, stats.failed, stats.skipped) == (4, 2, 2, 1, 1)
+    assert stats.cursor_advanced and seen[-1] is stats
+    cursor = load_cursor(store.get_cursor("c"))
+    assert cursor["MedicationRequest"] == TypeCursor("2026-11-21T10:00:02Z", ("m-bad-data/1",))
+    assert stats.summary().startswith("poll: 4 changes, 4 patients, 2 evaluated, 2 findings, 2 written")
+    assert "1 failed, 1 skipped, cursor advanced" in stats.summary()
+
+    server.fail_writes_for.clear()
+    stats = poller.run_cycle()
+    assert (stats.patients, stats.created, stats.unchanged, stats.failed) == (2, 1, 1, 0)
+    assert load_cursor(store.get_cursor("c"))["MedicationRequest"].ts == "2026-11-21T10:00:04Z"
+    assert len(server.issues) == 3
+    stats = poller.run_cycle()
+    assert (stats.changes, stats.written, stats.cursor_advanced) == (0, 0, False)
+
+
+def test_a_feed_failure_ends_the_cycle_with_the_cursor_untouched():
+    class Down(FakeServer):
+        def read(self, path):
+            raise FHIRServerError("down")
+
+    store = MemoryStore()
+    with pytest.raises(FHIRError):
+        Poller(Down({}), store, cursor_name="c", evaluate=_evaluate).run_cycle()
+    assert store.values == {}
+
+
+def test_first_run_from_since_takes_only_newer_changes():
+    server = FakeServer({"old": "2026-01-01T00:00:00Z", "new": "2026-11-21T10:00:00Z"})
+    poller = Poller(server, MemoryStore(), cursor_name="c", evaluate=_evaluate,
+                    since=datetime(2026, 6, 1, tzinfo=timezone.utc))
+    assert poller.run_cycle().patients == 1
