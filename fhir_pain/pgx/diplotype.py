@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import product
 
 from fhir_pain.pgx.knowledge import GeneModel, Score, format_score
@@ -100,6 +101,11 @@ def parse(text: str) -> Diplotype | None:
     """A diplotype from lab text, or None when it is not one (bad input never raises)."""
     if not isinstance(text, str) or "/" not in text or len(text) > 120:
         return None
+    return _parse(text)
+
+
+@lru_cache(maxsize=4096)   # labs write a few hundred distinct diplotypes: parse each once
+def _parse(text: str) -> Diplotype | None:
     s = text.strip().replace("\u2009", " ")
     gene = None
     m = GENE_PREFIX.match(s)

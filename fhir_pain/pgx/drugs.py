@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from fhir_pain import fhirdates
 from fhir_pain.facts import Drug, MedicationUse
-from fhir_pain.pgx.knowledge import drug_vocabulary
+from fhir_pain.pgx.knowledge import drug_vocabulary, normalise_name
 
 RXNORM_SYSTEMS = frozenset({"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88",
                             "https://www.nlm.nih.gov/research/umls/rxnorm", "http://hl7.org/fhir/sid/rxnorm"})
@@ -23,7 +23,7 @@ def drug_by_name(name: str) -> Drug | None:
     if not isinstance(name, str):
         return None
     vocab = drug_vocabulary()
-    ings = vocab.names.get(name.strip().lower())
+    ings = vocab.names.get(normalise_name(name))
     if not ings or len(ings) != 1 or ings[0] not in vocab.rxnorm_of:
         return None
     return Drug(rxnorm=vocab.rxnorm_of[ings[0]], name=ings[0])
@@ -57,9 +57,8 @@ def _concept_names(concept: dict, names: list[str]) -> None:
             texts.append(coding["display"])
     if isinstance(concept.get("text"), str):
         texts.append(concept["text"])
-    for text in texts:
-        for m in vocab.pattern.finditer(text.lower()):
-            names.extend(vocab.names[m.group(0)])
+    for text in dict.fromkeys(texts):     # text and display are often the same string
+        names.extend(vocab.names_in(text))
 
 
 def _display(concept: dict) -> str:

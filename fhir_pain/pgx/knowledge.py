@@ -73,13 +73,53 @@ def gene_model(gene: str) -> GeneModel | None:
 
 # ---- drugs -------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)   # hashed by identity: one per process, cache key of _names_in
 class DrugVocabulary:
     by_rxnorm: dict[str, str]                  # ingredient RxCUI -> name
     rxnorm_of: dict[str, str]                  # name -> ingredient RxCUI
     products: dict[str, tuple[str, ...]]       # product RxCUI -> ingredient names
-    names: dict[str, tuple[str, ...]]          # lower-case name/synonym/brand -> ingredient names
-    pattern: re.Pattern                        # finds any of ``names`` as whole words
+    names: dict[str, tuple[str, ...]]          # normalised name/synonym/brand ("ms contin") -> ingredient names
+    longest: int                               # words in the longest name
+
+    starts: frozenset[str] = frozenset()       # first words of the multi-word names
+
+    def names_in(self, text: str) -> tuple[str, ...]:
+        """Ingredient names mentioned in free text, as whole words ("Codeine Phosphate 30 MG" -> codeine)."""
+        return _names_in(self, text)
+
+
+@lru_cache(maxsize=8192)   # product texts recur across orders and patients: scan each once
+def _names_in(vocab: DrugVocabulary, text: str) -> tuple[str, ...]:
+    # dictionary look-ups over 1..n-word windows: much faster than one regex alternation of every name
+    words = _WORD.findall(text.lower())
+    names, starts = vocab.names, vocab.starts
+    found: list[str] = []
+    i, n = 0, len(words)
+    while i < n:
+        w = words[i]
+        if w in starts:
+            for size in range(min(vocab.longest, n - i), 1, -1):
+                hit = names.get(" ".join(words[i:i + size]))
+                if hit:
+                    found.extend(hit)
+                    i += size
+                    break
+            else:
+                found.extend(names.get(w, ()))
+                i += 1
+            continue
+        hit = names.get(w)
+        if hit:
+            found.extend(hit)
+        i += 1
+    return tuple(found)
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def normalise_name(name: str) -> str:
+    return " ".join(_WORD.findall(name.lower()))
 
 
 @lru_cache(maxsize=None)
@@ -90,17 +130,17 @@ def drug_vocabulary() -> DrugVocabulary:
         by_rxnorm[ing["rxnorm"]] = ing["name"]
         rxnorm_of[ing["name"]] = ing["rxnorm"]
         for n in (ing["name"], *ing.get("synonyms", ()), *ing.get("brands", ())):
-            names[n.lower()] = (ing["name"],)
+            names[normalise_name(n)] = (ing["name"],)
     for brand, ings in data["combinationBrands"].items():
-        names[brand.lower()] = tuple(ings)
+        names[normalise_name(brand)] = tuple(ings)
     # inhibitors without a verified RxCUI are still recognised by name (phenoconversion)
     for gene_list in profiles.load("pgx/inhibitors.json")["inhibitors"].values():
         for inh in gene_list:
-            names.setdefault(inh["name"], (inh["name"],))
+            names.setdefault(normalise_name(inh["name"]), (inh["name"],))
     products = {code: tuple(p["ingredients"]) for code, p in data["products"].items()}
-    alternation = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-    pattern = re.compile(rf"(?<![a-z0-9])(?:{alternation})(?![a-z0-9])")
-    return DrugVocabulary(by_rxnorm, rxnorm_of, products, names, pattern)
+    longest = max(len(n.split()) for n in names)
+    starts = frozenset(n.split()[0] for n in names if " " in n)
+    return DrugVocabulary(by_rxnorm, rxnorm_of, products, names, longest, starts)
 
 
 @dataclass(frozen=True)

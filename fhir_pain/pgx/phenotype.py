@@ -8,6 +8,7 @@ advice instead of being resolved by a guess here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import product
 
 from fhir_pain.pgx import diplotype as dip
@@ -27,6 +28,7 @@ class Call:
     notes: tuple[str, ...] = ()
 
 
+@lru_cache(maxsize=4096)   # pure: the same gene + diplotype always gives the same call
 def call_diplotype(gene: str, text: str) -> Call | None:
     """The genetic call for a diplotype string; None when the text is no diplotype at all."""
     d = dip.parse(text)

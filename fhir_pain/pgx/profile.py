@@ -72,7 +72,8 @@ def _active_inhibitors(gene: str, medications: Iterable[MedicationUse]) -> list[
             continue
         names = {d.name for d in med.ingredients}
         if med.text:     # inhibitors without a verified RxCUI are only recognisable by name
-            names.update(n for m in vocab.pattern.finditer(med.text.lower()) for n in vocab.names[m.group(0)])
+            names.update(vocab.names_in(med.text))
+        names.intersection_update(table)
         for name in sorted(names):
             inh = table.get(name)
             if inh is not None and all(i.name != name for i, _ in found):

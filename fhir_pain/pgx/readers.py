@@ -156,26 +156,27 @@ def _kind(obs: dict) -> str | None:
 
 def read_gene_results(observations: Iterable[dict]) -> list[GeneResult]:
     """Every usable PGx result, one GeneResult per Observation (skips everything else)."""
-    candidates: list[tuple[dict, str]] = []
+    candidates: list[tuple[dict, str, str | None]] = []
     genes_by_ref: dict[str, str] = {}
     for obs in _iter_resources(observations):
-        kind = _kind(obs)
-        if kind is None:
-            continue
         status = obs.get("status")
         if not isinstance(status, str) or status.lower() not in USABLE_STATUS:
             continue
-        candidates.append((obs, kind))
-    # genotype Observations name the gene that therapeutic implications derive from
-    for obs, kind in candidates:
-        if kind == "genotype":
-            gene = _genotype_gene(obs)
-            if gene:
-                genes_by_ref[_ref(obs)] = gene
-    out: list[GeneResult] = []
-    for obs, kind in candidates:
         try:
-            result = _read(obs, kind, genes_by_ref)
+            kind = _kind(obs)
+            # genotype Observations name the gene that therapeutic implications derive from
+            gene = _genotype_gene(obs) if kind == "genotype" else None
+        except (TypeError, ValueError, AttributeError):
+            continue
+        if kind is None:
+            continue
+        if gene:
+            genes_by_ref[_ref(obs)] = gene
+        candidates.append((obs, kind, gene))
+    out: list[GeneResult] = []
+    for obs, kind, gene in candidates:
+        try:
+            result = _read(obs, kind, gene, genes_by_ref)
         except (TypeError, ValueError, AttributeError):
             result = None     # malformed beyond what we can read: skip it, never fail the request
         if result is not None:
@@ -226,13 +227,12 @@ def _diplotype_in(texts: list[str], gene: str | None) -> tuple[str | None, str |
     return gene, None
 
 
-def _read(obs: dict, kind: str, genes_by_ref: dict[str, str]) -> GeneResult | None:
+def _read(obs: dict, kind: str, gene: str | None, genes_by_ref: dict[str, str]) -> GeneResult | None:
     effective = fhirdates.effective(obs)
     when = effective.at if effective else None
     ref, status = _ref(obs), obs.get("status")
     value_texts = _value_texts(obs)
     if kind == "genotype":
-        gene = _genotype_gene(obs)
         if gene in ("OPRM1", "COMT"):
             raw = next((t for t in value_texts if t.strip()), None)
             return GeneResult(gene, ref, raw, None, when, status) if raw else None

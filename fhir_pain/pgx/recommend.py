@@ -9,6 +9,7 @@ the weakest classification among them; different advice -> an ambiguous Recommen
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import product
 
 from fhir_pain.facts import Drug, GenePhenotype, Recommendation
@@ -41,7 +42,12 @@ def _table(drug: Drug) -> DrugTable | None:
 
 def guideline_for(drug: Drug) -> Guideline | None:
     """The CPIC guideline covering this ingredient, or None when we cover none."""
-    t = _table(drug)
+    return _guideline(drug.rxnorm) if isinstance(drug, Drug) and isinstance(drug.rxnorm, str) else None
+
+
+@lru_cache(maxsize=None)
+def _guideline(rxnorm: str) -> Guideline | None:
+    t = drug_tables().get(rxnorm)
     if t is None:
         return None
     g = t.guideline
@@ -85,6 +91,14 @@ def _same_advice(entries: list[dict]) -> bool:
     return all(e["action"] == first["action"] and e["gist"] == first["gist"] for e in entries[1:])
 
 
+@lru_cache(maxsize=None)
+def _entry_view(rxnorm: str, idx: int) -> tuple[str, tuple[Drug, ...]]:
+    """(implication text, named alternatives) of one table entry, built once."""
+    t = drug_tables()[rxnorm]
+    entry = t.entries[idx]
+    return _implication(t, entry), _alternatives(entry)
+
+
 def _implication(t: DrugTable, entry: dict) -> str:
     parts = [f"{g}: {entry['implications'][g]}" for g in t.genes if g in entry.get("implications", {})]
     if len(t.genes) == 1 and parts:
@@ -116,24 +130,28 @@ def recommend(drug: Drug, profile: PgxProfile) -> Recommendation | None:
     if all(gp is None for gp in present.values()):
         return None
     per_gene = [_options(profile, g, present[g]) for g in t.genes]
-    found: dict[int, None] = {}
-    missing = False
-    for combo in product(*per_gene):
-        idxs = _entries_for(t, combo)
-        if not idxs:
-            missing = True
-        found.update(dict.fromkeys(idxs))
+    if all(len(o) == 1 for o in per_gene):      # the usual case: one option per gene
+        found = _entries_for(t, tuple(o[0] for o in per_gene))
+        missing = not found
+    else:
+        found, missing = (), False
+        for combo in product(*per_gene):
+            idxs = _entries_for(t, combo)
+            missing = missing or not idxs
+            found += tuple(i for i in idxs if i not in found)
     entries = [t.entries[i] for i in found]
-    guideline = guideline_for(drug)
+    guideline = _guideline(t.rxnorm)
     genes = {g: gp for g, gp in present.items() if gp is not None}
     evidence = tuple(dict.fromkeys(ref for gp in genes.values() for ref in gp.evidence))
     rule = f"cpic/{t.name}/{'+'.join(t.genes)}"
-    the_drug = Drug(t.rxnorm, t.name)
+    the_drug = guideline.drug
     if entries and not missing and _same_advice(entries):
-        entry = min(entries, key=lambda e: CLASS_ORDER[e["classification"]])
+        best = min(found, key=lambda i: CLASS_ORDER[t.entries[i]["classification"]])
+        entry = t.entries[best]
+        implication, alternatives = _entry_view(t.rxnorm, best)
         return Recommendation(
-            drug=the_drug, genes=genes, rule=rule, implication=_implication(t, entry), recommendation=entry["gist"],
-            classification=entry["classification"], action=entry["action"], alternatives=_alternatives(entry),
+            drug=the_drug, genes=genes, rule=rule, implication=implication, recommendation=entry["gist"],
+            classification=entry["classification"], action=entry["action"], alternatives=alternatives,
             knowledge=guideline.knowledge, evidence=evidence, ambiguous=False)
     # the possible results lead to different advice (or one has no CPIC entry): say so, advise nothing
     uncertain = [_describe(g, present[g], opts) for g, opts in zip(t.genes, per_gene) if len(opts) > 1]

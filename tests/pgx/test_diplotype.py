@@ -6,7 +6,7 @@ import pytest
 from fhir_pain.pgx import diplotype as dip
 from fhir_pain.pgx.knowledge import gene_model
 from fhir_pain.pgx.phenotype import call_diplotype
-from tests.pgx.conftest import cpic_json
+from .conftest import cpic_json
 
 TABLES = {"CYP2D6": "phenotype_cpic_CYP2D6.json", "CYP2C9": "phenotype_CYP2C9.json",
           "CYP2C19": "phenotype_CYP2C19.json"}

@@ -5,7 +5,7 @@ import pytest
 
 from fhir_pain.facts import Drug
 from fhir_pain.pgx import drug_by_name, identify
-from tests.pgx.conftest import pgx_fixture
+from .conftest import pgx_fixture
 
 REQUESTS = {e["resource"]["id"]: e["resource"] for e in pgx_fixture("medication-requests-bundle.json")["entry"]}
 CELECOXIB_MED = pgx_fixture("medication-celecoxib.json")

@@ -7,7 +7,7 @@ import pytest
 
 from fhir_pain.facts import GeneResult
 from fhir_pain.pgx import drug_by_name, identify, read_gene_results, recommend, resolve_profile
-from tests.pgx.conftest import pgx_fixture
+from .conftest import pgx_fixture
 
 
 def at(year, month=1, day=1):

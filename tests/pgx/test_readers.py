@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fhir_pain.pgx import read_gene_results
 from fhir_pain.pgx.readers import phenotype_from_text
-from tests.pgx.conftest import pgx_fixture
+from .conftest import pgx_fixture
 
 
 def by_ref(results):

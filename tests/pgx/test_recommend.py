@@ -10,7 +10,7 @@ from fhir_pain.pgx import PgxProfile, drug_by_name, guideline_for, informational
 from fhir_pain.pgx import resolve_profile
 from fhir_pain.pgx.knowledge import key_phenotype
 from fhir_pain.profiles import load
-from tests.pgx.conftest import CPIC_DIR, cpic_json
+from .conftest import CPIC_DIR, cpic_json
 
 EXPORTS = ["amitriptyline", "celecoxib", "codeine", "flurbiprofen", "hydrocodone", "ibuprofen", "lornoxicam",
            "meloxicam", "nortriptyline", "ondansetron", "paroxetine", "piroxicam", "tenoxicam", "tramadol",

@@ -1,0 +1,58 @@
+"""The committed CPIC-derived files are exactly what scripts/build_cpic_profiles.py makes of the CPIC exports."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import CPIC_DIR
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _builder():
+    spec = importlib.util.spec_from_file_location("build_cpic_profiles", REPO / "scripts" / "build_cpic_profiles.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def builder():
+    if not CPIC_DIR.is_dir():
+        pytest.skip(f"CPIC reference exports not available at {CPIC_DIR}")
+    return _builder()
+
+
+@pytest.mark.parametrize("gene, file", [("CYP2D6", "cyp2d6.json"), ("CYP2C9", "cyp2c9.json")])
+def test_activity_score_genes_are_up_to_date(builder, gene, file):
+    committed = json.loads((REPO / "profiles" / "pgx" / file).read_text(encoding="utf-8"))
+    assert builder.build_activity_gene(gene, CPIC_DIR) == committed, "run `make profiles` and commit the result"
+
+
+def test_cyp2c19_and_recommendations_are_up_to_date(builder):
+    pgx = REPO / "profiles" / "pgx"
+    assert builder.build_function_gene("CYP2C19", CPIC_DIR) == json.loads((pgx / "cyp2c19.json").read_text("utf-8"))
+    assert builder.build_recommendations(CPIC_DIR) == json.loads((pgx / "recommendations.json").read_text("utf-8"))
+
+
+def test_a_cpic_text_without_our_wording_stops_the_build(builder):
+    export = json.loads((CPIC_DIR / "recommendations_cpic_codeine.json").read_text(encoding="utf-8"))
+    export["recommendations"][0]["drugrecommendation"] = "A new CPIC sentence."
+    with pytest.raises(SystemExit, match="no wording"):
+        builder.build_drug("codeine", ["CYP2D6"], export, {})
+
+
+def test_a_diplotype_that_breaks_the_rules_stops_the_build(builder, tmp_path):
+    table = json.loads((CPIC_DIR / "phenotype_CYP2C9.json").read_text(encoding="utf-8"))
+    table["diplotypes"][0]["phenotype"] = "Poor Metabolizer"       # *1/*1 is Normal under the stored bands
+    (tmp_path / "phenotype_CYP2C9.json").write_text(json.dumps(table), encoding="utf-8")
+    with pytest.raises(SystemExit, match=r"\*1/\*1"):
+        builder.build_activity_gene("CYP2C9", tmp_path)
+
+
+def test_the_generated_files_stay_compact():
+    sizes = {p.name: p.stat().st_size for p in (REPO / "profiles" / "pgx").glob("*.json")}
+    assert sum(sizes.values()) < 250_000, sizes
