@@ -30,9 +30,11 @@ MITIGATION_SYSTEM = f"{BASE}/CodeSystem/detected-issue-mitigation"
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 
 SEVERITY = {"critical": "high", "warning": "moderate", "info": "low"}
-# Advice a clinician should act on, whatever the indicator says. Standard dosing, "no recommendation" and
-# plain information stay on the chart (patient-view cards) and are not written back as issues.
-ACTIONABLE_ACTIONS = frozenset({"avoid", "use-alternative", "reduce-dose", "monitor", "order-test", "refer"})
+# What is written back follows the rules' own judgement (fhir_pain.evaluate): a warning or critical finding.
+# Informational findings (the PGx summary, a pre-test reminder for a drug already taken) stay on the chart's
+# cards: written for every patient on the server they would bury the issues that matter. Advice to change a drug
+# is written whatever its indicator (it would then be "low").
+DRUG_CHANGING_ACTIONS = frozenset({"avoid", "use-alternative", "reduce-dose"})
 OPEN = "final"
 CLOSED = "cancelled"
 # A human marked it so: the poller never reopens or rewrites it.
@@ -56,7 +58,7 @@ _VOLATILE = ("id", "meta", "status", "identifiedDateTime", "mitigation", "extens
 
 
 def is_actionable(finding: Finding) -> bool:
-    return finding.indicator in ("warning", "critical") or finding.action in ACTIONABLE_ACTIONS
+    return finding.indicator in ("warning", "critical") or finding.action in DRUG_CHANGING_ACTIONS
 
 
 def finding_key(patient_id: str, finding: Finding) -> str:

@@ -6,19 +6,13 @@ from datetime import datetime, timezone
 import pytest
 
 from fhir_pain.cli import main
-from fhir_pain.poller import cycle
 from conftest import issues_for
 from pgx_seed import CODEINE, patient_entries, seed
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def rules(monkeypatch, stand_in_evaluate):
-    monkeypatch.setattr(cycle, "default_evaluate", lambda: stand_in_evaluate)
-
-
-def test_poll_once_writes_then_reports_nothing_new(live_sekmet, tmp_path, monkeypatch, capsys, rules):
+def test_poll_once_writes_then_reports_nothing_new(live_sekmet, tmp_path, monkeypatch, capsys):
     since = datetime.now(timezone.utc).isoformat()
     [(patient, _, _)] = seed(live_sekmet, [patient_entries("Cli", diplotype="*4/*4", drugs=(CODEINE,))])
     monkeypatch.setenv("FHIR_PAIN_POLL_TOKEN", live_sekmet.token)
@@ -38,7 +32,7 @@ def test_poll_once_writes_then_reports_nothing_new(live_sekmet, tmp_path, monkey
     assert out.startswith("poll: 0 changes, 0 patients") and "0 written" in out
 
 
-def test_poll_once_exits_1_when_the_server_refuses(live_sekmet, tmp_path, monkeypatch, capsys, rules):
+def test_poll_once_exits_1_when_the_server_refuses(live_sekmet, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FHIR_PAIN_POLL_TOKEN", "wrong")
     assert main(["poll", "--fhir-server", live_sekmet.base_url, "--once", "--retries", "0",
                  "--database-url", f"sqlite:///{tmp_path / 'cursor.sqlite3'}"]) == 1

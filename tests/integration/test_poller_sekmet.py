@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from cds_hooks.fhir_client import FHIRClient
+from fhir_pain.evaluate import evaluate
 from fhir_pain.fhir_models import validate
 from fhir_pain.poller import detected_issue as di
 from fhir_pain.poller.cycle import load_cursor
@@ -27,11 +28,12 @@ def test_issues_for_the_right_patients_only_and_a_second_run_writes_nothing(live
     others = seed(live_sekmet, [
         patient_entries("Normal", diplotype="*1/*1", drugs=(CODEINE,)),       # normal metabolizer: standard dose
         patient_entries("NotCovered", diplotype="*4/*4", drugs=(IBUPROFEN,)),  # CYP2D6 is not ibuprofen's gene
+        patient_entries("Untested", drugs=(CODEINE,)),                         # pre-test reminder: a card, no issue
     ])
     poller = make_poller()
 
     stats = poller.run_cycle()
-    assert (stats.patients, stats.evaluated, stats.failed, stats.skipped) == (5, 5, 0, 0)
+    assert (stats.patients, stats.evaluated, stats.failed, stats.skipped) == (6, 6, 0, 0)
     assert stats.created == 3 and stats.cursor_advanced
 
     written = {}
@@ -44,7 +46,8 @@ def test_issues_for_the_right_patients_only_and_a_second_run_writes_nothing(live
         assert issue["status"] == "final" and issue["severity"] == "high"
         assert issue["patient"]["reference"] == patient
         assert {r["reference"] for r in issue["implicated"]} == {order, genotype}
-        assert issue["reference"].startswith("https://")
+        assert issue["reference"].startswith("https://cpicpgx.org/")
+        assert "codeine" in issue["detail"].lower() and "poor metabolizer" in issue["detail"].lower()
         written[f"DetectedIssue/{issue['id']}"] = issue["meta"]["versionId"]
     for refs in others:
         assert issues_for(live_sekmet, refs[0]) == []
@@ -111,8 +114,7 @@ def _assert_complete_and_unique(server, patients):
     assert all(n == 1 for n in keys.values())
 
 
-def test_server_stopped_mid_cycle_loses_nothing_and_duplicates_nothing(live_sekmet, make_poller, store,
-                                                                       stand_in_evaluate):
+def test_server_stopped_mid_cycle_loses_nothing_and_duplicates_nothing(live_sekmet, make_poller, store):
     patients = seed(live_sekmet, [patient_entries(f"Outage{i}", diplotype="*4/*4", drugs=(CODEINE,))
                                   for i in range(12)])
     calls = []
@@ -121,7 +123,7 @@ def test_server_stopped_mid_cycle_loses_nothing_and_duplicates_nothing(live_sekm
         calls.append(data.patient_id)
         if len(calls) == 5:
             live_sekmet.stop()
-        return stand_in_evaluate(data, hook)
+        return evaluate(data, hook)
 
     poller = make_poller(evaluate=evaluate_then_pull_the_plug, workers=1, retries=1)
     stats = poller.run_cycle()
@@ -135,7 +137,7 @@ def test_server_stopped_mid_cycle_loses_nothing_and_duplicates_nothing(live_sekm
     for _, genotype, order in (refs for refs in patients if refs[0].split("/")[1] not in done):
         assert live_sekmet.read(genotype)["meta"]["lastUpdated"] > held["Observation"].ts
         assert live_sekmet.read(order)["meta"]["lastUpdated"] > held["MedicationRequest"].ts
-    poller.evaluate = stand_in_evaluate
+    poller.evaluate = evaluate
     stats = poller.run_cycle()
     # the eight not done are written now; a done one may be seen again (its changes overlap), never rewritten
     assert (stats.failed, stats.created, stats.updated, stats.closed) == (0, 8, 0, 0)

@@ -125,9 +125,9 @@ def test_a_finding_without_drug_or_guideline_url_still_renders_valid_r4():
 
 
 @pytest.mark.parametrize("indicator, action, actionable", [
-    ("critical", "avoid", True), ("warning", "no-recommendation", True), ("info", "monitor", True),
+    ("critical", "avoid", True), ("warning", "no-recommendation", True), ("warning", "refer", True),
+    ("info", "reduce-dose", True), ("info", "monitor", False), ("info", "order-test", False),
     ("info", "standard-dose", False), ("info", "informational", False), ("info", None, False),
-    ("info", "order-test", True),
 ])
 def test_only_actionable_findings_become_issues(indicator, action, actionable):
     assert di.is_actionable(codeine_pm_finding(indicator=indicator, action=action)) is actionable
