@@ -20,13 +20,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 import orjson
 
 from cds_hooks.fhir_client import FHIRError, FHIRServerError, FHIRTimeout, FHIRUnauthorized
+from cds_hooks.fhir_client import _next_link  # the client's own reading of a Bundle's next link
 from fhir_pain.facts import Finding, PatientData
 from fhir_pain.poller import detected_issue as di
 
@@ -126,13 +127,6 @@ def _entries(bundle: dict, rtype: str) -> list[dict]:
         if isinstance(res, dict) and res.get("resourceType") == rtype and mode == "match":
             out.append(res)
     return out
-
-
-def _next_link(bundle: dict) -> str | None:
-    for link in bundle.get("link") or ():
-        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-            return link["url"]
-    return None
 
 
 def _page(client, path_or_url: str) -> dict:
@@ -279,15 +273,11 @@ def reconcile(client, patient_id: str, findings: Iterable[Finding], existing: li
 # ---- the cycle ------------------------------------------------------------------------------------------------
 
 @dataclass
-class CycleStats:
+class CycleStats(PatientOutcome):
+    """The patients' outcomes summed, and what happened to the cycle as a whole."""
     changes: int = 0
     patients: int = 0
     evaluated: int = 0
-    findings: int = 0
-    created: int = 0
-    updated: int = 0
-    closed: int = 0
-    unchanged: int = 0
     failed: int = 0       # transient: retried next cycle (the cursor waits for them)
     skipped: int = 0      # permanent: logged, not retried
     cursor_advanced: bool = False
@@ -305,11 +295,8 @@ class CycleStats:
     def add(self, outcome: PatientOutcome) -> None:
         with self._lock:
             self.evaluated += 1
-            self.findings += outcome.findings
-            self.created += outcome.created
-            self.updated += outcome.updated
-            self.closed += outcome.closed
-            self.unchanged += outcome.unchanged
+            for counter in fields(PatientOutcome):
+                setattr(self, counter.name, getattr(self, counter.name) + getattr(outcome, counter.name))
 
     def summary(self) -> str:
         return (f"poll: {self.changes} changes, {self.patients} patients, {self.evaluated} evaluated, "
