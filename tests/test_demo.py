@@ -144,7 +144,10 @@ def test_pm_im_nm_um_and_duplication_genotypes():
     assert _diplotype(_genotype("demo-01-ava-cyp2d6-pm", "CYP2D6")) == "CYP2D6 *4/*4"
     assert _diplotype(_genotype("demo-03-cleo-cyp2d6-nm", "CYP2D6")) == "CYP2D6 *1/*41"
     assert _diplotype(_genotype("demo-04-dev-cyp2d6-um", "CYP2D6")) == "CYP2D6 *1/*1x2"
-    assert _diplotype(_genotype("demo-05-elin-cyp2d6-dup", "CYP2D6")) == "CYP2D6 *1/*2xN"
+    assert _diplotype(_genotype("demo-15-olga-cyp2d6-xn", "CYP2D6")) == "CYP2D6 *1/*2xN"
+    # duplication of an unstated allele, as a lab writes it when it cannot code it
+    assert _genotype("demo-05-elin-cyp2d6-dup", "CYP2D6")["valueCodeableConcept"] == {
+        "text": "CYP2D6 *1/*4 with gene duplication"}
     # IM as a STU1 medication-metabolism result: code 53040-2, LOINC answer code, no genotype at all
     (stu1,) = _observations_with("demo-02-ben-cyp2d6-im", LOINC, "53040-2")
     assert _codes(stu1["valueCodeableConcept"]) == {(LOINC, "LA10317-8")}
@@ -161,10 +164,14 @@ def test_therapeutic_implication_shapes_stu3_and_stu2():
 
 
 def test_lab_style_text_results_carry_no_genomics_codes():
-    for pid, text in (("demo-06-farid-paroxetine", "*1/*2"), ("demo-10-jonas-neuropathic", "Poor metabolizer")):
-        (obs,) = [o for o in _resources(pid, "Observation") if "valueString" in o]
-        assert text in obs["valueString"] and "CYP2D6" in obs["code"]["text"]
-        assert "component" not in obs
+    # a lab interface: LOINC + the lab's local code, result as text only (no PharmVar, HGNC or LA codes)
+    (farid,) = _observations_with("demo-06-farid-paroxetine", LOINC, "84413-4")
+    assert farid["valueString"] == "CYP2D6 *1/*2 - Normal metabolizer"
+    (jonas,) = _observations_with("demo-10-jonas-neuropathic", LOINC, "53040-2")
+    assert jonas["valueCodeableConcept"] == {"text": "CYP2D6 Poor metabolizer"}
+    for obs in (farid, jonas):
+        assert "component" not in obs and "profile" not in obs.get("meta", {})
+        assert any(c["system"] != LOINC for c in obs["code"]["coding"])   # the local code
 
 
 def test_phenoconversion_cyp2c9_amitriptyline_and_no_pgx_scenarios():
@@ -260,7 +267,8 @@ def test_order_select_request_has_draft_selection_and_prefetch_from_the_template
     assert entry["resource"]["authoredOn"] == "2026-11-21"
     MedicationRequest.model_validate(entry["resource"])
     assert body["prefetch"]["patient"]["id"] == "demo-06-farid-paroxetine"
-    assert body["prefetch"]["pgx"]["total"] == 0       # Farid's result is a lab text result, not 84413-4
+    (pgx,) = body["prefetch"]["pgx"]["entry"]          # Farid's lab text result is coded 84413-4 (+ a local code)
+    assert pgx["resource"]["valueString"].startswith("CYP2D6 *1/*2")
     (med,) = body["prefetch"]["meds"]["entry"]
     assert med["resource"]["authoredOn"] == "2025-10-17T11:00:00Z"  # 400 days before the demo now, +20 days
     assert body["prefetch"]["practitioner"] is None    # read of a resource the demo does not hold: null = no data
@@ -326,3 +334,223 @@ def test_load_reports_a_server_that_refuses_the_token(fhir_server, capsys):
     assert main(["demo", "--load", fhir_server.base_url, "--token", "wrong-token"]) == 1
     out = capsys.readouterr().out
     assert "FHIRUnauthorized" in out and f"loaded 0 of {len(PATIENTS)}" in out
+
+
+# ---- fhir-pain demo end to end: the expected cards for every scenario --------------------------------------------
+# scenario -> one (indicator, rule ids of the card's findings, words its summary must hold) per expected card.
+# The sets are exact: a card that appears or disappears is a change to review (alert fatigue counts too).
+PGX, PAIN = "fhir-pain/pgx-summary", "fhir-pain/pain-profile"
+EXPECTED = {
+    "ava-codeine": [("critical", ["cpic/codeine/CYP2D6"], ["CYP2D6", "poor", "avoid codeine"])],
+    "ava-chart": [("info", [PAIN], ["chronic"]), ("info", [PGX], ["CYP2D6 poor"])],
+    "ben-codeine": [("warning", ["cpic/codeine/CYP2D6"], ["CYP2D6 intermediate", "codeine"])],
+    "ben-chart": [("info", [PAIN], ["chronic"]), ("info", [PGX], ["CYP2D6 intermediate"])],
+    "cleo-hydrocodone": [],                                  # NM, standard dosing: silent on the order hooks
+    "cleo-chart": [("info", [PAIN], ["chronic"]), ("info", [PGX], ["CYP2D6 normal"])],
+    "dev-codeine": [("critical", ["cpic/codeine/CYP2D6"], ["CYP2D6 ultrarapid", "avoid codeine"])],
+    "dev-chart": [("info", [PAIN], ["8/10"]), ("info", [PGX], ["CYP2D6 ultrarapid"])],
+    "elin-codeine": [("warning", ["cpic/codeine/CYP2D6"], ["ambiguous", "codeine", "confirm"])],
+    "elin-chart": [("info", [PAIN], ["chronic"]), ("info", [PGX], ["CYP2D6"])],
+    "farid-tramadol": [("critical", ["cpic/tramadol/CYP2D6"], ["poor", "paroxetine", "avoid tramadol"]),
+                       ("info", ["fhir-pain/referral/pain-psychology"], ["depression"])],
+    "farid-chart": [("info", [PAIN], ["depression"]), ("info", [PGX], ["poor", "paroxetine"]),
+                    ("info", ["fhir-pain/referral/pain-psychology"], ["depression"])],
+    "greta-meloxicam": [("warning", ["cpic/meloxicam/CYP2C9"], ["CYP2C9 poor", "alternative", "meloxicam"])],
+    "greta-chart": [("warning", ["cpic/ibuprofen/CYP2C9"], ["CYP2C9 poor", "ibuprofen", "lower dose"]),
+                    ("info", [PAIN], ["inflammatory"]), ("info", [PGX], ["CYP2C9 poor"])],
+    "hugo-amitriptyline": [("warning", ["cpic/amitriptyline/CYP2D6+CYP2C19"], ["CYP2C19 poor", "amitriptyline"])],
+    "hugo-chart": [("info", [PAIN], ["neuropathic"]), ("info", [PGX], ["CYP2D6 normal", "CYP2C19 poor"])],
+    "ines-tramadol": [("warning", ["cpic-pretest/tramadol/CYP2D6"], ["no CYP2D6 result", "tramadol", "test"])],
+    "ines-chart": [("info", [PAIN], ["7/10"])],
+    "jonas-oxycodone": [("warning", ["fhir-pain/opioid-for-neuropathic-pain"], ["neuropathic", "oxycodone", "not first line"])],
+    "jonas-nortriptyline": [("warning", ["cpic/nortriptyline/CYP2D6", "fhir-pain/tca-neuropathic-pain/CYP2D6"],
+                             ["CYP2D6 poor", "nortriptyline", "neuropathic"])],
+    "jonas-chart": [("info", [PAIN], ["neuropathic"]), ("info", [PGX], ["CYP2D6 poor"])],
+    "kemi-chart": [("info", [PAIN], ["nociplastic"]), ("info", [PGX], ["CYP2D6 normal"]),
+                   ("info", ["fhir-pain/referral/physiotherapy"], ["physiotherapy"])],
+    "luca-chart": [("info", [PAIN], ["catastrophizing", "depression"]), ("info", [PGX], ["CYP2D6 normal"]),
+                   ("info", ["fhir-pain/referral/pain-psychology"], ["PCS 38", "PHQ-9 17", "pain psychology"])],
+    "mara-chart": [("warning", ["fhir-pain/analgesic-non-response"], ["gabapentin", "8 → 7"]),
+                   ("info", [PAIN], ["neuropathic"]), ("info", [PGX], ["CYP2D6 normal"])],
+    "nils-codeine": [("critical", ["cpic/codeine/CYP2D6"], ["poor", "fluoxetine", "avoid codeine"])],
+    "nils-chart": [("info", [PAIN], ["6/10"]), ("info", [PGX], ["poor", "fluoxetine"])],
+    "olga-tramadol": [("critical", ["cpic/tramadol/CYP2D6"], ["CYP2D6 ultrarapid", "avoid tramadol"])],
+    "olga-chart": [("info", [PAIN], ["7/10"]), ("info", [PGX], ["CYP2D6 ultrarapid"])],
+}
+
+
+@pytest.fixture(scope="module")
+def demo_run():
+    """``fhir-pain demo --json``, run once, in-process, with the response schema checked on every call."""
+    import io
+    import json
+    from contextlib import redirect_stdout
+
+    from fhir_pain.cli import main
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FHIR_PAIN_VALIDATE_RESPONSES", "true")
+    out = io.StringIO()
+    try:
+        with redirect_stdout(out):
+            code = main(["demo", "--json"])
+    finally:
+        mp.undo()
+    data = json.loads(out.getvalue())
+    return code, {r["scenario"]: r for r in data["results"]}
+
+
+def _findings(card: dict) -> list[dict]:
+    return card["extension"]["io.fhir-pain.findings"]
+
+
+def _finding(results, scenario: str, rule: str) -> dict:
+    return next(f for c in results[scenario]["cards"] for f in _findings(c) if f["rule"] == rule)
+
+
+def test_expectations_cover_every_scenario():
+    assert set(EXPECTED) == {s.name for s in catalog.scenarios()}
+
+
+def test_demo_answers_every_scenario(demo_run):
+    code, results = demo_run
+    assert code == 0
+    assert set(results) == set(EXPECTED)
+    for name, r in results.items():
+        assert r["status"] == 200 and r["error"] is None and r["warnings"] == [], name
+        assert r["service"] == f"pain-pgx-{r['hook']}"
+
+
+@pytest.mark.parametrize("scenario", sorted(EXPECTED))
+def test_demo_scenario_gives_the_expected_cards(demo_run, scenario):
+    _, results = demo_run
+    cards = results[scenario]["cards"]
+    got = sorted((c["indicator"], sorted(f["rule"] for f in _findings(c))) for c in cards)
+    assert got == sorted((ind, sorted(rules)) for ind, rules, _ in EXPECTED[scenario])
+    for indicator, rules, words in EXPECTED[scenario]:
+        card = next(c for c in cards if sorted(f["rule"] for f in _findings(c)) == sorted(rules))
+        for word in words:
+            assert word.lower() in card["summary"].lower(), (scenario, word, card["summary"])
+        assert len(card["summary"]) <= 140 and card["uuid"] and card["source"]["label"]
+
+
+def test_drug_gene_findings_carry_genotype_score_and_classification(demo_run):
+    _, results = demo_run
+    ava = _finding(results, "ava-codeine", "cpic/codeine/CYP2D6")
+    assert ava["genes"]["CYP2D6"] == {"diplotype": "*4/*4", "activityScore": "0.0", "phenotype": "Poor Metabolizer",
+                                      "source": "computed"}
+    assert (ava["classification"], ava["action"], ava["drug"]) == ("Strong", "avoid", {"rxnorm": "2670", "name": "codeine"})
+    assert ava["knowledge"]["source"] == "CPIC" and "Observation/demo-01-ava-cyp2d6-pm-cyp2d6" in ava["evidence"]
+    # *41 is 0.25 since CPIC's 2022-11 update: *1/*41 = 1.25, normal
+    cleo = results["cleo-chart"]["cards"]
+    assert _finding(results, "cleo-chart", PGX)["genes"]["CYP2D6"]["activityScore"] == "1.25"
+    assert cleo and results["cleo-hydrocodone"]["cards"] == []
+    assert _finding(results, "dev-codeine", "cpic/codeine/CYP2D6")["genes"]["CYP2D6"]["activityScore"] == "3.0"
+    assert _finding(results, "olga-tramadol", "cpic/tramadol/CYP2D6")["genes"]["CYP2D6"]["activityScore"] == "≥3.0"
+    ben = _finding(results, "ben-codeine", "cpic/codeine/CYP2D6")
+    assert ben["genes"]["CYP2D6"] == {"phenotype": "Intermediate Metabolizer", "source": "reported"}
+    assert ben["classification"] == "Moderate"
+    greta = _finding(results, "greta-meloxicam", "cpic/meloxicam/CYP2C9")
+    assert (greta["genes"]["CYP2C9"]["phenotype"], greta["action"]) == ("Poor Metabolizer", "use-alternative")
+    assert _finding(results, "greta-chart", "cpic/ibuprofen/CYP2C9")["action"] == "reduce-dose"
+    hugo = _finding(results, "hugo-amitriptyline", "cpic/amitriptyline/CYP2D6+CYP2C19")
+    assert {g: v["phenotype"] for g, v in hugo["genes"].items()} == {"CYP2D6": "Normal Metabolizer",
+                                                                    "CYP2C19": "Poor Metabolizer"}
+
+
+def test_phenoconversion_reports_genotype_and_inhibitor(demo_run):
+    _, results = demo_run
+    for scenario, rule, inhibitor in (("farid-tramadol", "cpic/tramadol/CYP2D6", "paroxetine"),
+                                      ("nils-codeine", "cpic/codeine/CYP2D6", "fluoxetine")):
+        gene = _finding(results, scenario, rule)["genes"]["CYP2D6"]
+        assert gene["phenotype"] == "Poor Metabolizer" and gene["activityScore"] == "0.0"
+        assert gene["phenoconvertedBy"] == [inhibitor] and gene["diplotype"] in ("*1/*2", "*1/*1")
+
+
+def test_ambiguous_duplication_gives_no_confident_advice(demo_run):
+    _, results = demo_run
+    (card,) = results["elin-codeine"]["cards"]
+    (finding,) = _findings(card)
+    assert finding["genes"]["CYP2D6"]["phenotype"] == "Indeterminate"
+    assert finding["action"] not in ("avoid", "use-alternative", "reduce-dose", "standard-dose")
+    assert card["indicator"] != "critical"
+    created = [a["resource"] for s in card.get("suggestions", []) for a in s["actions"] if a["type"] == "create"]
+    assert [r["resourceType"] for r in created] == ["ServiceRequest"]   # confirm the genotype, nothing else
+
+
+def test_suggestions_are_valid_r4_and_respect_the_patients_pgx(demo_run):
+    from fhir.resources.R4B import get_fhir_model_class
+
+    _, results = demo_run
+    created: dict[str, list[dict]] = {}
+    for name, r in results.items():
+        for card in r["cards"]:
+            for suggestion in card.get("suggestions", []):
+                assert suggestion["uuid"]
+                for action in suggestion["actions"]:
+                    if action["type"] == "create":
+                        get_fhir_model_class(action["resource"]["resourceType"]).model_validate(action["resource"])
+                        created.setdefault(name, []).append(action["resource"])
+    def ingredients(name):
+        return {c["code"] for r in created.get(name, []) if r["resourceType"] == "MedicationRequest"
+                for c in r["medicationCodeableConcept"]["coding"]}
+    # codeine/tramadol for a PM or UM: never the other CYP2D6 prodrug as the alternative
+    for name in ("ava-codeine", "dev-codeine", "farid-tramadol", "nils-codeine", "olga-tramadol"):
+        assert ingredients(name) and not ingredients(name) & {"2670", "10689"}, name
+    # neuropathic pain in a CYP2D6 poor metabolizer: first-line alternatives, but no tricyclic
+    assert ingredients("jonas-oxycodone") and not ingredients("jonas-oxycodone") & {"704", "7531", "3247", "5691"}
+    assert not {"41493", "5640", "140587", "8356"} & ingredients("greta-meloxicam")   # no CYP2C9-dependent NSAID
+    assert {r["resourceType"] for r in created["ines-tramadol"]} == {"ServiceRequest"}     # CPIC pre-test: a test
+    assert {r["resourceType"] for r in created["luca-chart"]} == {"ServiceRequest"}        # referral
+    for resources in created.values():
+        for r in resources:
+            assert r["subject"]["reference"].startswith("Patient/demo-")
+
+
+def test_pain_profiles_and_treatment_response(demo_run):
+    _, results = demo_run
+    assert set(_finding(results, "kemi-chart", PAIN)["phenotypes"]) >= {"chronic-pain", "nociplastic-features"}
+    assert set(_finding(results, "luca-chart", PAIN)["phenotypes"]) >= {"high-catastrophizing", "depression"}
+    assert "neuropathic-likely" in _finding(results, "jonas-oxycodone", "fhir-pain/opioid-for-neuropathic-pain")["phenotypes"]
+    assert "inflammatory-contribution" in _finding(results, "greta-chart", PAIN)["phenotypes"]
+    mara = _finding(results, "mara-chart", "fhir-pain/analgesic-non-response")
+    assert mara["drug"]["name"] == "gabapentin" and mara["phenotypes"] == ["treatment-non-response"]
+    assert "MedicationRequest/demo-13-mara-non-responder-gabapentin" in mara["evidence"]
+
+
+def test_cards_are_the_same_on_any_day():
+    """Data and the services' clock move with the run day, so the answers do not: two years on, the same cards."""
+    from fhir_pain.demo.runner import run_scenarios
+
+    names = ("mara-chart", "kemi-chart", "ava-codeine", "ines-tramadol")
+    picked = [catalog.scenario(n) for n in names]
+    later = run_scenarios(picked, today=date.today() + timedelta(days=730))
+    for r in later:
+        got = sorted((c["indicator"], sorted(f["rule"] for f in _findings(c))) for c in r.cards)
+        assert got == sorted((i, sorted(rules)) for i, rules, _ in EXPECTED[r.scenario.name]), r.scenario.name
+
+
+def test_text_summary_request_and_list_commands(capsys):
+    import json
+
+    from fhir_pain.cli import main
+    from fhir_pain.demo.runner import make_app
+
+    assert main(["demo", "--scenario", "nils-codeine", "--scenario", "ava-codeine"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("Ava Demo (synthetic)") < out.index("Nils Demo (synthetic)")   # catalog order
+    assert "CRITICAL" in out and "rules: cpic/codeine/CYP2D6" in out and "2 of 2 calls answered 200" in out
+
+    # --request: the ready-made request the README's curl example posts to `make run`
+    assert main(["demo", "--request", "ava-codeine"]) == 0
+    captured = capsys.readouterr()
+    request = json.loads(captured.out)
+    assert "POST /cds-services/pain-pgx-order-select" in captured.err
+    response = make_app().test_client().post("/cds-services/pain-pgx-order-select", json=request)
+    assert response.status_code == 200
+    assert [c["indicator"] for c in response.get_json()["cards"]] == ["critical"]
+
+    assert main(["demo", "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(s.name in listing for s in catalog.scenarios())
+    assert main(["demo", "--request", "no-such-scenario"]) == 2

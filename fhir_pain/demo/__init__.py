@@ -7,7 +7,8 @@
   fhir-pain demo --load URL [--token T]   put the patients into a FHIR server (e.g. for the CDS Hooks Sandbox)
 
 The patients are FHIR R4 transaction Bundles in ``fhir_pain/demo/patients/``; ``scenarios.json`` says which hook
-and draft order shows each one's point. Their dates are moved so that the demo "now" is today (see ``catalog``).
+and draft order shows each one's point. Their dates are moved so that the demo "now" is today (see ``catalog``);
+in-process runs pin the services' clock to that moment, so the cards are the same whenever the demo runs.
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="bearer token for --load")
     parser.add_argument("--scenario", action="append", metavar="NAME", help="run only this scenario (repeatable)")
     parser.add_argument("--date", type=date.fromisoformat, metavar="YYYY-MM-DD",
-                        help="the day the demo 'now' is moved to (default: today, UTC)")
+                        help="the day the demo data is moved to (default: today, UTC); in-process runs also "
+                             "pin the services' clock to it")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
             return _request(args.request, args.date)
         if args.load:
             return _load(args.load, args.token, args.date)
-        selected = [catalog.scenario(n) for n in args.scenario] if args.scenario else None
+        selected = None
+        if args.scenario:
+            wanted = {catalog.scenario(n).name for n in args.scenario}   # KeyError for an unknown name
+            selected = [s for s in catalog.scenarios() if s.name in wanted]  # catalog order: grouped by patient
     except KeyError as exc:
         print(f"fhir-pain demo: unknown scenario {exc.args[0]!r} (see --list)", file=sys.stderr)
         return 2
@@ -55,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.json:
         out = {"demoNow": catalog.demo_now().isoformat(), "shiftDays": catalog.shift_days(args.date),
+               "now": catalog.now_on(args.date).isoformat(),
                "results": [r.to_dict() for r in results]}
         sys.stdout.write(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

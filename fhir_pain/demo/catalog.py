@@ -2,8 +2,9 @@
 
 Every date in the bundles is written relative to one fixed demo "now" (``scenarios.json`` ``demoNow``, also each
 ``Bundle.timestamp``). :func:`shift_dates` moves all of them by whole days so that the demo "now" becomes today:
-intervals (trial length, chronicity, "latest" score) stay exactly as written, so the services give the same cards
-on any day and the data is current when loaded into a FHIR server for the CDS Hooks Sandbox.
+intervals (trial length, chronicity, "latest" score) stay exactly as written and the data is current when loaded
+into a FHIR server for the CDS Hooks Sandbox. In-process demo runs also pin the services' clock to the moved demo
+now (:func:`now_on`, config ``NOW``), so their cards do not depend on the day or the time of day of the run.
 """
 from __future__ import annotations
 
@@ -120,6 +121,11 @@ def shift_days(today: date | None = None) -> int:
     """Whole days between the demo now and ``today`` (UTC today by default)."""
     today = today or datetime.now(timezone.utc).date()
     return (today - demo_now().date()).days
+
+
+def now_on(today: date | None = None) -> datetime:
+    """The demo now moved to ``today``: the instant the shifted data is "as of"."""
+    return demo_now() + timedelta(days=shift_days(today))
 
 
 def shift_dates(node: Any, days: int) -> Any:

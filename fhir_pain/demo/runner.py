@@ -1,7 +1,8 @@
 """Run demo scenarios through the real app, in-process, over the same HTTP path an EHR uses.
 
 ``create_app(...).test_client()``: discovery, then one POST per scenario with the request an EHR would send.
-Nothing listens on a port and nothing is written outside memory.
+Nothing listens on a port and nothing is written outside memory. The services' clock is pinned (config ``NOW``)
+to the demo now moved to the run day, the same day the data's dates are moved to: the answers are reproducible.
 """
 from __future__ import annotations
 
@@ -71,8 +72,11 @@ def discover(client) -> list[dict]:
 
 def run_scenarios(scenarios: Iterable[catalog.Scenario] | None = None, *, app=None,
                   today: date | None = None) -> list[ScenarioResult]:
-    """Every scenario (or the given ones) through the app; one result each, in catalog order."""
-    app = app or make_app()
+    """Every scenario (or the given ones) through the app; one result each, in the order given.
+
+    ``today``: the day the data is moved to (default: today, UTC); a given ``app`` should pin its clock to
+    ``catalog.now_on(today)``."""
+    app = app or make_app({"NOW": catalog.now_on(today).isoformat()})
     client = app.test_client()
     services = discover(client)
     if not services:
