@@ -153,18 +153,33 @@ def recommend(drug: Drug, profile: PgxProfile) -> Recommendation | None:
             drug=the_drug, genes=genes, rule=rule, implication=implication, recommendation=entry["gist"],
             classification=entry["classification"], action=entry["action"], alternatives=alternatives,
             knowledge=guideline.knowledge, evidence=evidence, ambiguous=False)
-    # the possible results lead to different advice (or one has no CPIC entry): say so, advise nothing
-    uncertain = [_describe(g, present[g], opts) for g, opts in zip(t.genes, per_gene) if len(opts) > 1]
-    advice = "; ".join(f"{e['classification']}: {e['gist']}" for e in entries) or "no CPIC entry"
-    if not uncertain:
-        implication = "CPIC's table has no entry for this result."
-    else:
-        implication = "The result is ambiguous: " + "; ".join(uncertain) + "."
+    if not entries:
+        return Recommendation(
+            drug=the_drug, genes=genes, rule=rule, implication="CPIC's table has no entry for this result.",
+            recommendation=f"CPIC gives no genotype-based advice for {t.name} with this result.",
+            classification="No Recommendation", action="no-recommendation", knowledge=guideline.knowledge,
+            evidence=evidence, ambiguous=False)
+    # the possible results lead to different advice: say why, advise nothing
+    reasons, hints = [], []
+    for g, kt, opts in zip(t.genes, t.key_types, per_gene):
+        gp = present[g]
+        if len(opts) > 1:
+            reasons.append(_describe(g, gp, opts))
+            if gp is not None and (gp.diplotype or "").endswith("N"):     # "*1/*4xN", "(*1/*4)3N"
+                hints.append(f"confirm the {g} genotype (which allele is duplicated, and its copy number)")
+            if gp is not None and gp.phenoconverted_by:
+                hints.append(f"review {', '.join(gp.phenoconverted_by)} ({g} inhibitor of uncertain strength)")
+        elif kt == "activityScore" and opts[0][0] is None and opts[0][1] != NO_RESULT:
+            reasons.append(f"{g} {opts[0][1]} was reported without a diplotype or activity score, and CPIC's "
+                           f"advice differs between the scores of that phenotype")
+            hints.append(f"obtain the {g} diplotype")
+    advice = "; ".join(f"{e['classification']}: {e['gist']}" for e in entries)
     return Recommendation(
-        drug=the_drug, genes=genes, rule=rule, implication=implication,
-        recommendation=("CPIC's advice differs between the possible results, so none is given. Confirm the "
-                        f"genotype (which allele is duplicated, copy number) or review interacting drugs before "
-                        f"relying on it for {t.name}. Possible advice: {advice}"),
+        drug=the_drug, genes=genes, rule=rule,
+        implication="The result is ambiguous: " + ("; ".join(reasons) or "the possible results differ") + ".",
+        recommendation=(f"CPIC's advice for {t.name} differs between the possible results, so none is given. "
+                        f"Confirm before relying on it: {'; '.join(dict.fromkeys(hints)) or 'repeat the test'}. "
+                        f"Possible advice: {advice}"),
         classification="No Recommendation", action="no-recommendation", alternatives=(),
         knowledge=guideline.knowledge, evidence=evidence, ambiguous=True)
 

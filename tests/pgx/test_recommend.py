@@ -175,3 +175,17 @@ def test_oprm1_and_comt_are_information_only():
     assert [(r.rule, r.classification, r.action) for r in recs] == [
         ("cpic/codeine/OPRM1", "No Recommendation", "informational")]
     assert informational_recommendations(drug_by_name("celecoxib"), profile) == []
+
+
+def test_ambiguous_recommendations_say_why_and_what_to_confirm():
+    dup = recommend(drug_by_name("codeine"), resolve_profile([GeneResult("CYP2D6", "Observation/d", "*1/*4xN")], []))
+    assert "copy number" in dup.recommendation and "*1/*4xN" in dup.implication
+    assert "Intermediate Metabolizer" in dup.implication and "Ultrarapid Metabolizer" in dup.implication
+    cel = recommend(drug_by_name("celecoxib"),
+                    PgxProfile(genes={"CYP2C9": gp("CYP2C9", "Intermediate Metabolizer", source="reported")}))
+    assert "obtain the CYP2C9 diplotype" in cel.recommendation and "without a diplotype" in cel.implication
+
+
+def test_a_phenotype_cpic_has_no_entry_for_gives_no_advice():
+    rec = recommend(drug_by_name("codeine"), PgxProfile(genes={"CYP2D6": gp("CYP2D6", "Rapid Metabolizer")}))
+    assert (rec.action, rec.classification, rec.ambiguous) == ("no-recommendation", "No Recommendation", False)
