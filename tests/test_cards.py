@@ -1,0 +1,117 @@
+"""Findings -> cards: grouping, suggestions (valid R4, safe only), override reasons, links, findings extension."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from fhir_pain.cards import card_for, group_findings, render
+from fhir_pain.facts import Drug, Finding, GenePhenotype, MedicationUse, PatientData
+from fhir_pain.fhir_models import check_cds_response, validate
+from fhir_pain.gather import MEDICATIONS, PAIN
+from fhir_pain.rules.knowledge import pain_rules
+
+NOW = datetime(2026, 5, 1, tzinfo=timezone.utc)
+CODEINE = Drug("2670", "codeine")
+MORPHINE = Drug("7052", "morphine")
+PM = GenePhenotype(gene="CYP2D6", phenotype="Poor Metabolizer", diplotype="*4/*4", activity_score="0.0",
+                   evidence=("Observation/g1",))
+DATA = PatientData(patient_id="p1", now=NOW)
+
+
+def med(ref="MedicationRequest/rx1", draft=True, encounter=None):
+    resource = {"resourceType": "MedicationRequest", "id": ref.split("/")[-1]}
+    if encounter:
+        resource["encounter"] = {"reference": encounter}
+    return MedicationUse(ref=ref, status="draft" if draft else "active", intent="order", ingredients=(CODEINE,),
+                         text="codeine 30 MG", is_draft=draft, resource=resource)
+
+
+def cpic(m=None, **kw):
+    base = dict(rule="cpic/codeine/CYP2D6", kind="drug-gene", indicator="critical",
+                summary="CYP2D6 poor metabolizer: avoid codeine", detail="**Implication:** ...", drug=CODEINE,
+                genes={"CYP2D6": PM}, classification="Strong", action="avoid", evidence=("Observation/g1",),
+                knowledge={"source": "CPIC", "version": "2021", "url": "https://cpicpgx.org/guidelines/x/"},
+                medication=m or med(), alternatives=(MORPHINE,))
+    base.update(kw)
+    return Finding(**base)
+
+
+def test_one_card_per_drug_with_the_findings_contract():
+    f = cpic()
+    pre = Finding(rule="cpic-pretest/codeine/CYP2C19", kind="pre-test", indicator="info", summary="s", drug=CODEINE,
+                  medication=f.medication, action="order-test", extra={"testGenes": ["CYP2C19"]})
+    groups = group_findings([f, pre])
+    assert len(groups) == 1
+    card = card_for(groups[0], DATA).to_dict()
+    assert card["indicator"] == "critical" and card["summary"] == f.summary
+    assert card["extension"]["io.fhir-pain.findings"] == [f.to_contract(), pre.to_contract()]
+    assert check_cds_response({"cards": [card]}) == []
+
+
+def test_replace_suggestion_deletes_the_draft_and_creates_an_undosed_draft():
+    card = card_for([cpic(m=med(encounter="Encounter/e1"))], DATA).to_dict()
+    assert card["selectionBehavior"] == "at-most-one"
+    [s] = card["suggestions"]
+    delete, create = s["actions"]
+    assert delete == {"type": "delete", "description": "Remove the draft order for codeine",
+                      "resourceId": "MedicationRequest/rx1"}
+    mr = create["resource"]
+    validate(mr)
+    assert (mr["status"], mr["intent"], mr["subject"], mr["encounter"]) == (
+        "draft", "order", {"reference": "Patient/p1"}, {"reference": "Encounter/e1"})
+    assert mr["medicationCodeableConcept"]["coding"][0] == {
+        "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "7052", "display": "morphine"}
+    assert "dosageInstruction" not in mr
+
+
+def test_no_replacement_for_active_medications_or_drafts_without_id():
+    assert "suggestions" not in card_for([cpic(m=med(draft=False))], DATA).to_dict()
+    assert "suggestions" not in card_for([cpic(m=med(ref="urn:uuid:1f0e"))], DATA).to_dict()
+
+
+def test_reduce_dose_never_suggests_a_change():
+    card = card_for([cpic(action="reduce-dose", indicator="warning", alternatives=())], DATA).to_dict()
+    assert "suggestions" not in card
+
+
+def test_test_and_confirmation_orders_are_valid_service_requests():
+    f = cpic(action="order-test", alternatives=(), extra={"confirmGenes": ["CYP2D6"],
+                                                          "uncertainty": {"CYP2D6": "ambiguous"}})
+    card = card_for([f], DATA).to_dict()
+    assert card["selectionBehavior"] == "any"
+    sr = card["suggestions"][0]["actions"][0]["resource"]
+    validate(sr)
+    assert sr["code"] == {"coding": [{"system": "http://loinc.org", "code": "51969-4",
+                                      "display": "Genetic analysis report"}], "text": "CYP2D6 genotype"}
+    assert "ambiguous" in sr["reasonCode"][0]["text"]
+
+
+def test_referrals_share_one_card_with_valid_service_requests():
+    refs = pain_rules()["referrals"]
+    fs = [Finding(rule=r["id"], kind="pain-phenotype", indicator="info", summary=f"s{i}", action="refer",
+                  evidence=("Observation/pcs", "Condition/fm", "MedicationRequest/x"),
+                  extra={"referral": r, "reason": "high pain catastrophizing (PCS 36)"}) for i, r in enumerate(refs)]
+    [card] = [c.to_dict() for c in render(fs, DATA)]
+    assert card["summary"].startswith("Consider referral: pain psychology (CBT); physiotherapy")
+    for s in card["suggestions"]:
+        sr = s["actions"][0]["resource"]
+        validate(sr)
+        assert sr["reasonReference"] == [{"reference": "Observation/pcs"}, {"reference": "Condition/fm"}]
+        assert sr["code"]["coding"][0]["system"] == "https://fhir-pain.io/CodeSystem/referral"
+
+
+def test_override_reasons_links_and_missing_data():
+    data = PatientData(patient_id="p1", now=NOW, missing=(MEDICATIONS, PAIN))
+    card = card_for([cpic()], data).to_dict()
+    assert all(r["display"] for r in card["overrideReasons"])
+    assert {r["code"] for r in card["overrideReasons"]} >= {"previously-tolerated", "palliative-care"}
+    assert card["links"] == [{"label": "CPIC guideline for codeine", "url": "https://cpicpgx.org/guidelines/x/",
+                              "type": "absolute"}]
+    assert "**Data not available:** active medication list." in card["detail"]
+    assert "pain assessments" not in card["detail"]       # not relevant to a drug-gene card
+
+
+def test_cards_follow_the_order_of_the_findings():
+    other = cpic(rule="cpic/celecoxib/CYP2C9", drug=Drug("140587", "celecoxib"), indicator="warning",
+                 medication=med(ref="MedicationRequest/rx2"), summary="celecoxib")
+    assert [c.summary for c in render([cpic(), other], DATA)] == ["CYP2D6 poor metabolizer: avoid codeine",
+                                                                   "celecoxib"]
