@@ -39,10 +39,22 @@ _PHENOTYPE_WORDS = (
 _STAR = re.compile(r"\*\s*\d")
 
 
+_PHENOTYPE_PHRASE = re.compile(
+    r"(ultra[\s-]?rapid|likely\s+intermediate|likely\s+poor|rapid|normal|extensive|intermediate|poor)\s+metaboli[sz]",
+    re.I)
+
+
 def phenotype_from_text(text: str | None) -> str | None:
-    """CPIC phenotype vocabulary from free text ("CYP2C19 Rapid Metabolizer", "IM - intermediate metabolizer")."""
-    if not text or "metaboli" not in text.lower() and "indeterminate" not in text.lower():
+    """CPIC phenotype vocabulary from free text ("CYP2C19 Rapid Metabolizer", "IM - intermediate metabolizer").
+    The "<word> metabolizer" phrase decides ("Intermediate metabolizer (normal + no function allele)")."""
+    if not text:
         return None
+    low = text.lower()
+    if "metaboli" not in low and "indeterminate" not in low:
+        return None
+    m = _PHENOTYPE_PHRASE.search(text)
+    if m:
+        text = m.group(1)
     for pattern, phenotype in _PHENOTYPE_WORDS:
         if pattern.search(text):
             return phenotype

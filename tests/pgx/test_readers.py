@@ -90,3 +90,7 @@ def test_phenotype_words():
     assert phenotype_from_text("ultra-rapid metaboliser") == "Ultrarapid Metabolizer"
     assert phenotype_from_text("Likely Intermediate Metabolizer") == "Likely Intermediate Metabolizer"
     assert phenotype_from_text("Normal function") is None
+    assert phenotype_from_text("Intermediate metabolizer (one normal, one no function allele)") == \
+        "Intermediate Metabolizer"
+    assert phenotype_from_text("Metabolizer status: poor") == "Poor Metabolizer"
+    assert phenotype_from_text("Indeterminate") == "Indeterminate"
