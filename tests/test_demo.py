@@ -554,3 +554,45 @@ def test_text_summary_request_and_list_commands(capsys):
     listing = capsys.readouterr().out
     assert all(s.name in listing for s in catalog.scenarios())
     assert main(["demo", "--request", "no-such-scenario"]) == 2
+
+
+def test_sandbox_guide_auth_on_recipe(monkeypatch):
+    """docs/sandbox.md: FHIR_PAIN_TRUST_SANDBOX_ISSUER + PUBLIC_BASE_URL accept a sandbox-signed call; without the
+    opt-in the same call is refused; the browser's preflight needs no token."""
+    import time
+    import uuid
+    from pathlib import Path
+
+    import jwt
+
+    from fhir_pain.app import create_app
+    from fhir_pain.demo.runner import discover
+
+    key = (Path(__file__).parent / "fixtures" / "sandbox" / "sandbox-published-private-key.pem").read_text()
+    url = "http://127.0.0.1:8080/cds-services/pain-pgx-order-select"
+
+    def sandbox_token(aud: str) -> str:   # as the sandbox signs (shared/reference/sandbox-captures/jwt-decoded.json)
+        now = int(time.time())
+        return jwt.encode({"iss": "https://sandbox.cds-hooks.org", "aud": aud, "iat": now, "exp": now + 300,
+                           "jti": str(uuid.uuid4())}, key, algorithm="ES384",
+                          headers={"kid": "44823f3d-0b01-4a6c-a80e-b9d3e8a7226f",
+                                   "jku": "https://sandbox.cds-hooks.org/.well-known/jwks.json"})
+
+    monkeypatch.setenv("FHIR_PAIN_PUBLIC_BASE_URL", "http://127.0.0.1:8080")
+    services = discover(create_app({"AUTH": "off", "DATABASE_URL": "sqlite://"}).test_client())
+    body = build_request(catalog.scenario("ava-codeine"), services).body
+    refused = create_app({"AUTH": "required", "DATABASE_URL": "sqlite://"}).test_client()
+    preflight = refused.options("/cds-services/pain-pgx-order-select", headers={
+        "Origin": "https://sandbox.cds-hooks.org", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type"})
+    assert preflight.status_code == 200 and preflight.headers["Access-Control-Allow-Origin"]
+    auth = {"Authorization": f"Bearer {sandbox_token(url)}"}
+    assert refused.post("/cds-services/pain-pgx-order-select", json=body, headers=auth).status_code == 401
+
+    monkeypatch.setenv("FHIR_PAIN_TRUST_SANDBOX_ISSUER", "true")
+    trusting = create_app({"AUTH": "required", "DATABASE_URL": "sqlite://"}).test_client()
+    response = trusting.post("/cds-services/pain-pgx-order-select", json=body, headers=auth)
+    assert response.status_code == 200
+    assert [c["indicator"] for c in response.get_json()["cards"]] == ["critical"]
+    wrong_aud = {"Authorization": f"Bearer {sandbox_token(url.replace('127.0.0.1', 'localhost'))}"}
+    assert trusting.post("/cds-services/pain-pgx-order-select", json=body, headers=wrong_aud).status_code == 401
