@@ -96,3 +96,18 @@ def test_cyp2c19_function_pairs():
              "*1/*12": "Indeterminate"}
     for text, phenotype in cases.items():
         assert dip.function_pair_phenotype(m, dip.parse(text)) == phenotype, text
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_LAB_ALPHABET = st.sampled_from(list("*/x×N≥>=()+ 0123456789ABcdyp2CYPdupn.,;-"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(_LAB_ALPHABET, max_size=30))
+def test_any_lab_text_parses_or_is_rejected_and_scores_without_error(text):
+    d = dip.parse(text)
+    if d is not None:
+        assert dip.parse(d.text) == d or dip.parse(d.text).text == d.text     # normal form is stable
+        call = call_diplotype("CYP2D6", text)
+        assert call.options and all(p for _, p in call.options)

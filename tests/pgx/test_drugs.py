@@ -72,3 +72,21 @@ def test_drug_by_name():
     assert drug_by_name("vicoprofen") is None     # a combination is not one drug
     assert drug_by_name("mirabegron") is None     # no verified RxCUI
     assert drug_by_name("unknownium") is None and drug_by_name(None) is None
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_LEAF = st.one_of(st.none(), st.integers(), st.sampled_from(
+    ["993889", "2670", "#m", "Medication/x", "Codeine Phosphate 30 MG", "http://www.nlm.nih.gov/research/umls/rxnorm",
+     "active", "Medication", "m", ""]))
+_JSON = st.recursive(_LEAF, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(
+    ["medicationCodeableConcept", "medicationReference", "coding", "code", "system", "display", "text", "reference",
+     "contained", "resourceType", "id", "ingredient", "itemCodeableConcept", "status", "authoredOn"]), inner,
+    max_size=5)), max_leaves=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_arbitrary_json_never_breaks_identify(resource):
+    use = identify(resource, resolve=lambda ref: resource if isinstance(resource, dict) else None)
+    assert all(d.rxnorm.isdigit() for d in use.ingredients)

@@ -94,3 +94,23 @@ def test_phenotype_words():
         "Intermediate Metabolizer"
     assert phenotype_from_text("Metabolizer status: poor") == "Poor Metabolizer"
     assert phenotype_from_text("Indeterminate") == "Indeterminate"
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_LEAF = st.one_of(st.none(), st.booleans(), st.integers(), st.sampled_from(
+    ["final", "84413-4", "48018-6", "HGNC:2625", "CYP2D6 *1/*4", "*1/*2xN", "therapeutic-implication", "LA9657-3",
+     "Observation/x", "Poor metabolizer", "2020", "CYP2C19", ""]))
+_JSON = st.recursive(_LEAF, lambda inner: st.one_of(
+    st.lists(inner, max_size=3),
+    st.dictionaries(st.sampled_from(["code", "coding", "text", "display", "system", "component", "valueString",
+                                     "valueCodeableConcept", "status", "derivedFrom", "reference", "id",
+                                     "effectiveDateTime", "resourceType", "entry", "resource"]), inner, max_size=5)),
+    max_leaves=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_JSON.map(lambda v: {**v, "resourceType": "Observation"} if isinstance(v, dict) else v), max_size=4))
+def test_arbitrary_json_never_breaks_the_reader(items):
+    for r in read_gene_results(items):
+        assert r.gene in ("CYP2D6", "CYP2C9", "CYP2C19", "OPRM1", "COMT")
