@@ -18,15 +18,20 @@ from typing import Literal
 Precision = Literal["year", "month", "day", "time"]
 UTC = timezone.utc
 _COARSENESS = ("time", "day", "month", "year")
+_INSTANT = timedelta(microseconds=1)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class FhirTime:
+    """All three bounds are in UTC: comparing datetimes with different offsets is ~50x slower, and the engines
+    compare a lot. ``local`` keeps the offset the sender wrote, for display. Treat as read-only (not frozen:
+    a frozen dataclass costs ~1 µs more to build, and one is built per Observation)."""
     at: datetime          # the point used for ordering (start of a partial value; a Period's end when it has one)
     earliest: datetime    # inclusive
     latest: datetime      # exclusive end of the interval the value covers (== earliest + 1 µs for an instant)
     precision: Precision
     element: str = ""     # where it came from: "effectiveDateTime", "issued", "onsetPeriod", ...
+    local: datetime | None = None   # ``at`` in the sender's offset (full-time values only)
 
     @property
     def partial(self) -> bool:
@@ -40,7 +45,7 @@ class FhirTime:
             return f"{self.earliest.year:04d}-{self.earliest.month:02d}"
         if self.precision == "day":
             return self.earliest.date().isoformat()
-        return self.at.isoformat()
+        return (self.local or self.at).isoformat()
 
 
 def _add_month(d: datetime) -> datetime:
@@ -57,22 +62,29 @@ def parse(value: object, *, default_tz: tzinfo = UTC, element: str = "") -> Fhir
     try:
         if n == 4 and s.isdigit():
             start = datetime(int(s), 1, 1, tzinfo=default_tz)
-            return FhirTime(start, start, start.replace(year=start.year + 1), "year", element)
+            return _interval(start, start.replace(year=start.year + 1), "year", element)
         if n == 7 and s[4] == "-":
             start = datetime(int(s[:4]), int(s[5:7]), 1, tzinfo=default_tz)
-            return FhirTime(start, start, _add_month(start), "month", element)
+            return _interval(start, _add_month(start), "month", element)
         if n == 10:
             d = date.fromisoformat(s)
             start = datetime(d.year, d.month, d.day, tzinfo=default_tz)
-            return FhirTime(start, start, start + timedelta(days=1), "day", element)
+            return _interval(start, start + timedelta(days=1), "day", element)
         if n > 10 and s[10] in "Tt ":
-            dt = datetime.fromisoformat(s[:-1] + "+00:00" if s[-1] in "Zz" else s)
+            dt = datetime.fromisoformat(s)     # Python >= 3.11 reads "Z" itself
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=default_tz)
-            return FhirTime(dt, dt, dt + timedelta(microseconds=1), "time", element)
-    except ValueError:
+            at = dt if dt.tzinfo is UTC else dt.astimezone(UTC)
+            return FhirTime(at, at, at + _INSTANT, "time", element, dt)
+    except (ValueError, OverflowError):
         return None
     return None
+
+
+def _interval(start: datetime, end: datetime, precision: Precision, element: str) -> FhirTime:
+    if start.tzinfo is not UTC:
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+    return FhirTime(start, start, end, precision, element)
 
 
 def _period(p: object, element: str, default_tz: tzinfo) -> FhirTime | None:
@@ -88,7 +100,8 @@ def _period(p: object, element: str, default_tz: tzinfo) -> FhirTime | None:
     hi = end or start
     # an assessment made over a period counts as of its end; an open period as of its start
     coarsest = max(lo.precision, hi.precision, key=_COARSENESS.index)
-    return FhirTime(hi.at if end is not None else lo.at, lo.earliest, hi.latest, coarsest, element)
+    point = hi if end is not None else lo
+    return FhirTime(point.at, lo.earliest, hi.latest, coarsest, element, point.local)
 
 def effective(resource: dict, *, use_issued: bool = True, default_tz: tzinfo = UTC) -> FhirTime | None:
     """When an Observation (or DiagnosticReport, ...) applies: effectiveDateTime / effectiveInstant /
@@ -132,3 +145,9 @@ def onset(condition: dict, *, use_recorded: bool = True, default_tz: tzinfo = UT
 def aware(dt: datetime, default_tz: tzinfo = UTC) -> datetime:
     """A datetime with a zone (naive values are read in ``default_tz``)."""
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=default_tz)
+
+
+def utc(dt: datetime, default_tz: tzinfo = UTC) -> datetime:
+    """The same instant in UTC (naive values are read in ``default_tz``): cheap to compare with FhirTime bounds."""
+    dt = aware(dt, default_tz)
+    return dt if dt.tzinfo is UTC else dt.astimezone(UTC)

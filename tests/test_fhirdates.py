@@ -12,8 +12,9 @@ from fhir_pain.fhirdates import UTC, aware, effective, onset, parse
 def test_full_datetime_with_zone_keeps_the_instant():
     t = parse("2024-03-05T08:30:00-05:00")
     assert t.precision == "time"
-    assert t.at == datetime(2024, 3, 5, 13, 30, tzinfo=UTC)
-    assert t.at.utcoffset() == timedelta(hours=-5)          # the zone is kept for display
+    assert t.at == datetime(2024, 3, 5, 13, 30, tzinfo=UTC) and t.at.tzinfo is UTC     # bounds are UTC
+    assert t.local.utcoffset() == timedelta(hours=-5)                                  # the zone is kept for display
+    assert t.isoformat() == "2024-03-05T08:30:00-05:00"
     assert parse("2024-03-05T13:30:00Z").at == t.at
     assert parse("2024-03-05T13:30:00.123+00:00").at.microsecond == 123000
 
@@ -54,7 +55,8 @@ def test_effective_prefers_effective_x_then_issued():
 
 
 def test_effective_period_counts_as_of_its_end():
-    t = effective({"effectivePeriod": {"start": "2024-01-01T08:00:00Z", "end": "2024-01-07T08:00:00Z"}})
+    t = effective({"effectivePeriod": {"start": "2024-01-01T08:00:00Z", "end": "2024-01-07T09:00:00+01:00"}})
+    assert t.isoformat() == "2024-01-07T09:00:00+01:00"
     assert t.at == datetime(2024, 1, 7, 8, tzinfo=UTC)
     assert t.earliest == datetime(2024, 1, 1, 8, tzinfo=UTC) and t.element == "effectivePeriod"
     open_ended = effective({"effectivePeriod": {"start": "2024-01-01"}})
@@ -76,4 +78,6 @@ def test_aware():
     assert aware(datetime(2024, 1, 1)).tzinfo is UTC
     cet = timezone(timedelta(hours=1))
     assert aware(datetime(2024, 1, 1, tzinfo=cet)).tzinfo is cet
+    assert fhirdates.utc(datetime(2024, 1, 1, 1, tzinfo=cet)) == datetime(2024, 1, 1, tzinfo=UTC)
+    assert fhirdates.utc(datetime(2024, 1, 1, 1, tzinfo=cet)).tzinfo is UTC
     assert fhirdates.parse("2024-01-01T00:00:00Z").isoformat() == "2024-01-01T00:00:00+00:00"

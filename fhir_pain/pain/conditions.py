@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from fhir_pain.fhirdates import FhirTime, onset
-from fhir_pain.pain.knowledge import Knowledge, norm_system
+from fhir_pain.pain.knowledge import Knowledge, as_list as _list, norm_system
 
 INACTIVE = frozenset({"inactive", "remission", "resolved"})
 IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
@@ -38,7 +38,7 @@ def _status(value: object) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
-        for coding in value.get("coding") or ():
+        for coding in _list(value.get("coding")):
             if isinstance(coding, dict) and isinstance(coding.get("code"), str):
                 return coding["code"]
     return None
@@ -60,7 +60,7 @@ def match_conditions(conditions: Iterable[dict], kn: Knowledge) -> list[Conditio
             continue
         seen: set[tuple[str, str]] = set()
         entries = []
-        for coding in code.get("coding") or ():
+        for coding in _list(code.get("coding")):
             if isinstance(coding, dict) and isinstance(coding.get("code"), str):
                 for e in kn.condition_entries(norm_system(coding.get("system")), coding["code"]):
                     if (e.group, e.label) not in seen:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 
 from fhir_pain.facts import MedicationUse
-from fhir_pain.fhirdates import aware
+from fhir_pain.fhirdates import utc
 from fhir_pain.pain import axes
 from fhir_pain.pain.conditions import match_conditions
 from fhir_pain.pain.intensity import chronicity, latest_intensity
@@ -28,7 +28,7 @@ def build_profile(observations: Iterable[dict], conditions: Iterable[dict], medi
     "key#system|code" for an item), see :func:`fhir_pain.pain.load_code_map`. ``knowledge`` replaces the
     shipped profiles/pain files (tests, what-if evaluation)."""
     kn = knowledge or shipped_knowledge()
-    now = aware(now)
+    now = utc(now)
     scores, rejected = read_scores(observations or (), kn, code_map)
     horizon = now + FUTURE_TOLERANCE
     by_inst: dict[str, list[Score]] = {}

@@ -30,6 +30,11 @@ def norm_system(system: object) -> str:
     return SYSTEM_ALIASES.get(system, system)
 
 
+def as_list(value: object) -> list | tuple:
+    """A JSON array element as sent, or nothing: EHR JSON sometimes has an object or a scalar there."""
+    return value if isinstance(value, list) else ()
+
+
 def norm_unit(unit: object) -> str:
     return unit.replace(" ", "").lower() if isinstance(unit, str) else ""
 
@@ -137,7 +142,8 @@ class Knowledge:
         self.code_system = instruments["codeSystem"]
         self.score_units = frozenset(instruments["scoreUnits"])
         self.instruments: dict[str, Instrument] = {}
-        self.code_index: dict[str, tuple[Role, ...]] = {}
+        self.code_index: dict[str, tuple[Role, ...]] = {}          # "system|code" -> roles
+        self.by_system: dict[str, dict[str, tuple[Role, ...]]] = {}  # system (and its aliases) -> code -> roles
         lists = instruments["answerLists"]
         for key, d in instruments["instruments"].items():
             inst = _instrument(key, d, lists)
@@ -147,6 +153,16 @@ class Knowledge:
             if inst.items:
                 for code in inst.items.codes:
                     self._index(code, Role(key, code))
+        panels = {c for c, roles in self.code_index.items() if any(r.item is None for r in roles)}
+        mixed = [c for c in panels if any(r.item is not None for r in self.code_index[c])]
+        if mixed:   # the engine tells a panel from an item by its code alone
+            raise ValueError(f"pain/instruments.json: codes used both as a total and as an item: {mixed}")
+        for key, roles in self.code_index.items():
+            system, _, code = key.partition("|")
+            self.by_system.setdefault(system, {})[code] = roles
+        for alias, system in SYSTEM_ALIASES.items():
+            if system in self.by_system:
+                self.by_system[alias] = self.by_system[system]
         self.params = phenotyping
         for group in (phenotyping["intensity"], *phenotyping["axes"].values(), *phenotyping["modulators"].values()):
             unknown = set(group["instruments"]) - self.instruments.keys()

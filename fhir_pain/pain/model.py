@@ -22,9 +22,10 @@ def _clean(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None and v != () and v != [] and v != {}}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Score:
-    """One usable instrument score."""
+    """One usable instrument score. Treat as read-only (not frozen: one is built per Observation, and a frozen
+    dataclass costs ~1 µs more to build)."""
     instrument: str                   # instrument key from profiles/pain/instruments.json
     value: float
     ref: str                          # the Observation carrying (or grouping) the score; "" when it has no id
@@ -48,7 +49,7 @@ class Score:
                        "flags": list(self.flags), "notes": list(self.notes)})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Rejected:
     """A recognised pain/psychosocial value that was not used, and why (out of range, malformed, ...)."""
     ref: str

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from fhir_pain.facts import Drug, MedicationUse
-from fhir_pain.fhirdates import aware
+from fhir_pain.fhirdates import utc
 from fhir_pain.pain.knowledge import AnalgesicIngredient, Knowledge
 from fhir_pain.pain.model import Score, TreatmentResponse
 
@@ -29,7 +29,7 @@ def _same(a: Drug, b: Drug) -> bool:
 def _trial_start(m: MedicationUse, ing: AnalgesicIngredient, history: list[tuple[datetime, MedicationUse]],
                  gap: timedelta) -> tuple[datetime, list[str]]:
     """Walk back through earlier requests of the same ingredient while each follows the previous closely."""
-    start, refs = aware(m.authored_on), [m.ref]
+    start, refs = utc(m.authored_on), [m.ref]
     for when, other in sorted(history, key=lambda x: x[0], reverse=True):
         if other is m or when >= start or not any(_same(d, ing.drug) for d in other.ingredients):
             continue
@@ -43,9 +43,9 @@ def _trial_start(m: MedicationUse, ing: AnalgesicIngredient, history: list[tuple
 def treatment_responses(medications: Iterable[MedicationUse], by_inst: dict[str, list[Score]], kn: Knowledge,
                         now: datetime) -> tuple[TreatmentResponse, ...]:
     meds = [m for m in medications if isinstance(m, MedicationUse)]
-    history = [(aware(m.authored_on), m) for m in meds if m.authored_on is not None and m.status in CONTINUING]
+    history = [(utc(m.authored_on), m) for m in meds if m.authored_on is not None and m.status in CONTINUING]
     current = [(m, a) for m in meds if m.status == "active" and not m.is_draft for a in [_analgesics(m, kn)] if a]
-    starts = {m.ref: aware(m.authored_on) for m, _ in current if m.authored_on is not None}
+    starts = {m.ref: utc(m.authored_on) for m, _ in current if m.authored_on is not None}
     p = kn.params["response"]
     return tuple(_one(m, ings, history, starts, by_inst, kn, now, p) for m, ings in current)
 

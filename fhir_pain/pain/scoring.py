@@ -41,22 +41,30 @@ def roles_of(codeable: object, kn: Knowledge, code_map: Mapping[str, str] | None
     """What a CodeableConcept means to us: the first coding we recognise decides (site map first)."""
     if not isinstance(codeable, dict):
         return ()
-    for coding in codeable.get("coding") or ():
+    codings = codeable.get("coding")
+    if not isinstance(codings, list):
+        return ()
+    by_system = kn.by_system
+    for coding in codings:
         if not isinstance(coding, dict):
             continue
         code = coding.get("code")
         if not isinstance(code, str):
             continue
-        key = f"{norm_system(coding.get('system'))}|{code}"
+        system = coding.get("system", "")
+        if not isinstance(system, str):
+            continue
         if code_map:
-            mapped = code_map.get(key)
+            mapped = code_map.get(f"{norm_system(system)}|{code}")
             if mapped is not None:
                 role = mapped_role(mapped, kn)
                 if role is not None:
                     return (role,)
-        roles = kn.code_index.get(key)
-        if roles:
-            return roles
+        codes = by_system.get(system)
+        if codes is not None:
+            roles = codes.get(code)
+            if roles:
+                return roles
     return ()
 
 
@@ -93,8 +101,8 @@ def read_scores(observations: Iterable[dict], kn: Knowledge,
             rejected.append(Rejected(ref, roles[0].instrument, f"status {status}"))
             continue
         time = effective(obs)
-        panel = next((r for r in roles if r.item is None), None)
-        if panel is None:   # an item Observation on its own
+        panel = roles[0]
+        if panel.item is not None:   # an item Observation on its own (codes are either items or totals)
             for role in roles:
                 v, why = item_value(obs, kn.instruments[role.instrument])
                 entry = (role, _Answer(role.item, v, why, ref), time)
@@ -230,25 +238,33 @@ def _score_group(g: _Group, scores: list[Score], rejected: list[Rejected], total
 def _dedupe(scores: list[Score], rejected: list[Rejected]) -> tuple[list[Score], list[Rejected]]:
     """One score per instrument and moment: identical copies merge; different values at the same moment are
     conflicting data and neither is used."""
-    by_key: dict[tuple, list[Score]] = {}
-    out: list[Score] = []
+    first: dict[tuple, Score] = {}
+    copies: dict[tuple, list[Score]] = {}
+    undated: list[Score] = []
     for s in scores:
         if s.time is None:
-            out.append(s)
+            undated.append(s)
+            continue
+        key = (s.instrument, s.time.at)
+        if key in first:
+            copies.setdefault(key, [first[key]]).append(s)
         else:
-            by_key.setdefault((s.instrument, s.time.at), []).append(s)
-    for same in by_key.values():
-        first = same[0]
-        if len(same) == 1:
-            out.append(first)
-        elif all(s.value == first.value for s in same):
-            evidence = tuple(dict.fromkeys(r for s in same for r in s.evidence))
-            flags = tuple(sorted({f for s in same for f in s.flags}))
-            notes = tuple(dict.fromkeys(n for s in same for n in s.notes))
-            out.append(replace(first, evidence=evidence, flags=flags, notes=notes))
+            first[key] = s
+    for key, same in copies.items():
+        head = same[0]
+        if all(s.value == head.value for s in same):
+            first[key] = replace(head, evidence=tuple(dict.fromkeys(r for s in same for r in s.evidence)),
+                                 flags=tuple(sorted({f for s in same for f in s.flags})),
+                                 notes=tuple(dict.fromkeys(n for s in same for n in s.notes)))
         else:
+            del first[key]
             values = ", ".join(f"{s.value:g}" for s in same)
             rejected.extend(Rejected(s.ref, s.instrument, f"conflicting values at the same time ({values})")
                             for s in same)
-    out.sort(key=lambda s: (s.time is None, s.time.at if s.time is not None else 0))
-    return out, rejected
+    dated = sorted(first.values(), key=_at)
+    dated.extend(undated)
+    return dated, rejected
+
+
+def _at(s: Score):
+    return s.time.at

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 
-from fhir_pain.pain.knowledge import UCUM, Instrument, Knowledge, norm_system, norm_unit
+from fhir_pain.pain.knowledge import UCUM, Instrument, Knowledge, as_list as _list, norm_system, norm_unit
 
 # Extensions that carry the score of an answer coding: R4 ordinalValue, R5 itemWeight, the older ISO 21090 one.
 ORDINAL_EXTENSIONS = frozenset({
@@ -39,10 +39,10 @@ def _number(v: object) -> float | None:
 def _answer(cc: object, answers) -> Result:
     if not isinstance(cc, dict):
         return None, "malformed valueCodeableConcept"
-    for coding in cc.get("coding") or ():
+    for coding in _list(cc.get("coding")):
         if not isinstance(coding, dict):
             continue
-        for ext in coding.get("extension") or ():
+        for ext in _list(coding.get("extension")):
             if isinstance(ext, dict) and ext.get("url") in ORDINAL_EXTENSIONS:
                 n = _number(ext.get("valueDecimal", ext.get("valueInteger")))
                 if n is not None:

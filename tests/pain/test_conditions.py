@@ -73,4 +73,7 @@ def test_onset_and_reference():
 
 def test_malformed_conditions_do_not_crash():
     assert match_conditions([None, "x", {"resourceType": "Observation"}, {"code": "E11.42"},
-                             {"code": {"coding": [None, {"code": None}, {"system": ICD10CM, "code": 5}]}}], KN) == []
+                             {"code": {"coding": [None, {"code": None}, {"system": ICD10CM, "code": 5}]}},
+                             {"code": {"coding": True}}, {"code": {"coding": {"code": "E11.42"}}}], KN) == []
+    broken_status = cond("c", "E11.42") | {"clinicalStatus": {"coding": True}, "verificationStatus": 5}
+    assert [h.note for h in match_conditions([broken_status], KN)] == ["clinical status not stated"]
