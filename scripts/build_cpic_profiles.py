@@ -40,7 +40,7 @@ BANDS = {
 }
 BAND_SOURCES = {
     "CYP2D6": "CPIC/DPWG CYP2D6 genotype-to-phenotype consensus (Caudle et al., Clin Transl Sci 2020;13:116-124)",
-    "CYP2C9": "CPIC NSAID guideline (Theken et al., Clin Pharmacol Ther 2020;108:191, PMID 32189324), Table 1",
+    "CYP2C9": "CPIC NSAID guideline (Theken et al. 2020, PMID 32189324, doi:10.1002/cpt.1830)",
 }
 HGNC = {"CYP2D6": "HGNC:2625", "CYP2C9": "HGNC:2623", "CYP2C19": "HGNC:2621"}
 PHENOTYPE_FILES = {"CYP2D6": "phenotype_cpic_CYP2D6.json", "CYP2C9": "phenotype_CYP2C9.json",
@@ -148,12 +148,14 @@ def build_activity_gene(gene: str, src: Path) -> dict:
             raise SystemExit(f"{gene} {d['diplotype']}: CPIC {d['activityScore']}/{d['phenotype']}, "
                              f"rules give {want_score}/{want_ph}")
     version = data["version"]
-    notes = (f"Allele activity values and functions from the CPIC database export ({version}); duplications are "
-             f"scored as value x copies (checked against all {len(explicit_dups)} duplication alleles CPIC lists); "
-             f"phenotype bands: {BAND_SOURCES[gene]}. Checked at build time against all "
-             f"{len(data['diplotypes'])} diplotypes of CPIC's table.")
-    if gene == "CYP2C9":
-        notes += " CPIC defines no duplication scoring for CYP2C9: a duplicated CYP2C9 allele gives Indeterminate."
+    notes = f"Allele activity values and functions from the CPIC database export ({version}); "
+    if explicit_dups:
+        notes += (f"duplications are scored as value x copies (checked against all {len(explicit_dups)} duplication "
+                  f"alleles CPIC lists); ")
+    else:
+        notes += f"CPIC defines no duplication scoring for {gene}: a duplicated allele gives Indeterminate; "
+    notes += (f"phenotype bands: {BAND_SOURCES[gene]}. Checked at build time against all "
+              f"{len(data['diplotypes'])} diplotypes of CPIC's table.")
     return {
         "schema": "pgx-gene",
         "meta": meta(f"CPIC database via PharmGKB/PharmCAT {PHENOTYPE_FILES[gene]}", version, export_date(version),
@@ -161,7 +163,7 @@ def build_activity_gene(gene: str, src: Path) -> dict:
         "gene": gene,
         "hgnc": HGNC[gene],
         "method": "activity-score",
-        "duplications": gene == "CYP2D6",
+        "duplications": bool(explicit_dups),
         "activityValues": values,
         "functions": functions,
         "bands": BANDS[gene],
