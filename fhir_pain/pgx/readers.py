@@ -152,16 +152,28 @@ def _ref(obs: dict) -> str:
 
 
 def _kind(obs: dict) -> str | None:
-    """'genotype' | 'implication' | 'lab' | None (not a PGx result), from the code alone (cheap)."""
+    """'genotype' | 'implication' | 'lab' | None (not a PGx result), from the code alone. Runs for every
+    Observation of the patient (pain scores, vitals ...), so it allocates nothing on the way to None."""
     code = obs.get("code")
-    codes = _codes(code)
-    if GENOTYPE in codes:
-        return "genotype"
-    if codes & IMPLICATION_CODES:
-        return "implication"
-    if HAPLOTYPE in codes:
+    if not isinstance(code, dict):
         return None
-    if gene_from_text(" ".join(_texts(code))):
+    named = False
+    codings = code.get("coding")
+    for c in codings if isinstance(codings, list) else ():
+        if not isinstance(c, dict):
+            continue
+        value = c.get("code")
+        if value == GENOTYPE:
+            return "genotype"
+        if value in IMPLICATION_CODES:
+            return "implication"
+        if value == HAPLOTYPE:
+            return None
+        display = c.get("display")
+        named = named or (isinstance(display, str) and _GENE_RE.search(display) is not None) \
+            or (isinstance(value, str) and _GENE_RE.search(value) is not None)
+    text = code.get("text")
+    if named or (isinstance(text, str) and _GENE_RE.search(text) is not None):
         return "lab"
     return None
 
