@@ -596,3 +596,37 @@ def test_sandbox_guide_auth_on_recipe(monkeypatch):
     assert [c["indicator"] for c in response.get_json()["cards"]] == ["critical"]
     wrong_aud = {"Authorization": f"Bearer {sandbox_token(url.replace('127.0.0.1', 'localhost'))}"}
     assert trusting.post("/cds-services/pain-pgx-order-select", json=body, headers=wrong_aud).status_code == 401
+
+
+def test_load_keeps_going_after_one_rejected_resource_and_stops_when_the_server_is_gone(capsys):
+    import re
+
+    import responses
+
+    from fhir_pain.cli import main
+    from fhir_pain.demo.loader import load_patients
+
+    base = "http://fhir.test/fhir"
+    with responses.RequestsMock() as mock:
+        def put(request):
+            body = request.body.decode() if isinstance(request.body, bytes) else request.body
+            if "demo-02-ben-cyp2d6-im-peg-1" in request.url:   # the server rejects one resource of one patient
+                return 400, {}, '{"resourceType": "OperationOutcome", "issue": []}'
+            return 200, {"Content-Type": "application/fhir+json"}, body
+        mock.add_callback(responses.PUT, re.compile(re.escape(base) + "/.*"), callback=put)
+        results = load_patients(base, token="t", patients=list(PATIENTS[:3]))
+        assert [(r.patient_id, r.error is None) for r in results] == [
+            (PATIENTS[0].id, True), (PATIENTS[1].id, False), (PATIENTS[2].id, True)]
+        assert results[0].resources == len(PATIENTS[0].bundle()["entry"])
+        assert all(c.request.headers["Authorization"] == "Bearer t" for c in mock.calls)
+
+    from cds_hooks.fhir_client import FHIRClient
+
+    with responses.RequestsMock() as mock:   # nothing answers: the first failure stops the run
+        results = load_patients(base, patients=list(PATIENTS[:3]), client=FHIRClient(base, retries=0))
+        assert results[0].error.startswith("FHIRServerError")
+        assert all(r.error.startswith("not tried") for r in results[1:])
+        assert [c.request.url for c in mock.calls] == [f"{base}/Patient/{PATIENTS[0].id}"]
+
+    assert main(["demo", "--load", "not-a-url"]) == 2
+    assert "not an absolute http(s) URL" in capsys.readouterr().err

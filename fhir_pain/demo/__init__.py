@@ -91,9 +91,15 @@ def _request(name: str, today: date | None) -> int:
 
 
 def _load(url: str, token: str | None, today: date | None) -> int:
+    from cds_hooks.fhir_client import URLNotAllowed
+
     from fhir_pain.demo.loader import load_patients
 
-    results = load_patients(url, token=token, today=today)
+    try:
+        results = load_patients(url, token=token, today=today)
+    except URLNotAllowed as exc:
+        print(f"fhir-pain demo --load: {exc}", file=sys.stderr)
+        return 2
     for r in results:
         print(f"{r.patient_id:<32} {'FAILED ' + r.error if r.error else f'{r.resources} resources'}")
     failed = [r for r in results if r.error]
