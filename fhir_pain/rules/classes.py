@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from fhir_pain import pgx
 from fhir_pain.facts import Drug, MedicationUse
@@ -24,12 +25,17 @@ def members(class_key: str) -> tuple[Drug, ...]:
 _WORD = re.compile(r"[a-z]+")
 
 
+@lru_cache(maxsize=1)
+def _ingredient_index() -> tuple[dict[str, Drug], dict[str, Drug]]:
+    by_rxnorm = {d.rxnorm: d for cls in ANALGESIC_CLASSES.values() for d in cls.ingredients}
+    return by_rxnorm, {d.name.lower(): d for d in by_rxnorm.values()}
+
+
 def analgesic_ingredients(med: MedicationUse) -> tuple[Drug, ...]:
     """Analgesic ingredients of a medication that the PGx drug vocabulary does not know (gabapentin, pregabalin
     ...): by an ingredient RxCUI in its codings, else by ingredient name in its text. Only used when
     ``fhir_pain.pgx.identify`` found no ingredient at all, so the pain rules still see the patient's analgesics."""
-    by_rxnorm = {d.rxnorm: d for cls in ANALGESIC_CLASSES.values() for d in cls.ingredients}
-    by_name = {d.name.lower(): d for d in by_rxnorm.values()}
+    by_rxnorm, by_name = _ingredient_index()
     concept = (med.resource or {}).get("medicationCodeableConcept")
     codings = concept.get("coding") if isinstance(concept, dict) else None
     found = [by_rxnorm[c["code"]] for c in (codings if isinstance(codings, list) else ())

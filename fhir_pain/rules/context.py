@@ -20,7 +20,7 @@ class RuleContext:
     drafts: list[MedicationUse]          # every draft MedicationRequest of the order session
     pain: Any | None                     # fhir_pain.pain.PainProfile, None when it could not be built
     missing: frozenset[str] = frozenset()  # prefetch keys that could not be (fully) had
-    _profiles: dict[frozenset[str], Any] = field(default_factory=dict, repr=False)
+    _profiles: dict[str | None, Any] = field(default_factory=dict, repr=False)
 
     # ---- what is known --------------------------------------------------------------------------------------
     @property
@@ -48,9 +48,16 @@ class RuleContext:
     def profile_for(self, med: MedicationUse | None = None):
         """The PGx profile to judge ``med`` with: phenoconversion by every active and draft medication except
         ``med`` itself (paroxetine must not convert the patient before its own CPIC lookup)."""
-        others = [m for m in self.active + self.drafts if med is None or m.ref != med.ref]
-        key = frozenset(m.ref for m in others)
+        everyone = self._profile_without(None)
+        if med is None or not any(i.name in gp.phenoconverted_by
+                                  for gp in everyone.genes.values() for i in med.ingredients):
+            return everyone    # med inhibits nothing here: leaving it out would change nothing
+        return self._profile_without(med)
+
+    def _profile_without(self, med: MedicationUse | None):
+        key = med.ref if med is not None else None
         if key not in self._profiles:
+            others = [m for m in self.active + self.drafts if med is None or m.ref != med.ref]
             self._profiles[key] = pgx.resolve_profile(self.results, others)
         return self._profiles[key]
 

@@ -1,0 +1,251 @@
+"""Benchmark of the clinical CDS services (``make bench`` runs it through ``python -m bench``).
+
+1. The service's own time for order-select and order-sign with a realistic prefetch of 100 resources (10 PGx
+   results, 60 pain assessments, 10 Conditions, 20 active MedicationRequests) and 3 draft orders: gather +
+   evaluate + render + response serialisation, measured around the service handler (no HTTP, no prefetch
+   fetching). Also the same request through Flask's test client (JSON parsing, request validation, logging).
+2. Requests per second under gunicorn on this machine (gthread, 2 workers x 4 threads, loopback only, a free
+   port) for the order-sign service beside a trivial Flask endpoint in the same app, measured in the same run,
+   each for a fixed duration by a pool of client threads. The server is started and stopped here.
+
+    .venv/bin/python -m bench.services [ROUNDS] [SECONDS]
+"""
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))   # the FHIR builders of the golden scenarios
+
+from golden.fhir_builders import (  # noqa: E402
+    condition, day, draft, gad7, genotype, hook_request, medication_request, nrs, phq9, prefetch, project_score,
+    reported_phenotype,
+)
+
+NOW = "2026-05-01T12:00:00Z"
+PID = "bench-1"
+
+
+def _pgx() -> list[dict]:
+    out = [genotype("g1", PID, "CYP2D6", "*1/*4"), genotype("g2", PID, "CYP2C9", "*1/*3"),
+           genotype("g3", PID, "CYP2C19", "*1/*17"), genotype("g4", PID, "CYP2D6", "*1/*4", when="2019-03-01")]
+    out += [reported_phenotype(f"ph{i}", PID, gene, ph) for i, (gene, ph) in enumerate(
+        [("CYP2D6", "Intermediate Metabolizer"), ("CYP2C9", "Intermediate Metabolizer"),
+         ("CYP2C19", "Rapid Metabolizer"), ("CYP2D6", "Intermediate Metabolizer"),
+         ("CYP2C9", "Intermediate Metabolizer"), ("CYP2C19", "Rapid Metabolizer")])]
+    return out
+
+
+def _pain() -> list[dict]:
+    out = []
+    for i in range(40):
+        out.append(nrs(f"n{i}", PID, 4 + (i * 7) % 6, day(-7 * i - 1)))
+    for i in range(8):
+        out.append(phq9(f"q{i}", PID, 6 + i, day(-45 * i - 3)))
+    for i in range(6):
+        out.append(gad7(f"a{i}", PID, 5 + i, day(-60 * i - 3)))
+    for i, (code, value) in enumerate([("dn4-total", 5), ("pcs-total", 31), ("csi-total", 44), ("dn4-total", 4),
+                                       ("pcs-total", 28), ("csi-total", 38)]):
+        out.append(project_score(f"s{i}", PID, code, value, day(-90 * i - 10)))
+    return out
+
+
+def _conditions() -> list[dict]:
+    codes = [("230572002", "Diabetic neuropathy"), ("203082005", "Fibromyalgia"), ("44054006", "Diabetes mellitus type 2"),
+             ("38341003", "Hypertensive disorder"), ("279039007", "Low back pain"), ("35489007", "Depressive disorder"),
+             ("69896004", "Rheumatoid arthritis"), ("195967001", "Asthma"), ("40930008", "Hypothyroidism"),
+             ("2177002", "Postherpetic neuralgia")]
+    return [condition(f"c{i}", PID, code, text, day(-100 * i - 200)) for i, (code, text) in enumerate(codes)]
+
+
+def _meds() -> list[dict]:
+    drugs = [("25480", "gabapentin 300 MG Oral Capsule"), ("6809", "metformin 500 MG Oral Tablet"),
+             ("29046", "lisinopril 10 MG Oral Tablet"), ("83367", "atorvastatin 20 MG Oral Tablet"),
+             ("10582", "levothyroxine 0.05 MG Oral Tablet"), ("72625", "duloxetine 30 MG Delayed Release Capsule"),
+             ("161", "acetaminophen 500 MG Oral Tablet"), ("7646", "omeprazole 20 MG Delayed Release Capsule"),
+             ("17767", "amlodipine 5 MG Oral Tablet"), ("1191", "aspirin 81 MG Oral Tablet")]
+    out = [medication_request(f"m{i}", PID, code, text, authored=day(-30 * i - 20)) for i, (code, text) in
+           enumerate(drugs)]
+    out += [medication_request(f"m{i + 10}", PID, code, text, status="active", authored=day(-400 - i))
+            for i, (code, text) in enumerate(drugs)]
+    return out
+
+
+def request(hook: str) -> dict:
+    drafts = [draft("rx1", PID, "2670", "codeine phosphate 30 MG Oral Tablet"),
+              draft("rx2", PID, "140587", "celecoxib 200 MG Oral Capsule"),
+              draft("rx3", PID, "704", "amitriptyline hydrochloride 10 MG Oral Tablet", dose_mg=10)]
+    pre = prefetch(PID, pgx=_pgx(), pain=_pain(), conditions=_conditions(), meds=_meds())
+    body = hook_request(hook, PID, name=f"bench-{hook}", drafts=drafts, prefetch=pre,
+                        selections=["MedicationRequest/rx1"] if hook == "order-select" else None)
+    n = sum(len(v.get("entry", ())) for v in pre.values() if v.get("resourceType") == "Bundle") + 1
+    assert n >= 100, n
+    return body
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    samples = sorted(samples)
+    return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+
+
+def own_time(rounds: int) -> dict:
+    """The handler alone (HookRequest in, serialised response out), and the in-process HTTP path."""
+    from cds_hooks import HookRequest
+    from fhir_pain.app import create_app
+    from fhir_pain.services import SERVICE_IDS, build_services
+
+    services = {s.hook: s for s in build_services({"NOW": NOW})}
+    app = create_app({"AUTH": "off", "DATABASE_URL": "sqlite://", "NOW": NOW})
+    client = app.test_client()
+    out = {}
+    for hook in ("order-select", "order-sign"):
+        body = request(hook)
+        service = services[hook]
+        hr = HookRequest(hook=hook, hook_instance=body["hookInstance"], service_id=service.id,
+                         context=body["context"], prefetch=body["prefetch"], raw=body)
+        cards = len(service.handler(hr).cards)
+        for _ in range(30):
+            service.handler(hr)
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            orjson.dumps(service.handler(hr).to_dict())
+            times.append((time.perf_counter() - t0) * 1000)
+        raw = orjson.dumps(body)
+        http = []
+        for _ in range(max(50, rounds // 4)):
+            t0 = time.perf_counter()
+            r = client.post(f"/cds-services/{SERVICE_IDS[hook]}", data=raw, content_type="application/json")
+            http.append((time.perf_counter() - t0) * 1000)
+            assert r.status_code == 200
+        out[hook] = {"cards": cards, "own": _percentiles(times), "in_process_http": _percentiles(http)}
+    return out
+
+
+# ---- gunicorn ---------------------------------------------------------------------------------------------
+
+def make_app():
+    """gunicorn entry point ('bench.services:make_app()'): the real app plus a trivial endpoint to compare."""
+    from flask import jsonify
+
+    from fhir_pain.app import create_app
+    app = create_app({"AUTH": "off", "DATABASE_URL": os.environ["BENCH_DATABASE_URL"], "NOW": NOW})
+
+    @app.get("/bench/trivial")
+    def trivial():
+        return jsonify(ok=True)
+    return app
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False      # loopback only: never through a proxy from the environment
+    return session
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _load(url: str, body: bytes | None, seconds: float, threads: int) -> dict:
+    """Requests/s and latency of ``threads`` keep-alive clients hammering ``url`` for ``seconds``."""
+    stop = time.perf_counter() + seconds
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    errors = [0] * threads
+
+    def worker(i: int) -> None:
+        session = _session()
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            r = (session.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=10)
+                 if body is not None else session.get(url, timeout=10))
+            if r.status_code != 200:
+                errors[i] += 1
+            latencies[i].append((time.perf_counter() - t0) * 1000)
+        session.close()
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join(seconds + 15)
+    elapsed = time.perf_counter() - started
+    flat = [x for lat in latencies for x in lat]
+    median, p99 = _percentiles(flat)
+    return {"rps": len(flat) / elapsed, "requests": len(flat), "errors": sum(errors), "median_ms": median,
+            "p99_ms": p99}
+
+
+def under_gunicorn(seconds: float, threads: int = 8) -> dict:
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, BENCH_DATABASE_URL=f"sqlite:///{tmp}/bench.sqlite3", PYTHONPATH=str(ROOT))
+        cmd = [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--worker-class",
+               "gthread", "--workers", "2", "--threads", "4", "--no-control-socket", "--log-level", "warning",
+               "--timeout", "30", "bench.services:make_app()"]
+        server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.time() + 60
+            probe = _session()
+            while True:
+                try:
+                    if probe.get(base + "/bench/trivial", timeout=5).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                if server.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("gunicorn did not start: " + server.stderr.read().decode()[-2000:])
+                time.sleep(0.1)
+            body = orjson.dumps(request("order-sign"))
+            _load(base + "/bench/trivial", None, 1.0, threads)                      # warm both workers
+            _load(base + "/cds-services/pain-pgx-order-sign", body, 1.0, threads)
+            trivial = _load(base + "/bench/trivial", None, seconds, threads)
+            sign = _load(base + "/cds-services/pain-pgx-order-sign", body, seconds, threads)
+        finally:
+            server.terminate()
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(5)
+    return {"trivial": trivial, "order-sign": sign, "threads": threads}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    rounds = int(argv[0]) if argv else 500
+    seconds = float(argv[1]) if len(argv) > 1 else 5.0
+    own = own_time(rounds)
+    print(f"CDS services: prefetch of 100 resources (10 PGx, 60 pain, 10 Conditions, 20 MedicationRequests), "
+          f"3 drafts, {rounds} rounds, {os.cpu_count()} CPUs")
+    for hook, r in own.items():
+        print(f"  {hook:12s} service's own time: median {r['own'][0]:.2f} ms, p99 {r['own'][1]:.2f} ms "
+              f"({r['cards']} cards); through Flask in-process: median {r['in_process_http'][0]:.2f} ms, "
+              f"p99 {r['in_process_http'][1]:.2f} ms")
+    g = under_gunicorn(seconds)
+    print(f"  gunicorn gthread 2 workers x 4 threads, {g['threads']} keep-alive client threads on the same "
+          f"machine, {seconds:g} s each:")
+    for name in ("trivial", "order-sign"):
+        r = g[name]
+        print(f"    {name:12s} {r['rps']:7.0f} requests/s  median {r['median_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms"
+              f"  ({r['requests']} requests, {r['errors']} errors)")
+    return {"own": own, "gunicorn": g}
+
+
+if __name__ == "__main__":
+    main()
