@@ -1,9 +1,15 @@
 """Fixtures of the protocol tests: generated ES384 (P-384) and RS384 (RSA 2048) signing keys."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
-from cds_jwt_keys import SigningKey
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+# the test modules here import cds_jwt_keys; make that work under pytest's importlib import mode too
+sys.path.insert(0, str(Path(__file__).parent))
+from cds_jwt_keys import SigningKey  # noqa: E402
 
 
 @pytest.fixture(scope="session")
