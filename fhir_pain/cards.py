@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from cds_hooks import Action, ActionType, Card, Coding, Link, LinkType, SelectionBehavior, Source, Suggestion
 from fhir_pain.facts import Drug, Finding, MedicationUse, PatientData
 from fhir_pain.gather import CONDITIONS, MEDICATIONS, MISSING_MEANING, PAIN, PGX
-from fhir_pain.rules.drug_gene import REPLACE_ACTIONS
+from fhir_pain.rules.drug_gene import REPLACE_ACTIONS, is_combination
 from fhir_pain.rules.knowledge import card_conventions, pretest_alerts
 from fhir_pain.rules.text import md
 
@@ -150,7 +150,9 @@ def _draft_id(med: MedicationUse) -> str | None:
 
 def replace_suggestion(med: MedicationUse, alt: Drug, f: Finding, data: PatientData) -> Suggestion | None:
     draft = _draft_id(med)
-    if draft is None:  # without deleting the original a new draft would double the therapy: offer nothing
+    if draft is None or is_combination(med):
+        # without deleting the original a new draft would double the therapy; replacing a combination product
+        # would drop its other ingredients: offer nothing, the detail says why
         return None
     old = f.drug.name if f.drug else (med.text or "the draft")
     resource = {

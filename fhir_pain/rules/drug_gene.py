@@ -67,6 +67,12 @@ def drug_gene_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Findi
     return finding
 
 
+def is_combination(med: MedicationUse) -> bool:
+    """A multi-ingredient product (RxNorm names join ingredients with " / "): replacing the whole order with one
+    alternative ingredient would silently drop the others, so no automatic replacement is offered for it."""
+    return len(med.ingredients) > 1 or " / " in (med.text or "")
+
+
 def safe_alternatives(ctx: RuleContext, med: MedicationUse | None, alternatives, profile
                       ) -> tuple[list[Drug], list[str]]:
     """CPIC's named alternatives minus those this patient's own genotype argues against (or that are uncertain
@@ -170,9 +176,14 @@ def _detail(ctx: RuleContext, f: Finding, rec: Recommendation, unsure: dict[str,
         lines.append(f"**Recommendation:** {md(rec.recommendation)}")
         lines.append(f"**Classification:** CPIC {md(rec.classification)}")
         if f.alternatives:
+            if not f.medication.is_draft:
+                how = "This is an active prescription: review it with the patient (cards never change it)."
+            elif is_combination(f.medication):
+                how = "This is a combination product: replace it by hand so that its other ingredients are kept."
+            else:
+                how = "A suggested draft has no dose: complete it."
             lines.append("**Alternatives** (checked against this patient's genotype): "
-                         + md(join_and([a.name for a in f.alternatives])) + ". The suggested draft has no dose: "
-                         "complete it.")
+                         + md(join_and([a.name for a in f.alternatives])) + ". " + how)
         dropped = f.extra.get("alternativesDropped") or []
         if dropped:
             lines.append("**Not suggested:** " + md("; ".join(dropped)) + ".")

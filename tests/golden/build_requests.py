@@ -149,10 +149,11 @@ def build() -> None:
     p = "combo"
     combo = ("993781", "Acetaminophen 300 MG / Codeine Phosphate 30 MG Oral Tablet")
     scenario("sign-acetaminophen-codeine-combination-pm", "A combination product (acetaminophen/codeine) for a "
-             "CYP2D6 poor metabolizer: the codeine ingredient is found and advised on.",
+             "CYP2D6 poor metabolizer: the codeine ingredient is found and advised on; no automatic replacement "
+             "(it would drop the acetaminophen).",
              sign("sign-acetaminophen-codeine-combination-pm", p, [d("rx1", p, combo)],
                   pgx=[genotype("g1", p, "CYP2D6", "*5/*5")]),
-             [card("critical", "cpic/codeine/CYP2D6", creates=("MedicationRequest",))])
+             [card("critical", "cpic/codeine/CYP2D6")])
     # ---- NSAIDs x CYP2C9 ------------------------------------------------------------------------------------
     p = "c9-pm"
     scenario("sign-celecoxib-cyp2c9-pm", "Celecoxib for a CYP2C9 poor metabolizer (*3/*3): start at 25-50% of the "
