@@ -164,6 +164,37 @@ class FHIRClient:
         return self._write("POST", self.url_for(_resource_type(resource)), resource, idempotent=True,
                            headers={"If-None-Exist": if_none_exist})
 
+    def batch_get(self, paths: list[str]) -> list[dict | FHIRError]:
+        """Several reads/searches (paths relative to the base) in one ``batch`` Bundle: one round trip. Per path,
+        in order: the resource (a searchset Bundle for a search, its ``next`` link kept: ``search_url`` reads
+        the rest) or the typed error its entry carries. Only GETs, so it is retried like one."""
+        for path in paths:
+            if "://" in path:
+                raise URLNotAllowed("batch entries are paths relative to the base", url=_redact(path))
+            self.url_for(path)
+        bundle = {"resourceType": "Bundle", "type": "batch",
+                  "entry": [{"request": {"method": "GET", "url": path.lstrip("/")}} for path in paths]}
+        answer = self._write("POST", self.base_url, bundle, idempotent=True)
+        entries = answer.get("entry") or []
+        if answer.get("resourceType") != "Bundle" or len(entries) != len(paths):
+            raise FHIRServerError("a batch did not return one entry per request", url=_redact(self.base_url))
+        out: list[dict | FHIRError] = []
+        for path, entry in zip(paths, entries):
+            entry = entry if isinstance(entry, dict) else {}
+            resource = entry.get("resource")
+            try:
+                status = int(str((entry.get("response") or {}).get("status", "")).split()[0])
+            except (ValueError, IndexError):
+                status = 200 if isinstance(resource, dict) else 500
+            if status < 300 and isinstance(resource, dict):
+                out.append(resource)
+            else:
+                outcome = entry.get("response", {}).get("outcome") or resource
+                outcome = outcome if isinstance(outcome, dict) and outcome.get("resourceType") == "OperationOutcome" \
+                    else None
+                out.append(_error_for(status, outcome, self.url_for(path)))
+        return out
+
     def url_for(self, path_or_url: str) -> str:
         """The absolute URL for a path relative to the base (or an absolute URL), if allowed."""
         if _ABSOLUTE.match(path_or_url):
@@ -185,7 +216,7 @@ class FHIRClient:
         if first.get("resourceType") != "Bundle":
             raise FHIRServerError("a search did not return a Bundle", url=_redact(url))
         entries = list(first.get("entry") or ())
-        next_url = _next_link(first)
+        next_url = next_link(first)
         pages = 1
         while next_url:
             next_url = urljoin(url, next_url)
@@ -209,7 +240,7 @@ class FHIRClient:
                 break
             entries.extend(page.get("entry") or ())
             pages += 1
-            next_url = _next_link(page)
+            next_url = next_link(page)
         merged = {k: v for k, v in first.items() if k not in ("entry", "link")}
         merged.setdefault("type", "searchset")
         if entries:
@@ -293,11 +324,15 @@ def _resource_type(resource: dict) -> str:
     return rtype
 
 
-def _next_link(bundle: dict) -> str | None:
+def next_link(bundle: dict) -> str | None:
+    """The URL of a Bundle's ``next`` link, if any."""
     for link in bundle.get("link") or ():
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return link["url"]
     return None
+
+
+_next_link = next_link  # the name fhir_pain.poller first imported
 
 
 def _json_body(response: requests.Response, url: str) -> dict | None:
@@ -321,6 +356,10 @@ def _http_error(response: requests.Response, url: str) -> FHIRError:
             outcome = data
     except orjson.JSONDecodeError:
         pass
+    return _error_for(status, outcome, url)
+
+
+def _error_for(status: int, outcome: dict | None, url: str) -> FHIRError:
     cls = (FHIRUnauthorized if status in (401, 403) else FHIRNotFound if status in (404, 410)
            else FHIRServerError if status >= 500 or status == 429 else FHIRError)
     return cls(f"FHIR server answered {status}", status=status, outcome=outcome, url=_redact(url))

@@ -456,3 +456,46 @@ def test_healthz_and_openapi(client):
     doc = client.get("/openapi.json").get_json()
     assert doc["openapi"].startswith("3.1") and "/cds-services/pv" in doc["paths"]
     assert doc["paths"]["/cds-services/pv"]["post"]["requestBody"]["content"]["application/json"]
+
+
+# -- the EHR's access token is transient ------------------------------------------------------------------------
+
+@responses.activate
+def test_fhir_access_token_is_used_but_never_logged_or_stored(app_factory, fixture_json, caplog):
+    app = app_factory(FHIR_SERVER_ALLOWLIST=[FHIR])
+    register(app)
+    responses.get(f"{FHIR}/Patient/1288992", status=500)  # a failure path logs the most
+    request = fixture_json("cds-hooks/spec201-L0198-example.json")
+    request["fhirServer"] = FHIR
+    request["fhirAuthorization"]["access_token"] = token = "opaque-EHR-token-4f9c2a"
+    del request["prefetch"]
+    client = app.test_client()
+    with caplog.at_level(logging.DEBUG):
+        assert client.post("/cds-services/svc", json=request).status_code == 200
+        assert client.post("/cds-services/svc/feedback", json=fixture_json(
+            "sandbox/feedback-patient-view.json")).status_code == 200
+    assert responses.calls[0].request.headers["Authorization"] == f"Bearer {token}"
+    assert token not in caplog.text
+    assert token not in repr(seen[-1])  # HookRequest keeps the raw body out of its repr
+    assert token not in json.dumps(app.extensions["fhir_pain.store"].list_feedback(), default=str)
+
+
+def test_concurrent_feedback_over_http_loses_nothing(app, fixture_json):
+    import threading
+    base = fixture_json("sandbox/feedback-order-select.json")["feedback"][0]
+    errors = []
+
+    def post(t: int) -> None:
+        client = app.test_client()
+        for i in range(10):
+            body = {"feedback": [{**base, "card": f"card-{t}-{i}"}]}
+            if client.post("/cds-services/os/feedback", json=body).status_code != 200:
+                errors.append((t, i))
+
+    threads = [threading.Thread(target=post, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len({r["card_uuid"] for r in app.extensions["fhir_pain.store"].list_feedback(limit=None)}) == 80
