@@ -207,15 +207,50 @@ def _q(rtype: str, **params: str) -> str:
     return f"{rtype}?{urlencode(params)}"
 
 
-def gather(client, patient_id: str, now: datetime, page_size: int) -> tuple[PatientData, list[dict]]:
-    """The patient's data as the rules read it, plus the DetectedIssues the poller wrote for them before."""
+# A server that does not take batch Bundles at its base answers one of these: read one request at a time then.
+# 403 too: some check a batch's scopes as a write to the whole server (sekmet-fhir wants system/*.c) although
+# every entry is a read the token is allowed.
+BATCH_UNSUPPORTED = frozenset({400, 403, 404, 405, 415, 422, 501})
+
+
+def patient_queries(patient_id: str, page_size: int) -> list[str]:
+    """The reads for one patient: Patient, Observations, Conditions, active MedicationRequests (+ Medications),
+    and the DetectedIssues the poller wrote for them (found by tag: see detected_issue)."""
     count = str(page_size)
-    patient = client.read(f"Patient/{patient_id}")
-    observations = client.search(_q("Observation", patient=patient_id, _count=count))
-    conditions = client.search(_q("Condition", patient=patient_id, _count=count))
-    med_bundle = client.search(_q("MedicationRequest", patient=patient_id, status="active",
-                                  _include="MedicationRequest:medication", _count=count))
-    issues = client.search(_q("DetectedIssue", _tag=f"{di.PATIENT_TAG_SYSTEM}|{patient_id}", _count=count))
+    return [
+        f"Patient/{patient_id}",
+        _q("Observation", patient=patient_id, _count=count),
+        _q("Condition", patient=patient_id, _count=count),
+        _q("MedicationRequest", patient=patient_id, status="active", _include="MedicationRequest:medication",
+           _count=count),
+        _q("DetectedIssue", _tag=f"{di.PATIENT_TAG_SYSTEM}|{patient_id}", _count=count),
+    ]
+
+
+def _all_pages(client, bundle: dict) -> list[dict]:
+    resources = [e["resource"] for e in bundle.get("entry") or () if isinstance(e, dict)
+                 and isinstance(e.get("resource"), dict)]
+    nxt = _next_link(bundle)
+    return resources + client.search_url(nxt) if nxt else resources
+
+
+def read_patient(client, patient_id: str, page_size: int, *, batch: bool) -> tuple[dict, list[list[dict]]]:
+    """The patient and the four searches' resources: one batch round trip, or one request each."""
+    paths = patient_queries(patient_id, page_size)
+    if not batch:
+        return client.read(paths[0]), [client.search(p) for p in paths[1:]]
+    answers = client.batch_get(paths)
+    for answer in answers:
+        if isinstance(answer, FHIRError):
+            raise answer
+    return answers[0], [_all_pages(client, b) for b in answers[1:]]
+
+
+def gather(client, patient_id: str, now: datetime, page_size: int, *,
+           batch: bool = False) -> tuple[PatientData, list[dict]]:
+    """The patient's data as the rules read it, plus the DetectedIssues the poller wrote for them before."""
+    patient, (observations, conditions, med_bundle, issues) = read_patient(client, patient_id, page_size,
+                                                                           batch=batch)
     data = PatientData(
         patient_id=patient_id,
         now=now,
@@ -322,7 +357,7 @@ class Poller:
     def __init__(self, client, store, *, cursor_name: str, evaluate: Evaluate | None = None,
                  page_size: int = 100, max_changes: int = 50_000, workers: int = 4,
                  since: datetime | None = None, clock: Callable[[], datetime] | None = None,
-                 progress: Callable[[CycleStats], None] | None = None):
+                 progress: Callable[[CycleStats], None] | None = None, batch: bool = True):
         self.client = client
         self.store = store
         self.cursor_name = cursor_name
@@ -333,6 +368,7 @@ class Poller:
         self.since = since
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.progress = progress
+        self.batch = batch and hasattr(client, "batch_get")
 
     def _cursor(self) -> dict[str, TypeCursor]:
         raw = self.store.get_cursor(self.cursor_name)
@@ -385,13 +421,25 @@ class Poller:
         return stats
 
     def _one(self, patient_id: str, now: datetime) -> PatientOutcome:
-        data, existing = gather(self.client, patient_id, now, self.page_size)
+        try:
+            data, existing = gather(self.client, patient_id, now, self.page_size, batch=self.batch)
+        except FHIRError as exc:
+            if not (self.batch and exc.status in BATCH_UNSUPPORTED and exc.url == _base_of(self.client)):
+                raise
+            log.info("the FHIR server does not take batch Bundles (HTTP %s): one request per read", exc.status)
+            self.batch = False
+            data, existing = gather(self.client, patient_id, now, self.page_size, batch=False)
         findings = self.evaluate(data, HOOK)
         return reconcile(self.client, patient_id, findings, existing, now)
 
     def _report(self, stats: CycleStats) -> None:
         if self.progress is not None:
             self.progress(stats)
+
+
+def _base_of(client) -> str | None:
+    """The URL a batch is posted to, as a FHIRError names it (errors of its entries name their own paths)."""
+    return getattr(client, "base_url", None)
 
 
 def _describe(exc: BaseException) -> str:

@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 import pytest
 
 from cds_hooks.fhir_client import FHIRClient
-from fhir_pain.poller import detected_issue as di
 from fhir_pain.poller.cycle import Poller
 from fhir_pain.store import Store
 from sekmet_server import Sekmet
@@ -52,10 +51,3 @@ def make_poller(live_sekmet, store):
         return Poller(client, store, evaluate=evaluate, since=since, workers=workers, page_size=50, **kwargs)
 
     return make
-
-
-def issues_for(server, patient_ref: str) -> list[dict]:
-    """The DetectedIssues the poller wrote for one patient, read straight from the server."""
-    patient_id = patient_ref.split("/")[-1]
-    found = server.search(f"DetectedIssue?_tag={di.PATIENT_TAG_SYSTEM}|{patient_id}&_count=100")
-    return [r for r in found if di.issue_key(r)]

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import pytest
 
 from fhir_pain.cli import main
-from conftest import issues_for
+from written_issues import issues_for
 from pgx_seed import CODEINE, patient_entries, seed
 
 pytestmark = pytest.mark.integration

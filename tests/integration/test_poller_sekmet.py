@@ -12,7 +12,7 @@ from fhir_pain.fhir_models import validate
 from fhir_pain.poller import detected_issue as di
 from fhir_pain.poller.cycle import load_cursor
 from fhir_pain.poller.smart_auth import SmartBackendAuth
-from conftest import issues_for
+from written_issues import issues_for
 from fault_proxy import FaultProxy
 from pgx_seed import CODEINE, IBUPROFEN, medication_request, patient_entries, seed
 

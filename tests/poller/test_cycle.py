@@ -8,7 +8,8 @@ from cds_hooks.fhir_client import FHIRClient, FHIRError, FHIRServerError
 from fhir_pain.facts import Drug, Finding, MedicationUse
 from fhir_pain.poller import detected_issue as di
 from fhir_pain.poller.cycle import (
-    Change, Poller, TypeCursor, _parse_instant, advance, dump_cursor, load_cursor, patient_of, read_feed, reconcile,
+    Change, Poller, TypeCursor, _parse_instant, advance, dump_cursor, gather, load_cursor, patient_of, read_feed,
+    reconcile,
 )
 
 BASE = "https://fhir.example.org/r4"
@@ -293,3 +294,60 @@ def test_first_run_from_since_takes_only_newer_changes():
     poller = Poller(server, MemoryStore(), cursor_name="c", evaluate=_evaluate,
                     since=datetime(2026, 6, 1, tzinfo=timezone.utc))
     assert poller.run_cycle().patients == 1
+
+
+# ---- reading one patient: a batch round trip, or one request each ---------------------------------------------------
+
+def _searchset(resources, next_url=None):
+    return _bundle(resources, next_url)
+
+
+def _batch_answer(*resources):
+    return {"resourceType": "Bundle", "type": "batch-response",
+            "entry": [{"resource": r, "response": {"status": "200 OK"}} for r in resources]}
+
+
+OBS = {"resourceType": "Observation", "id": "o1", "subject": {"reference": "Patient/p1"}}
+
+
+@responses.activate
+def test_a_patient_is_read_in_one_batch_and_further_pages_are_followed(client):
+    mine = di.render(_finding(), "p1", NOW)
+    other = di.render(_finding(), "p2", NOW)  # a server ignoring _tag must not make p2's issue ours
+    responses.post(BASE, json=_batch_answer(
+        {"resourceType": "Patient", "id": "p1"},
+        _searchset([OBS], f"{BASE}/Observation?patient=p1&page=2"),
+        _searchset([]),
+        _searchset([_mr("m1", "2026-11-21T10:00:00Z"), {"resourceType": "Medication", "id": "med1"}]),
+        _searchset([mine, other]),
+    ))
+    responses.get(f"{BASE}/Observation", json=_searchset([dict(OBS, id="o2")]))
+    data, existing = gather(client, "p1", NOW, 50, batch=True)
+    assert [o["id"] for o in data.observations] == ["o1", "o2"]
+    assert [m["id"] for m in data.medication_requests] == ["m1"] and list(data.medications) == ["Medication/med1"]
+    assert existing == [mine]
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_a_server_without_batch_support_is_read_one_request_at_a_time():
+    responses.post(BASE, status=405, json={"resourceType": "OperationOutcome", "issue": []})
+    responses.get(f"{BASE}/Patient/p1", json={"resourceType": "Patient", "id": "p1"})
+    for rtype in ("Observation", "Condition", "MedicationRequest", "DetectedIssue"):
+        responses.get(f"{BASE}/{rtype}", json=_searchset([OBS] if rtype == "Observation" else []))
+    poller = Poller(FHIRClient(BASE, retries=0), MemoryStore(), cursor_name="c", evaluate=lambda d, h: [])
+    assert poller.batch
+    assert poller._one("p1", NOW).findings == 0
+    assert not poller.batch
+    assert poller._one("p1", NOW).findings == 0
+    methods = [c.request.method for c in responses.calls]
+    assert methods.count("POST") == 1 and methods.count("GET") == 10
+
+
+@responses.activate
+def test_an_error_inside_the_batch_is_that_reads_error(client):
+    responses.post(BASE, json={"resourceType": "Bundle", "type": "batch-response", "entry": [
+        {"response": {"status": "404 Not Found"}}] + [{"resource": _searchset([]), "response": {"status": "200"}}] * 4})
+    with pytest.raises(FHIRError) as err:
+        gather(client, "gone", NOW, 50, batch=True)
+    assert err.value.status == 404
