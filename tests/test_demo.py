@@ -12,7 +12,7 @@ from fhir.resources.R4B.medicationrequest import MedicationRequest
 from cds_hooks.templates import render
 from fhir_pain.demo import catalog
 from fhir_pain.demo.bundle_search import UnsupportedQuery, search
-from fhir_pain.demo.hook_requests import build_request, draft_order
+from fhir_pain.demo.hook_requests import build_request, draft_order, hook_request
 
 PATIENTS = catalog.patients()
 LOINC, RXNORM = "http://loinc.org", "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -283,9 +283,17 @@ def test_patient_view_request_has_no_draft_orders_and_needs_a_service():
         build_request(catalog.scenario("cleo-hydrocodone"), SERVICES)   # no order-sign service discovered
 
 
-def test_draft_order_needs_an_order():
+def test_hook_request_works_on_any_patient_bundle_and_refuses_what_it_cannot_build():
+    bundle = catalog.patient("demo-09-ines-no-pgx").bundle()
+    order = catalog.Order(rxnorm="7804", display="oxycodone", dosage="5 mg every 6 hours")
+    built = hook_request(bundle, "order-select", SERVICES, order=order, draft_id="d1", authored_on=date(2026, 11, 2))
+    draft = built.body["context"]["draftOrders"]["entry"][0]["resource"]
+    assert draft == draft_order(order, "demo-09-ines-no-pgx", draft_id="d1", authored_on=date(2026, 11, 2))
+    assert built.body["context"]["selections"] == ["MedicationRequest/d1"]
     with pytest.raises(ValueError):
-        draft_order(catalog.scenario("kemi-chart"), date(2026, 11, 1))
+        hook_request(bundle, "order-select", SERVICES)                     # an order hook needs an order
+    with pytest.raises(ValueError):
+        hook_request({"resourceType": "Bundle", "entry": []}, "patient-view", SERVICES)
 
 
 def test_templates_render_with_the_protocol_layer():

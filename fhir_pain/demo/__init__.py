@@ -82,7 +82,11 @@ def _request(name: str, today: date | None) -> int:
     from fhir_pain.demo.runner import discover, make_app
 
     scenario = catalog.scenario(name)
-    built = build_request(scenario, discover(make_app().test_client()), today=today)
+    try:
+        built = build_request(scenario, discover(make_app().test_client()), today=today)
+    except LookupError as exc:   # no service for the hook in this build
+        print(f"fhir-pain demo --request: {exc}", file=sys.stderr)
+        return 1
     for warning in built.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"# POST /cds-services/{built.service_id}", file=sys.stderr)

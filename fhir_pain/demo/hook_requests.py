@@ -1,4 +1,4 @@
-"""Build the CDS Hooks request an EHR would send for one demo scenario.
+"""Build the CDS Hooks request an EHR would send: a patient Bundle (a demo patient or any other) at a hook.
 
 patient Bundle + hook + draft order  ->  {"hook", "hookInstance", "context", "prefetch"}
 
@@ -29,20 +29,16 @@ SERVICE_FOR_HOOK = {
 
 @dataclass
 class BuiltRequest:
-    scenario: catalog.Scenario
     service_id: str
     body: dict
     warnings: list[str] = field(default_factory=list)   # prefetch keys left out, and why
 
 
-def draft_order(scenario: catalog.Scenario, authored_on: date) -> dict:
-    """The draft MedicationRequest the clinician is writing (valid R4; no id collision with stored data)."""
-    order = scenario.order
-    if order is None:
-        raise ValueError(f"scenario {scenario.name} has no order")
+def draft_order(order: catalog.Order, patient_id: str, *, draft_id: str, authored_on: date) -> dict:
+    """The draft MedicationRequest the clinician is writing (valid R4; its id collides with no stored data)."""
     return {
         "resourceType": "MedicationRequest",
-        "id": f"draft-{scenario.name}",
+        "id": draft_id,
         "status": "draft",
         "intent": "order",
         "category": [{"coding": [{
@@ -51,7 +47,7 @@ def draft_order(scenario: catalog.Scenario, authored_on: date) -> dict:
             "coding": [{"system": RXNORM, "code": order.rxnorm, "display": order.display}],
             "text": order.display,
         },
-        "subject": {"reference": f"Patient/{scenario.patient_id}"},
+        "subject": {"reference": f"Patient/{patient_id}"},
         "authoredOn": authored_on.isoformat(),
         "requester": {"reference": DEMO_USER},
         "dosageInstruction": [{"text": order.dosage}],
@@ -68,25 +64,29 @@ def find_service(services: list[dict], hook: str) -> dict | None:
     return candidates[0] if len(candidates) == 1 else None
 
 
-def build_request(scenario: catalog.Scenario, services: list[dict], *, today: date | None = None) -> BuiltRequest:
-    """The request for ``scenario`` against the discovered ``services``, with dates shifted to ``today``.
-
-    Raises LookupError when discovery has no service for the scenario's hook.
-    """
-    today = today or datetime.now(timezone.utc).date()
-    service = find_service(services, scenario.hook)
+def hook_request(bundle: dict, hook: str, services: list[dict], *, order: catalog.Order | None = None,
+                 draft_id: str = "draft-order", authored_on: date | None = None) -> BuiltRequest:
+    """The request an EHR would send for the patient in ``bundle`` (any Bundle holding one Patient and their
+    resources) at ``hook``, with ``order`` as the draft on the order hooks and prefetch filled from the
+    discovered ``services``' templates. Raises LookupError when discovery has no service for ``hook`` and
+    ValueError when the bundle has no Patient or an order hook has no order."""
+    service = find_service(services, hook)
     if service is None:
-        raise LookupError(f"no service for hook {scenario.hook!r} in discovery")
-    days = catalog.shift_days(today)
-    bundle = catalog.shift_dates(catalog.patient(scenario.patient_id).bundle(), days)
+        raise LookupError(f"no service for hook {hook!r} in discovery")
+    patient = catalog.patient_resource(bundle)
+    if patient is None or not patient.get("id"):
+        raise ValueError("the bundle holds no Patient with an id")
     pool = catalog.resources_of(bundle)
 
-    context: dict = {"userId": DEMO_USER, "patientId": scenario.patient_id}
-    if scenario.hook in ("order-select", "order-sign"):
-        draft = draft_order(scenario, today)
+    context: dict = {"userId": DEMO_USER, "patientId": patient["id"]}
+    if hook in ("order-select", "order-sign"):
+        if order is None:
+            raise ValueError(f"{hook} needs a draft order")
+        draft = draft_order(order, patient["id"], draft_id=draft_id,
+                            authored_on=authored_on or datetime.now(timezone.utc).date())
         context["draftOrders"] = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": draft}]}
-        if scenario.hook == "order-select":
-            context["selections"] = [f"MedicationRequest/{draft['id']}"]
+        if hook == "order-select":
+            context["selections"] = [f"MedicationRequest/{draft_id}"]
 
     prefetch: dict = {}
     warnings: list[str] = []
@@ -95,5 +95,13 @@ def build_request(scenario: catalog.Scenario, services: list[dict], *, today: da
             prefetch[key] = search(pool, render(template, context))
         except (UnfillableToken, UnsupportedQuery) as exc:
             warnings.append(f"prefetch {key!r} left out ({type(exc).__name__}: {exc})")
-    body = {"hook": scenario.hook, "hookInstance": str(uuid.uuid4()), "context": context, "prefetch": prefetch}
-    return BuiltRequest(scenario=scenario, service_id=service["id"], body=body, warnings=warnings)
+    body = {"hook": hook, "hookInstance": str(uuid.uuid4()), "context": context, "prefetch": prefetch}
+    return BuiltRequest(service_id=service["id"], body=body, warnings=warnings)
+
+
+def build_request(scenario: catalog.Scenario, services: list[dict], *, today: date | None = None) -> BuiltRequest:
+    """The request for a demo scenario, its patient's dates moved so that the demo now is ``today``."""
+    today = today or datetime.now(timezone.utc).date()
+    bundle = catalog.shift_dates(catalog.patient(scenario.patient_id).bundle(), catalog.shift_days(today))
+    return hook_request(bundle, scenario.hook, services, order=scenario.order, draft_id=f"draft-{scenario.name}",
+                        authored_on=today)

@@ -87,7 +87,7 @@ def run_scenarios(scenarios: Iterable[catalog.Scenario] | None = None, *, app=No
         result = ScenarioResult(scenario=scenario, patient_name=names[scenario.patient_id])
         try:
             built = build_request(scenario, services, today=today)
-        except LookupError as exc:
+        except (LookupError, ValueError) as exc:
             result.error = str(exc)
             results.append(result)
             continue
