@@ -26,8 +26,7 @@ from urllib.parse import urlencode
 
 import orjson
 
-from cds_hooks.fhir_client import FHIRError, FHIRServerError, FHIRTimeout, FHIRUnauthorized
-from cds_hooks.fhir_client import _next_link  # the client's own reading of a Bundle's next link
+from cds_hooks.fhir_client import FHIRError, FHIRServerError, FHIRTimeout, FHIRUnauthorized, next_link
 from fhir_pain.facts import Finding, PatientData
 from fhir_pain.poller import detected_issue as di
 
@@ -161,7 +160,7 @@ def read_feed(client, rtype: str, cursor: TypeCursor, *, page_size: int, limit: 
         fresh = [c for c in page if c.key not in skip and c.key not in taken]
         for c in fresh:
             taken[c.key] = c
-        nxt = _next_link(bundle)
+        nxt = next_link(bundle)
         ordered = all(a.at <= b.at for a, b in zip(page, page[1:]))
         if not page or (nxt is None and len(page) < page_size):
             break
@@ -230,7 +229,7 @@ def patient_queries(patient_id: str, page_size: int) -> list[str]:
 def _all_pages(client, bundle: dict) -> list[dict]:
     resources = [e["resource"] for e in bundle.get("entry") or () if isinstance(e, dict)
                  and isinstance(e.get("resource"), dict)]
-    nxt = _next_link(bundle)
+    nxt = next_link(bundle)
     return resources + client.search_url(nxt) if nxt else resources
 
 
