@@ -1,6 +1,10 @@
 """``fhir-pain poll`` end to end against the real FHIR server."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import pytest
@@ -38,3 +42,25 @@ def test_poll_once_exits_1_when_the_server_refuses(live_sekmet, tmp_path, monkey
                  "--database-url", f"sqlite:///{tmp_path / 'cursor.sqlite3'}"]) == 1
     err = capsys.readouterr().err
     assert "FHIRUnauthorized HTTP 401" in err and "cursor unchanged" in err and "wrong" not in err
+
+
+def test_poll_with_an_interval_keeps_polling_and_stops_cleanly_on_sigterm(live_sekmet, tmp_path):
+    since = datetime.now(timezone.utc).isoformat()
+    [(patient, _, _)] = seed(live_sekmet, [patient_entries("Loop", diplotype="*4/*4", drugs=(CODEINE,))])
+    env = dict(os.environ, FHIR_PAIN_POLL_TOKEN=live_sekmet.token)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fhir_pain.cli", "poll", "--fhir-server", live_sekmet.base_url, "--interval", "0.2",
+         "--since", since, "--database-url", f"sqlite:///{tmp_path / 'cursor.sqlite3'}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = proc.stdout.readline()
+        second = proc.stdout.readline()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "1 created" in first and "cursor advanced" in first
+    assert second.startswith("poll: 0 changes") and "0 written" in second
+    assert proc.stderr.read() == ""           # no progress line off a terminal, no errors
+    assert len(issues_for(live_sekmet, patient)) == 1
