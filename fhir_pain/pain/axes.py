@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from fhir_pain.pain.conditions import ConditionHit
 from fhir_pain.pain.knowledge import Instrument, Knowledge
-from fhir_pain.pain.model import AxisResult, ModulatorResult, Score
+from fhir_pain.pain.model import AxisResult, ModulatorResult, Score, ScoreIndex
 
 WEAKER = {"likely": "possible", "features": "possible", "positive": "possible", "present": "possible"}
 
@@ -52,16 +52,16 @@ def classify(inst: Instrument, s: Score, weak: bool) -> Pick:
     return Pick(s, weak, level, c.verified, f"{where} meets {c.describe()} ({c.meaning}){tail}")
 
 
-def select(inst: Instrument, scores: list[Score], now: datetime, lookback_days: int) -> tuple[Pick | None, str | None]:
+def select(inst: Instrument, index: ScoreIndex, now: datetime, lookback_days: int) -> tuple[Pick | None, str | None]:
     """The score of one instrument that speaks for now: the latest dated one within the look-back; else the
     undated/partial-date ones if they all agree; else nothing (with a reason when something was seen)."""
+    scores = index.all.get(inst.key)
     if not scores:
         return None, None
     since = now - timedelta(days=lookback_days)
-    dated = [s for s in scores if s.orderable]
-    recent = [s for s in dated if s.time.at >= since]
-    if recent:
-        return classify(inst, max(recent, key=lambda s: s.time.at), False), None
+    dated = index.dated.get(inst.key)
+    if dated and dated[-1].time.at >= since:
+        return classify(inst, dated[-1], False), None
     weak = [s for s in scores if not s.orderable and (s.time is None or s.time.latest >= since)]
     if weak:
         picks = [classify(inst, s, True) for s in weak]
@@ -69,16 +69,16 @@ def select(inst: Instrument, scores: list[Score], now: datetime, lookback_days: 
             return max(picks, key=lambda p: p.score.value), None
         return None, f"{inst.name}: undated scores disagree ({', '.join(_fmt(p.score.value) for p in picks)}); not used"
     if dated:
-        last = max(dated, key=lambda s: s.time.at)
+        last = dated[-1]
         return None, f"{inst.name}: latest score {_fmt(last.value)} on {_date(last)} is older than {lookback_days} days"
     return None, None
 
 
-def _picks(keys: list[str], by_inst: dict[str, list[Score]], kn: Knowledge, now: datetime,
+def _picks(keys: list[str], by_inst: ScoreIndex, kn: Knowledge, now: datetime,
            lookback: int) -> tuple[list[Pick], list[str]]:
     picks, notes = [], []
     for key in keys:
-        pick, note = select(kn.instruments[key], by_inst.get(key, []), now, lookback)
+        pick, note = select(kn.instruments[key], by_inst, now, lookback)
         if note:
             notes.append(note)
         if pick is not None:
@@ -90,7 +90,7 @@ def _refs(*groups) -> tuple[str, ...]:
     return tuple(dict.fromkeys(r for g in groups for r in g if r))
 
 
-def neuropathic(by_inst: dict[str, list[Score]], hits: list[ConditionHit], kn: Knowledge, now: datetime) -> AxisResult:
+def neuropathic(by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge, now: datetime) -> AxisResult:
     p = kn.params["axes"]["neuropathic"]
     picks, reasons = _picks(p["instruments"], by_inst, kn, now, p["lookbackDays"])
     likely, possible, negative, evidence = [], [], [], []
@@ -118,7 +118,7 @@ def neuropathic(by_inst: dict[str, list[Score]], hits: list[ConditionHit], kn: K
     return AxisResult("unknown", tuple(reasons) or ("no neuropathic screening score or diagnosis",))
 
 
-def nociplastic(by_inst: dict[str, list[Score]], hits: list[ConditionHit], chronic: bool, kn: Knowledge,
+def nociplastic(by_inst: ScoreIndex, hits: list[ConditionHit], chronic: bool, kn: Knowledge,
                 now: datetime) -> AxisResult:
     p = kn.params["axes"]["nociplastic"]
     picks, notes = _picks(p["instruments"], by_inst, kn, now, p["lookbackDays"])
@@ -143,7 +143,7 @@ def nociplastic(by_inst: dict[str, list[Score]], hits: list[ConditionHit], chron
     return AxisResult("unknown", tuple(reasons) or ("no sensitization score or diagnosis",))
 
 
-def inflammatory(by_inst: dict[str, list[Score]], hits: list[ConditionHit], kn: Knowledge, now: datetime) -> AxisResult:
+def inflammatory(by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge, now: datetime) -> AxisResult:
     """A hint only: markers and diagnoses suggest, never establish, an inflammatory contribution."""
     p = kn.params["axes"]["inflammatory"]
     picks, reasons = _picks(p["instruments"], by_inst, kn, now, p["lookbackDays"])
@@ -172,7 +172,7 @@ def inflammatory(by_inst: dict[str, list[Score]], hits: list[ConditionHit], kn: 
     return AxisResult("unknown", reasons or ("no recent inflammatory marker or diagnosis",))
 
 
-def modulator(name: str, by_inst: dict[str, list[Score]], hits: list[ConditionHit], kn: Knowledge,
+def modulator(name: str, by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge,
               now: datetime) -> ModulatorResult:
     p = kn.params["modulators"][name]
     order = p["instruments"]

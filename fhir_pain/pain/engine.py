@@ -14,7 +14,7 @@ from fhir_pain.pain import axes
 from fhir_pain.pain.conditions import match_conditions
 from fhir_pain.pain.intensity import chronicity, latest_intensity
 from fhir_pain.pain.knowledge import Knowledge, knowledge as shipped_knowledge
-from fhir_pain.pain.model import PainProfile, Rejected, Score
+from fhir_pain.pain.model import PainProfile, Rejected, ScoreIndex
 from fhir_pain.pain.response import treatment_responses
 from fhir_pain.pain.scoring import read_scores
 
@@ -31,14 +31,13 @@ def build_profile(observations: Iterable[dict], conditions: Iterable[dict], medi
     now = utc(now)
     scores, rejected = read_scores(observations or (), kn, code_map)
     horizon = now + FUTURE_TOLERANCE
-    by_inst: dict[str, list[Score]] = {}
     usable: list[Score] = []
     for s in scores:
         if s.time is not None and s.time.earliest > horizon:
             rejected.append(Rejected(s.ref, s.instrument, f"dated in the future ({s.time.isoformat()})"))
-            continue
-        usable.append(s)
-        by_inst.setdefault(s.instrument, []).append(s)
+        else:
+            usable.append(s)
+    by_inst = ScoreIndex(usable)
     hits = match_conditions(conditions or (), kn)
 
     chronic, chronic_reasons, chronic_refs = chronicity(by_inst, hits, kn, now)

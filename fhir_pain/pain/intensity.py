@@ -9,19 +9,19 @@ from datetime import datetime, timedelta
 
 from fhir_pain.pain.conditions import ConditionHit
 from fhir_pain.pain.knowledge import Knowledge
-from fhir_pain.pain.model import Intensity, Score
+from fhir_pain.pain.model import Intensity, Score, ScoreIndex
 
 PAIN_KINDS = ("intensity", "severity")
 PAIN_GROUPS = ("neuropathic", "nociplastic", "pain")   # diagnoses that document pain itself
 
 
-def latest_intensity(by_inst: dict[str, list[Score]], kn: Knowledge) -> Intensity | None:
+def latest_intensity(by_inst: ScoreIndex, kn: Knowledge) -> Intensity | None:
     order = kn.params["intensity"]["instruments"]
-    dated = [s for key in order for s in by_inst.get(key, ()) if s.orderable]
-    if not dated:
+    lasts = [(lst[-1], -rank) for rank, key in enumerate(order) if (lst := by_inst.dated.get(key))]
+    if not lasts:
         return None
-    latest = max(dated, key=lambda s: (s.time.at, -order.index(s.instrument)))
-    trend, reasons, refs = _trend(latest, [s for s in dated if s.instrument == latest.instrument], kn)
+    latest = max(lasts, key=lambda x: (x[0].time.at, x[1]))[0]
+    trend, reasons, refs = _trend(latest, by_inst.dated[latest.instrument], kn)
     inst = kn.instruments[latest.instrument]
     evidence = tuple(dict.fromkeys((*latest.evidence, *refs)))
     return Intensity(latest.value, latest.instrument, latest.time.at, latest.time, trend, inst.band(latest.value),
@@ -29,11 +29,16 @@ def latest_intensity(by_inst: dict[str, list[Score]], kn: Knowledge) -> Intensit
 
 
 def _trend(latest: Score, same: list[Score], kn: Knowledge) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
-    """Latest against the mean of the same instrument's earlier scores in the window. A change counts when it
-    is >= minAbsolute points, or >= minRelative of the reference and >= minAbsoluteWithRelative points."""
+    """Latest against the mean of the same instrument's earlier scores in the window (``same`` is in time
+    order, ``latest`` last). A change counts when it is >= minAbsolute points, or >= minRelative of the
+    reference and >= minAbsoluteWithRelative points."""
     p = kn.params["trend"]
     since = latest.time.at - timedelta(days=p["windowDays"])
-    prior = [s for s in same if since <= s.time.at < latest.time.at]
+    prior = []
+    for s in reversed(same[:-1]):
+        if s.time.at < since:
+            break
+        prior.append(s)
     if not prior:
         return None, (f"no earlier {latest.instrument} score in the {p['windowDays']} days before the latest",), ()
     ref = sum(s.value for s in prior) / len(prior)
@@ -47,7 +52,7 @@ def _trend(latest: Score, same: list[Score], kn: Knowledge) -> tuple[str | None,
     return trend, (why,), tuple(r for s in prior for r in s.evidence)
 
 
-def chronicity(by_inst: dict[str, list[Score]], hits: list[ConditionHit], kn: Knowledge,
+def chronicity(by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge,
                now: datetime) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
     """Pain documented for more than minDays: a chronic-pain diagnosis; a painful condition present since
     before that (onset, or recordedDate as its upper bound); or pain scores > 0 that many days apart, the
@@ -69,7 +74,7 @@ def chronicity(by_inst: dict[str, list[Score]], hits: list[ConditionHit], kn: Kn
         chronic = True
         evidence.append(h.ref)
     pain = [s for key, inst in kn.instruments.items() if inst.kind in PAIN_KINDS
-            for s in by_inst.get(key, ()) if s.value > 0 and s.time is not None]
+            for s in by_inst.all.get(key, ()) if s.value > 0 and s.time is not None]
     if pain:
         first = min(pain, key=lambda s: s.time.latest)
         last = max(pain, key=lambda s: s.time.earliest)

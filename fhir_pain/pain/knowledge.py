@@ -62,7 +62,7 @@ class Items:
     hi: float
     method: str                           # "sum" | "mean"
     min: int                              # items needed to score
-    answers: Mapping[str, float]          # LOINC answer code -> item value
+    answers: Mapping[str, Mapping[str, float]]   # answer system (and its aliases) -> code -> item value
     flags: Mapping[str, str]              # item code -> flag raised when the item is > 0
 
 
@@ -241,9 +241,15 @@ def _instrument(key: str, d: dict, lists: dict) -> Instrument:
     items = None
     if "items" in d:
         it = d["items"]
-        answers = lists[it["answerList"]]["answers"] if "answerList" in it else {}
+        answers: dict[str, dict[str, float]] = {}
+        for key_, value in (lists[it["answerList"]]["answers"] if "answerList" in it else {}).items():
+            system, _, code = key_.partition("|")
+            answers.setdefault(system, {})[code] = value
+        for alias, system in SYSTEM_ALIASES.items():
+            if system in answers:
+                answers[alias] = answers[system]
         items = Items(tuple(it["codes"]), it["range"][0], it["range"][1], it["method"], it["min"],
-                      MappingProxyType(dict(answers)), MappingProxyType(dict(it.get("flags", {}))))
+                      MappingProxyType(answers), MappingProxyType(dict(it.get("flags", {}))))
         if it["min"] > len(it["codes"]):
             raise ValueError(f"instrument {key}: needs more items than it has")
     cutoffs = tuple(Cutoff(c["level"], c["op"], c["value"], c["meaning"], c["source"], c["verified"])

@@ -49,6 +49,20 @@ class Score:
                        "flags": list(self.flags), "notes": list(self.notes)})
 
 
+class ScoreIndex:
+    """Usable scores per instrument, built once per profile: ``all`` in time order (undated last) and ``dated``
+    (day precision or better) in time order, so that "latest" is the last element."""
+    __slots__ = ("all", "dated")
+
+    def __init__(self, scores: list[Score]):      # scores in time order, undated last (scoring.read_scores)
+        self.all: dict[str, list[Score]] = {}
+        self.dated: dict[str, list[Score]] = {}
+        for s in scores:
+            self.all.setdefault(s.instrument, []).append(s)
+            if s.time is not None and s.time.precision in ORDERABLE:
+                self.dated.setdefault(s.instrument, []).append(s)
+
+
 @dataclass(slots=True)
 class Rejected:
     """A recognised pain/psychosocial value that was not used, and why (out of range, malformed, ...)."""

@@ -13,7 +13,7 @@ from typing import Iterable
 from fhir_pain.facts import Drug, MedicationUse
 from fhir_pain.fhirdates import utc
 from fhir_pain.pain.knowledge import AnalgesicIngredient, Knowledge
-from fhir_pain.pain.model import Score, TreatmentResponse
+from fhir_pain.pain.model import ScoreIndex, TreatmentResponse
 
 CONTINUING = frozenset({"active", "completed", "on-hold"})
 
@@ -40,7 +40,7 @@ def _trial_start(m: MedicationUse, ing: AnalgesicIngredient, history: list[tuple
     return start, refs
 
 
-def treatment_responses(medications: Iterable[MedicationUse], by_inst: dict[str, list[Score]], kn: Knowledge,
+def treatment_responses(medications: Iterable[MedicationUse], by_inst: ScoreIndex, kn: Knowledge,
                         now: datetime) -> tuple[TreatmentResponse, ...]:
     meds = [m for m in medications if isinstance(m, MedicationUse)]
     history = [(utc(m.authored_on), m) for m in meds if m.authored_on is not None and m.status in CONTINUING]
@@ -51,7 +51,7 @@ def treatment_responses(medications: Iterable[MedicationUse], by_inst: dict[str,
 
 
 def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dict[str, datetime],
-         by_inst: dict[str, list[Score]], kn: Knowledge, now: datetime, p: dict) -> TreatmentResponse:
+         by_inst: ScoreIndex, kn: Knowledge, now: datetime, p: dict) -> TreatmentResponse:
     primary = min(ings, key=lambda a: a.cls.priority)   # a combination product is named by its first class
     timed = [a for a in ings if a.adequate_trial_days is not None]
     longest = max(timed, key=lambda a: a.adequate_trial_days) if timed else None
@@ -75,11 +75,13 @@ def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dic
     since = start - timedelta(days=p["baselineWindowDays"])
     found = []   # (instrument, baseline, latest) in priority order
     for key in kn.params["intensity"]["instruments"]:
-        dated = [s for s in by_inst.get(key, ()) if s.orderable]
-        before = [s for s in dated if since <= s.time.at and s.time.latest <= start]
-        later = [s for s in dated if s.time.earliest >= after and s.time.at <= now]
-        b = max(before, key=lambda s: s.time.at) if before else None
-        f = max(later, key=lambda s: s.time.at) if later else None
+        dated = by_inst.dated.get(key, ())          # time order: scan back from the latest
+        b = next((s for s in reversed(dated) if s.time.latest <= start), None)
+        if b is not None and b.time.at < since:
+            b = None
+        f = next((s for s in reversed(dated) if s.time.at <= now), None)
+        if f is not None and f.time.earliest < after:
+            f = None
         if b or f:
             found.append((key, b, f))
     pair = next((x for x in found if x[1] and x[2]), None) or next((x for x in found if x[1]), None) \

@@ -9,7 +9,7 @@ vital signs) cost one dict look-up per coding.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, NamedTuple
 
 from fhir_pain.fhirdates import FhirTime, effective
 from fhir_pain.pain.knowledge import Instrument, Knowledge, Role, norm_system
@@ -19,8 +19,7 @@ from fhir_pain.pain.values import has_value, item_value, total_value
 UNUSABLE_STATUS = frozenset({"entered-in-error", "cancelled", "registered"})
 
 
-@dataclass(slots=True)
-class _Answer:
+class _Answer(NamedTuple):
     item: str
     value: float | None
     why: str | None

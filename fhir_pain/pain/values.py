@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 
-from fhir_pain.pain.knowledge import UCUM, Instrument, Knowledge, as_list as _list, norm_system, norm_unit
+from fhir_pain.pain.knowledge import UCUM, Instrument, Knowledge, as_list as _list, norm_unit
 
 # Extensions that carry the score of an answer coding: R4 ordinalValue, R5 itemWeight, the older ISO 21090 one.
 ORDINAL_EXTENSIONS = frozenset({
@@ -23,10 +23,14 @@ _NUMBER = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*(?:/\s*10)?\s*$")
 Result = tuple[float | None, str | None]   # (value, None) or (None, reason)
 
 
+VALUE_KEYS = frozenset({
+    "valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean", "valueInteger", "valueRange",
+    "valueRatio", "valueSampledData", "valueTime", "valueDateTime", "valuePeriod", "valueDecimal",
+})
+
+
 def has_value(el: dict) -> bool:
-    if "valueQuantity" in el or "valueInteger" in el or "valueCodeableConcept" in el:
-        return True
-    return any(k.startswith("value") for k in el)
+    return not el.keys().isdisjoint(VALUE_KEYS)
 
 
 def _number(v: object) -> float | None:
@@ -39,24 +43,27 @@ def _number(v: object) -> float | None:
 def _answer(cc: object, answers) -> Result:
     if not isinstance(cc, dict):
         return None, "malformed valueCodeableConcept"
-    for coding in _list(cc.get("coding")):
-        if not isinstance(coding, dict):
-            continue
-        for ext in _list(coding.get("extension")):
-            if isinstance(ext, dict) and ext.get("url") in ORDINAL_EXTENSIONS:
-                n = _number(ext.get("valueDecimal", ext.get("valueInteger")))
+    codings = _list(cc.get("coding"))
+    for coding in codings:          # an answer code of the instrument's answer list
+        if isinstance(coding, dict):
+            system, code = coding.get("system"), coding.get("code")
+            if isinstance(system, str) and isinstance(code, str):
+                n = answers.get(system, {}).get(code)
                 if n is not None:
                     return n, None
-        code = coding.get("code")
-        if isinstance(code, str):
-            n = answers.get(f"{norm_system(coding.get('system'))}|{code}")
-            if n is not None:
-                return n, None
+    for coding in codings:          # a local answer code that carries its score
+        if isinstance(coding, dict):
+            for ext in _list(coding.get("extension")):
+                if isinstance(ext, dict) and ext.get("url") in ORDINAL_EXTENSIONS:
+                    n = _number(ext.get("valueDecimal", ext.get("valueInteger")))
+                    if n is not None:
+                        return n, None
     return None, "answer code not recognised"
 
 
 def raw_value(el: dict, answers=None) -> Result:
-    """The number an element carries before any unit or range check (answers: answer-code map for items)."""
+    """The number an element carries before any unit or range check (answers: system -> answer code -> value,
+    see :attr:`Items.answers`)."""
     if "valueQuantity" in el:
         q = el["valueQuantity"]
         if not isinstance(q, dict):
@@ -84,7 +91,7 @@ def raw_value(el: dict, answers=None) -> Result:
     if "dataAbsentReason" in el:
         return None, "no value (dataAbsentReason)"
     for k in el:
-        if k.startswith("value"):
+        if k in VALUE_KEYS:
             return None, f"unsupported {k}"
     return None, "no value"
 

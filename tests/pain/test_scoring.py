@@ -256,6 +256,8 @@ def test_malformed_structures_do_not_crash():
         obs("72514-3", when="not-a-date", valueInteger=3),
         obs("72514-3", when=ago(1), valueQuantity=[7]),
         obs("69725-0", when=ago(1), valueCodeableConcept={"coding": True}),
+        obs("69725-0", when=ago(1), valueCodeableConcept={"coding": [{"system": ["l"], "code": {"c": 1}}]}),
+        obs("69725-0", when=ago(1), valueCodeableConcept={"coding": [{"system": LOINC, "code": ["LA6568-5"]}]}),
         obs("69725-0", when=ago(1), valueCodeableConcept={"coding": [{"code": "x", "extension": {"url": 1}}]}),
         obs("44249-1", when=ago(1), component={"code": {"coding": [{"code": "44250-9"}]}}),
         {"resourceType": "Observation", "code": {"coding": [{"system": ["x"], "code": "72514-3"}]}, "valueInteger": 1},
