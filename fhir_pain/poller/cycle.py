@@ -29,6 +29,7 @@ import orjson
 from cds_hooks.fhir_client import FHIRError, FHIRServerError, FHIRTimeout, FHIRUnauthorized, next_link
 from fhir_pain.facts import Finding, PatientData
 from fhir_pain.poller import detected_issue as di
+from fhir_pain.poller.smart_auth import SmartAuthError
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ def advance(cursor: TypeCursor, changes: list[Change], hold_from: datetime | Non
 
 def _is_transient(exc: BaseException) -> bool:
     """Worth retrying next cycle: the server, the network or the credentials, not our data."""
-    if isinstance(exc, (FHIRServerError, FHIRTimeout, FHIRUnauthorized)):
+    if isinstance(exc, (FHIRServerError, FHIRTimeout, FHIRUnauthorized, SmartAuthError)):
         return True
     return isinstance(exc, FHIRError) and exc.status in (408, 429)
 
@@ -356,7 +357,8 @@ class Poller:
     def __init__(self, client, store, *, cursor_name: str, evaluate: Evaluate | None = None,
                  page_size: int = 100, max_changes: int = 50_000, workers: int = 4,
                  since: datetime | None = None, clock: Callable[[], datetime] | None = None,
-                 progress: Callable[[CycleStats], None] | None = None, batch: bool = True):
+                 progress: Callable[[CycleStats], None] | None = None, batch: bool = True,
+                 reauthenticate: Callable[[], None] | None = None):
         self.client = client
         self.store = store
         self.cursor_name = cursor_name
@@ -368,6 +370,7 @@ class Poller:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.progress = progress
         self.batch = batch and hasattr(client, "batch_get")
+        self.reauthenticate = reauthenticate  # e.g. SmartBackendAuth.invalidate: a refused token is not reused
 
     def _cursor(self) -> dict[str, TypeCursor]:
         raw = self.store.get_cursor(self.cursor_name)
@@ -394,6 +397,7 @@ class Poller:
         self._report(stats)
 
         hold_from: datetime | None = None
+        refused = False
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="poll") as pool:
             futures = {pool.submit(self._one, pid, now): pid for pid in patients}
             for future in as_completed(futures):
@@ -403,6 +407,7 @@ class Poller:
                 except Exception as exc:  # noqa: BLE001 - one patient never stops the cycle
                     if _is_transient(exc):
                         stats.failed += 1
+                        refused = refused or isinstance(exc, FHIRUnauthorized)
                         hold_from = oldest[pid] if hold_from is None else min(hold_from, oldest[pid])
                         log.warning("patient %s: FHIR server failure (%s), retried next cycle",
                                     _opaque(pid), _describe(exc))
@@ -412,6 +417,8 @@ class Poller:
                                   exc_info=log.isEnabledFor(logging.DEBUG))
                 self._report(stats)
 
+        if refused and self.reauthenticate is not None:
+            self.reauthenticate()
         new = {t: advance(cursor[t], feed[t], hold_from) for t in FEED_TYPES}
         if new != cursor:
             self.store.set_cursor(self.cursor_name, dump_cursor(new))

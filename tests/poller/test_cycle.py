@@ -351,3 +351,26 @@ def test_an_error_inside_the_batch_is_that_reads_error(client):
     with pytest.raises(FHIRError) as err:
         gather(client, "gone", NOW, 50, batch=True)
     assert err.value.status == 404
+
+
+def test_a_refused_token_or_token_endpoint_holds_the_cursor_and_asks_for_a_new_token():
+    from cds_hooks.fhir_client import FHIRUnauthorized
+    from fhir_pain.poller.smart_auth import SmartAuthError
+
+    class Refusing(FakeServer):
+        def update(self, resource):
+            pid = resource["patient"]["reference"].split("/")[1]
+            if pid == "p1":
+                raise FHIRUnauthorized("expired", status=401)
+            if pid == "p2":
+                raise SmartAuthError("token endpoint unreachable")
+            return super().update(resource)
+
+    renewals = []
+    store = MemoryStore()
+    poller = Poller(Refusing({"p1": "2026-11-21T10:00:01Z", "p2": "2026-11-21T10:00:02Z",
+                              "p3": "2026-11-21T10:00:03Z"}), store, cursor_name="c", evaluate=_evaluate,
+                    workers=1, reauthenticate=lambda: renewals.append(1))
+    stats = poller.run_cycle()
+    assert (stats.failed, stats.skipped, stats.created, stats.cursor_advanced) == (2, 0, 1, False)
+    assert renewals == [1] and store.values == {}
