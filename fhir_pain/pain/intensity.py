@@ -15,12 +15,16 @@ PAIN_KINDS = ("intensity", "severity")
 PAIN_GROUPS = ("neuropathic", "nociplastic", "pain")   # diagnoses that document pain itself
 
 
-def latest_intensity(by_inst: ScoreIndex, kn: Knowledge) -> Intensity | None:
-    order = kn.params["intensity"]["instruments"]
+def latest_intensity(by_inst: ScoreIndex, kn: Knowledge, now: datetime) -> Intensity | None:
+    """The latest dated intensity score, if it is recent enough to stand for now (lookbackDays)."""
+    p = kn.params["intensity"]
+    order = p["instruments"]
     lasts = [(lst[-1], -rank) for rank, key in enumerate(order) if (lst := by_inst.dated.get(key))]
     if not lasts:
         return None
     latest = max(lasts, key=lambda x: (x[0].time.at, x[1]))[0]
+    if "lookbackDays" in p and latest.time.at < now - timedelta(days=p["lookbackDays"]):
+        return None
     trend, reasons, refs = _trend(latest, by_inst.dated[latest.instrument], kn)
     inst = kn.instruments[latest.instrument]
     evidence = tuple(dict.fromkeys((*latest.evidence, *refs)))

@@ -40,6 +40,16 @@ def _trial_start(m: MedicationUse, ing: AnalgesicIngredient, history: list[tuple
     return start, refs
 
 
+def _prior_prescription(m: MedicationUse) -> str | None:
+    """MedicationRequest.priorPrescription as "MedicationRequest/id" (the request this one renews)."""
+    prior = m.resource.get("priorPrescription") if isinstance(m.resource, dict) else None
+    ref = prior.get("reference") if isinstance(prior, dict) else None
+    if not isinstance(ref, str) or not ref:
+        return None
+    parts = ref.partition("/_history")[0].rstrip("/").split("/")
+    return "/".join(parts[-2:])
+
+
 def treatment_responses(medications: Iterable[MedicationUse], by_inst: ScoreIndex, kn: Knowledge,
                         now: datetime) -> tuple[TreatmentResponse, ...]:
     meds = [m for m in medications if isinstance(m, MedicationUse)]
@@ -65,6 +75,10 @@ def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dic
         return TreatmentResponse(**base, status="no-data", evidence=(m.ref,),
                                  reasons=("start date unknown (no authoredOn)",))
     start, med_refs = _trial_start(m, primary, history, timedelta(days=p["renewalGapDays"]))
+    prior = _prior_prescription(m)
+    if prior is not None and prior not in med_refs:
+        return TreatmentResponse(**base, status="no-data", evidence=(m.ref,), reasons=(
+            f"renews {prior}, which is not in the data: the start of the trial is unknown",))
     reasons = [f"{primary.drug.name} since {start.date().isoformat()}"
                + (f" (continued from {', '.join(med_refs[1:])})" if len(med_refs) > 1 else "")
                + f"; adequate trial {adequate} days ({longest.trial_source}"

@@ -103,3 +103,8 @@ def test_peg_panel_history_counts_for_chronicity():
         return obs("91148-7", when=ago(days), components=[comp(c, valueInteger=v) for c in ("75893-8", "91145-3", "91146-1")])
     p = profile([peg(150, 7), peg(3, 6)])
     assert p.chronic and p.intensity.instrument == "peg" and p.intensity.score == 6
+
+
+def test_an_old_latest_score_does_not_stand_for_now():
+    p = profile([nrs(7, 400), nrs(6, 380)])
+    assert p.intensity is None and len(p.scores) == 2

@@ -119,3 +119,15 @@ def test_peg_is_preferred_when_both_peg_and_nrs_cover_the_trial():
             for d, v, o in ((70, 8, "peg-b"), (4, 5, "peg-f"))]
     r = only([nrs(8, 70), nrs(2, 5), *pegs], [DULOX])
     assert (r.instrument, r.baseline, r.latest, r.status) == ("peg", 8, 5, "response")
+
+
+def test_a_renewal_of_a_request_we_do_not_have_has_no_known_start():
+    renewal = med("MedicationRequest/dlx-2", DULOXETINE, started_days_ago=60)
+    renewal = renewal.__class__(**{**renewal.__dict__, "resource": {
+        "resourceType": "MedicationRequest", "id": "dlx-2", "status": "active",
+        "priorPrescription": {"reference": "MedicationRequest/dlx-1"}}})
+    r = only([nrs(8, 70), nrs(8, 3)], [renewal])
+    assert r.status == "no-data" and "MedicationRequest/dlx-1" in r.reasons[0]
+    first = med("MedicationRequest/dlx-1", DULOXETINE, started_days_ago=150, status="completed")
+    r = only([nrs(8, 160), nrs(8, 3)], [first, renewal])          # with the earlier request the trial is known
+    assert (r.status, r.trial_days) == ("non-response", 150)
