@@ -15,7 +15,6 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from email.utils import parsedate_to_datetime
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import orjson
@@ -140,7 +139,7 @@ class FHIRClient:
         """GET a search and follow ``next`` links (up to ``max_pages``, only to allowed bases), merging every
         page's entries into one searchset Bundle. If not every page could be read, the merged Bundle keeps the
         unread ``next`` link: its presence tells the caller that the result is incomplete."""
-        return self._collect(self.url_for(path))[0]
+        return self._collect(self.url_for(path))
 
     def search(self, query: str) -> list[dict]:
         """Every matching resource of a search (e.g. ``"Observation?patient=1&code=..."``), all pages."""
@@ -207,11 +206,11 @@ class FHIRClient:
 
     # -- internals ----------------------------------------------------------------------------------------------
     def _resources(self, url: str) -> list[dict]:
-        bundle, complete = self._collect(url, strict=True)
+        bundle = self._collect(url, strict=True)
         return [e["resource"] for e in bundle.get("entry", ()) if isinstance(e, dict)
                 and isinstance(e.get("resource"), dict)]
 
-    def _collect(self, url: str, *, strict: bool = False) -> tuple[dict, bool]:
+    def _collect(self, url: str, *, strict: bool = False) -> dict:
         first = self._request("GET", self.url_for(url))
         if first.get("resourceType") != "Bundle":
             raise FHIRServerError("a search did not return a Bundle", url=_redact(url))
@@ -247,7 +246,7 @@ class FHIRClient:
             merged["entry"] = entries
         if next_url:  # an unread page remains
             merged["link"] = [{"relation": "next", "url": next_url}]
-        return merged, not next_url
+        return merged
 
     def _write(self, method: str, url: str, resource: dict, *, idempotent: bool,
                headers: dict[str, str] | None = None) -> dict:
