@@ -90,57 +90,63 @@ def _refs(*groups) -> tuple[str, ...]:
     return tuple(dict.fromkeys(r for g in groups for r in g if r))
 
 
-def neuropathic(by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge, now: datetime) -> AxisResult:
-    p = kn.params["axes"]["neuropathic"]
-    picks, reasons = _picks(p["instruments"], by_inst, kn, now, p["lookbackDays"])
-    likely, possible, negative, evidence = [], [], [], []
+@dataclass(slots=True)
+class _Tally:
+    """One axis's screening scores and diagnoses, sorted by the level they support."""
+    strong_screens: list[str]
+    strong_diagnoses: list[str]
+    possible: list[str]
+    negative: list[str]
+    notes: list[str]
+    evidence: list[tuple[str, ...]]
+
+    def result(self, level: str, *lead: str) -> AxisResult:
+        reasons = (*lead, *self.strong_screens, *self.strong_diagnoses, *self.possible, *self.negative, *self.notes)
+        return AxisResult(level, reasons, _refs(*self.evidence))
+
+    def below_strong(self, nothing: str) -> AxisResult:
+        """The answer when no strong level applies: possible, unlikely, or unknown (``nothing`` says why)."""
+        if self.possible:
+            return self.result("possible")
+        if self.negative:
+            return self.result("unlikely")
+        return self.result("unknown") if self.notes else AxisResult("unknown", (nothing,))
+
+
+def _tally(axis: str, strong: str, by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge,
+           now: datetime) -> _Tally:
+    p = kn.params["axes"][axis]
+    picks, notes = _picks(p["instruments"], by_inst, kn, now, p["lookbackDays"])
+    t = _Tally([], [], [], [], notes, [])
     for pk in picks:
-        (likely if pk.level == "likely" else possible if pk.level else negative).append(pk.why)
-        evidence.append(pk.score.evidence)
-    cond_likely = []
+        (t.strong_screens if pk.level == strong else t.possible if pk.level else t.negative).append(pk.why)
+        t.evidence.append(pk.score.evidence)
     for h in hits:
-        if h.group == "neuropathic":
-            level = h.level if h.confirmed else "possible"
-            (cond_likely if level == "likely" else possible).append(f"diagnosis: {h.describe()}")
-            evidence.append((h.ref,))
-    screens_likely = bool(likely)
-    likely += cond_likely
-    reasons = likely + possible + negative + reasons
-    if likely:
-        if screens_likely and not cond_likely and negative:
-            return AxisResult("possible", ("screening tools disagree: neuropathic pain possible, not likely",
-                                           *reasons), _refs(*evidence))
-        return AxisResult("likely", tuple(reasons), _refs(*evidence))
-    if possible:
-        return AxisResult("possible", tuple(reasons), _refs(*evidence))
-    if negative:
-        return AxisResult("unlikely", tuple(reasons), _refs(*evidence))
-    return AxisResult("unknown", tuple(reasons) or ("no neuropathic screening score or diagnosis",))
+        if h.group == p.get("conditions"):
+            (t.strong_diagnoses if h.confirmed and h.level == strong else t.possible).append(
+                f"diagnosis: {h.describe()}")
+            t.evidence.append((h.ref,))
+    return t
+
+
+def neuropathic(by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge, now: datetime) -> AxisResult:
+    t = _tally("neuropathic", "likely", by_inst, hits, kn, now)
+    if t.strong_screens or t.strong_diagnoses:
+        if not t.strong_diagnoses and t.negative:
+            return t.result("possible", "screening tools disagree: neuropathic pain possible, not likely")
+        return t.result("likely")
+    return t.below_strong("no neuropathic screening score or diagnosis")
 
 
 def nociplastic(by_inst: ScoreIndex, hits: list[ConditionHit], chronic: bool, kn: Knowledge,
                 now: datetime) -> AxisResult:
-    p = kn.params["axes"]["nociplastic"]
-    picks, notes = _picks(p["instruments"], by_inst, kn, now, p["lookbackDays"])
-    features, possible, negative, evidence = [], [], [], []
-    for pk in picks:
-        (features if pk.level == "features" else possible if pk.level else negative).append(pk.why)
-        evidence.append(pk.score.evidence)
-    for h in hits:
-        if h.group == "nociplastic":
-            (features if h.confirmed and h.level == "features" else possible).append(f"diagnosis: {h.describe()}")
-            evidence.append((h.ref,))
-    reasons = features + possible + negative + notes
-    if features and p.get("requiresChronic") and not chronic:
-        return AxisResult("possible", ("nociplastic features need pain for more than 3 months, which is not "
-                                       "documented", *reasons), _refs(*evidence))
-    if features:
-        return AxisResult("features", tuple(reasons), _refs(*evidence))
-    if possible:
-        return AxisResult("possible", tuple(reasons), _refs(*evidence))
-    if negative:
-        return AxisResult("unlikely", tuple(reasons), _refs(*evidence))
-    return AxisResult("unknown", tuple(reasons) or ("no sensitization score or diagnosis",))
+    t = _tally("nociplastic", "features", by_inst, hits, kn, now)
+    if t.strong_screens or t.strong_diagnoses:
+        if kn.params["axes"]["nociplastic"].get("requiresChronic") and not chronic:
+            return t.result("possible", "nociplastic features need pain for more than 3 months, which is not "
+                                        "documented")
+        return t.result("features")
+    return t.below_strong("no sensitization score or diagnosis")
 
 
 def inflammatory(by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge, now: datetime) -> AxisResult:
