@@ -12,6 +12,7 @@ token goes nowhere.
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -33,7 +34,7 @@ class TrustedIssuer:
 
     iss: str
     jku: tuple[str, ...] = ()  # JWK Set URLs this issuer may name (and we may fetch)
-    jwks: Mapping[str, Any] | None = None  # keys given out of band
+    jwks: Mapping[str, Any] | None = None  # keys given out of band ("jwks", or "jwks_file" in configuration)
     tenants: tuple[str, ...] | None = None  # if set, the ``tenant`` claim must be one of these
 
     @classmethod
@@ -44,10 +45,13 @@ class TrustedIssuer:
         jku = entry.get("jku") or ()
         jku = (jku,) if isinstance(jku, str) else tuple(jku)
         jwks = entry.get("jwks")
+        if jwks is None and entry.get("jwks_file"):  # a JWK Set kept in a file (easier than JSON in env)
+            with open(entry["jwks_file"], encoding="utf-8") as fh:
+                jwks = json.load(fh)
         if jwks is not None:
             PyJWKSet.from_dict(dict(jwks))  # fail at startup, not on the first call
         if not jku and not jwks:
-            raise ValueError(f"trusted issuer {iss!r} needs 'jku' or 'jwks'")
+            raise ValueError(f"trusted issuer {iss!r} needs 'jku' or 'jwks' (or 'jwks_file')")
         tenants = entry.get("tenants")
         return cls(iss=iss, jku=jku, jwks=jwks, tenants=tuple(tenants) if tenants else None)
 

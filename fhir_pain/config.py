@@ -6,9 +6,10 @@ numbers, and lists/objects as JSON (a list may also be comma-separated).
 
 Keys:
   AUTH                    "required" (default) | "off". Off is for local development only: anyone can call.
-  TRUSTED_ISSUERS         list of {"iss", "jku": url or [urls], "jwks": {JWK Set}, "tenants": [..]}: the
-                          CDS Clients (EHRs) whose JWTs are accepted. Keys come from "jwks" (out of band) or
-                          from the listed "jku" URLs, which are the only key URLs ever fetched.
+  TRUSTED_ISSUERS         list of {"iss", "jku": url or [urls], "jwks": {JWK Set} or "jwks_file": path,
+                          "tenants": [..]}: the CDS Clients (EHRs) whose JWTs are accepted. Keys come from
+                          "jwks"/"jwks_file" (out of band) or from the listed "jku" URLs, which are the only key
+                          URLs ever fetched. With "tenants", the JWT's tenant claim must be one of them.
   TRUST_SANDBOX_ISSUER    false (default). True trusts https://sandbox.cds-hooks.org with its public key shipped
                           in cds_hooks/data. Its private key is published: anyone can sign as the sandbox.
                           Local testing only.

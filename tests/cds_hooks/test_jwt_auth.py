@@ -177,6 +177,13 @@ def test_malformed_authorization(es384_key, header):
         v.verify(header, AUD)
 
 
+def test_static_keys_from_a_file(tmp_path, rs384_key):
+    path = tmp_path / "epic-jwks.json"
+    path.write_text(json.dumps(rs384_key.jwks()))
+    v = JWTVerifier([TrustedIssuer.from_config({"iss": EHR_ISS, "jwks_file": str(path)})])
+    assert v.verify("Bearer " + mint(rs384_key, AUD, jku=None), AUD)["iss"] == EHR_ISS
+
+
 def test_issuer_configuration_is_checked_at_startup():
     with pytest.raises(ValueError, match="jku' or 'jwks"):
         TrustedIssuer.from_config({"iss": EHR_ISS})
