@@ -44,7 +44,8 @@ def test_invalid_values_give_none(bad):
 
 
 def test_effective_prefers_effective_x_then_issued():
-    assert effective({"effectiveDateTime": "2024-01-02", "issued": "2024-01-09T00:00:00Z"}).element == "effectiveDateTime"
+    both = {"effectiveDateTime": "2024-01-02", "issued": "2024-01-09T00:00:00Z"}
+    assert effective(both).element == "effectiveDateTime"
     assert effective({"effectiveInstant": "2024-01-02T10:00:00Z"}).precision == "time"
     t = effective({"issued": "2024-01-09T10:00:00+01:00"})
     assert t.element == "issued" and t.at == datetime(2024, 1, 9, 9, tzinfo=UTC)

@@ -69,7 +69,8 @@ def build_profile(observations: Iterable[dict], conditions: Iterable[dict], medi
             evidence[code] = refs
     phenotypes = tuple(code for code in PHENOTYPE_ORDER if code in evidence)
     return PainProfile(
-        phenotypes=phenotypes, evidence={c: evidence[c] for c in phenotypes}, intensity=latest_intensity(by_inst, kn, now),
+        phenotypes=phenotypes, evidence={c: evidence[c] for c in phenotypes},
+        intensity=latest_intensity(by_inst, kn, now),
         chronic=chronic, chronic_reasons=chronic_reasons, axes=axis, modulators=modulators, responses=responses,
         scores=tuple(usable), rejected=tuple(rejected), knowledge=dict(kn.versions))
 

@@ -127,7 +127,8 @@ class ModulatorResult:
 
     def to_dict(self) -> dict:
         return _clean({"level": self.level, "score": self.score, "instrument": self.instrument,
-                       "cutoff": self.cutoff, "cutoffOp": self.cutoff_op, "cutoffVerified": self.cutoff_verified, "date": _iso(self.time),
+                       "cutoff": self.cutoff, "cutoffOp": self.cutoff_op, "cutoffVerified": self.cutoff_verified,
+                       "date": _iso(self.time),
                        "reasons": list(self.reasons), "evidence": list(self.evidence), "flags": list(self.flags)})
 
 

@@ -101,3 +101,9 @@ PREGABALIN = ("187832", "pregabalin")
 
 def nrs(value, days: float, **kw) -> dict:
     return obs("72514-3", when=ago(days), valueInteger=value, **kw)
+
+
+def peg(days: float, value: int, **kw) -> dict:
+    """A PEG panel with its three items (pain, enjoyment of life, general activity) all at ``value``."""
+    return obs("91148-7", when=ago(days), components=[comp(c, valueInteger=value)
+                                                      for c in ("75893-8", "91145-3", "91146-1")], **kw)

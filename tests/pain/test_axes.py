@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fhir_pain.pain import build_profile
-from tests.pain.fhir import ICD10CM, NOW, PROJECT, SNOMED, ago, comp, cond, day, nrs, obs, qty
+from tests.pain.fhir import NOW, PROJECT, SNOMED, ago, comp, cond, day, nrs, obs, qty
 
 PHQ9_ITEMS = ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8"]
 
@@ -113,14 +113,16 @@ def test_crp(observations, level):
 def test_inflammatory_condition_is_a_hint():
     p = profile(conditions=[cond("ra", "M05.79")])
     assert p.axes["inflammatory"].level == "hint" and p.evidence["inflammatory-contribution"] == ("Condition/ra",)
-    assert profile(conditions=[cond("ra", "M05.79", verification="differential")]).axes["inflammatory"].level == "unknown"
+    unconfirmed = profile(conditions=[cond("ra", "M05.79", verification="differential")])
+    assert unconfirmed.axes["inflammatory"].level == "unknown"
 
 
 def test_axes_are_independent_mixed_pain():
     p = profile([screen("paindetect", 20), screen("csi", 45), crp(20, 3), *chronic_history()])
     assert {k: a.level for k, a in p.axes.items()} == {"neuropathic": "likely", "nociplastic": "features",
                                                        "inflammatory": "hint"}
-    assert {"neuropathic-likely", "nociplastic-features", "inflammatory-contribution", "chronic-pain"} <= set(p.phenotypes)
+    assert {"neuropathic-likely", "nociplastic-features", "inflammatory-contribution",
+            "chronic-pain"} <= set(p.phenotypes)
 
 
 # ---- modulators ----------------------------------------------------------------------------------------------
@@ -157,9 +159,11 @@ def test_latest_score_speaks_for_now_and_phq9_beats_phq2_on_the_same_day():
     p = profile([obs("44261-6", when=ago(100), valueInteger=18), obs("44261-6", when=ago(5), valueInteger=4)])
     assert p.modulators["depression"].level == "absent" and "depression" not in p.phenotypes
     same_day = profile([obs("55758-7", when=ago(5), valueInteger=1), obs("44261-6", when=ago(5), valueInteger=12)])
-    assert same_day.modulators["depression"].instrument == "phq9" and same_day.modulators["depression"].level == "present"
+    m = same_day.modulators["depression"]
+    assert m.instrument == "phq9" and m.level == "present"
     newer_bdi = profile([obs("44261-6", when=ago(50), valueInteger=15), obs("89209-1", when=ago(3), valueInteger=8)])
-    assert newer_bdi.modulators["depression"].instrument == "bdi2" and newer_bdi.modulators["depression"].level == "absent"
+    m = newer_bdi.modulators["depression"]
+    assert m.instrument == "bdi2" and m.level == "absent"
 
 
 def test_scores_older_than_the_look_back_do_not_count():
@@ -175,7 +179,8 @@ def test_diagnosis_makes_a_modulator_present():
     p = profile([obs("44261-6", when=ago(5), valueInteger=3)], [cond("mdd", "F33.1")])
     m = p.modulators["depression"]
     assert m.level == "present" and set(p.evidence["depression"]) == {"Condition/mdd", p.scores[0].ref}
-    assert profile(conditions=[cond("gad", "F41.1", verification="provisional")]).modulators["anxiety"].level == "possible"
+    provisional = profile(conditions=[cond("gad", "F41.1", verification="provisional")])
+    assert provisional.modulators["anxiety"].level == "possible"
 
 
 def test_phq9_item9_is_flagged_whatever_the_total():

@@ -8,6 +8,7 @@ from fhir_pain.pain.knowledge import knowledge
 from tests.pain.fhir import ICD10CM, SNOMED, cond
 
 KN = knowledge()
+ICD11 = "http://id.who.int/icd/release/11/mms"
 
 
 def groups(*conditions):
@@ -22,7 +23,7 @@ def groups(*conditions):
     ("2177002", SNOMED, "neuropathic", "likely"), ("M79.7", ICD10CM, "nociplastic", "features"),
     ("M79.7", "http://hl7.org/fhir/sid/icd-10", "nociplastic", "features"),
     ("203082005", SNOMED, "nociplastic", "features"), ("K58.0", ICD10CM, "nociplastic", "possible"),
-    ("G90.512", ICD10CM, "nociplastic", "features"), ("MG30.01", "http://id.who.int/icd/release/11/mms", "nociplastic", "features"),
+    ("G90.512", ICD10CM, "nociplastic", "features"), ("MG30.01", ICD11, "nociplastic", "features"),
     ("M05.79", ICD10CM, "inflammatory", "hint"), ("69896004", SNOMED, "inflammatory", "hint"),
     ("G89.29", ICD10CM, "chronic-pain", "chronic"), ("82423001", SNOMED, "chronic-pain", "chronic"),
     ("M17.11", ICD10CM, "pain", "pain"), ("M54.50", ICD10CM, "pain", "pain"),
@@ -44,7 +45,7 @@ def test_codes_that_do_not_match(code, system):
 def test_mechanism_and_chronicity_from_one_condition():
     got = groups(cond("c1", "G89.29", ICD10CM))
     assert got == [("chronic-pain", "chronic", True)]
-    assert {g for g, _, _ in groups(cond("c2", "MG30.01", "http://id.who.int/icd/release/11/mms"))} == {"nociplastic", "chronic-pain"}
+    assert {g for g, _, _ in groups(cond("c2", "MG30.01", ICD11))} == {"nociplastic", "chronic-pain"}
 
 
 @pytest.mark.parametrize("extra", [

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from fhir_pain import profiles
 from fhir_pain.fhir_models import validate
 from fhir_pain.pain import PHENOTYPE_ORDER, Knowledge, build_profile
-from tests.pain.fhir import GABAPENTIN, DULOXETINE, NOW, med, nrs, obs
+from tests.pain.fhir import DULOXETINE, GABAPENTIN, NOW, comp, med, nrs, obs
 
 FIXTURES = ("pain/dpn-gabapentin.json", "pain/fibromyalgia-ra.json")
 
@@ -31,7 +31,8 @@ def test_fixtures_are_valid_r4(fixture_json, name):
 
 def test_painful_diabetic_neuropathy_on_gabapentin(fixture_json):
     observations, conditions = split(fixture_json("pain/dpn-gabapentin.json"))
-    gaba = med("MedicationRequest/gaba", GABAPENTIN, started_days_ago=(NOW - datetime(2024, 1, 15, 14, tzinfo=timezone.utc)).days)
+    started = (NOW - datetime(2024, 1, 15, 14, tzinfo=timezone.utc)).days
+    gaba = med("MedicationRequest/gaba", GABAPENTIN, started_days_ago=started)
     p = build_profile(observations, conditions, [gaba], NOW)
     assert p.phenotypes == ("chronic-pain", "neuropathic-likely", "depression", "treatment-non-response")
     neuro = p.axes["neuropathic"]
@@ -140,6 +141,7 @@ json_value = st.recursive(json_leaf, lambda kids: st.one_of(st.lists(kids, max_s
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(json_value, max_size=6), st.lists(json_value, max_size=3))
 def test_arbitrary_json_never_crashes(observations, conditions):
-    base = [nrs(6, 100), obs("44249-1", when="2024-05-01", components=[{"code": {"coding": [{"system": "http://loinc.org", "code": "44250-9"}]}, "valueInteger": 1}])]
-    p = build_profile(base + observations, conditions, [med("MedicationRequest/d", DULOXETINE, started_days_ago=50)], NOW)
+    base = [nrs(6, 100), obs("44249-1", when="2024-05-01", components=[comp("44250-9", valueInteger=1)])]
+    dlx = med("MedicationRequest/d", DULOXETINE, started_days_ago=50)
+    p = build_profile(base + observations, conditions, [dlx], NOW)
     orjson.dumps(p.to_dict())

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from fhir_pain.pain import build_profile
-from tests.pain.fhir import ICD10CM, NOW, ago, comp, cond, day, nrs, obs, qty
+from tests.pain.fhir import NOW, ago, cond, day, nrs, obs, peg, qty
 
 
 def profile(observations=(), conditions=()):
@@ -22,7 +22,8 @@ def test_worsening_and_stable_trends():
     assert profile([nrs(6, 40), nrs(5, 20), nrs(6, 1)]).intensity.trend == "stable"
     # 2 -> 1 is a 50 % fall but only one point: a relative change needs at least one point, 2 -> 1.4 does not count
     assert profile([nrs(2, 20), nrs(1, 1)]).intensity.trend == "improving"
-    assert profile([obs("72514-3", when=ago(20), valueDecimal=2.0), obs("72514-3", when=ago(1), valueDecimal=1.4)]).intensity.trend == "stable"
+    small = [obs("72514-3", when=ago(20), valueDecimal=2.0), obs("72514-3", when=ago(1), valueDecimal=1.4)]
+    assert profile(small).intensity.trend == "stable"
 
 
 def test_trend_needs_an_earlier_dated_score_in_the_window():
@@ -99,8 +100,6 @@ def test_chronic_from_diagnoses():
 
 
 def test_peg_panel_history_counts_for_chronicity():
-    def peg(days, v):
-        return obs("91148-7", when=ago(days), components=[comp(c, valueInteger=v) for c in ("75893-8", "91145-3", "91146-1")])
     p = profile([peg(150, 7), peg(3, 6)])
     assert p.chronic and p.intensity.instrument == "peg" and p.intensity.score == 6
 

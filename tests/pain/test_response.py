@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fhir_pain.pain import build_profile
-from tests.pain.fhir import (ACETAMINOPHEN, DULOXETINE, GABAPENTIN, IBUPROFEN, NOW, OXYCODONE, PREGABALIN, ago,
-                             comp, med, nrs, obs)
+from tests.pain.fhir import (ACETAMINOPHEN, DULOXETINE, GABAPENTIN, IBUPROFEN, NOW, OXYCODONE, PREGABALIN, med,
+                             nrs, obs, peg)
 
 
 def responses(observations, medications):
@@ -84,7 +84,8 @@ def test_no_trial_duration_on_file_means_no_assessment():
 def test_combination_product_is_named_by_its_first_class_and_uses_the_longest_trial():
     combo = med("MedicationRequest/percocet", ACETAMINOPHEN, OXYCODONE, started_days_ago=50)
     r = only([nrs(7, 55), nrs(6, 2)], [combo])
-    assert (r.drug.name, r.analgesic_class, r.adequate_trial_days, r.status) == ("oxycodone", "opioid", 42, "non-response")
+    assert (r.drug.name, r.analgesic_class, r.adequate_trial_days, r.status) == ("oxycodone", "opioid", 42,
+                                                                                 "non-response")
 
 
 def test_only_active_non_draft_analgesics_are_assessed():
@@ -115,8 +116,7 @@ def test_another_analgesic_started_during_the_trial_is_a_confounder():
 
 
 def test_peg_is_preferred_when_both_peg_and_nrs_cover_the_trial():
-    pegs = [obs("91148-7", when=ago(d), oid=o, components=[comp(c, valueInteger=v) for c in ("75893-8", "91145-3", "91146-1")])
-            for d, v, o in ((70, 8, "peg-b"), (4, 5, "peg-f"))]
+    pegs = [peg(70, 8, oid="peg-b"), peg(4, 5, oid="peg-f")]
     r = only([nrs(8, 70), nrs(2, 5), *pegs], [DULOX])
     assert (r.instrument, r.baseline, r.latest, r.status) == ("peg", 8, 5, "response")
 

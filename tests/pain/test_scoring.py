@@ -31,7 +31,8 @@ def one(*observations, **kw):
     ("91147-9", LOINC, "peg", 5.67), ("77565-0", LOINC, "bpi-interference", 4.3), ("44261-6", LOINC, "phq9", 14),
     ("44249-1", LOINC, "phq9", 27), ("55758-7", LOINC, "phq2", 3), ("70274-6", LOINC, "gad7", 11),
     ("89209-1", LOINC, "bdi2", 22), ("77865-4", LOINC, "promis-pi", 58.6), ("97909-6", LOINC, "odi", 32),
-    ("pcs-total", PROJECT, "pcs", 31), ("dn4-total", PROJECT, "dn4", 5), ("paindetect-total", PROJECT, "paindetect", -1),
+    ("pcs-total", PROJECT, "pcs", 31), ("dn4-total", PROJECT, "dn4", 5),
+    ("paindetect-total", PROJECT, "paindetect", -1),
     ("lanss-total", PROJECT, "lanss", 14), ("slanss-total", PROJECT, "slanss", 12), ("csi-total", PROJECT, "csi", 44),
     ("pdi-total", PROJECT, "pdi", 35), ("sfmpq2-total", PROJECT, "sfmpq2", 3.2),
     ("sfmpq2-neuropathic", PROJECT, "sfmpq2-neuropathic", 2.5), ("bpi-severity", PROJECT, "bpi-severity", 6.25),
@@ -45,7 +46,8 @@ def test_every_instrument_total_is_read(code, system, key, value):
 
 @pytest.mark.parametrize("value_el", [
     {"valueInteger": 7}, {"valueDecimal": 7.0}, {"valueString": "7"}, {"valueString": " 7/10 "},
-    qty(7), qty(7, "1"), qty(7, "{Score}"), {"valueQuantity": {"value": 7}}, {"valueQuantity": {"value": 7, "unit": "points"}},
+    qty(7), qty(7, "1"), qty(7, "{Score}"), {"valueQuantity": {"value": 7}},
+    {"valueQuantity": {"value": 7, "unit": "points"}},
 ])
 def test_value_variants_for_a_score(value_el):
     s, _ = one(obs("72514-3", when=ago(1), **value_el))
@@ -55,8 +57,9 @@ def test_value_variants_for_a_score(value_el):
 @pytest.mark.parametrize("value_el, reason", [
     ({"valueInteger": 11}, "outside 0-10"), ({"valueInteger": -1}, "outside 0-10"),
     ({"valueQuantity": {"value": 70, "unit": "mm"}}, "not a score unit"),
-    ({"valueQuantity": {"value": 7, "unit": "mg/L", "system": "http://unitsofmeasure.org", "code": "mg/L"}}, "not a score unit"),
-    ({"valueQuantity": {"value": "7"}}, "without a numeric value"), ({"valueQuantity": {"unit": "{score}"}}, "without a numeric value"),
+    (qty(7, "mg/L"), "not a score unit"),
+    ({"valueQuantity": {"value": "7"}}, "without a numeric value"),
+    ({"valueQuantity": {"unit": "{score}"}}, "without a numeric value"),
     ({"valueQuantity": {"value": 3, "comparator": "<"}}, "comparator"),
     ({"valueInteger": True}, "not a number"), ({"valueInteger": 7.5}, "not an integer"),
     ({"valueString": "severe"}, "not a number"), ({"valueString": "7-8"}, "not a number"),
@@ -102,7 +105,8 @@ def test_status_entered_in_error_and_cancelled_are_not_used():
     got, rejected = scores(obs("72514-3", when=ago(1), valueInteger=3, status="entered-in-error"),
                            obs("72514-3", when=ago(2), valueInteger=3, status="cancelled"),
                            obs("72514-3", when=ago(3), valueInteger=3, status="amended"))
-    assert [s.value for s in got] == [3] and {r.reason for r in rejected} == {"status entered-in-error", "status cancelled"}
+    assert [s.value for s in got] == [3]
+    assert {r.reason for r in rejected} == {"status entered-in-error", "status cancelled"}
 
 
 def test_unrelated_observations_are_ignored():
@@ -155,7 +159,8 @@ def test_phq9_panel_with_has_member_item_observations():
     items = [obs(c, when=when, oid=f"phq-item-{i}", **answer(FREQ[2])) for i, c in enumerate(PHQ9_ITEMS)]
     items[8] = obs(PHQ9_ITEMS[8], when=when, oid="phq-item-8", **answer(FREQ[0]))
     panel = obs("44249-1", when=when, oid="phq-panel",
-                members=[f"Observation/phq-item-{i}" for i in range(8)] + ["http://ehr.example/fhir/Observation/phq-item-8/_history/2"])
+                members=[f"Observation/phq-item-{i}" for i in range(8)]
+                + ["http://ehr.example/fhir/Observation/phq-item-8/_history/2"])
     got, rejected = scores(panel, *items)
     phq9 = [s for s in got if s.instrument == "phq9"]
     assert len(phq9) == 1 and phq9[0].value == 16 and phq9[0].flags == ()
@@ -273,7 +278,8 @@ def test_site_code_map_maps_local_codes_to_instruments_and_items():
     code_map = {f"{site}|3040104328": "nrs", f"{site}|777": "dn4",
                 f"{site}|778": f"dn4#{PROJECT}|dn4-1", f"{site}|999": "no-such-instrument"}
     local_nrs = obs("3040104328", site, when=ago(1), valueInteger=5)
-    comps = [comp("778", site, valueBoolean=True)] + [comp(f"dn4-{i}", PROJECT, valueBoolean=True) for i in range(2, 11)]
+    comps = [comp("778", site, valueBoolean=True)]
+    comps += [comp(f"dn4-{i}", PROJECT, valueBoolean=True) for i in range(2, 11)]
     local_dn4 = obs("777", site, when=ago(1), components=comps)
     unknown = obs("999", site, when=ago(1), valueInteger=5)
     got, _ = scores(local_nrs, local_dn4, unknown, code_map=code_map)
