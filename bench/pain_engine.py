@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     rounds = int(argv[0]) if argv else 2000
     obs, conds, meds = observations(), conditions(), medications()
-    for _ in range(100):            # warm the knowledge cache and the interpreter
+    for _ in range(min(100, rounds)):   # warm the knowledge cache and the interpreter
         profile = build_profile(obs, conds, meds, NOW)
     times = []
     for _ in range(rounds):
