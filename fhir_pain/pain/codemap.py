@@ -11,7 +11,7 @@ from typing import Mapping
 
 import orjson
 
-from fhir_pain.pain.knowledge import Knowledge, knowledge as shipped_knowledge
+from fhir_pain.pain.knowledge import Knowledge, knowledge as shipped_knowledge, norm_system
 from fhir_pain.pain.scoring import mapped_role
 
 
@@ -26,11 +26,12 @@ def validate_code_map(mapping: object, *, knowledge: Knowledge | None = None) ->
     kn = knowledge or shipped_knowledge()
     if not isinstance(mapping, Mapping):
         raise ValueError("a pain code map is a JSON object of 'system|code' -> instrument key")
-    bad = []
+    bad, out = [], {}
     for key, value in mapping.items():
         system, sep, code = key.partition("|") if isinstance(key, str) else ("", "", "")
         if not (system and sep and code) or mapped_role(value, kn) is None:
             bad.append(f"{key!r} -> {value!r}")
+        out[f"{norm_system(system)}|{code}"] = value   # codings are looked up with normalised systems
     if bad:
         raise ValueError(f"pain code map: unknown code or instrument in {', '.join(bad[:10])}")
-    return dict(mapping)
+    return out

@@ -20,6 +20,14 @@ def test_the_shipped_example_loads_and_drives_the_engine():
     assert p.modulators["catastrophizing"].level == "present" and "high-catastrophizing" in p.phenotypes
 
 
+def test_system_spellings_are_normalised_like_codings():
+    code_map = validate_code_map({"urn:oid:2.16.840.1.113883.6.1|X-1": "nrs"})
+    assert code_map == {"http://loinc.org|X-1": "nrs"}
+    p = build_profile([obs("X-1", "urn:oid:2.16.840.1.113883.6.1", when=ago(2), valueInteger=4)], [], [], NOW,
+                      code_map=code_map)
+    assert p.intensity.score == 4
+
+
 def test_a_plain_mapping_file(tmp_path):
     f = tmp_path / "site.json"
     f.write_text(json.dumps({"http://site.example/codes|PAIN10": "nrs"}))

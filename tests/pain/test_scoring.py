@@ -169,6 +169,13 @@ def test_phq9_panel_with_has_member_item_observations():
     assert not [r for r in rejected if r.instrument == "phq9"]
 
 
+def test_phq2_from_its_two_items():
+    items = [comp("44250-9", **answer(FREQ[2])), comp("44255-8", **answer(FREQ[3]))]
+    panel = obs("55757-9", when=ago(3), components=items)
+    s, _ = one(panel)
+    assert (s.instrument, s.value, s.method) == ("phq2", 5, "items")
+
+
 def test_loose_item_observations_with_the_same_time_form_one_administration():
     when = ago(10)
     items = [obs(c, when=when, valueInteger=v) for c, v in zip(GAD7_ITEMS, [2, 2, 1, 2, 1, 2, 1])]
