@@ -269,6 +269,10 @@ def _read(obs: dict, kind: str, gene: str | None, genes_by_ref: dict[str, str]) 
         if PHENOTYPE_STU1 in _codes(obs.get("code")):
             phenotype = _phenotype_of_concept(obs.get("valueCodeableConcept"))
             gene = _gene_of_concept(obs.get("valueCodeableConcept"))
+            if phenotype is None:  # lab feeds send the STU1 phenotype as text: "CYP2D6 Poor Metabolizer"
+                phenotype = next(filter(None, map(phenotype_from_text, value_texts)), None)
+                texts = value_texts + _texts(obs.get("code"))
+                gene = gene or next(filter(None, map(gene_from_text, texts)), None)
         for comp in _components(obs):
             codes = _codes(comp.get("code"))
             if codes & IMPLICATION_CODES and phenotype is None:

@@ -114,3 +114,20 @@ _JSON = st.recursive(_LEAF, lambda inner: st.one_of(
 def test_arbitrary_json_never_breaks_the_reader(items):
     for r in read_gene_results(items):
         assert r.gene in ("CYP2D6", "CYP2C9", "CYP2C19", "OPRM1", "COMT")
+
+
+def test_stu1_phenotype_sent_as_value_string_is_read():
+    """Regression: a 53040-2 phenotype Observation whose value is text (valueString) was dropped."""
+    obs = {
+        "resourceType": "Observation", "id": "lab-pheno-1", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "53040-2",
+                             "display": "Genetic variation's effect on drug metabolism"}],
+                 "text": "CYP2D6 metabolizer status"},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2025-03-02T10:00:00Z",
+        "valueString": "Poor metabolizer",
+    }
+    [result] = read_gene_results([obs])
+    assert (result.gene, result.phenotype, result.diplotype) == ("CYP2D6", "Poor Metabolizer", None)
+    no_gene = dict(obs, code={"coding": [{"system": "http://loinc.org", "code": "53040-2"}]})
+    assert read_gene_results([no_gene]) == []          # a phenotype without a gene is not a result
