@@ -2,11 +2,11 @@
 
     .venv/bin/python -m bench.poller [--patients 1000] [--workers 1 4 8]
 
-Starts sekmet-fhir 0.1.1 (tests/integration/sekmet_server.py: its own venv, a free loopback port, a temporary
-data folder), seeds synthetic patients in transactions, then for each worker count runs:
-  cold cycle   every patient new: feed + read + evaluate + write the DetectedIssues
-  warm cycle   every patient again, from a fresh cursor: read + evaluate, nothing to write
-Everything runs on this machine: the server's time is part of the figure. Stops the server at the end.
+For each worker count: starts sekmet-fhir 0.1.1 (tests/integration/sekmet_server.py: its own venv, a free
+loopback port, a temporary data folder), seeds synthetic patients in transactions, then runs
+  cold cycle   every patient new: feed + read (one batch per patient) + evaluate + write the DetectedIssues
+  warm cycle   every patient again, from a fresh cursor: feed + read + evaluate, nothing to write
+and stops the server. Everything runs on this machine: the server's own time is part of the figure.
 """
 from __future__ import annotations
 
@@ -49,29 +49,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 4])
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="bench-poller-") as tmp:
-        server = Sekmet(Path(tmp) / "sekmet").start()
-        try:
-            t0 = time.perf_counter()
-            since = datetime.now(timezone.utc)
-            seeded = seed(server, patients(args.patients, random.Random(6)), per_transaction=200)
-            resources = sum(len(p) for p in seeded)
-            print(f"seeded {len(seeded)} patients ({resources} resources) in {time.perf_counter() - t0:.1f}s")
-            for workers in args.workers:
-                # a separate server per worker count would cost a reseed; instead the cold run is done once, first
-                store = Store(f"sqlite:///{Path(tmp) / f'cursor-{workers}.sqlite3'}")
-                stats = run_cycle(server, store, since, workers)
-                label = "cold" if workers == args.workers[0] else "warm"
-                print(f"workers={workers} {label}: {stats.evaluated} patients in {stats.seconds:.2f}s = "
-                      f"{stats.patients_per_second:.0f} patients/s ({stats.created} created, {stats.unchanged} "
-                      f"unchanged, {stats.failed} failed)")
-                if label == "cold":
-                    store = Store(f"sqlite:///{Path(tmp) / f'cursor-{workers}-again.sqlite3'}")
+    for workers in args.workers:
+        # a fresh server per worker count: every cold run starts from the same empty state
+        with tempfile.TemporaryDirectory(prefix="bench-poller-") as tmp:
+            server = Sekmet(Path(tmp) / "sekmet").start()
+            try:
+                t0 = time.perf_counter()
+                since = datetime.now(timezone.utc)
+                seeded = seed(server, patients(args.patients, random.Random(6)), per_transaction=200)
+                print(f"workers={workers}: seeded {len(seeded)} patients ({sum(len(p) for p in seeded)} resources)"
+                      f" in {time.perf_counter() - t0:.1f}s")
+                for label in ("cold", "warm"):  # warm: a fresh cursor, every patient again, nothing to write
+                    store = Store(f"sqlite:///{Path(tmp) / f'cursor-{label}.sqlite3'}")
                     stats = run_cycle(server, store, since, workers)
-                    print(f"workers={workers} warm: {stats.evaluated} patients in {stats.seconds:.2f}s = "
-                          f"{stats.patients_per_second:.0f} patients/s ({stats.written} written)")
-        finally:
-            server.stop()
+                    print(f"workers={workers} {label}: {stats.evaluated} patients in {stats.seconds:.2f}s = "
+                          f"{stats.patients_per_second:.0f} patients/s ({stats.created} created, "
+                          f"{stats.unchanged} unchanged, {stats.failed} failed)", flush=True)
+                    store.dispose()
+            finally:
+                server.stop()
     return 0
 
 
