@@ -28,8 +28,8 @@ def chronic_history():
     ([screen("paindetect", 19)], "likely"), ([screen("paindetect", 25)], "likely"),
     ([screen("paindetect", 18)], "possible"), ([screen("paindetect", 13)], "possible"),
     ([screen("paindetect", 12)], "unlikely"), ([screen("lanss", 12)], "likely"), ([screen("lanss", 11)], "unlikely"),
-    # DN4 >= 4 and S-LANSS >= 12 are not verified cut-offs: at most "possible"
-    ([screen("dn4", 4)], "possible"), ([screen("dn4", 7)], "possible"), ([screen("dn4", 3)], "unlikely"),
+    # DN4 >= 4 is verified (instruments 1.1.0); S-LANSS >= 12 is not, so it gives at most "possible"
+    ([screen("dn4", 4)], "likely"), ([screen("dn4", 7)], "likely"), ([screen("dn4", 3)], "unlikely"),
     ([screen("slanss", 15)], "possible"),
     # a verified positive makes it likely; disagreeing screens make it possible
     ([screen("dn4", 5), screen("lanss", 14)], "likely"), ([screen("paindetect", 22), screen("dn4", 1)], "possible"),
@@ -129,11 +129,11 @@ def test_axes_are_independent_mixed_pain():
 
 @pytest.mark.parametrize("code, system, value, name, level", [
     ("44261-6", None, 10, "depression", "present"), ("44261-6", None, 9, "depression", "absent"),
-    ("89209-1", None, 20, "depression", "possible"),      # BDI-II >= 20 is not verified
+    ("89209-1", None, 20, "depression", "present"),
     ("89209-1", None, 19, "depression", "absent"),
-    ("55758-7", None, 3, "depression", "possible"),       # PHQ-2 >= 3 is not verified (and a screen)
+    ("55758-7", None, 3, "depression", "present"),
     ("55758-7", None, 2, "depression", "absent"),
-    ("70274-6", None, 10, "anxiety", "possible"),         # GAD-7 >= 10 is not verified
+    ("70274-6", None, 10, "anxiety", "present"),
     ("70274-6", None, 9, "anxiety", "absent"),
     ("pcs-total", PROJECT, 30, "catastrophizing", "present"), ("pcs-total", PROJECT, 29, "catastrophizing", "absent"),
 ])
@@ -152,7 +152,7 @@ def test_modulator_result_fields():
     m = profile([obs("44261-6", when=ago(7), valueInteger=14)]).modulators["depression"]
     assert (m.instrument, m.cutoff, m.cutoff_op, m.cutoff_verified) == ("phq9", 10, ">=", True)
     g = profile([obs("70274-6", when=ago(7), valueInteger=12)]).modulators["anxiety"]
-    assert g.cutoff_verified is False and "cut-off not verified" in g.reasons[0]
+    assert (g.level, g.cutoff, g.cutoff_verified) == ("present", 10, True)
 
 
 def test_latest_score_speaks_for_now_and_phq9_beats_phq2_on_the_same_day():

@@ -34,7 +34,7 @@ def test_painful_diabetic_neuropathy_on_gabapentin(fixture_json):
     started = (NOW - datetime(2024, 1, 15, 14, tzinfo=timezone.utc)).days
     gaba = med("MedicationRequest/gaba", GABAPENTIN, started_days_ago=started)
     p = build_profile(observations, conditions, [gaba], NOW)
-    assert p.phenotypes == ("chronic-pain", "neuropathic-likely", "depression", "treatment-non-response")
+    assert p.phenotypes == ("chronic-pain", "neuropathic-likely", "depression", "anxiety", "treatment-non-response")
     neuro = p.axes["neuropathic"]
     assert neuro.level == "likely"
     assert {"Condition/dpn", "Observation/paindetect", "Observation/dn4"} <= set(neuro.evidence)
@@ -44,8 +44,7 @@ def test_painful_diabetic_neuropathy_on_gabapentin(fixture_json):
     # depression from a PHQ-9 total dated only by `issued`; anxiety from GAD-7 items sent as hasMember members
     assert p.modulators["depression"].level == "present" and p.modulators["depression"].time.element == "issued"
     gad = p.modulators["anxiety"]
-    assert (gad.level, gad.score, gad.cutoff_verified) == ("possible", 11, False)
-    assert "anxiety" not in p.phenotypes                                      # GAD-7 cut-off not verified
+    assert (gad.level, gad.score, gad.cutoff_verified) == ("present", 11, True)
     # PEG is preferred for the response: 6.67 before gabapentin, 5.67 after > 60 days
     (r,) = p.responses
     assert (r.status, r.instrument, r.baseline, r.latest, r.change_pct) == ("non-response", "peg", 6.67, 5.67, 15.0)
@@ -107,12 +106,12 @@ def _knowledge_with(mutate) -> Knowledge:
 
 
 def test_verifying_a_cut_off_is_a_data_change():
-    def verify_gad7(files):
-        files["instruments"]["instruments"]["gad7"]["cutoffs"][0]["verified"] = True
-    kn = _knowledge_with(verify_gad7)
+    def unverify_gad7(files):
+        files["instruments"]["instruments"]["gad7"]["cutoffs"][0]["verified"] = False
+    kn = _knowledge_with(unverify_gad7)
     gad = [obs("70274-6", when="2024-05-20", valueInteger=12)]
-    assert "anxiety" not in build_profile(gad, [], [], NOW).phenotypes
-    assert "anxiety" in build_profile(gad, [], [], NOW, knowledge=kn).phenotypes
+    assert "anxiety" in build_profile(gad, [], [], NOW).phenotypes
+    assert "anxiety" not in build_profile(gad, [], [], NOW, knowledge=kn).phenotypes   # unverified: never strong
 
 
 def test_knowledge_that_names_an_unknown_instrument_fails_at_load():
