@@ -1,13 +1,15 @@
 """A loopback HTTP proxy in front of the FHIR server that answers 500 when told to.
 
-``fault(method, path) -> None | "before" | "after"``: ``before`` answers 500 without forwarding (the write never
-happens); ``after`` forwards, lets the server apply it, then answers 500 anyway (the client cannot know it
-worked: the case that makes a retried POST a duplicate). The server's own base URL in bodies and headers is
+``fault(method, path) -> None | "before" | "after" | "throttle" | "stall"``: ``before`` answers 500 without
+forwarding (the write never happens); ``after`` forwards, lets the server apply it, then answers 500 anyway (the
+client cannot know it worked: the case that makes a retried POST a duplicate); ``throttle`` answers 429 with
+``Retry-After: 1``; ``stall`` waits ``stall_s`` before forwarding (longer than the client's read timeout). The server's own base URL in bodies and headers is
 rewritten to the proxy's, so paging links lead back through the proxy.
 """
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -18,8 +20,9 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "cont
 
 
 class FaultProxy:
-    def __init__(self, upstream_root: str, fault: Fault | None = None):
+    def __init__(self, upstream_root: str, fault: Fault | None = None, stall_s: float = 1.5):
         self.upstream_root = upstream_root.rstrip("/")
+        self.stall_s = stall_s
         self.fault: Fault = fault or (lambda method, path: None)
         self.injected: list[tuple[str, str, str]] = []  # (method, path, "before"|"after")
         self._lock = threading.Lock()
@@ -57,14 +60,18 @@ class FaultProxy:
     def _serve(self, handler: BaseHTTPRequestHandler, body: bytes | None) -> None:
         method, path = handler.command, handler.path
         decision = self.fault(method, path)
-        if decision == "before":
+        if decision:
             self._record(method, path, decision)
+        if decision == "before":
             return self._fail(handler)
+        if decision == "throttle":
+            return self._fail(handler, 429, {"Retry-After": "1"})
+        if decision == "stall":
+            time.sleep(self.stall_s)
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP | {"host"}}
         upstream = self._session.request(method, self.upstream_root + path, data=body, headers=headers,
                                          timeout=30, allow_redirects=False)
         if decision == "after":
-            self._record(method, path, decision)
             return self._fail(handler)
         content = upstream.content.replace(self.upstream_root.encode(), self.root_url.encode())
         handler.send_response(upstream.status_code)
@@ -80,10 +87,12 @@ class FaultProxy:
             self.injected.append((method, path, decision))
 
     @staticmethod
-    def _fail(handler: BaseHTTPRequestHandler) -> None:
+    def _fail(handler: BaseHTTPRequestHandler, status: int = 500, headers: dict[str, str] | None = None) -> None:
         body = (b'{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception",'
                 b'"diagnostics":"injected failure"}]}')
-        handler.send_response(500)
+        handler.send_response(status)
+        for key, value in (headers or {}).items():
+            handler.send_header(key, value)
         handler.send_header("Content-Type", "application/fhir+json")
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()

@@ -2,6 +2,7 @@
 and nothing lost or duplicated when the server fails mid-cycle."""
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pytest
@@ -194,3 +195,38 @@ def test_a_wrong_token_fails_the_cycle_before_anything_moves(live_sekmet, make_p
         poller.run_cycle()
     assert getattr(err.value, "status", None) == 401
     assert store.get_cursor("poller:test") is None
+
+
+def test_throttling_is_waited_out_and_a_stalled_call_times_out_without_losing_the_patient(live_sekmet, make_poller):
+    patients = seed(live_sekmet, [patient_entries(f"Slow{i}", diplotype="*4/*4", drugs=(CODEINE,)) for i in range(3)])
+    batches = Counter()
+
+    def fault(method, path):
+        if method == "POST" and path.rstrip("/").endswith("/fhir"):   # a patient's batch read
+            batches["n"] += 1
+            return {1: "throttle", 3: "stall"}.get(batches["n"])
+        return None
+
+    proxy = FaultProxy(live_sekmet.root_url, fault, stall_s=1.5).start()
+    try:
+        poller = make_poller(base_url=proxy.base_url, workers=1, retries=1)
+        poller.client.timeout = (1.0, 0.5)
+        poller.client.retries = 1
+        started = time.monotonic()
+        stats = poller.run_cycle()
+        # 1st batch: 429, retried after its Retry-After (1 s); the stalled one times out, is retried and works
+        assert time.monotonic() - started >= 1.0
+        assert (stats.failed, stats.created) == (0, 3)
+        assert [d for _, _, d in proxy.injected] == ["throttle", "stall"]
+
+        batches.clear()
+        seed(live_sekmet, [patient_entries("SlowLater", diplotype="*4/*4", drugs=(CODEINE,))])
+        poller.client.retries = 0
+        proxy.fault = lambda method, path: "stall" if method == "POST" else None
+        stats = poller.run_cycle()
+        assert (stats.failed, stats.cursor_advanced) == (1, False)   # timed out: retried next cycle, not lost
+        proxy.fault = lambda method, path: None
+        assert poller.run_cycle().created == 1
+    finally:
+        proxy.stop()
+    _assert_complete_and_unique(live_sekmet, patients)
