@@ -131,8 +131,8 @@ def build_poller(args: argparse.Namespace, progress=None):
     from fhir_pain.poller.cycle import Poller
     from fhir_pain.store import Store
 
-    if args.page_size < 1 or args.workers < 1 or args.max_changes < 1 or args.timeout <= 0:
-        raise ValueError("--page-size, --workers, --max-changes and --timeout must be positive")
+    if min(args.page_size, args.workers, args.max_changes) < 1 or min(args.timeout, args.interval) <= 0:
+        raise ValueError("--page-size, --workers, --max-changes, --timeout and --interval must be positive")
     try:
         base = normalize_base(args.fhir_server)
     except URLNotAllowed as exc:

@@ -42,6 +42,7 @@ def test_progress_is_throttled_but_always_shows_the_end():
 
 @pytest.mark.parametrize("argv, message", [
     (["--page-size", "0"], "must be positive"),
+    (["--since", "last tuesday"], "isoformat"),
     (["--smart-client-id", "poller"], "needs both"),
     (["--fhir-server", "ftp://x"], "not an absolute http"),
 ])
@@ -50,6 +51,12 @@ def test_configuration_errors_exit_2_with_a_message(tmp_path, capsys, argv, mess
             "--database-url", f"sqlite:///{tmp_path / 'c.sqlite3'}"]
     assert main(base + argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_non_positive_interval_is_refused(tmp_path, capsys):
+    assert main(["poll", "--fhir-server", "https://x.org/fhir", "--interval", "0",
+                 "--database-url", f"sqlite:///{tmp_path / 'c.sqlite3'}"]) == 2
+    assert "must be positive" in capsys.readouterr().err
 
 
 def test_interval_and_once_are_exclusive(capsys):
