@@ -14,8 +14,8 @@ KN = knowledge()
 
 def test_unverified_cut_offs_are_exactly_the_ones_not_re_read():
     unverified = {(k, c.level, c.value) for k, i in KN.instruments.items() for c in i.cutoffs if not c.verified}
-    assert unverified == {("dn4", "likely", 4), ("phq2", "positive", 3), ("gad7", "positive", 10),
-                          ("bdi2", "positive", 20), ("slanss", "likely", 12)}
+    # DN4, PHQ-2, GAD-7 and BDI-II were re-read in instruments.json 1.1.0; S-LANSS is still waiting
+    assert unverified == {("slanss", "likely", 12)}
     notes = profiles.load("pain/instruments.json")["meta"]["notes"]
     for text in ("DN4>=4", "PHQ-2>=3", "GAD-7>=10", "BDI-II", "S-LANSS>=12"):
         assert text in notes
