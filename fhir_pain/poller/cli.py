@@ -3,6 +3,7 @@
     fhir-pain poll --fhir-server https://fhir.example.org/r4 --once
     FHIR_PAIN_POLL_TOKEN=... fhir-pain poll --fhir-server URL --interval 300
     fhir-pain poll --fhir-server URL --smart-client-id poller --smart-key key.pem --smart-kid k1
+    fhir-pain poll --fhir-server URL --overlap 300     # a server whose write transactions can run for minutes
 
 Credentials never go on the command line (where ``ps`` shows them): a static bearer token comes from an
 environment variable, SMART Backend Services from a private key file.
@@ -19,7 +20,7 @@ import time
 from datetime import datetime, timezone
 from typing import TextIO
 
-from fhir_pain.poller.cycle import CycleStats
+from fhir_pain.poller.cycle import DEFAULT_OVERLAP_S, CycleStats
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"store for the poll cursor (default ${DATABASE_ENV} or the service's database)")
     parser.add_argument("--since", metavar="INSTANT",
                         help="on the first run, take changes from this instant (default: everything)")
+    parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP_S, metavar="S",
+                        help="seconds each cycle's change feed reaches back behind its cursor, for changes a server "
+                             "makes visible after newer ones (stamped when a transaction starts, shown when it "
+                             "commits); what was already taken in that window is not evaluated again. A change "
+                             "showing up later than this is missed: keep it above the server's longest write "
+                             f"transaction; 0 turns it off ({DEFAULT_OVERLAP_S:g})")
     parser.add_argument("--page-size", type=int, default=100, metavar="N", help="search page size (100)")
     parser.add_argument("--max-changes", type=int, default=50_000, metavar="N",
                         help="changes per resource type per cycle; the rest waits for the next cycle (50000)")
@@ -133,6 +140,8 @@ def build_poller(args: argparse.Namespace, progress=None):
 
     if min(args.page_size, args.workers, args.max_changes) < 1 or min(args.timeout, args.interval) <= 0:
         raise ValueError("--page-size, --workers, --max-changes, --timeout and --interval must be positive")
+    if not 0 <= args.overlap < float("inf"):
+        raise ValueError("--overlap must be a number of seconds, 0 or more")
     try:
         base = normalize_base(args.fhir_server)
     except URLNotAllowed as exc:
@@ -143,7 +152,7 @@ def build_poller(args: argparse.Namespace, progress=None):
                         backoff_s=0.5, max_pages=50)
     return Poller(client, Store(db_url), cursor_name=f"poller:{base}", page_size=args.page_size,
                   max_changes=args.max_changes, workers=args.workers, since=_parse_since(args.since),
-                  progress=progress, reauthenticate=getattr(auth, "invalidate", None))
+                  progress=progress, reauthenticate=getattr(auth, "invalidate", None), overlap=args.overlap)
 
 
 def run(args: argparse.Namespace) -> int:

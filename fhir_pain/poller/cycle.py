@@ -1,6 +1,6 @@
 """One poll cycle: what changed on the FHIR server -> which patients -> their data -> findings -> DetectedIssues.
 
-    feed     MedicationRequest / Observation / Condition with _lastUpdated >= cursor, keyset-paged
+    feed     MedicationRequest / Observation / Condition with _lastUpdated >= cursor - overlap, keyset-paged
     group    changed resources -> patient ids (each patient read once, oldest change first)
     gather   Patient, Observations, Conditions, active MedicationRequests (+ Medications), our DetectedIssues
     evaluate fhir_pain.evaluate.evaluate(data, "patient-view"): the services' rules, proactively
@@ -11,6 +11,14 @@ Failures: a transient one for a patient (server down, 5xx, timeout, 401/429 afte
 holds the cursor just before that patient's oldest change, so the next cycle sees it again; the writes are
 idempotent, so re-doing the patients after it writes nothing twice. A permanent one (the rules raise on a
 patient's data, the server refuses our resource with a 4xx) is logged and skipped: retrying cannot help.
+
+The overlap window: a server stamps ``meta.lastUpdated`` when a transaction starts but shows the resource only
+when it commits (HAPI does), so a change can appear with an instant older than a cursor already past it. Each
+feed therefore starts ``overlap`` (default 120 s) before the cursor, and the cursor keeps the keys (id/versionId)
+it took inside that window, so a late change is picked up and nothing already taken is evaluated twice. Only
+keys newer than ``cursor - overlap`` are kept. Limit: a change that becomes visible with an instant older than
+``cursor - overlap`` is never seen; make the window longer than the server's longest write transaction.
+A first run's ``--since`` is a floor the window never reaches behind.
 """
 from __future__ import annotations
 
@@ -21,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 import orjson
@@ -34,6 +42,7 @@ from fhir_pain.poller.smart_auth import SmartAuthError
 log = logging.getLogger(__name__)
 
 FEED_TYPES = ("MedicationRequest", "Observation", "Condition")
+DEFAULT_OVERLAP_S = 120.0  # how far each feed reaches back behind the cursor for late-committed changes
 HOOK = "patient-view"   # proactive evaluation: the chart view's semantics (active medications, no drafts)
 
 Evaluate = Callable[[PatientData, str], list[Finding]]
@@ -43,13 +52,21 @@ Evaluate = Callable[[PatientData, str], list[Finding]]
 
 @dataclass
 class TypeCursor:
-    """Where one resource type's feed stands: the last ``meta.lastUpdated`` taken, and the resources taken at
-    exactly that instant (the next search uses ``ge`` so that nothing sharing the instant is skipped)."""
+    """Where one resource type's feed stands.
+
+    ``ts``: the newest ``meta.lastUpdated`` taken. ``taken``: key -> lastUpdated of the changes taken at or after
+    ``ts - overlap``, oldest first (the next feed starts at ``ts - overlap`` and skips them). ``floor``: an instant
+    the feed never reaches behind (a first run's ``--since``), kept only while the window would cross it.
+    """
     ts: str | None = None
-    seen: tuple[str, ...] = ()
+    taken: dict[str, str] = field(default_factory=dict)
+    floor: str | None = None
 
 
 def load_cursor(raw: str | None) -> dict[str, TypeCursor]:
+    """The stored cursor; one written before the overlap window (``{"ts", "seen"}``) loads with ``seen`` as the
+    keys taken at ``ts``: its first feed then re-reads the window once, which re-evaluates (idempotently) and
+    catches what the feed without a window may have missed."""
     cursor = {t: TypeCursor() for t in FEED_TYPES}
     if not raw:
         return cursor
@@ -60,20 +77,35 @@ def load_cursor(raw: str | None) -> dict[str, TypeCursor]:
         return cursor
     for rtype in FEED_TYPES:
         entry = data.get(rtype) if isinstance(data, dict) else None
-        if isinstance(entry, dict) and isinstance(entry.get("ts"), str) and _parse_instant(entry["ts"]):
-            seen = entry.get("seen")
-            cursor[rtype] = TypeCursor(entry["ts"], tuple(s for s in seen or () if isinstance(s, str)))
+        if not (isinstance(entry, dict) and _parse_instant(entry.get("ts"))):
+            continue
+        ts = entry["ts"]
+        taken = entry.get("taken")
+        if isinstance(taken, dict):
+            taken = {k: v for k, v in taken.items() if isinstance(k, str) and _parse_instant(v)}
+        else:
+            taken = {k: ts for k in entry.get("seen") or () if isinstance(k, str)}
+        floor = entry.get("floor") if _parse_instant(entry.get("floor")) else None
+        cursor[rtype] = TypeCursor(ts, taken, floor)
     return cursor
 
 
 def dump_cursor(cursor: dict[str, TypeCursor]) -> str:
-    return orjson.dumps({t: {"ts": c.ts, "seen": list(c.seen)} for t, c in cursor.items() if c.ts}).decode()
+    out = {}
+    for rtype, c in cursor.items():
+        if c.ts:
+            out[rtype] = {"ts": c.ts, "taken": c.taken, **({"floor": c.floor} if c.floor else {})}
+    return orjson.dumps(out).decode()
 
 
 def initial_cursor(since: datetime) -> dict[str, TypeCursor]:
-    """A cursor that takes everything updated at or after ``since``."""
-    ts = since.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-    return {t: TypeCursor(ts) for t in FEED_TYPES}
+    """A cursor that takes everything updated at or after ``since``, and nothing before it."""
+    ts = _format_instant(since)
+    return {t: TypeCursor(ts, floor=ts) for t in FEED_TYPES}
+
+
+def _format_instant(dt: datetime, timespec: str = "auto") -> str:
+    return dt.astimezone(timezone.utc).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def _parse_instant(value) -> datetime | None:
@@ -91,7 +123,7 @@ def _parse_instant(value) -> datetime | None:
 @dataclass(frozen=True)
 class Change:
     rtype: str
-    key: str                  # "id/versionId": identifies this version of the resource
+    key: str                  # "id/versionId" ("id@lastUpdated" without one): this version of the resource
     ts: str                   # meta.lastUpdated as the server wrote it
     at: datetime
     patient_id: str | None    # None: the resource is not about a patient we can name
@@ -116,7 +148,10 @@ def _change(rtype: str, resource: dict) -> Change | None:
     rid = resource.get("id")
     if at is None or not isinstance(rid, str):
         return None
-    return Change(rtype, f"{rid}/{meta.get('versionId', '')}", meta["lastUpdated"], at, patient_of(resource))
+    version = meta.get("versionId")
+    # Without a versionId the instant tells the versions apart: two updates in one window must both be taken.
+    key = f"{rid}/{version}" if isinstance(version, str) and version else f"{rid}@{meta['lastUpdated']}"
+    return Change(rtype, key, meta["lastUpdated"], at, patient_of(resource))
 
 
 def _entries(bundle: dict, rtype: str) -> list[dict]:
@@ -138,16 +173,32 @@ def _page(client, path_or_url: str) -> dict:
     return bundle
 
 
-def read_feed(client, rtype: str, cursor: TypeCursor, *, page_size: int, limit: int) -> list[Change]:
-    """The changes of one type since ``cursor``, oldest first, at most about ``limit``.
+def feed_start(cursor: TypeCursor, overlap: timedelta) -> str | None:
+    """The instant a feed searches from: ``overlap`` before the cursor, never behind its floor."""
+    at = _parse_instant(cursor.ts)
+    if at is None:
+        return cursor.floor
+    if not overlap:
+        return cursor.ts
+    floor = _parse_instant(cursor.floor)
+    if floor is not None and floor >= at - overlap:
+        return cursor.floor
+    # milliseconds, as servers keep lastUpdated; truncating only moves the start earlier
+    return _format_instant(at - overlap, timespec="milliseconds")
 
-    Keyset paging (``_lastUpdated=ge<last seen>``) rather than the server's offset links: an update made while
-    we page moves a resource to the end instead of shifting an unseen one onto a page already read. When a
+
+def read_feed(client, rtype: str, cursor: TypeCursor, *, page_size: int, limit: int,
+              overlap: timedelta = timedelta(0)) -> list[Change]:
+    """The changes of one type not yet taken, from ``overlap`` before ``cursor``, oldest first, at most about
+    ``limit``.
+
+    Keyset paging (``_lastUpdated=ge<newest on the page>``) rather than the server's offset links: an update made
+    while we page moves a resource to the end instead of shifting an unseen one onto a page already read. When a
     whole page shares one instant, or the server ignores ``_sort``, the bundle's own next links are followed.
     """
     taken: dict[str, Change] = {}
-    skip = set(cursor.seen)
-    since = cursor.ts
+    skip = cursor.taken
+    since = feed_start(cursor, overlap)
     follow: str | None = None
     while len(taken) < limit:
         if follow:
@@ -158,19 +209,17 @@ def read_feed(client, rtype: str, cursor: TypeCursor, *, page_size: int, limit: 
                 params["_lastUpdated"] = f"ge{since}"
             bundle = _page(client, f"{rtype}?{urlencode(params)}")
         page = [c for c in (_change(rtype, r) for r in _entries(bundle, rtype)) if c is not None]
-        fresh = [c for c in page if c.key not in skip and c.key not in taken]
-        for c in fresh:
-            taken[c.key] = c
+        for c in page:
+            if c.key not in skip and c.key not in taken:
+                taken[c.key] = c
         nxt = next_link(bundle)
-        ordered = all(a.at <= b.at for a, b in zip(page, page[1:]))
         if not page or (nxt is None and len(page) < page_size):
             break
-        if fresh and ordered and not follow:
-            newest = max(fresh, key=lambda c: c.at)
-            since = newest.ts
-            skip = {c.key for c in taken.values() if c.at == newest.at}
-            if _parse_instant(cursor.ts) == newest.at:
-                skip.update(cursor.seen)
+        newest = max(page, key=lambda c: c.at)
+        ordered = all(a.at <= b.at for a, b in zip(page, page[1:]))
+        since_at = _parse_instant(since)
+        if ordered and not follow and (since_at is None or newest.at > since_at):
+            since = newest.ts     # what this page took at that instant is skipped when the next one repeats it
             continue
         follow = nxt              # stuck on one instant, or unsorted: walk the server's own paging
         if follow is None:
@@ -178,20 +227,23 @@ def read_feed(client, rtype: str, cursor: TypeCursor, *, page_size: int, limit: 
     return sorted(taken.values(), key=lambda c: c.at)
 
 
-def advance(cursor: TypeCursor, changes: list[Change], hold_from: datetime | None) -> TypeCursor:
+def advance(cursor: TypeCursor, changes: list[Change], hold_from: datetime | None,
+            overlap: timedelta = timedelta(0)) -> TypeCursor:
     """The cursor after this cycle: past every change older than ``hold_from`` (the oldest change of a patient
-    that must be retried), and no further."""
+    that must be retried), and no further; remembering what it took within ``overlap`` of its new position."""
     done = [c for c in changes if hold_from is None or c.at < hold_from]
     if not done:
         return cursor
     last = max(done, key=lambda c: c.at)
-    seen = [c.key for c in done if c.at == last.at]
     previous = _parse_instant(cursor.ts)
-    if previous is not None and previous == last.at:
-        seen = [*cursor.seen, *seen]
-    if previous is not None and previous > last.at:   # never move backwards
-        return cursor
-    return TypeCursor(last.ts, tuple(dict.fromkeys(seen)))
+    ts, at = (cursor.ts, previous) if previous is not None and previous >= last.at else (last.ts, last.at)
+    horizon = at - overlap
+    # a late change older than the window's start was read anyway (a server's filter is its own): not kept
+    taken = {k: v for k, v in cursor.taken.items() if _parse_instant(v) >= horizon}
+    taken.update((c.key, c.ts) for c in done if c.at >= horizon)
+    taken = dict(sorted(taken.items(), key=lambda kv: _parse_instant(kv[1])))
+    floor_at = _parse_instant(cursor.floor)
+    return TypeCursor(ts, taken, cursor.floor if floor_at is not None and floor_at > horizon else None)
 
 
 # ---- one patient ----------------------------------------------------------------------------------------------
@@ -358,7 +410,7 @@ class Poller:
                  page_size: int = 100, max_changes: int = 50_000, workers: int = 4,
                  since: datetime | None = None, clock: Callable[[], datetime] | None = None,
                  progress: Callable[[CycleStats], None] | None = None, batch: bool = True,
-                 reauthenticate: Callable[[], None] | None = None):
+                 reauthenticate: Callable[[], None] | None = None, overlap: float = DEFAULT_OVERLAP_S):
         self.client = client
         self.store = store
         self.cursor_name = cursor_name
@@ -371,6 +423,7 @@ class Poller:
         self.progress = progress
         self.batch = batch and hasattr(client, "batch_get")
         self.reauthenticate = reauthenticate  # e.g. SmartBackendAuth.invalidate: a refused token is not reused
+        self.overlap = timedelta(seconds=max(0.0, overlap))
 
     def _cursor(self) -> dict[str, TypeCursor]:
         raw = self.store.get_cursor(self.cursor_name)
@@ -384,8 +437,8 @@ class Poller:
         now = self.clock()
         cursor = self._cursor()
         # The feed first, whole: if the server fails here the cycle ends with the cursor where it was.
-        feed = {t: read_feed(self.client, t, cursor[t], page_size=self.page_size, limit=self.max_changes)
-                for t in FEED_TYPES}
+        feed = {t: read_feed(self.client, t, cursor[t], page_size=self.page_size, limit=self.max_changes,
+                             overlap=self.overlap) for t in FEED_TYPES}
         oldest: dict[str, datetime] = {}
         for changes in feed.values():
             stats.changes += len(changes)
@@ -419,7 +472,7 @@ class Poller:
 
         if refused and self.reauthenticate is not None:
             self.reauthenticate()
-        new = {t: advance(cursor[t], feed[t], hold_from) for t in FEED_TYPES}
+        new = {t: advance(cursor[t], feed[t], hold_from, self.overlap) for t in FEED_TYPES}
         if new != cursor:
             self.store.set_cursor(self.cursor_name, dump_cursor(new))
             stats.cursor_advanced = True

@@ -1,9 +1,11 @@
+import argparse
 import io
+from datetime import timedelta
 
 import pytest
 
 from fhir_pain.cli import main
-from fhir_pain.poller.cli import Progress
+from fhir_pain.poller.cli import Progress, add_arguments, build_poller
 from fhir_pain.poller.cycle import CycleStats
 
 
@@ -45,6 +47,8 @@ def test_progress_is_throttled_but_always_shows_the_end():
     (["--since", "last tuesday"], "isoformat"),
     (["--smart-client-id", "poller"], "needs both"),
     (["--fhir-server", "ftp://x"], "not an absolute http"),
+    (["--overlap", "-1"], "--overlap must be"),
+    (["--overlap", "nan"], "--overlap must be"),
 ])
 def test_configuration_errors_exit_2_with_a_message(tmp_path, capsys, argv, message):
     base = ["poll", "--fhir-server", "https://fhir.example.org/r4", "--once",
@@ -62,3 +66,23 @@ def test_a_non_positive_interval_is_refused(tmp_path, capsys):
 def test_interval_and_once_are_exclusive(capsys):
     with pytest.raises(SystemExit):
         main(["poll", "--fhir-server", "https://x.org/fhir", "--once", "--interval", "5"])
+
+
+@pytest.mark.parametrize("argv, seconds", [([], 120), (["--overlap", "300"], 300), (["--overlap", "0"], 0)])
+def test_the_overlap_window_reaches_the_poller(tmp_path, argv, seconds):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--fhir-server", "https://x.org/fhir",
+                              "--database-url", f"sqlite:///{tmp_path / 'c.sqlite3'}", *argv])
+    poller = build_poller(args)
+    try:
+        assert poller.overlap == timedelta(seconds=seconds)
+    finally:
+        poller.store.dispose()
+
+
+def test_the_overlap_is_documented_in_the_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["poll", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--overlap S" in help_text and "reaches back behind its cursor" in help_text and "(120)" in help_text

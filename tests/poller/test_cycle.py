@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -8,8 +8,8 @@ from cds_hooks.fhir_client import FHIRClient, FHIRError, FHIRServerError
 from fhir_pain.facts import Drug, Finding, MedicationUse
 from fhir_pain.poller import detected_issue as di
 from fhir_pain.poller.cycle import (
-    Change, Poller, TypeCursor, _parse_instant, advance, dump_cursor, gather, load_cursor, patient_of, read_feed,
-    reconcile,
+    Change, Poller, TypeCursor, _parse_instant, advance, dump_cursor, feed_start, gather, load_cursor, patient_of,
+    read_feed, reconcile,
 )
 
 BASE = "https://fhir.example.org/r4"
@@ -74,7 +74,7 @@ def test_feed_pages_by_keyset_and_never_takes_a_resource_twice(client):
 def test_feed_skips_what_the_cursor_already_took_at_its_instant(client):
     ts = "2026-11-21T10:00:00.003Z"
     responses.get(f"{BASE}/MedicationRequest", json=_bundle([_mr("c", ts), _mr("d", "2026-11-21T10:00:01Z")]))
-    changes = read_feed(client, "MedicationRequest", TypeCursor(ts, ("c/1",)), page_size=50, limit=100)
+    changes = read_feed(client, "MedicationRequest", TypeCursor(ts, {"c/1": ts}), page_size=50, limit=100)
     assert [c.key for c in changes] == ["d/1"]
 
 
@@ -126,22 +126,24 @@ def test_advance_stops_before_the_oldest_change_to_retry():
     changes = [_change("a/1", "2026-11-21T10:00:01Z"), _change("b/1", "2026-11-21T10:00:02Z"),
                _change("c/1", "2026-11-21T10:00:02Z"), _change("d/1", "2026-11-21T10:00:03Z")]
     start = TypeCursor("2026-11-21T09:00:00Z")
-    assert advance(start, changes, None) == TypeCursor("2026-11-21T10:00:03Z", ("d/1",))
+    assert advance(start, changes, None) == TypeCursor("2026-11-21T10:00:03Z", {"d/1": "2026-11-21T10:00:03Z"})
     assert advance(start, changes, _parse_instant("2026-11-21T10:00:03Z")) == \
-        TypeCursor("2026-11-21T10:00:02Z", ("b/1", "c/1"))
+        TypeCursor("2026-11-21T10:00:02Z", {"b/1": "2026-11-21T10:00:02Z", "c/1": "2026-11-21T10:00:02Z"})
     assert advance(start, changes, _parse_instant("2026-11-21T10:00:01Z")) == start
     assert advance(start, [], None) == start
 
 
 def test_advance_at_the_same_instant_keeps_what_was_already_taken():
-    cur = TypeCursor("2026-11-21T10:00:02.000Z", ("b/1",))
+    cur = TypeCursor("2026-11-21T10:00:02.000Z", {"b/1": "2026-11-21T10:00:02.000Z"})
     assert advance(cur, [_change("c/1", "2026-11-21T10:00:02Z")], None) == \
-        TypeCursor("2026-11-21T10:00:02Z", ("b/1", "c/1"))
+        TypeCursor("2026-11-21T10:00:02.000Z", {"b/1": "2026-11-21T10:00:02.000Z", "c/1": "2026-11-21T10:00:02Z"})
 
 
 def test_cursor_round_trip_and_bad_values():
     cursor = load_cursor(None)
-    cursor["Observation"] = TypeCursor("2026-11-21T10:00:02Z", ("x/1",))
+    cursor["Observation"] = TypeCursor("2026-11-21T10:00:02Z", {"w/3": "2026-11-21T09:59:30Z",
+                                                                 "x/1": "2026-11-21T10:00:02Z"})
+    cursor["Condition"] = TypeCursor("2026-11-21T10:00:02Z", floor="2026-11-21T10:00:00Z")
     assert load_cursor(dump_cursor(cursor)) == cursor
     assert load_cursor("{not json") == load_cursor(None)
     assert load_cursor('{"Observation": {"ts": "yesterday"}}')["Observation"] == TypeCursor()
@@ -265,7 +267,8 @@ def test_cycle_holds_the_cursor_before_a_patient_whose_write_failed_and_skips_ba
     assert (stats.patients, stats.evaluated, stats.created, stats.failed, stats.skipped) == (4, 2, 2, 1, 1)
     assert stats.cursor_advanced and seen[-1] is stats
     cursor = load_cursor(store.get_cursor("c"))
-    assert cursor["MedicationRequest"] == TypeCursor("2026-11-21T10:00:02Z", ("m-bad-data/1",))
+    assert cursor["MedicationRequest"] == TypeCursor("2026-11-21T10:00:02Z", {"m-p1/1": "2026-11-21T10:00:01Z",
+                                                                              "m-bad-data/1": "2026-11-21T10:00:02Z"})
     assert stats.summary().startswith("poll: 4 changes, 4 patients, 2 evaluated, 2 findings, 2 written")
     assert "1 failed, 1 skipped, cursor advanced" in stats.summary()
 
@@ -374,3 +377,148 @@ def test_a_refused_token_or_token_endpoint_holds_the_cursor_and_asks_for_a_new_t
     stats = poller.run_cycle()
     assert (stats.failed, stats.skipped, stats.created, stats.cursor_advanced) == (2, 0, 1, False)
     assert renewals == [1] and store.values == {}
+
+
+# ---- the overlap window: late-committed changes, each taken once ---------------------------------------------------
+
+WINDOW = timedelta(seconds=120)
+
+
+def _counting(evaluated):
+    def evaluate(data, hook):
+        evaluated.append(data.patient_id)
+        return _evaluate(data, hook)
+    return evaluate
+
+
+@pytest.mark.parametrize("cursor, overlap, start", [
+    (TypeCursor(), WINDOW, None),
+    (TypeCursor("2026-11-21T10:00:00.003+01:00"), timedelta(0), "2026-11-21T10:00:00.003+01:00"),
+    (TypeCursor("2026-11-21T10:00:00Z"), WINDOW, "2026-11-21T09:58:00.000Z"),
+    (TypeCursor("2026-11-21T10:00:00.250+01:00"), WINDOW, "2026-11-21T08:58:00.250Z"),
+    (TypeCursor("2026-11-21T10:00:00.123456Z"), WINDOW, "2026-11-21T09:58:00.123Z"),
+    (TypeCursor("2026-11-21T10:00:00Z", floor="2026-11-21T09:59:00Z"), WINDOW, "2026-11-21T09:59:00Z"),
+    (TypeCursor("2026-11-21T10:00:00Z", floor="2026-11-21T09:57:00Z"), WINDOW, "2026-11-21T09:58:00.000Z"),
+])
+def test_the_feed_starts_the_overlap_before_the_cursor_never_behind_its_floor(cursor, overlap, start):
+    assert feed_start(cursor, overlap) == start
+
+
+def test_a_change_committed_late_with_an_older_instant_inside_the_window_is_evaluated_once():
+    server = FakeServer({"p1": "2026-11-21T10:00:00Z", "p2": "2026-11-21T10:01:00Z"})
+    evaluated = []
+    poller = Poller(server, MemoryStore(), cursor_name="c", evaluate=_counting(evaluated), workers=1)
+    assert poller.run_cycle().patients == 2
+    # its transaction was stamped at 10:00:30 and committed after the cursor had moved to 10:01:00
+    server.patients["late"] = "2026-11-21T10:00:30Z"
+    stats = poller.run_cycle()
+    assert (stats.changes, stats.patients, stats.created) == (1, 1, 1)
+    assert evaluated == ["p1", "p2", "late"]
+    for _ in range(2):   # the window is read again each cycle; what it already took is not evaluated again
+        stats = poller.run_cycle()
+        assert (stats.changes, stats.patients, stats.written, stats.cursor_advanced) == (0, 0, 0, False)
+    assert evaluated == ["p1", "p2", "late"] and len(server.issues) == 3
+
+
+def test_without_the_window_the_late_change_is_never_seen():
+    server = FakeServer({"p1": "2026-11-21T10:00:00Z", "p2": "2026-11-21T10:01:00Z"})
+    poller = Poller(server, MemoryStore(), cursor_name="c", evaluate=_evaluate, overlap=0)
+    poller.run_cycle()
+    server.patients["late"] = "2026-11-21T10:00:30Z"
+    assert poller.run_cycle().changes == 0
+
+
+def test_a_change_committed_later_than_the_window_reaches_is_missed_the_documented_limit():
+    server = FakeServer({"p1": "2026-11-21T10:00:00Z", "p2": "2026-11-21T10:05:00Z"})
+    poller = Poller(server, MemoryStore(), cursor_name="c", evaluate=_evaluate)
+    poller.run_cycle()
+    server.patients["too-late"] = "2026-11-21T10:02:59.999Z"   # just over 120 s behind the cursor
+    assert poller.run_cycle().changes == 0
+    server.patients["at-the-edge"] = "2026-11-21T10:03:00Z"     # exactly 120 s behind: the search is ge
+    stats = poller.run_cycle()
+    assert (stats.changes, stats.patients) == (1, 1)
+
+
+def test_the_window_never_reaches_behind_a_first_runs_since_and_forgets_it_once_past():
+    server = FakeServer({"before": "2026-11-21T09:59:50Z", "after": "2026-11-21T10:00:10Z"})
+    store = MemoryStore()
+    evaluated = []
+    poller = Poller(server, store, cursor_name="c", evaluate=_counting(evaluated),
+                    since=datetime(2026, 11, 21, 10, 0, tzinfo=timezone.utc))
+    poller.run_cycle()
+    assert evaluated == ["after"]
+    # "before" is within 120 s of the cursor, but older than --since: still not taken
+    assert poller.run_cycle().changes == 0
+    assert load_cursor(store.get_cursor("c"))["MedicationRequest"].floor == "2026-11-21T10:00:00Z"
+    server.patients["much-later"] = "2026-11-21T10:05:00Z"
+    poller.run_cycle()
+    assert evaluated == ["after", "much-later"]
+    cursor = load_cursor(store.get_cursor("c"))["MedicationRequest"]
+    assert (cursor.ts, cursor.floor, cursor.taken) == ("2026-11-21T10:05:00Z", None,
+                                                       {"m-much-later/1": "2026-11-21T10:05:00Z"})
+
+
+def test_the_cursor_keeps_only_the_keys_inside_the_window_oldest_first():
+    cursor = TypeCursor("2026-11-21T10:00:00Z", {"a/1": "2026-11-21T09:58:30Z", "b/1": "2026-11-21T10:00:00Z"})
+    changes = [_change("c/1", "2026-11-21T10:01:00Z"), _change("late/1", "2026-11-21T09:59:10Z"),
+               _change("stale/1", "2026-11-21T09:58:59Z")]   # read, but older than the new window's start
+    new = advance(cursor, changes, None, WINDOW)
+    assert new.ts == "2026-11-21T10:01:00Z"
+    assert list(new.taken) == ["late/1", "b/1", "c/1"]     # a/1 and stale/1 fell out of 09:59:00 .. 10:01:00
+
+
+def test_a_held_late_change_keeps_the_cursor_and_what_was_done_before_it():
+    cursor = TypeCursor("2026-11-21T10:01:00Z", {"p/1": "2026-11-21T10:01:00Z"})
+    changes = [_change("ok/1", "2026-11-21T10:00:10Z"), _change("held/1", "2026-11-21T10:00:20Z"),
+               _change("new/1", "2026-11-21T10:02:00Z")]
+    new = advance(cursor, changes, _parse_instant("2026-11-21T10:00:20Z"), WINDOW)
+    # never past the held change: held/1 and new/1 come again next cycle (re-evaluating new/1 writes nothing)
+    assert new == TypeCursor("2026-11-21T10:01:00Z", {"ok/1": "2026-11-21T10:00:10Z", "p/1": "2026-11-21T10:01:00Z"})
+
+
+@responses.activate
+def test_a_window_of_changes_already_taken_is_paged_through_by_keyset_and_yields_only_the_new(client):
+    t = [f"2026-11-21T10:00:0{i}Z" for i in range(5)]
+    cursor = TypeCursor(t[3], {"a/1": t[1], "b/1": t[2], "c/1": t[3]})
+    pages = [[_mr("a", t[1]), _mr("b", t[2])], [_mr("b", t[2]), _mr("c", t[3])], [_mr("c", t[3]), _mr("d", t[4])],
+             [_mr("d", t[4])]]
+    for page in pages:
+        more = f"{BASE}/MedicationRequest?_offset=2" if len(page) == 2 else None
+        responses.get(f"{BASE}/MedicationRequest", json=_bundle(page, more))
+    changes = read_feed(client, "MedicationRequest", cursor, page_size=2, limit=100, overlap=WINDOW)
+    assert [c.key for c in changes] == ["d/1"]
+    assert [_params(c)["_lastUpdated"] for c in responses.calls] == \
+        ["ge2026-11-21T09:58:03.000Z", f"ge{t[2]}", f"ge{t[3]}", f"ge{t[4]}"]
+
+
+@responses.activate
+def test_without_a_version_id_each_instant_of_a_resource_is_its_own_change(client):
+    def obs(ts):
+        return {"resourceType": "Observation", "id": "o", "meta": {"lastUpdated": ts},
+                "subject": {"reference": "Patient/p1"}}
+    first, second = "2026-11-21T10:00:00Z", "2026-11-21T10:00:05Z"
+    responses.get(f"{BASE}/Observation", json=_bundle([obs(first), obs(second)]))
+    cursor = TypeCursor(first, {f"o@{first}": first})
+    changes = read_feed(client, "Observation", cursor, page_size=50, limit=100, overlap=WINDOW)
+    assert [c.key for c in changes] == [f"o@{second}"]
+
+
+def test_a_cursor_written_before_the_window_loads_and_reads_the_window_once():
+    old = '{"MedicationRequest": {"ts": "2026-11-21T10:00:02Z", "seen": ["m-p2/1", 7]}}'
+    assert load_cursor(old)["MedicationRequest"] == TypeCursor("2026-11-21T10:00:02Z",
+                                                               {"m-p2/1": "2026-11-21T10:00:02Z"})
+    assert load_cursor(old)["Observation"] == TypeCursor()
+    store = MemoryStore()
+    store.set_cursor("c", old)
+    evaluated = []
+    server = FakeServer({"p1": "2026-11-21T10:00:01Z", "p2": "2026-11-21T10:00:02Z"})
+    poller = Poller(server, store, cursor_name="c", evaluate=_counting(evaluated))
+    poller.run_cycle()
+    assert evaluated == ["p1"]       # what the old cursor could not say it took, once; p2 it could
+    assert poller.run_cycle().changes == 0 and evaluated == ["p1"]
+
+
+def test_unusable_window_entries_are_dropped_on_load():
+    raw = ('{"Condition": {"ts": "2026-11-21T10:00:02Z", "taken": {"a/1": "2026-11-21T10:00:01Z", "b/1": "soon",'
+           ' "c/1": 5}, "floor": "never"}}')
+    assert load_cursor(raw)["Condition"] == TypeCursor("2026-11-21T10:00:02Z", {"a/1": "2026-11-21T10:00:01Z"})
