@@ -11,7 +11,7 @@ from cds_hooks.fhir_client import FHIRClient
 from fhir_pain.evaluate import evaluate
 from fhir_pain.fhir_models import validate
 from fhir_pain.poller import detected_issue as di
-from fhir_pain.poller.cycle import load_cursor
+from fhir_pain.poller.cycle import TypeCursor, dump_cursor, initial_cursor, load_cursor
 from fhir_pain.poller.smart_auth import SmartBackendAuth
 from written_issues import issues_for
 from fault_proxy import FaultProxy
@@ -230,3 +230,31 @@ def test_throttling_is_waited_out_and_a_stalled_call_times_out_without_losing_th
     finally:
         proxy.stop()
     _assert_complete_and_unique(live_sekmet, patients)
+
+
+def test_a_change_that_became_visible_late_is_picked_up_through_the_window(live_sekmet, make_poller, store):
+    [late] = seed(live_sekmet, [patient_entries("LateCommit", diplotype="*4/*4", drugs=(CODEINE,))])
+    [first] = seed(live_sekmet, [patient_entries("SeenFirst", diplotype="*4/*4", drugs=(CODEINE,))])
+    evaluated = []
+
+    def counting(data, hook):
+        evaluated.append(f"Patient/{data.patient_id}")
+        return evaluate(data, hook)
+
+    # the cursor as a poller leaves it when it took SeenFirst while LateCommit's transaction (stamped earlier)
+    # was not yet visible
+    poller = make_poller(evaluate=counting, overlap=0)
+    cursor = initial_cursor(poller.since)
+    for rtype, ref in (("Observation", first[1]), ("MedicationRequest", first[2])):
+        meta = live_sekmet.read(ref)["meta"]
+        key = f"{ref.split('/')[1]}/{meta['versionId']}"
+        cursor[rtype] = TypeCursor(meta["lastUpdated"], {key: meta["lastUpdated"]}, cursor[rtype].floor)
+    store.set_cursor("poller:test", dump_cursor(cursor))
+
+    assert poller.run_cycle().changes == 0 and evaluated == []   # without the window it is never seen
+    poller = make_poller(evaluate=counting)                      # the default window: 120 s behind the cursor
+    stats = poller.run_cycle()
+    assert (stats.changes, stats.patients, stats.created) == (2, 1, 1)
+    assert evaluated == [late[0]]                                # SeenFirst, already taken, is not evaluated again
+    assert len(issues_for(live_sekmet, late[0])) == 1
+    assert poller.run_cycle().patients == 0 and evaluated == [late[0]]
