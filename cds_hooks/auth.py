@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import jwt
 from jwt import PyJWK, PyJWKClient, PyJWKSet
@@ -26,6 +27,9 @@ from .errors import Unauthorized
 
 ALGORITHMS = ("ES384", "RS384")
 KEY_TYPES = {"ES384": "EC", "RS384": "RSA"}
+# RFC 7515 §4.1.9: a typ is a media type, compared case-insensitively, "application/" optional
+JWT_TYPES = ("jwt", "application/jwt")
+MAX_JTI_LENGTH = 255  # a nonce, not a document: the replay cache stores it (jwt_replay.jti is VARCHAR(512))
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,10 @@ class TrustedIssuer:
             raise ValueError("a trusted issuer needs 'iss'")
         jku = entry.get("jku") or ()
         jku = (jku,) if isinstance(jku, str) else tuple(jku)
+        for url in jku:
+            if not _is_tls_or_loopback(url):
+                # keys read over plain HTTP can be swapped by anyone on the path: that would trust every signer
+                raise ValueError(f"trusted issuer {iss!r}: jku {url!r} must be https (http only on loopback)")
         jwks = entry.get("jwks")
         if jwks is None and entry.get("jwks_file"):  # a JWK Set kept in a file (easier than JSON in env)
             with open(entry["jwks_file"], encoding="utf-8") as fh:
@@ -82,6 +90,13 @@ class MemoryReplayCache:
             return True
 
 
+def _is_tls_or_loopback(url: Any) -> bool:
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))
+
+
 def _norm_iss(iss: str) -> str:
     return iss.rstrip("/")
 
@@ -106,12 +121,14 @@ class JWTVerifier:
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
+        except Exception:  # noqa: BLE001 - whatever an unauthenticated caller sends is a 401, never a 500
             raise Unauthorized("malformed-token") from None
         alg = header.get("alg")
         if alg not in ALGORITHMS:
             raise Unauthorized("algorithm-not-allowed")
-        if header.get("typ") not in (None, "JWT"):
+        typ = header.get("typ")
+        # 2.0.1 makes typ REQUIRED: it keeps other JWTs of the same issuer (access or ID tokens) from passing
+        if not isinstance(typ, str) or typ.lower() not in JWT_TYPES:
             raise Unauthorized("bad-typ")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
@@ -122,9 +139,13 @@ class JWTVerifier:
             raise Unauthorized("unknown-issuer")
         key = self._key(issuer, header, kid)
         # the key decides the algorithm, not the token: an RS384 token must not be checked with an EC key's
-        # material and vice versa, and a JWK that names its alg allows only that one
-        if key.key_type != KEY_TYPES[alg] or key.algorithm_name not in (alg, "RS256"):
+        # material and vice versa, a JWK that names its alg allows only that one (RFC 7517 §4.4; PyJWK reports
+        # "RS256" for an RSA key without alg, so read the JWK itself), and an encryption key signs nothing
+        jwk_alg = getattr(key, "_jwk_data", {}).get("alg")
+        if key.key_type != KEY_TYPES[alg] or key.algorithm_name not in (alg, "RS256") or jwk_alg not in (None, alg):
             raise Unauthorized("key-algorithm-mismatch")
+        if key.public_key_use not in (None, "sig"):
+            raise Unauthorized("key-not-for-signing")
         try:
             claims = jwt.decode(token, key.key, algorithms=[alg], audience=audience, issuer=iss,
                                 leeway=self.leeway_s, options={"require": ["iss", "aud", "exp", "iat", "jti"]})
@@ -138,13 +159,16 @@ class JWTVerifier:
             raise Unauthorized(f"missing-claim-{exc.claim}") from None
         except jwt.InvalidSignatureError:
             raise Unauthorized("bad-signature") from None
-        except (jwt.PyJWTError, ValueError, TypeError):
+        except (jwt.PyJWTError, ValueError, TypeError, ArithmeticError):
             raise Unauthorized("invalid-token") from None
-        exp = float(claims["exp"])
+        try:
+            exp = float(claims["exp"])  # an int past float range (exp: 1e400 written out) is not a time
+        except (OverflowError, ValueError, TypeError):
+            raise Unauthorized("invalid-token") from None
         if exp - time.time() > self.max_lifetime_s:  # bounds how long the replay cache must remember
             raise Unauthorized("lifetime-too-long")
         jti = claims["jti"]
-        if not isinstance(jti, str) or not jti:
+        if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
             raise Unauthorized("bad-jti")
         tenant = claims.get("tenant")
         if issuer.tenants is not None and tenant not in issuer.tenants:

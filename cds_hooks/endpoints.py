@@ -25,8 +25,8 @@ from werkzeug.exceptions import HTTPException
 from . import openapi, schemas
 from .auth import JWTVerifier
 from .cards import CDSResponse
-from .errors import (HTTP_ISSUE_CODES, BadRequest, CDSError, PayloadTooLarge, UnsupportedMediaType,
-                     operation_outcome)
+from .errors import (HTTP_ISSUE_CODES, BadRequest, CDSError, PayloadTooLarge, Unauthorized,
+                     UnsupportedMediaType, operation_outcome)
 from .prefetch import FetchPolicy, resolve
 from .registry import ServiceRegistry
 from .request import HookRequest
@@ -36,6 +36,23 @@ error_log = logging.getLogger("cds_hooks.error")
 
 # service_id, feedback entries, verified issuer (None with auth off), tenant claim
 FeedbackSink = Callable[[str, list, "str | None", "str | None"], Any]
+
+# Counts no honest client comes near, checked before the schema: validating tens of thousands of prefetch keys
+# or feedback entries (a 10 MB body holds that many) takes seconds of CPU. A client sends only the prefetch keys
+# a service declares (a few), and feedback on the cards a user acted on.
+MAX_PREFETCH_KEYS = 100
+MAX_FEEDBACK_ENTRIES = 1000
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether a Host header value (``name`` or ``name:port``) names this machine's loopback interface."""
+    name = host.lower()
+    if name.startswith("["):
+        name = name[:name.find("]") + 1]
+    else:
+        name = name.rsplit(":", 1)[0]
+    return name in LOOPBACK_HOSTS
 
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -115,6 +132,9 @@ class CDSHooks:
         claims = self._authenticate()
         body = self._json_body()
         service = self.registry.get(service_id)
+        prefetch = body.get("prefetch") if isinstance(body, dict) else None
+        if isinstance(prefetch, dict) and len(prefetch) > MAX_PREFETCH_KEYS:
+            raise PayloadTooLarge(f"at most {MAX_PREFETCH_KEYS} prefetch keys per call", expression="prefetch")
         self._validate("request", body)
         g.hook_instance = body["hookInstance"][:64]
         if body["hook"] != service.hook:
@@ -139,8 +159,11 @@ class CDSHooks:
         claims = self._authenticate()
         body = self._json_body()
         self.registry.get(service_id)
+        entries = body.get("feedback") if isinstance(body, dict) else None
+        if isinstance(entries, list) and len(entries) > MAX_FEEDBACK_ENTRIES:
+            raise PayloadTooLarge(f"at most {MAX_FEEDBACK_ENTRIES} feedback entries per call",
+                                  expression="feedback")
         self._validate("feedback", body)
-        entries = body["feedback"]
         if self.feedback_sink is not None:
             self.feedback_sink(service_id, entries, claims.get("iss"), claims.get("tenant"))
         g.feedback = len(entries)
@@ -162,11 +185,19 @@ class CDSHooks:
 
     # -- request helpers ----------------------------------------------------------------------------------------
     def audience(self) -> str:
-        """The URL the client called, as it must appear in the JWT's ``aud``: PUBLIC_BASE_URL (behind a proxy)
-        or the scheme and host of the request, then the path exactly as called."""
+        """The URL the client called, as it must appear in the JWT's ``aud``: PUBLIC_BASE_URL, then the path
+        exactly as called.
+
+        Without PUBLIC_BASE_URL the request's own scheme and host are used, but only for a loopback host (local
+        development, the sandbox on 127.0.0.1): the Host header is the caller's to choose, and a token that an
+        EHR signed for *another* CDS service (aud ``https://other.example/cds-services/x``) would otherwise be
+        accepted here when replayed with ``Host: other.example``."""
         path = request.environ.get("cds_hooks.path_as_called") or request.path
-        base = self.public_base_url or (request.host_url.rstrip("/") + request.script_root)
-        return base + path
+        if self.public_base_url:
+            return self.public_base_url + path
+        if not _is_loopback(request.host):
+            raise Unauthorized("public-base-url-unset")
+        return request.host_url.rstrip("/") + request.script_root + path
 
     def _authenticate(self) -> dict[str, Any]:
         if self.verifier is None:

@@ -77,15 +77,31 @@ def normalize_base(url: str) -> str:
         raise URLNotAllowed(f"invalid port in {url!r}") from None
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         host = f"{host}:{port}"
-    if parts.username or parts.password:
+    if "@" in parts.netloc:  # even an empty userinfo: "https://allowed@evil" tricks start here
         raise URLNotAllowed("credentials in a FHIR base URL are not allowed")
     return f"{scheme}://{host}{parts.path.rstrip('/')}"
 
 
+# urlsplit drops tabs and newlines anywhere and urllib3 does not, and some servers read "\\" as "/": a URL
+# holding any of these before its query could be checked as one host or path and sent to another. A real FHIR
+# URL has none there, and no control character anywhere (a space in a search value is encoded when sent).
+_AMBIGUOUS_BEFORE_QUERY = re.compile(r"[\x00-\x20\x7f\\]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def is_allowed(url: str, allowed_bases: Iterable[str]) -> bool:
-    """True when ``url`` is one of ``allowed_bases`` or lies below one of them (on a path-segment boundary)."""
+    """True when ``url`` is one of ``allowed_bases`` or lies below one of them (on a path-segment boundary).
+
+    Hosts compare exactly after lower-casing: no trailing-dot, IDN or userinfo equivalents (an allowed host
+    in another spelling is refused, never a different host accepted)."""
+    if not isinstance(url, str) or _CONTROL.search(url):
+        return False
+    if _AMBIGUOUS_BEFORE_QUERY.search(re.split(r"[?#]", url, maxsplit=1)[0]):
+        return False
     try:
         parts = urlsplit(url)
+        if not (parts.hostname or "").isascii():  # an IDN host must be listed, and called, in its xn-- form
+            return False
         target = normalize_base(url.split("?", 1)[0].split("#", 1)[0])
     except URLNotAllowed:
         return False

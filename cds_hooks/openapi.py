@@ -71,7 +71,7 @@ def _json(schema_ref: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "malformed JSON or a schema violation (the OperationOutcome names the field)",
             401: "missing or invalid JWT", 404: "unknown service", 405: "method not allowed",
-            412: "required prefetch data could not be obtained", 413: "body too large",
+            412: "required prefetch data could not be obtained", 413: "body too large (bytes, prefetch keys or feedback entries)",
             415: "body is not JSON", 500: "unexpected error"}
     return {str(c): {"description": text[c], "content": _json("OperationOutcome")} for c in codes}
 

@@ -80,7 +80,8 @@ class ServiceRegistry:
         try:
             return self._services[service_id]
         except KeyError:
-            raise NotFound(f"no CDS service with id {service_id!r}") from None
+            shown = service_id if len(service_id) <= 128 else service_id[:128] + "..."  # no echo of megabytes
+            raise NotFound(f"no CDS service with id {shown!r}") from None
 
     def __contains__(self, service_id: object) -> bool:
         return service_id in self._services

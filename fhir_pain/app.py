@@ -46,7 +46,8 @@ def _verifier(cfg: dict[str, Any], store: Store) -> JWTVerifier | None:
     if not entries:
         log.warning("AUTH is required but no TRUSTED_ISSUERS are configured: every service call will get 401")
     if not cfg["PUBLIC_BASE_URL"]:
-        log.info("PUBLIC_BASE_URL is unset: JWT aud is checked against the request's own scheme and host")
+        log.warning("PUBLIC_BASE_URL is unset: only calls to a loopback host (localhost, 127.0.0.1, [::1]) can "
+                    "authenticate; set it to the URL EHRs call")
     return JWTVerifier([TrustedIssuer.from_config(e) for e in entries], replay_cache=store,
                        leeway_s=cfg["JWT_LEEWAY_S"], max_lifetime_s=cfg["JWT_MAX_LIFETIME_S"],
                        jwks_timeout_s=cfg["JWKS_TIMEOUT_S"])

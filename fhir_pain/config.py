@@ -13,8 +13,9 @@ Keys:
   TRUST_SANDBOX_ISSUER    false (default). True trusts https://sandbox.cds-hooks.org with its public key shipped
                           in cds_hooks/data. Its private key is published: anyone can sign as the sandbox.
                           Local testing only.
-  PUBLIC_BASE_URL         the URL clients call, e.g. "https://cds.example.org" (behind a proxy the request's own
-                          host and scheme are not what the client signed in the JWT's aud). Unset: the request's.
+  PUBLIC_BASE_URL         the URL clients call, e.g. "https://cds.example.org": the JWT's aud must be it plus the
+                          path called. Unset: the request's own scheme and host, for loopback hosts only (a Host
+                          header is the caller's to choose); any other host gets 401. Set it in every deployment.
   FHIR_SERVER_ALLOWLIST   FHIR base URLs that prefetch may be fetched from (a call's fhirServer must be one of
                           them, or below one). Default empty: nothing is ever fetched.
   DATABASE_URL            SQLAlchemy URL of the store (feedback, poller cursor, JWT replay cache). Default: a

@@ -499,3 +499,112 @@ def test_concurrent_feedback_over_http_loses_nothing(app, fixture_json):
         t.join()
     assert errors == []
     assert len({r["card_uuid"] for r in app.extensions["fhir_pain.store"].list_feedback(limit=None)}) == 80
+
+
+# -- regressions from the protocol and security review ---------------------------------------------------------
+
+def test_host_header_cannot_choose_the_audience(app_factory, es384_key, fixture_json):
+    """Without PUBLIC_BASE_URL the aud was built from the Host header: a token an EHR signed for another CDS
+    service (aud https://other.example/...) was accepted here when replayed with ``Host: other.example``."""
+    client = auth_app(app_factory, es384_key).test_client()
+    request = fixture_json("sandbox/patient-view-request.json")
+    stolen = mint(es384_key, "http://other.example/cds-services/pv", jku=None)
+    response = client.post("/cds-services/pv", json=request, base_url="http://other.example",
+                           headers={"Authorization": f"Bearer {stolen}"})
+    assert response.status_code == 401 and oo_diagnostics(response) == "Unauthorized"
+    # loopback hosts (local development, the sandbox against 127.0.0.1) still work without configuration
+    for base in ("http://127.0.0.1:8080", "http://[::1]:8080", "http://localhost"):
+        token = mint(es384_key, f"{base}/cds-services/pv", jku=None)
+        assert client.post("/cds-services/pv", json=request, base_url=base,
+                           headers={"Authorization": f"Bearer {token}"}).status_code == 200, base
+    # a public deployment names its URL; then the Host header plays no part
+    app = auth_app(app_factory, es384_key, PUBLIC_BASE_URL="https://cds.example.org")
+    token = mint(es384_key, "https://cds.example.org/cds-services/pv", jku=None)
+    assert app.test_client().post("/cds-services/pv", json=request, base_url="http://10.0.0.7:8080",
+                                  headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_aud_of_a_trailing_slash_call_is_the_path_as_called(app_factory, es384_key, fixture_json):
+    client = auth_app(app_factory, es384_key).test_client()
+    request = fixture_json("sandbox/patient-view-request.json")
+    without = mint(es384_key, "http://localhost/cds-services/pv", jku=None)
+    assert client.post("/cds-services/pv/", json=request,
+                       headers={"Authorization": f"Bearer {without}"}).status_code == 401
+    signed_as_called = mint(es384_key, "http://localhost/cds-services/pv/", jku=None)
+    assert client.post("/cds-services/pv/", json=request,
+                       headers={"Authorization": f"Bearer {signed_as_called}"}).status_code == 200
+
+
+def test_thousands_of_prefetch_keys_are_refused_before_validation(client, fixture_json):
+    """Schema validation of 100 000 prefetch keys took ~5 s of CPU per 4.5 MB call."""
+    request = fixture_json("sandbox/patient-view-request.json")
+    request["prefetch"] = {f"key{i}": {"resourceType": "Bundle", "type": "searchset"} for i in range(5000)}
+    response = client.post("/cds-services/pv", json=request)
+    assert response.status_code == 413 and response.get_json()["issue"][0]["expression"] == ["prefetch"]
+    request["prefetch"] = {f"key{i}": None for i in range(100)}  # the limit itself is fine
+    assert client.post("/cds-services/pv", json=request).status_code == 200
+
+
+def test_thousands_of_feedback_entries_are_refused_before_validation(app, client):
+    """50 000 feedback entries took ~7 s to validate, then went into one transaction."""
+    entry = {"card": "c2b1a6a8-5a1d-4a37-9c40-1b2d3e4f5a6b", "outcome": "overridden",
+             "outcomeTimestamp": "2026-01-05T10:00:00Z"}
+    response = client.post("/cds-services/pv/feedback", json={"feedback": [entry] * 1001})
+    assert response.status_code == 413 and response.get_json()["resourceType"] == "OperationOutcome"
+    assert app.extensions["fhir_pain.store"].list_feedback() == []
+    assert client.post("/cds-services/pv/feedback", json={"feedback": [entry] * 1000}).status_code == 200
+
+
+@pytest.mark.parametrize("entry,field", [
+    ({"card": "c" * 129}, "feedback.0.card"),  # the store keeps card ids in VARCHAR(128)
+    ({"outcomeTimestamp": "2026-01-05T10:00:00." + "1" * 80 + "Z"}, "feedback.0.outcomeTimestamp"),  # VARCHAR(64)
+])
+def test_feedback_fields_longer_than_their_columns_are_400(app, client, entry, field):
+    body = {"feedback": [{"card": "c2b1a6a8", "outcome": "overridden", "outcomeTimestamp": "2026-01-05T10:00:00Z",
+                          **entry}]}
+    response = client.post("/cds-services/pv/feedback", json=body)
+    assert response.status_code == 400 and oo_diagnostics(response).startswith(field)
+    assert app.extensions["fhir_pain.store"].list_feedback() == []
+
+
+def test_unknown_service_id_is_not_echoed_whole(client, fixture_json):
+    response = client.post("/cds-services/" + "x" * 20_000, json=fixture_json("sandbox/patient-view-request.json"))
+    assert response.status_code == 404 and len(oo_diagnostics(response)) < 200
+
+
+@pytest.mark.parametrize("body", [
+    b'{"hook": "patient-view", "x": ' + b"[" * 1100 + b"]" * 1100 + b"}",  # deeper than orjson's 1024 levels
+    b'{"hook": "patient-view", "x": 1e400}',  # not a double
+    b'{"hook": "patient-view", "x": NaN}',
+    b'{"hook": "patient-view", "x": "\\ud800"}',  # a lone surrogate
+    b"\xef\xbb\xbf{}",  # a byte-order mark (RFC 8259 §8.1: must not be sent)
+])
+def test_hostile_json_is_400(client, body):
+    response = client.post("/cds-services/pv", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and oo_diagnostics(response) == "the body is not valid JSON"
+
+
+def test_errors_carry_no_stack_trace_or_html(app_factory, fixture_json):
+    def broken(request):
+        raise KeyError("secret-patient-1288992")
+    app = app_factory()
+    register(app, id="broken", handler=broken)
+    client = app.test_client()
+    for response in (client.post("/cds-services/broken", json=fixture_json("sandbox/patient-view-request.json")),
+                     client.put("/cds-services/broken", json={}), client.patch("/cds-services"),
+                     client.post("/cds-services/broken", data="x", content_type="text/html")):
+        text = response.get_data(as_text=True)
+        assert response.mimetype == "application/json" and response.status_code in (405, 415, 500)
+        assert "Traceback" not in text and "secret-patient" not in text and "<" not in text
+
+
+def test_cors_origin_list_is_matched_exactly(app_factory):
+    app = app_factory(CORS_ORIGINS=["https://ehr.example.org"])
+    register(app, id="pv")
+    client = app.test_client()
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    ok = client.options("/cds-services/pv", headers={"Origin": "https://ehr.example.org", **preflight})
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://ehr.example.org"
+    for origin in ("https://ehr.example.org.evil.example", "https://evil.example", "http://ehr.example.org"):
+        refused = client.options("/cds-services/pv", headers={"Origin": origin, **preflight})
+        assert "Access-Control-Allow-Origin" not in refused.headers, origin

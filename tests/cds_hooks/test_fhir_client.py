@@ -215,3 +215,49 @@ def test_client_never_calls_outside_its_bases():
 def test_normalize_base():
     assert normalize_base("HTTPS://Ehr.Example.org:443/fhir/") == "https://ehr.example.org/fhir"
     assert normalize_base("http://127.0.0.1:8090/fhir") == "http://127.0.0.1:8090/fhir"
+
+
+# -- regressions from the protocol and security review ---------------------------------------------------------
+
+@pytest.mark.parametrize("url", [
+    "https://ehr.example.org@evil.example/fhir",  # the allowed host as userinfo
+    "https://ehr.example.org:443@evil.example/fhir",
+    "https://@ehr.example.org/fhir",  # an empty userinfo is still userinfo
+    "https://ehr.example.org.evil.example/fhir",  # the allowed host as a prefix of another
+    "https://evil-ehr.example.org/fhir",
+    "https://ehr.example.org./fhir",  # trailing dot: refused rather than treated as the same host
+    "https://ehr.exаmple.org/fhir",  # Cyrillic "а": an IDN homograph
+    "https://xn--ehr-exmple-5nd.org/fhir",
+    "https://ehr.exa\tmple.org/fhir",  # urlsplit drops the tab and allows it; urllib3 sees another host
+    "https://evil.example\t@ehr.example.org/fhir",
+    "https://ehr.example.org/fhir\n/Patient",
+    "https://ehr.example.org\\@evil.example/fhir",  # backslash: "/" to some parsers and servers
+    "https://ehr.example.org/fhir\\..\\admin",
+    "https://ehr.example.org/fhir/Patient?x=1\r\nHost: evil.example",  # header injection via the query
+    "https://ehr.example.org:+443/fhir",
+    "//ehr.example.org/fhir", "ehr.example.org/fhir",
+])
+def test_allowlist_refuses_userinfo_lookalike_and_ambiguous_urls(url):
+    """Tabs, newlines and backslashes passed is_allowed (urlsplit strips or ignores them) while the request
+    library parses the same string differently; an empty userinfo passed too."""
+    assert not is_allowed(url, [BASE])
+
+
+def test_allowlist_still_accepts_spellings_of_the_same_url():
+    for url in ("HTTPS://EHR.EXAMPLE.ORG/fhir/Patient/1", "https://ehr.example.org:443/fhir",
+                "https://ehr.example.org/fhir/Observation?code=a b&date=ge2024-01-01T00:00:00+00:00"):
+        assert is_allowed(url, [BASE]), url
+    assert is_allowed("https://xn--ehr-exmple-5nd.org/fhir/Patient/1", ["https://xn--ehr-exmple-5nd.org/fhir"])
+
+
+@responses.activate
+@pytest.mark.parametrize("next_url", ["//evil.example/fhir/Observation?page=2",
+                                      "https://ehr.example.org@evil.example/fhir/Observation?page=2",
+                                      "https://ehr.example.org\\@evil.example/fhir/Observation?page=2",
+                                      "/other-base/Observation?page=2"])
+def test_next_links_that_leave_the_base_are_not_followed(next_url):
+    responses.get(f"{BASE}/Observation", json=page([obs(1)], next_url))
+    client = FHIRClient(BASE, auth="secret")
+    bundle = client.get_bundle("Observation?patient=1")
+    assert [e["resource"]["id"] for e in bundle["entry"]] == ["o1"] and bundle["link"][0]["relation"] == "next"
+    assert len(responses.calls) == 1

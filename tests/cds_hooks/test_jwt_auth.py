@@ -221,3 +221,122 @@ def test_unreachable_jku_is_a_401(es384_key):
     jku = "http://127.0.0.1:9/jwks.json"  # discard port: nothing listens
     v = JWTVerifier([TrustedIssuer.from_config({"iss": EHR_ISS, "jku": [jku]})], jwks_timeout_s=0.5)
     assert reason(v, mint(es384_key, AUD, jku=jku)) == "jwks-unavailable"
+
+
+# -- regressions from the protocol and security review ---------------------------------------------------------
+
+def _unsigned_token(header: dict | bytes, payload: dict | bytes) -> str:
+    def part(value) -> str:
+        raw = value if isinstance(value, bytes) else json.dumps(value).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    return f"{part(header)}.{part(payload)}.c2ln"
+
+
+def test_typ_is_required_and_compared_as_a_media_type(es384_key):
+    """2.0.1 makes typ REQUIRED (= JWT); it was optional here, so any JWT of the issuer without one passed."""
+    v = verifier(es384_key)
+    assert reason(v, mint(es384_key, AUD, header={"typ": ""})) == "bad-typ"  # PyJWT drops an empty typ
+    assert reason(v, mint(es384_key, AUD, header={"typ": ["JWT"]})) == "bad-typ"
+    for typ in ("jwt", "application/jwt", "JWT"):  # RFC 7515 §4.1.9: case-insensitive, "application/" optional
+        assert v.verify("Bearer " + mint(es384_key, AUD, header={"typ": typ}), AUD)["iss"] == EHR_ISS
+
+
+def test_jwk_labelled_rs256_does_not_verify_an_rs384_token(rs384_key):
+    """The key check let "RS256" through for every RSA key, so a JWK that says alg RS256 verified RS384 tokens."""
+    labelled = {**rs384_key.public_jwk(), "alg": "RS256"}
+    v = JWTVerifier([TrustedIssuer.from_config({"iss": EHR_ISS, "jwks": {"keys": [labelled]}})])
+    assert reason(v, mint(rs384_key, AUD, jku=None)) == "key-algorithm-mismatch"
+    unlabelled = {k: val for k, val in rs384_key.public_jwk().items() if k != "alg"}  # no alg: fine
+    v = JWTVerifier([TrustedIssuer.from_config({"iss": EHR_ISS, "jwks": {"keys": [unlabelled]}})])
+    assert v.verify("Bearer " + mint(rs384_key, AUD, jku=None), AUD)
+
+
+def test_encryption_key_does_not_verify_signatures(es384_key):
+    """Out-of-band keys were used whatever their "use"; PyJWKClient filters fetched ones, the static set did not."""
+    enc = {**es384_key.public_jwk(), "use": "enc"}
+    v = JWTVerifier([TrustedIssuer.from_config({"iss": EHR_ISS, "jwks": {"keys": [enc]}})])
+    assert reason(v, mint(es384_key, AUD, jku=None)) == "key-not-for-signing"
+
+
+def test_exp_beyond_float_range_is_a_401_not_a_500(es384_key):
+    """exp = 10**400 passes PyJWT (int compare) and then crashed float(exp) with OverflowError."""
+    assert reason(verifier(es384_key), mint(es384_key, AUD, claims={"exp": 10 ** 400})) == "invalid-token"
+
+
+def test_overlong_jti_is_refused_before_the_replay_cache(es384_key):
+    """The replay table holds VARCHAR(512): an unbounded jti could fail the insert (PostgreSQL) with a 500."""
+    assert reason(verifier(es384_key), mint(es384_key, AUD, claims={"jti": "j" * 10_000})) == "bad-jti"
+    assert verifier(es384_key).verify("Bearer " + mint(es384_key, AUD, claims={"jti": "j" * 255}), AUD)
+
+
+@pytest.mark.parametrize("header,payload", [
+    (b"[" * 5000, {"iss": EHR_ISS}),  # nesting deeper than Python's recursion limit
+    ({"alg": "ES384", "typ": "JWT", "kid": "k"}, b"{" * 5000),
+    ({"alg": "ES384", "typ": "JWT", "kid": "k"}, b'{"iss": "' + EHR_ISS.encode() + b'", "exp": Infinity}'),
+    (b"\xff\xfe", {"iss": EHR_ISS}),
+    ({"alg": "ES384", "typ": "JWT", "kid": "k"}, b"[1, 2]"),
+])
+def test_garbage_tokens_are_malformed_not_a_crash(es384_key, header, payload):
+    if isinstance(header, dict):
+        header = {**header, "kid": es384_key.kid}
+    static_only = JWTVerifier([TrustedIssuer.from_config({"iss": EHR_ISS, "jwks": es384_key.jwks()})])
+    assert reason(static_only, _unsigned_token(header, payload)) in {
+        "malformed-token", "unknown-issuer", "invalid-token", "bad-signature"}
+
+
+def test_iat_and_nbf_leeway(es384_key):
+    v = verifier(es384_key)  # leeway 30 s
+    assert v.verify("Bearer " + mint(es384_key, AUD, iat=time.time() + 20), AUD)  # a client clock 20 s ahead
+    assert reason(v, mint(es384_key, AUD, iat=time.time() + 90)) == "not-yet-valid"
+    now = int(time.time())
+    assert v.verify("Bearer " + mint(es384_key, AUD, claims={"nbf": now + 20}), AUD)
+    assert reason(v, mint(es384_key, AUD, claims={"nbf": now + 90})) == "not-yet-valid"
+    # Epic's nbf = iat - 5 min is fine
+    assert v.verify("Bearer " + mint(es384_key, AUD, claims={"nbf": now - 300}), AUD)
+
+
+@pytest.mark.parametrize("aud", [AUD + "/", AUD.replace("/cds-services/", "/cds-services//"),
+                                 AUD.replace("https://", "http://"), AUD.upper(), AUD[:-1], [AUD + "/"]])
+def test_aud_is_an_exact_match(es384_key, aud):
+    assert reason(verifier(es384_key), mint(es384_key, aud)) == "wrong-audience"
+
+
+def test_replay_is_caught_across_workers(tmp_path, es384_key):
+    """Two worker processes each build their own verifier; the replay cache they share is the store."""
+    from fhir_pain.store import Store
+    url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    workers = [JWTVerifier([TrustedIssuer.from_config({"iss": EHR_ISS, "jwks": es384_key.jwks()})],
+                           replay_cache=Store(url)) for _ in range(2)]
+    token = mint(es384_key, AUD, jku=None)
+    assert workers[0].verify("Bearer " + token, AUD)
+    assert reason(workers[1], token) == "replayed-jti"
+    for worker in workers:
+        worker.replay_cache.dispose()
+
+
+def test_listed_jku_that_redirects_is_not_followed(httpserver, es384_key):
+    """A listed jku answering 302 (an open redirect on the EHR's host) must not lead to keys fetched elsewhere."""
+    httpserver.expect_request("/jwks.json").respond_with_data("", status=302,
+                                                              headers={"Location": "/attacker-keys.json"})
+    httpserver.expect_request("/attacker-keys.json").respond_with_json(es384_key.jwks())
+    jku = httpserver.url_for("/jwks.json")
+    v = JWTVerifier([TrustedIssuer.from_config({"iss": EHR_ISS, "jku": [jku]})])
+    assert reason(v, mint(es384_key, AUD, jku=jku)) == "jwks-unavailable"
+    assert [entry[0].path for entry in httpserver.log] == ["/jwks.json"]
+
+
+def test_iss_is_checked_before_any_key_fetch(httpserver, es384_key):
+    """An unknown iss naming a listed jku fetches nothing."""
+    httpserver.expect_request("/jwks.json").respond_with_json(es384_key.jwks())
+    jku = httpserver.url_for("/jwks.json")
+    v = JWTVerifier([TrustedIssuer.from_config({"iss": EHR_ISS, "jku": [jku]})])
+    assert reason(v, mint(es384_key, AUD, iss="https://evil.example", jku=jku)) == "unknown-issuer"
+    assert len(httpserver.log) == 0
+
+
+@pytest.mark.parametrize("jku", ["http://ehr.example.com/jwks.json", "ftp://ehr.example.com/jwks.json", "jwks.json"])
+def test_a_jku_must_be_https(jku):
+    """Listed jku URLs were taken as given: keys fetched over plain HTTP can be replaced on the way."""
+    with pytest.raises(ValueError, match="must be https"):
+        TrustedIssuer.from_config({"iss": EHR_ISS, "jku": [jku]})
+    TrustedIssuer.from_config({"iss": EHR_ISS, "jku": ["http://127.0.0.1:8123/jwks.json"]})  # local tests
