@@ -278,7 +278,8 @@ def derive_drug(name: str, spec: dict, base: dict) -> dict:
 
 
 def build_recommendations(src: Path) -> dict:
-    wording = json.loads((OUT / "wording.json").read_text())["texts"]
+    wording_file = json.loads((OUT / "wording.json").read_text())
+    wording = wording_file["texts"]
     drugs: dict[str, dict] = {}
     exports = {}
     for name, genes in EXPORTED.items():
@@ -291,7 +292,8 @@ def build_recommendations(src: Path) -> dict:
         "schema": "pgx-recommendations",
         "meta": meta(
             "CPIC recommendation exports (CPIC API via PharmGKB/PharmCAT reporter/guidelines/cpic/*.json)",
-            "cpic-" + "+".join(versions), "2023-08-08",
+            # our wording (gist, action, alternatives) is part of the file: its version moves this one too
+            "cpic-" + "+".join(versions) + "; wording-" + wording_file["meta"]["version"], "2023-08-08",
             "Implications, classifications and lookup keys verbatim from CPIC; 'gist', 'action' and "
             "'alternatives' are ours (profiles/pgx/wording.json). tropisetron uses the ondansetron table (same "
             "guideline and recommendations). desipramine (nortriptyline's table) and clomipramine, doxepin, "

@@ -32,9 +32,11 @@ def _ingredient_index() -> tuple[dict[str, Drug], dict[str, Drug]]:
 
 
 def analgesic_ingredients(med: MedicationUse) -> tuple[Drug, ...]:
-    """Analgesic ingredients of a medication that the PGx drug vocabulary does not know (gabapentin, pregabalin
-    ...): by an ingredient RxCUI in its codings, else by ingredient name in its text. Only used when
-    ``fhir_pain.pgx.identify`` found no ingredient at all, so the pain rules still see the patient's analgesics."""
+    """Analgesic ingredients of a medication by the class map: an ingredient RxCUI in its codings, else an
+    ingredient name in its text. Redundant since profiles/pgx/drugs.json 2: ``fhir_pain.pgx.identify`` itself
+    resolves every class-map ingredient (gabapentin, pregabalin, acetaminophen ...; tests/pgx/test_drugs.py), so
+    the fallback in fhir_pain/evaluate.py has nothing left to add (only codes of non-RxNorm systems, wrongly):
+    remove the call there and this function together."""
     by_rxnorm, by_name = _ingredient_index()
     concept = (med.resource or {}).get("medicationCodeableConcept")
     codings = concept.get("coding") if isinstance(concept, dict) else None

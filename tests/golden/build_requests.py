@@ -212,7 +212,7 @@ def build() -> None:
              "predominantly metabolized by CYP2D6, e.g. granisetron (CPIC Moderate).",
              sign("sign-ondansetron-cyp2d6-um", p, [d("rx1", p, ONDANSETRON)],
                   pgx=[genotype("g1", p, "CYP2D6", "*1/*2x2")]),
-             [card("warning", "cpic/ondansetron/CYP2D6")])
+             [card("warning", "cpic/ondansetron/CYP2D6", creates=("MedicationRequest",))])
     p = "parox-pm"
     scenario("sign-paroxetine-cyp2d6-pm", "Paroxetine for a CYP2D6 poor metabolizer: CPIC advises an alternative "
              "or a 50% lower starting dose.",

@@ -18,10 +18,10 @@ def names(use):
 @pytest.mark.parametrize("rid, expected", [
     ("codeine-60", ["codeine"]),                     # sandbox product code 993889
     ("fiorinal", ["aspirin", "codeine"]),            # sandbox product code 994276 (combination, brand)
-    ("tylenol3", ["codeine"]),                       # unknown SCD code: the RxNorm name (salt) decides
+    ("tylenol3", ["acetaminophen", "codeine"]),      # unknown SCD code: the RxNorm names (salt) decide
     ("oxy-salt", ["oxycodone"]),                     # Tall-Man lettering and a salt
     ("ultram", ["tramadol"]),                        # brand name
-    ("norco", ["hydrocodone"]),                      # combination brand
+    ("norco", ["hydrocodone", "acetaminophen"]),     # combination brand
     ("tramadol-in", ["tramadol"]),                   # ingredient RxCUI under the RxNorm OID
     ("cymbalta", ["duloxetine"]),
     ("amlodipine", []),                              # not a drug we know: no ingredients, no error
@@ -90,3 +90,64 @@ _JSON = st.recursive(_LEAF, lambda inner: st.one_of(st.lists(inner, max_size=3),
 def test_arbitrary_json_never_breaks_identify(resource):
     use = identify(resource, resolve=lambda ref: resource if isinstance(resource, dict) else None)
     assert all(d.rxnorm.isdigit() for d in use.ingredients)
+
+
+# ---- analgesics CPIC has no guideline for: identification alone must find them (the pain rules rely on it) ----
+
+from fhir_pain.pain import ANALGESIC_CLASSES  # noqa: E402
+from fhir_pain.profiles import load  # noqa: E402
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def order(coding: dict | None = None, text: str | None = None) -> dict:
+    concept: dict = {}
+    if coding:
+        concept["coding"] = [coding]
+    if text:
+        concept["text"] = text
+    return {"resourceType": "MedicationRequest", "id": "mr1", "status": "active", "intent": "order",
+            "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": concept}
+
+
+@pytest.mark.parametrize("coding, text, expected", [
+    ({"system": RXNORM, "code": "25480", "display": "gabapentin"}, None, [Drug("25480", "gabapentin")]),
+    ({"system": RXNORM, "code": "310431", "display": "gabapentin 600 MG Oral Tablet"}, None,
+     [Drug("25480", "gabapentin")]),                               # an SCD code we do not list: the name decides
+    ({"system": RXNORM, "code": "187832"}, None, [Drug("187832", "pregabalin")]),   # code only, no display
+    (None, "Lyrica 75 mg capsule", [Drug("187832", "pregabalin")]),
+    (None, "Neurontin 300mg", [Drug("25480", "gabapentin")]),
+    ({"system": RXNORM, "code": "161", "display": "acetaminophen"}, None, [Drug("161", "acetaminophen")]),
+    (None, "Paracetamol 500 mg tablet", [Drug("161", "acetaminophen")]),
+    (None, "Hydrocodone/APAP 5-325", [Drug("5489", "hydrocodone"), Drug("161", "acetaminophen")]),
+    (None, "Percocet 5/325", [Drug("7804", "oxycodone"), Drug("161", "acetaminophen")]),
+    (None, "Nucynta ER 50 MG", [Drug("787390", "tapentadol")]),
+    ({"system": RXNORM, "code": "26237", "display": "granisetron"}, None, [Drug("26237", "granisetron")]),
+    (None, "Suboxone 8 mg-2 mg sublingual film", [Drug("1819", "buprenorphine"), Drug("7242", "naloxone")]),
+    ({"system": "http://snomed.info/sct", "code": "25480"}, None, []),  # a SNOMED code is not an RxCUI
+])
+def test_identify_pain_drugs_outside_cpic(coding, text, expected):
+    assert list(identify(order(coding, text)).ingredients) == expected
+
+
+def test_every_ingredient_of_the_pain_class_map_is_identified_by_code_and_by_name():
+    """The rules used to patch identify's gaps from the class map; now identify must know every one of them,
+    with the same RxCUI, whether the order carries the code alone or only a name."""
+    for cls in ANALGESIC_CLASSES.values():
+        for drug in cls.ingredients:
+            by_code = identify(order({"system": RXNORM, "code": drug.rxnorm}))
+            by_name = identify(order(text=f"{drug.name.title()} 10 MG Oral Tablet"))
+            assert by_code.ingredients == by_name.ingredients == (drug,), drug
+            assert drug_by_name(drug.name) == drug
+
+
+def test_codes_outside_cpic_data_say_where_they_come_from():
+    data = load("pgx/drugs.json")
+    codes = {i["rxnorm"]: i["name"] for i in data["ingredients"]}
+    assert len(codes) == len(data["ingredients"]) == len({i["name"] for i in data["ingredients"]})
+    sources = data["meta"]["codeSources"]
+    for code, source in sources.items():
+        assert code in codes and source.startswith(codes[code] + ": "), code
+    for name in ("acetaminophen", "gabapentin", "pregabalin", "granisetron", "tapentadol", "lidocaine"):
+        assert drug_by_name(name).rxnorm in sources, name
+    assert "NOT verified" in sources["26237"]       # granisetron's RxCUI is the lead's knowledge only
