@@ -18,12 +18,12 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import jwt
 from jwt import PyJWK, PyJWKClient, PyJWKSet
 
 from .errors import Unauthorized
+from .fhir_client import is_tls_or_loopback
 
 ALGORITHMS = ("ES384", "RS384")
 KEY_TYPES = {"ES384": "EC", "RS384": "RSA"}
@@ -49,7 +49,7 @@ class TrustedIssuer:
         jku = entry.get("jku") or ()
         jku = (jku,) if isinstance(jku, str) else tuple(jku)
         for url in jku:
-            if not _is_tls_or_loopback(url):
+            if not is_tls_or_loopback(url):
                 # keys read over plain HTTP can be swapped by anyone on the path: that would trust every signer
                 raise ValueError(f"trusted issuer {iss!r}: jku {url!r} must be https (http only on loopback)")
         jwks = entry.get("jwks")
@@ -88,13 +88,6 @@ class MemoryReplayCache:
                 return False
             self._seen[key] = expires_at
             return True
-
-
-def _is_tls_or_loopback(url: Any) -> bool:
-    if not isinstance(url, str):
-        return False
-    parts = urlsplit(url)
-    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1"))
 
 
 def _norm_iss(iss: str) -> str:

@@ -27,6 +27,7 @@ from .auth import JWTVerifier
 from .cards import CDSResponse
 from .errors import (HTTP_ISSUE_CODES, BadRequest, CDSError, PayloadTooLarge, Unauthorized,
                      UnsupportedMediaType, operation_outcome)
+from .fhir_client import LOOPBACK_HOSTS
 from .prefetch import FetchPolicy, resolve
 from .registry import ServiceRegistry
 from .request import HookRequest
@@ -42,16 +43,12 @@ FeedbackSink = Callable[[str, list, "str | None", "str | None"], Any]
 # a service declares (a few), and feedback on the cards a user acted on.
 MAX_PREFETCH_KEYS = 100
 MAX_FEEDBACK_ENTRIES = 1000
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
 def _is_loopback(host: str) -> bool:
-    """Whether a Host header value (``name`` or ``name:port``) names this machine's loopback interface."""
+    """Whether a Host header value (``name``, ``name:port``, ``[::1]:port``) names this machine's loopback."""
     name = host.lower()
-    if name.startswith("["):
-        name = name[:name.find("]") + 1]
-    else:
-        name = name.rsplit(":", 1)[0]
+    name = name[1:name.find("]")] if name.startswith("[") else name.rsplit(":", 1)[0]
     return name in LOOPBACK_HOSTS
 
 

@@ -62,6 +62,22 @@ class FHIRTooManyPages(FHIRError):
     """A search had more pages than ``max_pages``; ``search`` refuses to return part of a result."""
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def is_tls_or_loopback(url: object) -> bool:
+    """Whether ``url`` is https, or http to this machine (local development, tests): anything else would carry
+    tokens or keys in clear text."""
+    if not isinstance(url, str):
+        return False
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        return False
+    return parts.scheme.lower() == "https" or (parts.scheme.lower() == "http" and host in LOOPBACK_HOSTS)
+
+
 def normalize_base(url: str) -> str:
     """``url`` with a lower-case scheme and host, default port dropped and no trailing slash."""
     parts = urlsplit(url.strip())

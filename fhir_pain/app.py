@@ -18,6 +18,7 @@ from flask import Flask
 from cds_hooks import ServiceRegistry
 from cds_hooks.auth import JWTVerifier, TrustedIssuer
 from cds_hooks.endpoints import CDSHooks
+from cds_hooks.fhir_client import is_tls_or_loopback
 from cds_hooks.prefetch import FetchPolicy
 
 from . import config as config_mod
@@ -78,6 +79,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     store = Store(url)
     app.extensions["fhir_pain.store"] = store
 
+    for base in cfg["FHIR_SERVER_ALLOWLIST"]:
+        if not is_tls_or_loopback(base):
+            log.warning("FHIR_SERVER_ALLOWLIST has plain-http %s: EHR access tokens would cross the network "
+                        "unencrypted (CDS Hooks requires https). Testing only.", base)
     registry = ServiceRegistry()
     policy = FetchPolicy(allowed_bases=tuple(cfg["FHIR_SERVER_ALLOWLIST"]),
                          timeout=config_mod.timeout_pair(cfg["FHIR_TIMEOUT_S"]),

@@ -39,6 +39,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from cds_hooks.fhir_client import is_allowed
+
 ENV_PREFIX = "FHIR_PAIN_"
 
 DEFAULTS: dict[str, Any] = {
@@ -115,6 +117,11 @@ def check(config: Mapping[str, Any]) -> None:
         raise ValueError("FHIR_SERVER_ALLOWLIST must be a list of FHIR base URLs")
     if "*" in config["FHIR_SERVER_ALLOWLIST"]:
         raise ValueError("FHIR_SERVER_ALLOWLIST takes base URLs; '*' would send EHR tokens anywhere")
+    for base in config["FHIR_SERVER_ALLOWLIST"]:
+        # an entry the matcher cannot read would be skipped silently on every call: say so at startup
+        if not isinstance(base, str) or not is_allowed(base, [base]):
+            raise ValueError(f"FHIR_SERVER_ALLOWLIST: {base!r} is not an absolute http(s) base URL "
+                             "(no credentials, spaces or dot segments)")
     timeout_pair(config["FHIR_TIMEOUT_S"])
     for key in ("FHIR_DEADLINE_S", "JWT_LEEWAY_S", "JWT_MAX_LIFETIME_S", "JWKS_TIMEOUT_S", "MAX_CONTENT_LENGTH"):
         if not isinstance(config[key], (int, float)) or config[key] < 0:

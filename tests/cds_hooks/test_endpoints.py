@@ -608,3 +608,20 @@ def test_cors_origin_list_is_matched_exactly(app_factory):
     for origin in ("https://ehr.example.org.evil.example", "https://evil.example", "http://ehr.example.org"):
         refused = client.options("/cds-services/pv", headers={"Origin": origin, **preflight})
         assert "Access-Control-Allow-Origin" not in refused.headers, origin
+
+
+@pytest.mark.parametrize("entry", ["ehr.example.org/fhir", "https://user@ehr.example.org/fhir",
+                                   "https://ehr.example.org/fhir /x", 42])
+def test_an_unreadable_fhir_allowlist_entry_fails_at_startup(app_factory, entry):
+    """Such an entry used to be skipped silently on every call: prefetch then never fetched, with no reason."""
+    with pytest.raises(ValueError, match="FHIR_SERVER_ALLOWLIST"):
+        app_factory(FHIR_SERVER_ALLOWLIST=[entry])
+
+
+def test_plain_http_fhir_server_is_warned_about_and_http_jku_refused(app_factory, es384_key, caplog):
+    with caplog.at_level(logging.WARNING, logger="fhir_pain.app"):
+        app_factory(FHIR_SERVER_ALLOWLIST=["http://ehr.example.org/fhir", "http://127.0.0.1:8090/fhir"])
+    warned = [r.getMessage() for r in caplog.records if "plain-http" in r.getMessage()]
+    assert len(warned) == 1 and "ehr.example.org" in warned[0]
+    with pytest.raises(ValueError, match="must be https"):
+        app_factory(AUTH="required", TRUSTED_ISSUERS=[{"iss": EHR_ISS, "jku": "http://ehr.example.org/jwks"}])
