@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from cds_hooks import Action, ActionType, Card, Coding, Link, LinkType, SelectionBehavior, Source, Suggestion
 from fhir_pain.facts import Drug, Finding, MedicationUse, PatientData
-from fhir_pain.gather import CONDITIONS, MEDICATIONS, MISSING_MEANING, PAIN, PGX
+from fhir_pain.gather import CONDITIONS, MEDICATION_HISTORY, MEDICATIONS, MISSING_MEANING, PAIN, PGX
 from fhir_pain.rules.drug_gene import REPLACE_ACTIONS, is_combination
 from fhir_pain.rules.knowledge import card_conventions, pretest_alerts
 from fhir_pain.rules.text import md
@@ -24,7 +24,8 @@ _KIND_RANK = {"drug-gene": 0, "pain-phenotype": 1, "treatment-response": 2, "pre
 # Which missing data a card of each kind has to own up to.
 RELEVANT_MISSING = {
     "drug-gene": (PGX, MEDICATIONS), "pre-test": (PGX,), "pain-phenotype": (PAIN, CONDITIONS),
-    "treatment-response": (PAIN, MEDICATIONS), "informational": (PGX, PAIN, CONDITIONS, MEDICATIONS),
+    "treatment-response": (PAIN, MEDICATIONS, MEDICATION_HISTORY),
+    "informational": (PGX, PAIN, CONDITIONS, MEDICATIONS),
 }
 
 
@@ -72,10 +73,16 @@ def card_for(group: list[Finding], data: PatientData) -> Card:
         selection_behavior=(SelectionBehavior.AT_MOST_ONE if replaces else SelectionBehavior.ANY)
         if suggestions else None,
         override_reasons=tuple(Coding(code=r["code"], system=conv["overrideReasonSystem"], display=r["display"])
-                               for r in conv["overrideReasons"].get(primary.kind, ())),
+                               for r in _override_reasons(conv, primary)),
         links=tuple(_links(group)),
         extension={conv["findingsExtension"]: [f.to_contract() for f in group]},
     )
+
+
+def _override_reasons(conv: dict, primary: Finding) -> list[dict]:
+    """The rule's own reasons when the conventions name some (a kind's reasons may not fit every rule of it)."""
+    by_rule = conv.get("overrideReasonsByRule", {})
+    return by_rule[primary.rule] if primary.rule in by_rule else conv["overrideReasons"].get(primary.kind, [])
 
 
 # ---- text ---------------------------------------------------------------------------------------------------
@@ -180,7 +187,7 @@ def replace_suggestion(med: MedicationUse, alt: Drug, f: Finding, data: PatientD
 def test_suggestion(gene: str, f: Finding, data: PatientData, *, confirm: bool) -> Suggestion:
     drug = f.drug.name if f.drug else "pain medication"
     reason = (f"Confirm {gene} genotype: current result is {f.extra.get('uncertainty', {}).get(gene, 'uncertain')}"
-              if confirm else f"CPIC pre-test alert: {drug} ordered, no {gene} result on file")
+              if confirm else f"CPIC pre-test alert: {drug} ordered, no {gene} result found")
     resource = {
         "resourceType": "ServiceRequest",
         "status": "draft",

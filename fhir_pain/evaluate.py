@@ -4,35 +4,34 @@ Both the CDS services (fhir_pain.services, from a HookRequest) and the poller (f
 searches) call it, so a patient gets the same advice whichever way it reaches them.
 
 Hook semantics:
-- ``patient-view`` (also the poller's proactive mode): the PGx summary, the pain profile, alerts for *active*
-  medications that conflict with the genotype, non-response to current analgesics, referrals.
+- ``patient-view`` (also the poller's proactive mode): the PGx summary, the pain profile, a PHQ-9 item 9 safety
+  alert, alerts for *active* medications that conflict with the genotype, non-response to current analgesics,
+  referrals.
 - ``order-select``: advice on the draft orders named in ``selections`` (other drafts are context only).
 - ``order-sign``: advice on every draft order.
-Both order hooks use active medications (and the other drafts) for phenoconversion. Standard dosing and
-"no recommendation" never produce a finding on an order (alert fatigue); uncertain results always do.
+Both order hooks use active medications (and the other drafts) for phenoconversion, and say only what concerns
+the ordered drug itself: referrals and the chart's summaries stay on patient-view (alert fatigue). Standard
+dosing and "no recommendation" never produce a finding on an order; uncertain results always do.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 from fhir_pain import pgx
 from fhir_pain.facts import Finding, MedicationUse, PatientData
 from fhir_pain.rules import (
     RuleContext, drug_gene_finding, non_response, opioid_for_neuropathic, pain_summary, pgx_summary,
-    pretest_finding, referral_findings, tca_for_neuropathic,
+    pretest_finding, referral_findings, suicidality_finding, tca_for_neuropathic,
 )
-from fhir_pain.rules.classes import analgesic_ingredients, classes_of
+from fhir_pain.rules.drug_gene import QUIET_ACTIONS
 
 log = logging.getLogger(__name__)
 
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
 HOOKS = ORDER_HOOKS | {"patient-view"}
-QUIET_ACTIONS = frozenset({"standard-dose", "no-recommendation", "informational"})
 _INDICATOR_RANK = {"critical": 0, "warning": 1, "info": 2}
 _KIND_RANK = {"drug-gene": 0, "pain-phenotype": 1, "treatment-response": 2, "pre-test": 3, "informational": 4}
 SUMMARY_RULES = ("fhir-pain/pgx-summary", "fhir-pain/pain-profile")
-REFERRAL_CLASSES = frozenset({"opioid", "tramadol"})
 
 
 def evaluate(data: PatientData, hook: str) -> list[Finding]:
@@ -48,20 +47,16 @@ def build_context(data: PatientData, hook: str) -> RuleContext:
     def resolve(ref: str) -> dict | None:
         return data.medications.get(ref)
 
-    active = [_identify(r, resolve, False) for r in data.medication_requests if _is_active(r)]
-    drafts = [_identify(r, resolve, True) for r in data.draft_orders if r.get("resourceType") == "MedicationRequest"]
+    active = [pgx.identify(r, resolve=resolve) for r in data.medication_requests if _is_active(r)]
+    # Earlier (completed, stopped, on-hold) requests: only the pain engine sees them, to link renewals to the trial
+    # they continue; phenoconversion and the drug rules use the active list alone.
+    history = [pgx.identify(r, resolve=resolve) for r in data.medication_requests
+               if r.get("resourceType") == "MedicationRequest" and not _is_active(r)]
+    drafts = [pgx.identify(r, resolve=resolve, is_draft=True) for r in data.draft_orders
+              if r.get("resourceType") == "MedicationRequest"]
     results = pgx.read_gene_results(data.observations)
     return RuleContext(hook=hook, now=data.now, patient_id=data.patient_id, results=results, active=active,
-                       drafts=drafts, pain=_pain_profile(data, active), missing=frozenset(data.missing))
-
-
-def _identify(resource: dict, resolve, is_draft: bool) -> MedicationUse:
-    med = pgx.identify(resource, resolve=resolve, is_draft=is_draft)
-    if not med.ingredients:   # analgesics outside the PGx vocabulary (gabapentin ...) still matter to pain rules
-        extra = analgesic_ingredients(med)
-        if extra:
-            med = replace(med, ingredients=extra)
-    return med
+                       drafts=drafts, pain=_pain_profile(data, active + history), missing=frozenset(data.missing))
 
 
 def targets_for(ctx: RuleContext, data: PatientData, hook: str) -> list[MedicationUse]:
@@ -77,10 +72,10 @@ def _is_active(resource: dict) -> bool:
     return resource.get("resourceType") == "MedicationRequest" and resource.get("status", "active") == "active"
 
 
-def _pain_profile(data: PatientData, active: list[MedicationUse]):
+def _pain_profile(data: PatientData, medications: list[MedicationUse]):
     try:
         from fhir_pain.pain import build_profile
-        return build_profile(data.observations, data.conditions, active, data.now)
+        return build_profile(data.observations, data.conditions, medications, data.now)
     except Exception as exc:  # the pain profile is context: its failure must not silence the PGx advice
         log.warning("pain profile could not be built: %s", type(exc).__name__)
         return None
@@ -110,14 +105,11 @@ def _orders(ctx: RuleContext, targets: list[MedicationUse]) -> list[Finding]:
     for med in targets:
         findings.extend(_drug_findings(ctx, med, orders=True))
         findings.extend(non_response(ctx, med))
-    # Non-drug therapy before (more) opioids: CDC 2022 Rec. 2. Only with an opioid order, to keep cards rare.
-    if any(REFERRAL_CLASSES & classes_of(d) for m in targets for d in m.ingredients):
-        findings.extend(referral_findings(ctx))
     return findings
 
 
 def _patient_view(ctx: RuleContext) -> list[Finding]:
-    findings = [f for f in (pgx_summary(ctx), pain_summary(ctx)) if f is not None]
+    findings = [f for f in (pgx_summary(ctx), pain_summary(ctx), suicidality_finding(ctx)) if f is not None]
     for med in ctx.active:
         findings.extend(_drug_findings(ctx, med, orders=False))
     findings.extend(non_response(ctx))

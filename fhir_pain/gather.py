@@ -18,6 +18,21 @@ PGX = "pgxResults"
 PAIN = "painAssessments"
 CONDITIONS = "conditions"
 MEDICATIONS = "activeMedications"
+MEDICATION_HISTORY = "medicationHistory"   # completed/stopped/on-hold requests: only the pain engine reads them
+
+# PGx result codes the PGx prefetch searches (and the PGx readers understand): genotype (84413-4), STU1
+# phenotype (53040-2), and the Genomics Reporting IG therapeutic-implication Observations (STU2/STU3). Lab-style
+# results under other codes reach the service only through an EHR's own prefetch (or the poller), not through
+# this template; the pre-test alert says so. Codes go without their system: a token without system matches any
+# system, keeps the URL short, and a system URL ("http://loinc.org|...") inside a template is refused by
+# cds_hooks.templates as absolute-looking.
+PGX_SEARCHED = {
+    "84413-4": "LOINC 84413-4 (genotype)",
+    "53040-2": "LOINC 53040-2 (metabolizer phenotype)",
+    "therapeutic-implication": "therapeutic-implication",
+    "predicted-therapeutic-implication": "predicted-therapeutic-implication (HL7 Genomics Reporting)",
+}
+PGX_CODES = tuple(PGX_SEARCHED)
 
 MISSING_MEANING = {
     PATIENT: "patient demographics",
@@ -25,6 +40,7 @@ MISSING_MEANING = {
     PAIN: "pain assessments",
     CONDITIONS: "conditions (problem list)",
     MEDICATIONS: "active medication list",
+    MEDICATION_HISTORY: "earlier prescriptions (renewals of a current analgesic may not be linked)",
 }
 
 

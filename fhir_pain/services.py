@@ -25,7 +25,7 @@ import orjson
 from cds_hooks import CDSResponse, HookRequest, Service, ServiceRegistry
 from fhir_pain.cards import render
 from fhir_pain.evaluate import evaluate
-from fhir_pain.gather import CONDITIONS, MEDICATIONS, PAIN, PATIENT, PGX, gather
+from fhir_pain.gather import CONDITIONS, MEDICATION_HISTORY, MEDICATIONS, PAIN, PATIENT, PGX, PGX_CODES, gather
 from fhir_pain.profiles import load
 
 SERVICE_IDS = {
@@ -33,13 +33,6 @@ SERVICE_IDS = {
     "order-select": "pain-pgx-order-select",
     "order-sign": "pain-pgx-order-sign",
 }
-
-# PGx result codes the PGx readers understand: genotype (84413-4), STU1 phenotype (53040-2), and the Genomics
-# Reporting IG therapeutic-implication Observations (STU2/STU3). Lab-style results under other codes reach the
-# service only through an EHR's own prefetch (or the poller), not through this template.
-# Codes go without their system: a token without system matches any system, keeps the URL short, and a
-# system URL ("http://loinc.org|...") inside a template is refused by cds_hooks.templates as absolute-looking.
-PGX_CODES = ("84413-4", "53040-2", "therapeutic-implication", "predicted-therapeutic-implication")
 
 USAGE = ("Works with the prefetch alone or, when the EHR grants FHIR access, fetches what is missing. When some "
          "data cannot be had, cards still come and say what was missing. PGx results are read as Genomics "
@@ -79,6 +72,9 @@ def prefetch_templates() -> dict[str, str]:
         PAIN: f"Observation?patient={patient}&code=" + ",".join(pain_codes()),
         CONDITIONS: f"Condition?patient={patient}",
         MEDICATIONS: f"MedicationRequest?patient={patient}&status=active",
+        # Earlier requests let the pain engine link a renewal to the trial it continues (treatment response);
+        # a key of its own, so that an EHR that cannot fill it costs only that.
+        MEDICATION_HISTORY: f"MedicationRequest?patient={patient}&status=completed,stopped,on-hold",
     }
 
 

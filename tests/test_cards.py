@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from fhir_pain.cards import card_for, group_findings, render
 from fhir_pain.facts import Drug, Finding, GenePhenotype, MedicationUse, PatientData
 from fhir_pain.fhir_models import check_cds_response, validate
-from fhir_pain.gather import MEDICATIONS, PAIN
+from fhir_pain.gather import MEDICATION_HISTORY, MEDICATIONS, PAIN
 from fhir_pain.rules.knowledge import pain_rules
 
 NOW = datetime(2026, 5, 1, tzinfo=timezone.utc)
@@ -115,3 +115,19 @@ def test_cards_follow_the_order_of_the_findings():
                  medication=med(ref="MedicationRequest/rx2"), summary="celecoxib")
     assert [c.summary for c in render([cpic(), other], DATA)] == ["CYP2D6 poor metabolizer: avoid codeine",
                                                                    "celecoxib"]
+
+
+def test_a_rule_can_bring_its_own_override_reasons():
+    alert = Finding(rule="fhir-pain/safety/phq9-item9", kind="pain-phenotype", indicator="warning", summary="s")
+    codes = [r["code"] for r in card_for([alert], DATA).to_dict()["overrideReasons"]]
+    assert codes == ["risk-assessed", "in-mental-health-care"]     # not the prescribing reasons of its kind
+    referral = Finding(rule="fhir-pain/referral/physiotherapy", kind="pain-phenotype", indicator="info", summary="s")
+    assert "first-line-tried" in [r["code"] for r in card_for([referral], DATA).to_dict()["overrideReasons"]]
+
+
+def test_missing_medication_history_is_owned_up_to_by_treatment_response_cards_only():
+    data = PatientData(patient_id="p1", now=NOW, missing=(MEDICATION_HISTORY,))
+    response = Finding(rule="fhir-pain/analgesic-non-response", kind="treatment-response", indicator="warning",
+                       summary="s", detail="d")
+    assert "**Data not available:** earlier prescriptions" in card_for([response], data).to_dict()["detail"]
+    assert "Data not available" not in card_for([cpic()], data).to_dict()["detail"]

@@ -131,3 +131,31 @@ def test_a_failing_pain_engine_does_not_silence_pgx_advice(monkeypatch):
         raise RuntimeError("boom")
     monkeypatch.setattr(fhir_pain.pain, "build_profile", broken)
     assert rules(evaluate(data(obs=[PM], drafts=[CODEINE]), "order-sign")) == ["cpic/codeine/CYP2D6"]
+
+
+def test_referrals_stay_on_patient_view_not_on_an_opioid_order():
+    psych = [project_score("pcs", "p1", "pcs-total", 36, day(-14)), phq9("phq", "p1", 15, day(-14)), NM]
+    oxycodone = draft("rx1", "p1", "7804", "oxycodone 5 MG Oral Tablet")
+    for hook in ("order-sign", "order-select"):
+        assert not [r for r in rules(evaluate(data(obs=psych, drafts=[oxycodone]), hook)) if "referral" in r]
+    assert "fhir-pain/referral/pain-psychology" in rules(evaluate(data(obs=psych), "patient-view"))
+
+
+GABAPENTIN = ("25480", "gabapentin 300 MG Oral Capsule")
+NO_CHANGE = [nrs("n0", "p1", 7, day(-130)), nrs("n1", "p1", 7, day(-60)), nrs("n2", "p1", 7, day(-7))]
+
+
+def test_earlier_requests_link_a_renewal_to_its_trial_for_the_pain_engine_only():
+    renewal = medication_request("a2", "p1", *GABAPENTIN, authored=day(-30), prior="a1")
+    first = medication_request("a1", "p1", *GABAPENTIN, status="completed", authored=day(-120))
+    linked = evaluate(data(obs=NO_CHANGE, meds=[renewal, first]), "patient-view")
+    [nr] = [f for f in linked if f.rule == "fhir-pain/analgesic-non-response"]
+    assert "after 17 weeks" in nr.summary and nr.medication.ref == "MedicationRequest/a2"
+    # without the earlier request the trial start is unknown: no guessed verdict
+    alone = evaluate(data(obs=NO_CHANGE, meds=[renewal]), "patient-view")
+    assert "fhir-pain/analgesic-non-response" not in rules(alone)
+
+
+def test_earlier_requests_never_count_as_current_medication():
+    completed_codeine = medication_request("a1", "p1", "2670", "codeine 30 MG Oral Tablet", status="completed")
+    assert rules(evaluate(data(obs=[PM], meds=[completed_codeine]), "patient-view")) == ["fhir-pain/pgx-summary"]

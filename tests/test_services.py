@@ -11,7 +11,9 @@ import responses
 from fhir_pain.cli import main as cli_main
 from fhir_pain.fhir_models import check_cds_response
 from fhir_pain.services import SERVICE_IDS, prefetch_templates
-from golden.fhir_builders import draft, genotype, hook_request, patient, prefetch, searchset
+from golden.fhir_builders import (
+    day, draft, genotype, hook_request, medication_request, nrs, patient, prefetch, searchset,
+)
 
 FHIR = "https://ehr.example.org/fhir"
 NOW = "2026-05-01T12:00:00Z"
@@ -33,6 +35,23 @@ def test_discovery_lists_the_three_services_with_prefetch_templates(client):
     assert "code=84413-4,53040-2" in templates["pgxResults"]
     assert all(code in templates["painAssessments"] for code in ("72514-3", "44261-6", "pcs-total", "dn4-total"))
     assert templates["activeMedications"].endswith("&status=active")
+    assert templates["medicationHistory"] == \
+        "MedicationRequest?patient={{context.patientId}}&status=completed,stopped,on-hold"
+    assert max(len(t) for t in templates.values()) < 1024     # prefetch URLs stay short
+
+
+def test_patient_view_links_a_renewal_through_the_medication_history_prefetch(client):
+    gaba = ("25480", "gabapentin 300 MG Oral Capsule")
+    renewal = medication_request("a2", "p1", *gaba, authored=day(-30), prior="a1")
+    first = medication_request("a1", "p1", *gaba, status="completed", authored=day(-120))
+    pain = [nrs("n0", "p1", 7, day(-130)), nrs("n1", "p1", 7, day(-7))]
+
+    def summaries(**kw):
+        body = hook_request("patient-view", "p1", name="t-history", prefetch=prefetch("p1", pain=pain, **kw))
+        return [c["summary"] for c in client.post("/cds-services/pain-pgx-patient-view", json=body).get_json()["cards"]]
+    assert any(s.startswith("No meaningful response to gabapentin") for s in summaries(meds=[renewal],
+                                                                                        history=[first]))
+    assert not any("gabapentin" in s for s in summaries(meds=[renewal], omit=("medicationHistory",)))
 
 
 def test_order_sign_with_full_prefetch(client):

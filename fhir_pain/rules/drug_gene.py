@@ -11,6 +11,8 @@ from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.text import code, fit, gene_line, gene_phrase, join_and, md
 
 ACTIONABLE = frozenset({"avoid", "use-alternative", "reduce-dose", "monitor"})
+# CPIC advice that asks nothing of the prescriber: silent on orders, not in the summary's "check" list.
+QUIET_ACTIONS = frozenset({"standard-dose", "no-recommendation", "informational"})
 REPLACE_ACTIONS = frozenset({"avoid", "use-alternative"})
 MAX_ALTERNATIVES = 3
 

@@ -13,7 +13,7 @@ from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.dose import daily_dose_mg
 from fhir_pain.rules.drug_gene import REPLACE_ACTIONS, uncertainty
 from fhir_pain.rules.knowledge import referrals, rule, source_knowledge
-from fhir_pain.rules.text import fit, gene_phrase, instrument_label, join_and, md
+from fhir_pain.rules.text import fit, gene_phrase, instrument_label, join_and, md, sources_md
 
 PHENOTYPE_WORDS = {
     "neuropathic-likely": "likely neuropathic pain", "neuropathic-possible": "possible neuropathic pain",
@@ -27,11 +27,6 @@ PHENOTYPE_WORDS = {
 def _phenotype_evidence(ctx: RuleContext, phenotypes) -> tuple[str, ...]:
     ev = getattr(ctx.pain, "evidence", {}) or {}
     return tuple(dict.fromkeys(r for p in phenotypes for r in ev.get(p, ())))
-
-
-def _sources_md(sources: list[dict]) -> str:
-    return "**Sources:** " + "; ".join(f"[{md(s['label'].split(':')[0].split(' (')[0])}]({s['url']})"
-                                       for s in sources)
 
 
 def first_line_options(ctx: RuleContext, med: MedicationUse | None, exclude_classes=()) -> dict:
@@ -102,7 +97,7 @@ def opioid_for_neuropathic(ctx: RuleContext, med: MedicationUse, drug: Drug) -> 
         + _options_md(options),
         "The suggested drafts carry no dose: complete them. Keeping the opioid is reasonable for acute pain or "
         "when first-line options have failed (choose an override reason).",
-        _sources_md(r["sources"]),
+        sources_md(r["sources"]),
     ])
     return Finding(
         rule=r["id"], kind="pain-phenotype", indicator=r["indicator"], action=r["action"], summary=summary,
@@ -149,7 +144,7 @@ def tca_for_neuropathic(ctx: RuleContext, med: MedicationUse, drug: Drug, cpic: 
         f"**Dose:** {md(dose_text)}.",
         "**Other first-line options for this patient** (each checked against the patient's genotype with "
         "CPIC):\n" + _options_md(options),
-        _sources_md(r["sources"]),
+        sources_md(r["sources"]),
     ])
     return Finding(
         rule=r["id"], kind="pain-phenotype", indicator=r["indicator"], action=r["action"], summary=summary,
@@ -198,7 +193,7 @@ def _non_response_finding(ctx, r, resp, drug: Drug, med: MedicationUse | None) -
     summary = fit(f"No meaningful response to {drug.name}{weeks}{scores}: reassess, consider another class",
                   f"No meaningful response to {drug.name}{weeks}: reassess", f"No response to {drug.name}")
     lines = [f"**Response:** pain scores fell by less than 30% since {md(drug.name)} was started"
-             f"{md(weeks)}{md(scores)}; a reduction of at least 30% is the threshold for a moderately important "
+             f"{weeks and ' ' + md(weeks)}{scores and ' ' + md(scores)}; a reduction of at least 30% is the threshold for a moderately important "
              "improvement (IMMPACT). The trial has lasted at least the adequate duration for this drug class."]
     genes = {}
     if pgx.guideline_for(drug) is not None:
@@ -217,7 +212,7 @@ def _non_response_finding(ctx, r, resp, drug: Drug, med: MedicationUse | None) -
     if getattr(resp, "confounded", False):
         lines.append("**Note:** another analgesic was started during this trial, so the lack of response cannot be "
                      "attributed to this drug with certainty.")
-    lines.append(_sources_md(r["sources"]))
+    lines.append(sources_md(r["sources"]))
     evidence = tuple(getattr(resp, "evidence", ()) or ())
     if med is not None and med.ref and not med.ref.startswith("urn:"):
         evidence += (med.ref,)
@@ -250,7 +245,7 @@ def referral_findings(ctx: RuleContext) -> list[Finding]:
             summary=fit(f"{why[:1].upper()}{why[1:]}: {ref['label'][0].lower()}{ref['label'][1:]}",
                         f"{ref['label']} ({join_and(PHENOTYPE_WORDS.get(p, p) for p in trig)})"),
             detail=f"**{md(ref['code']['display'])}:** the pain profile shows {md(why)}. "
-                   + _sources_md(ref["sources"]),
+                   + sources_md(ref["sources"]),
             phenotypes=trig, evidence=_phenotype_evidence(ctx, trig), knowledge=source_knowledge(ref["sources"]),
             extra={"referral": ref, "reason": why},
         ))

@@ -1,4 +1,4 @@
-"""CPIC pre-test rule: a drug with a CPIC pre-test alert is ordered and a gene it needs has no result on file.
+"""CPIC pre-test rule: a drug with a CPIC pre-test alert is ordered and no result was found for a gene it needs.
 
 When the PGx results could not be read at all we cannot know whether a result exists: the finding then says
 the check was not possible instead of claiming "no result on file".
@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from fhir_pain import pgx
 from fhir_pain.facts import Drug, Finding, MedicationUse
+from fhir_pain.gather import PGX_SEARCHED
 from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.knowledge import pretest_alerts
 from fhir_pain.rules.text import fit, join_and, md
+
+SEARCHED = "searched genotype/phenotype Observations"
 
 
 def pretest_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Finding | None:
@@ -39,15 +42,22 @@ def pretest_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Finding
         )
     wording = alert["wording"]
     indicator = alert["indicator"] if med.is_draft else "info"  # on the chart (not an order) it never interrupts
+    # "Not found" rather than "not on file": a result stored under a local lab code is not seen (the prefetch
+    # searches the codes in PGX_SEARCHED), so the card says what was searched.
     return Finding(
         rule=f"cpic-pretest/{drug.name}/{'+'.join(missing)}", kind="pre-test", indicator=indicator,
         action="order-test", drug=drug, medication=med, evidence=evidence, knowledge=knowledge,
-        summary=fit(f"No {genes} result on file: genotype {wording} for {drug.name}; consider a {genes} test",
-                    f"No {genes} result on file for {drug.name}; consider a {genes} test"),
+        summary=fit(f"No {genes} result found ({SEARCHED}): genotype {wording} for {drug.name}; "
+                    f"consider a {genes} test",
+                    f"No {genes} result found ({SEARCHED}) for {drug.name}; consider a {genes} test",
+                    f"No {genes} result found ({SEARCHED}); consider a test"),
         detail="\n\n".join([
-            f"**No {genes} result on file.** CPIC: {genes} genotype {wording} for {md(drug.name)} dosing and use; "
+            f"**No {genes} result found.** CPIC: {genes} genotype {wording} for {md(drug.name)} dosing and use; "
             f"{md(alert['advice'])}. Consider ordering the test (a draft order is suggested) and consult a "
             "clinical pharmacist if needed.",
+            f"**Searched:** the patient's Observations coded {md(join_and(PGX_SEARCHED.values()))}, and any "
+            f"laboratory result naming {genes} among the Observations received. A result filed only under a local "
+            "laboratory code is not found: check the laboratory record before ordering a new test.",
             f"**Source:** CPIC pre-test alert ({md(alert['workbook'])})"
             + (f", guideline version {md(knowledge['version'])}" if knowledge.get("version") else "") + ".",
         ]),

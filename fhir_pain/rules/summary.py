@@ -4,10 +4,10 @@ from __future__ import annotations
 from fhir_pain import pgx
 from fhir_pain.facts import Finding
 from fhir_pain.rules.context import RuleContext
-from fhir_pain.rules.drug_gene import uncertainty
+from fhir_pain.rules.drug_gene import QUIET_ACTIONS, uncertainty
 from fhir_pain.rules.knowledge import pain_rules
 from fhir_pain.rules.pain_context import PHENOTYPE_WORDS
-from fhir_pain.rules.text import fit, gene_line, gene_phrase, instrument_label, md
+from fhir_pain.rules.text import fit, gene_line, gene_phrase, instrument_label, join_and, md
 
 _ACTION_WORDS = {
     "avoid": "Avoid", "use-alternative": "Use an alternative", "reduce-dose": "Lower starting dose",
@@ -15,6 +15,8 @@ _ACTION_WORDS = {
     "order-test": "Uncertain result: confirm first",
 }
 _ACTION_ORDER = list(_ACTION_WORDS)
+# The summary's "check" list, most pressing first: uncertain results right after the advice to change the drug.
+_CHECK_ORDER = ("avoid", "use-alternative", "reduce-dose", "order-test", "monitor")
 
 
 def pgx_summary(ctx: RuleContext) -> Finding | None:
@@ -39,11 +41,17 @@ def pgx_summary(ctx: RuleContext) -> Finding | None:
         by_action.setdefault(action, []).append(name)
         knowledge = knowledge or {"source": "CPIC", "version": (rec.knowledge or {}).get("version"),
                                   "url": (rec.knowledge or {}).get("url")}
-    phrases = [gene_phrase(g, gp) for g, gp in genes.items()]
-    actionable = [n for a in ("avoid", "use-alternative", "reduce-dose", "order-test") for n in by_action.get(a, [])]
-    tail = f"; check {', '.join(actionable)}" if actionable else ""
-    summary = fit("PGx: " + "; ".join(phrases) + tail, "PGx: " + "; ".join(phrases),
-                  f"PGx results for {len(genes)} genes on file; see details")
+    phrases = "; ".join(gene_phrase(g, gp) for g, gp in genes.items())
+    # Every drug whose advice asks something of the prescriber (the same test that makes an order card appear),
+    # so "check" never leaves out a drug that would warn when ordered.
+    actionable = [n for a in sorted((a for a in by_action if a not in QUIET_ACTIONS), key=_check_rank)
+                  for n in by_action[a]]
+    if actionable:
+        count = f"{len(actionable)} pain medicine{'s' if len(actionable) > 1 else ''}"
+        summary = fit(f"PGx: {phrases}; check {', '.join(actionable)}", f"PGx: {phrases}; check {count} (see details)",
+                      f"PGx results for {len(genes)} genes on file; check {count} (see details)")
+    else:
+        summary = fit(f"PGx: {phrases}", f"PGx results for {len(genes)} genes on file; see details")
     lines = ["**Genes:**\n" + "\n".join(f"- {gene_line(g, gp)}" for g, gp in genes.items())]
     if by_action:
         lines.append("**What it means for pain medicines (CPIC):**\n" + "\n".join(
@@ -58,6 +66,10 @@ def pgx_summary(ctx: RuleContext) -> Finding | None:
     return Finding(rule="fhir-pain/pgx-summary", kind="informational", indicator="info", action="informational",
                    summary=summary, detail="\n\n".join(lines), genes=dict(genes), evidence=evidence,
                    knowledge={k: v for k, v in knowledge.items() if v})
+
+
+def _check_rank(action: str) -> int:
+    return _CHECK_ORDER.index(action) if action in _CHECK_ORDER else len(_CHECK_ORDER)
 
 
 def pain_summary(ctx: RuleContext) -> Finding | None:
@@ -85,25 +97,8 @@ def pain_summary(ctx: RuleContext) -> Finding | None:
                      + (f", trend {md(trend)}" if trend else ""))
     if getattr(p, "chronic", False):
         lines.append("**Chronic pain:** documented for more than 3 months.")
-    for name, axis in (getattr(p, "axes", {}) or {}).items():
-        level = getattr(axis, "level", None)
-        if level and level not in ("none", "unlikely", "unknown"):
-            reasons = "; ".join(getattr(axis, "reasons", ()) or ())
-            lines.append(f"**{md(name.capitalize())}:** {md(level)}" + (f": {md(reasons)}" if reasons else ""))
-    for name, mod in (getattr(p, "modulators", {}) or {}).items():
-        sc, inst, cut = getattr(mod, "score", None), getattr(mod, "instrument", None), getattr(mod, "cutoff", None)
-        level = getattr(mod, "level", None)
-        if isinstance(sc, (int, float)):
-            lines.append(f"**{md(name.capitalize())}:** {md(instrument_label(inst))} {sc:g}"
-                         + (f" (cut-off {md(cut)})" if cut else "") + (f", {md(level)}" if level else ""))
-    for resp in getattr(p, "responses", ()) or ():
-        drug = getattr(resp, "drug", None)
-        status = getattr(resp, "status", None)
-        if drug is not None and status:
-            change = getattr(resp, "change_pct", None)
-            lines.append(f"**Response to {md(drug.name)}:** {md(status)}"
-                         + (f" (pain {-change:+.0f}% from baseline)" if isinstance(change, (int, float))
-                            and round(change) != 0 else " (no change from baseline)" if change is not None else ""))
+    lines += _axis_lines(p) + _modulator_lines(p) + _response_lines(p)
+    lines += _not_assessed(p)
     if not ctx.pain_complete:
         lines.append("**Caution:** some pain assessments or conditions could not be read.")
     evidence = tuple(dict.fromkeys(r for refs in (getattr(p, "evidence", {}) or {}).values() for r in refs))
@@ -113,3 +108,73 @@ def pain_summary(ctx: RuleContext) -> Finding | None:
                    summary=summary, detail="\n\n".join(lines) or "No pain phenotype flagged.",
                    phenotypes=phenotypes, evidence=evidence,
                    knowledge={"source": "fhir-pain pain phenotyping", "version": "1.0.0"})
+
+
+# Levels that say nothing about the patient: left out of the profile ("unknown" is listed under "Not assessed").
+_QUIET_AXIS_LEVELS = frozenset({"none", "unlikely", "unknown"})
+_RESPONSE_WORDS = {"no-data": "not assessed", "too-early": "too early to judge"}
+
+
+def _axis_lines(p) -> list[str]:
+    out = []
+    for name, axis in (getattr(p, "axes", {}) or {}).items():
+        level = getattr(axis, "level", None)
+        if level and level not in _QUIET_AXIS_LEVELS:
+            reasons = "; ".join(getattr(axis, "reasons", ()) or ())
+            out.append(f"**{md(name.capitalize())}:** {md(level)}" + (f": {md(reasons)}" if reasons else ""))
+    return out
+
+
+def _modulator_lines(p) -> list[str]:
+    out = []
+    for name, mod in (getattr(p, "modulators", {}) or {}).items():
+        sc, inst, cut = getattr(mod, "score", None), getattr(mod, "instrument", None), getattr(mod, "cutoff", None)
+        level = getattr(mod, "level", None)
+        if level == "unknown":
+            continue
+        if isinstance(sc, (int, float)):
+            out.append(f"**{md(name.capitalize())}:** {md(instrument_label(inst))} {sc:g}"
+                       + (f" (cut-off {md(cut)})" if cut else "") + (f", {md(level)}" if level else ""))
+        elif level in ("present", "possible"):   # from a diagnosis alone
+            reasons = "; ".join(r for r in getattr(mod, "reasons", ()) or () if r.startswith("diagnosis"))
+            out.append(f"**{md(name.capitalize())}:** {md(level)}" + (f": {md(reasons)}" if reasons else ""))
+    return out
+
+
+def _response_lines(p) -> list[str]:
+    out = []
+    for resp in getattr(p, "responses", ()) or ():
+        drug, status = getattr(resp, "drug", None), getattr(resp, "status", None)
+        if drug is None or not status:
+            continue
+        if status in _RESPONSE_WORDS:
+            reasons = "; ".join(getattr(resp, "reasons", ()) or ())
+            out.append(f"**Response to {md(drug.name)}:** {_RESPONSE_WORDS[status]}"
+                       + (f" ({md(reasons)})" if reasons else ""))
+            continue
+        change = getattr(resp, "change_pct", None)
+        out.append(f"**Response to {md(drug.name)}:** {md(status)}"
+                   + (f" (pain {-change:+.0f}% from baseline)" if isinstance(change, (int, float))
+                      and round(change) != 0 else " (no change from baseline)" if change is not None else ""))
+    return out
+
+
+def _not_assessed(p) -> list[str]:
+    """Axes and modulators the data could not speak to: those with nothing on file in one line, those with data
+    that could not be used (too old, undated and disagreeing ...) with the engine's reason."""
+    nothing, unusable = [], []
+    for group in ("axes", "modulators"):
+        for name, result in (getattr(p, group, {}) or {}).items():
+            if getattr(result, "level", None) != "unknown":
+                continue
+            reasons = tuple(getattr(result, "reasons", ()) or ())
+            if all(r.startswith("no ") for r in reasons):   # the engine's words for "nothing seen"
+                nothing.append(name)
+            else:
+                unusable.append(f"{name} ({'; '.join(r for r in reasons if not r.startswith('no '))})")
+    out = []
+    if unusable:
+        out.append("**Not assessed, data not usable:** " + md("; ".join(unusable)) + ".")
+    if nothing:
+        out.append("**Not assessed, no recent score or diagnosis:** " + md(join_and(nothing)) + ".")
+    return out

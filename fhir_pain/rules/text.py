@@ -51,6 +51,12 @@ def instrument_label(key: str | None) -> str:
     return f"{m.group(1).upper()}-{m.group(2)}" if m else key.upper()
 
 
+def sources_md(sources: list[dict]) -> str:
+    """'**Sources:** [NICE NG193](url); ...' from a rule's sources (each label's short name, before ':' or ' (')."""
+    return "**Sources:** " + "; ".join(f"[{md(s['label'].split(':')[0].split(' (')[0])}]({s['url']})"
+                                       for s in sources)
+
+
 def join_and(items: Iterable[str], conj: str = "and") -> str:
     items = [i for i in items if i]
     if len(items) <= 1:

@@ -17,8 +17,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from golden.fhir_builders import (  # noqa: E402
-    condition, day, draft, gad7, genotype, hook_request, medication_request, nrs, phq9, prefetch, project_score,
-    reported_phenotype,
+    condition, day, draft, gad7, genotype, hook_request, medication_request, nrs, phq9, phq9_panel, prefetch,
+    project_score, reported_phenotype,
 )
 
 REFERENCE = Path("/work/shared/reference")
@@ -50,9 +50,8 @@ GABAPENTIN = ("25480", "gabapentin 300 MG Oral Capsule")
 FLUOXETINE = ("4493", "fluoxetine 20 MG Oral Capsule")
 
 
-def sign(name, pid, drafts, *, pgx=(), pain=(), conditions=(), meds=(), omit=()):
-    return hook_request("order-sign", pid, name=name, drafts=drafts,
-                        prefetch=prefetch(pid, pgx=pgx, pain=pain, conditions=conditions, meds=meds, omit=omit))
+def sign(name, pid, drafts, **kw):
+    return hook_request("order-sign", pid, name=name, drafts=drafts, prefetch=prefetch(pid, **kw))
 
 
 def select(name, pid, drafts, selections=None, **kw):
@@ -250,12 +249,13 @@ def build() -> None:
              [card("warning", "fhir-pain/opioid-for-neuropathic-pain", creates=("MedicationRequest",))])
     p = "psych"
     scenario("sign-oxycodone-catastrophizing-depression", "Oxycodone ordered for a patient with high pain "
-             "catastrophizing (PCS 36) and depression (PHQ-9 15): referral to pain psychology (CBT) offered.",
+             "catastrophizing (PCS 36) and depression (PHQ-9 15), CYP2D6 normal metabolizer: no card. The referral "
+             "to pain psychology is not about the ordered drug: it stays on patient-view (alert fatigue).",
              sign("sign-oxycodone-catastrophizing-depression", p, [d("rx1", p, OXYCODONE)],
                   pgx=[genotype("g1", p, "CYP2D6", "*1/*1")],
                   pain=[project_score("pcs", p, "pcs-total", 36, day(-14)), phq9("phq", p, 15, day(-14)),
                         nrs("nrs1", p, 6, day(-14))]),
-             [card("info", "fhir-pain/referral/pain-psychology", creates=("ServiceRequest",))])
+             [])
     p = "gaba-nr"
     gaba_history = [nrs("nrs0", p, 7, day(-130)), nrs("nrs1", p, 7, day(-60)), nrs("nrs2", p, 7, day(-7))]
     scenario("sign-gabapentin-renewal-non-response", "Renewing gabapentin after 4 months with no change in pain "
@@ -320,6 +320,33 @@ def build() -> None:
                   pain=gaba_history_for(p), conditions=[condition("phn", p, "2177002", "Postherpetic neuralgia",
                                                                   day(-400))]),
              [card("warning", "fhir-pain/analgesic-non-response"), card("info", "fhir-pain/pain-profile")])
+    p = "pv-item9"
+    scenario("view-phq9-item9-low-total", "patient-view: PHQ-9 total 4 (no depression flagged) but item 9 answered "
+             "'several days': a warning card asks for a same-day risk assessment, above the pain profile.",
+             view("view-phq9-item9-low-total", p,
+                  pain=[phq9_panel("phq", p, [1, 0, 1, 0, 0, 1, 0, 0, 1], day(-2)), nrs("n1", p, 5, day(-2))]),
+             [card("warning", "fhir-pain/safety/phq9-item9"), card("info", "fhir-pain/pain-profile")])
+    p = "pv-renew"
+    renewed = [active("a2", p, GABAPENTIN, authored=day(-30), prior="a1")]
+    first = [medication_request("a1", p, *GABAPENTIN, status="completed", authored=day(-120))]
+    scenario("view-gabapentin-renewal-linked-by-history", "patient-view: gabapentin renewed a month ago; the first "
+             "request (4 months ago, completed) comes in medicationHistory, so the trial counts from it: "
+             "non-response (NRS 7 -> 7).",
+             view("view-gabapentin-renewal-linked-by-history", p, meds=renewed, history=first,
+                  pain=gaba_history_for(p)),
+             [card("warning", "fhir-pain/analgesic-non-response"), card("info", "fhir-pain/pain-profile")])
+    scenario("view-gabapentin-renewal-history-missing", "patient-view: the same renewal, but the EHR could not fill "
+             "medicationHistory: the renewed request's predecessor is not on hand, so response is not assessed "
+             "(no guessed trial start); the pain profile says so.",
+             view("view-gabapentin-renewal-history-missing", p, meds=renewed, pain=gaba_history_for(p),
+                  omit=("medicationHistory",)),
+             [card("info", "fhir-pain/pain-profile")])
+    p = "pv-im"
+    scenario("view-pgx-summary-cyp2d6-im", "patient-view: CYP2D6 intermediate metabolizer (reported phenotype): the "
+             "summary's check list names every drug with actionable CPIC advice, codeine included (Moderate).",
+             view("view-pgx-summary-cyp2d6-im", p, pgx=[reported_phenotype("g1", p, "CYP2D6",
+                                                                           "Intermediate Metabolizer")]),
+             [card("info", "fhir-pain/pgx-summary")])
     p = "pv-none"
     scenario("view-nothing-available", "patient-view where no prefetch could be filled and there is no FHIR access: "
              "one informational card saying PGx results could not be retrieved.",

@@ -96,6 +96,20 @@ def phq9(oid, pid, value, when):
     return score(oid, pid, "44261-6", value, when, display="Patient Health Questionnaire 9 item total score")
 
 
+PHQ9_ITEMS = ("44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8")
+FREQUENCY = ("LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9")   # LL358-3: not at all ... nearly every day
+
+
+def phq9_panel(oid, pid, answers, when):
+    """A PHQ-9 panel (44249-1) with its nine items as components (LOINC answers), no total: scored from items."""
+    obs = score(oid, pid, "44249-1", 0, when, display="PHQ-9 quick depression assessment panel")
+    del obs["valueInteger"]
+    obs["component"] = [{"code": {"coding": [{"system": LOINC, "code": c}]},
+                         "valueCodeableConcept": {"coding": [{"system": LOINC, "code": FREQUENCY[a]}]}}
+                        for c, a in zip(PHQ9_ITEMS, answers, strict=True)]
+    return obs
+
+
 def gad7(oid, pid, value, when):
     return score(oid, pid, "70274-6", value, when, display="Generalized anxiety disorder 7 item total score")
 
@@ -122,7 +136,7 @@ def condition(cid: str, pid: str, code: str, display: str, onset: str, system: s
 
 def medication_request(mid: str, pid: str, rxcui: str, display: str, *, status: str = "active",
                        authored: str | None = None, dose_mg: float | None = None, per_day: int = 1,
-                       dose_unit: str = "mg") -> dict:
+                       dose_unit: str = "mg", prior: str | None = None) -> dict:
     mr = {
         "resourceType": "MedicationRequest", "id": mid, "status": status, "intent": "order",
         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
@@ -132,6 +146,8 @@ def medication_request(mid: str, pid: str, rxcui: str, display: str, *, status: 
         "subject": {"reference": f"Patient/{pid}"},
         "authoredOn": authored or day(-200),
     }
+    if prior:   # the request this one renews
+        mr["priorPrescription"] = {"reference": f"MedicationRequest/{prior}"}
     if dose_mg is not None:
         mr["dosageInstruction"] = [{
             "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
@@ -171,10 +187,10 @@ def hook_request(hook: str, pid: str, *, name: str, prefetch: dict | None = None
     return body
 
 
-def prefetch(pid: str, *, pgx=(), pain=(), conditions=(), meds=(), omit=()) -> dict:
+def prefetch(pid: str, *, pgx=(), pain=(), conditions=(), meds=(), history=(), omit=()) -> dict:
     """Every prefetch key of the services filled as an EHR would (searchsets, possibly empty); keys in ``omit``
-    are left out (the EHR could not fill them)."""
-    from fhir_pain.gather import CONDITIONS, MEDICATIONS, PAIN, PATIENT, PGX
+    are left out (the EHR could not fill them). ``history``: completed/stopped/on-hold MedicationRequests."""
+    from fhir_pain.gather import CONDITIONS, MEDICATION_HISTORY, MEDICATIONS, PAIN, PATIENT, PGX
     out = {PATIENT: patient(pid), PGX: searchset(*pgx), PAIN: searchset(*pain),
-           CONDITIONS: searchset(*conditions), MEDICATIONS: searchset(*meds)}
+           CONDITIONS: searchset(*conditions), MEDICATIONS: searchset(*meds), MEDICATION_HISTORY: searchset(*history)}
     return {k: v for k, v in out.items() if k not in omit}

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from fhir_pain.evaluate import build_context
 from fhir_pain.facts import PatientData
-from fhir_pain.gather import PGX
+from fhir_pain.gather import PGX, PGX_CODES
 from fhir_pain.rules.knowledge import pretest_alerts
 from fhir_pain.rules.pretest import pretest_finding
 from golden.fhir_builders import draft, genotype, medication_request
@@ -50,3 +50,22 @@ def test_every_pretest_drug_is_a_cpic_drug_with_those_genes():
         guideline = pgx.guideline_for(pgx.drug_by_name(name))
         assert guideline is not None, name
         assert set(alert["genes"]) <= set(guideline.genes), name
+
+
+def test_says_what_was_searched_not_that_nothing_is_on_file():
+    from fhir_pain import pgx
+    for name, alert in pretest_alerts()["drugs"].items():
+        drug = pgx.drug_by_name(name)
+        c = ctx(drafts=[draft("rx1", "p1", drug.rxnorm, name)])
+        f = pretest_finding(c, c.drafts[0], drug)
+        genes = " and ".join(alert["genes"])
+        assert f.summary.startswith(f"No {genes} result found (searched genotype/phenotype Observations)"), name
+        assert len(f.summary) <= 140 and "on file" not in f.summary, name
+        for code in PGX_CODES:       # the codes the prefetch template searches, from the same constant
+            assert code in f.detail, (name, code)
+        assert "local laboratory code" in f.detail
+
+
+def test_the_searched_codes_are_the_prefetch_templates_codes():
+    from fhir_pain.services import prefetch_templates
+    assert prefetch_templates()[PGX].endswith("&code=" + ",".join(PGX_CODES))
