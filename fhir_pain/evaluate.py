@@ -24,6 +24,7 @@ from fhir_pain.rules import (
     pretest_finding, referral_findings, suicidality_finding, tca_for_neuropathic,
 )
 from fhir_pain.rules.drug_gene import QUIET_ACTIONS
+from fhir_pain.rules.knowledge import rule
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ HOOKS = ORDER_HOOKS | {"patient-view"}
 _INDICATOR_RANK = {"critical": 0, "warning": 1, "info": 2}
 _KIND_RANK = {"drug-gene": 0, "pain-phenotype": 1, "treatment-response": 2, "pre-test": 3, "informational": 4}
 SUMMARY_RULES = ("fhir-pain/pgx-summary", "fhir-pain/pain-profile")
+SAFETY_RULES = (rule("phq9-item9")["id"],)   # first among the cards of their severity
 
 
 def evaluate(data: PatientData, hook: str) -> list[Finding]:
@@ -118,4 +120,5 @@ def _patient_view(ctx: RuleContext) -> list[Finding]:
 
 
 def _order(f: Finding) -> tuple:
-    return (_INDICATOR_RANK.get(f.indicator, 3), 0 if f.rule in SUMMARY_RULES else 1, _KIND_RANK.get(f.kind, 9))
+    return (_INDICATOR_RANK.get(f.indicator, 3), 0 if f.rule in SAFETY_RULES + SUMMARY_RULES else 1,
+            _KIND_RANK.get(f.kind, 9))

@@ -58,3 +58,14 @@ def test_patient_view_shows_it_first_and_order_hooks_not_at_all():
     assert [f.rule for f in view] == ["fhir-pain/safety/phq9-item9", "fhir-pain/pain-profile"]
     order = patient(*obs, drafts=[draft("rx1", "p1", "7804", "oxycodone 5 MG Oral Tablet")])
     assert "fhir-pain/safety/phq9-item9" not in [f.rule for f in evaluate(order, "order-sign")]
+
+
+def test_it_comes_before_other_warnings_on_the_chart():
+    from golden.fhir_builders import genotype, medication_request
+    ibuprofen = medication_request("a1", "p1", "5640", "ibuprofen 400 MG Oral Tablet")   # CYP2C9 PM: warning
+    d = PatientData(patient_id="p1", now=NOW, medication_requests=[ibuprofen],
+                    observations=[genotype("g1", "p1", "CYP2C9", "*3/*3"),
+                                  phq9_panel("phq", "p1", LOW_WITH_ITEM9, day(-1))])
+    view = evaluate(d, "patient-view")
+    assert [f.rule for f in view][:2] == ["fhir-pain/safety/phq9-item9", "cpic/ibuprofen/CYP2C9"]
+    assert view[1].indicator == "warning"
