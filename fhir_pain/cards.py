@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from cds_hooks import Action, ActionType, Card, Coding, Link, LinkType, SelectionBehavior, Source, Suggestion
 from fhir_pain.facts import Drug, Finding, MedicationUse, PatientData
+from fhir_pain.pgx import code_verified
 from fhir_pain.gather import CONDITIONS, MEDICATION_HISTORY, MEDICATIONS, MISSING_MEANING, PAIN, PGX
 from fhir_pain.rules.drug_gene import REPLACE_ACTIONS, is_combination
 from fhir_pain.rules.knowledge import card_conventions, pretest_alerts
@@ -157,6 +158,8 @@ def _draft_id(med: MedicationUse) -> str | None:
 
 def replace_suggestion(med: MedicationUse, alt: Drug, f: Finding, data: PatientData) -> Suggestion | None:
     draft = _draft_id(med)
+    if not code_verified(alt.rxnorm):
+        return None   # an unverified code could order the wrong drug: the detail names it, the clinician orders it
     if draft is None or is_combination(med):
         # without deleting the original a new draft would double the therapy; replacing a combination product
         # would drop its other ingredients: offer nothing, the detail says why

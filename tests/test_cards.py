@@ -63,6 +63,17 @@ def test_replace_suggestion_deletes_the_draft_and_creates_an_undosed_draft():
     assert "dosageInstruction" not in mr
 
 
+def test_unverified_rxnorm_code_is_never_written_into_a_suggested_order():
+    """Regression: granisetron's RxCUI (26237) is not verified here; a wrong code could order the wrong drug."""
+    granisetron = Drug("26237", "granisetron")
+    card = card_for([cpic(alternatives=(granisetron, MORPHINE))], DATA).to_dict()
+    codes = [a["resource"]["medicationCodeableConcept"]["coding"][0]["code"]
+             for s in card["suggestions"] for a in s["actions"] if a["type"] == "create"]
+    assert codes == ["7052"]
+    only_unverified = card_for([cpic(alternatives=(granisetron,))], DATA).to_dict()
+    assert "suggestions" not in only_unverified
+
+
 def test_no_replacement_for_active_medications_or_drafts_without_id():
     assert "suggestions" not in card_for([cpic(m=med(draft=False))], DATA).to_dict()
     assert "suggestions" not in card_for([cpic(m=med(ref="urn:uuid:1f0e"))], DATA).to_dict()

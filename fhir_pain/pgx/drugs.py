@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from fhir_pain import fhirdates
 from fhir_pain.facts import Drug, MedicationUse
-from fhir_pain.pgx.knowledge import drug_vocabulary, normalise_name
+from fhir_pain.pgx.knowledge import drug_vocabulary, normalise_name, unverified_codes
 
 RXNORM_SYSTEMS = frozenset({"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88",
                             "https://www.nlm.nih.gov/research/umls/rxnorm", "http://hl7.org/fhir/sid/rxnorm"})
@@ -27,6 +27,11 @@ def drug_by_name(name: str) -> Drug | None:
     if not ings or len(ings) != 1 or ings[0] not in vocab.rxnorm_of:
         return None
     return Drug(rxnorm=vocab.rxnorm_of[ings[0]], name=ings[0])
+
+
+def code_verified(code: str) -> bool:
+    """False for an RxCUI we could not verify: it may recognise input, but never goes into an order we suggest."""
+    return code not in unverified_codes()
 
 
 def drug_by_rxnorm(code: str) -> Drug | None:

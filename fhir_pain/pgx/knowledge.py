@@ -143,6 +143,12 @@ def drug_vocabulary() -> DrugVocabulary:
     return DrugVocabulary(by_rxnorm, rxnorm_of, products, names, longest, starts)
 
 
+@lru_cache(maxsize=None)
+def unverified_codes() -> frozenset[str]:
+    """RxCUIs held only to recognise what an EHR sends (drugs.json meta.unverifiedCodes)."""
+    return frozenset(profiles.load("pgx/drugs.json")["meta"].get("unverifiedCodes", ()))
+
+
 @dataclass(frozen=True)
 class Inhibitor:
     name: str

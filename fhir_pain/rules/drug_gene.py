@@ -183,7 +183,11 @@ def _detail(ctx: RuleContext, f: Finding, rec: Recommendation, unsure: dict[str,
             elif is_combination(f.medication):
                 how = "This is a combination product: replace it by hand so that its other ingredients are kept."
             else:
-                how = "A suggested draft has no dose: complete it."
+                by_hand = [a.name for a in f.alternatives if not pgx.code_verified(a.rxnorm)]
+                how = "A suggested draft has no dose: complete it." if len(by_hand) < len(f.alternatives) else ""
+                if by_hand:
+                    how += (" " if how else "") + (f"Order {join_and(by_hand)} by hand: no draft is offered because "
+                                                   "its RxNorm code is not verified here.")
             lines.append("**Alternatives** (checked against this patient's genotype): "
                          + md(join_and([a.name for a in f.alternatives])) + ". " + how)
         dropped = f.extra.get("alternativesDropped") or []

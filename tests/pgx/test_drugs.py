@@ -151,3 +151,15 @@ def test_codes_outside_cpic_data_say_where_they_come_from():
     for name in ("acetaminophen", "gabapentin", "pregabalin", "granisetron", "tapentadol", "lidocaine"):
         assert drug_by_name(name).rxnorm in sources, name
     assert "NOT verified" in sources["26237"]       # granisetron's RxCUI is the lead's knowledge only
+
+
+def test_unverified_codes_are_listed_and_known():
+    """Every RxCUI whose source says it is not verified is in meta.unverifiedCodes (cards never order those)."""
+    from fhir_pain import profiles
+    from fhir_pain.pgx import code_verified
+    meta = profiles.load("pgx/drugs.json")["meta"]
+    said_unverified = {c for c, text in meta["codeSources"].items() if "not verified" in text.lower()}
+    assert set(meta["unverifiedCodes"]) == said_unverified
+    known = {i["rxnorm"] for i in profiles.load("pgx/drugs.json")["ingredients"]}
+    assert set(meta["unverifiedCodes"]) <= known
+    assert not code_verified("26237") and code_verified("7052") and code_verified("25480")
