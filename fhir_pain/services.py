@@ -53,11 +53,12 @@ DESCRIPTIONS = {
 
 
 def pain_codes() -> tuple[str, ...]:
-    """Instrument and biomarker codes of the pain engine (totals and panels; item-only Observations are not
-    fetched by this template, to keep the URL well under common 8 KB limits)."""
+    """Instrument and biomarker codes of the pain engine (totals and panels), and the items that raise a flag on
+    their own (PHQ-9 item 9, 44260-8: sent as a standalone Observation it must still reach the safety alert).
+    Other item-only Observations are not fetched by this template, to keep the URL short."""
     out: list[str] = []
     for inst in load("pain/instruments.json")["instruments"].values():
-        for c in inst.get("codes", ()):
+        for c in (*inst.get("codes", ()), *inst.get("items", {}).get("flags", {})):
             code = c.rsplit("|", 1)[-1]
             if code not in out:
                 out.append(code)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Mapping
 
 from fhir_pain.pain.conditions import ConditionHit
 from fhir_pain.pain.knowledge import Instrument, Knowledge
-from fhir_pain.pain.model import AxisResult, ModulatorResult, Score, ScoreIndex
+from fhir_pain.pain.model import AxisResult, FlagAnswer, ModulatorResult, Score, ScoreIndex
 
 WEAKER = {"likely": "possible", "features": "possible", "positive": "possible", "present": "possible"}
 
@@ -178,12 +179,18 @@ def inflammatory(by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge, n
     return AxisResult("unknown", reasons or ("no recent inflammatory marker or diagnosis",))
 
 
-def modulator(name: str, by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge,
-              now: datetime) -> ModulatorResult:
+def modulator(name: str, by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge, now: datetime,
+              item_flags: Mapping[str, FlagAnswer] | None = None,
+              stale_flags: Mapping[str, FlagAnswer] | None = None) -> ModulatorResult:
+    """``item_flags``: flag -> the answer deciding it, ``stale_flags``: flag -> a positive answer older than the
+    look-back (fhir_pain.pain.flags.decide_flags). The modulator carries the raised flags of its instruments'
+    items whatever its level."""
     p = kn.params["modulators"][name]
     order = p["instruments"]
     picks, notes = _picks(order, by_inst, kn, now, p["lookbackDays"])
-    flags = tuple(sorted({f for pk in picks for f in pk.score.flags}))
+    own = {f for key in order if kn.instruments[key].items for f in kn.instruments[key].items.flags.values()}
+    raised = {f: a for f, a in sorted((item_flags or {}).items()) if f in own and a.raised}
+    flags = tuple(raised)
     # the latest dated score speaks for now (a PHQ-9 beats the PHQ-2 of the same day); undated only if alone
     dated = [pk for pk in picks if not pk.weak]
     pool = dated or picks
@@ -203,15 +210,25 @@ def modulator(name: str, by_inst: ScoreIndex, hits: list[ConditionHit], kn: Know
         reasons.append(f"diagnosis: {h.describe()}")
         evidence.append((h.ref,))
         level = "present" if h.confirmed else ("possible" if level in ("unknown", "absent") else level)
-    if "suicidality" in flags:
-        reasons.insert(0, "PHQ-9 item 9 (thoughts of death or self-harm) answered above 0: assess suicide risk")
-    reasons += notes
+    flag_reasons, flag_evidence = [], []
+    for f, a in raised.items():
+        spec = kn.item_flags[f]
+        when = f"on {a.time.isoformat()}" if a.time is not None else "(date not recorded)"
+        flag_reasons += [f"{spec.label} answered {a.value:g} {when}: {spec.advice}", *a.notes]
+        flag_evidence.append(a.evidence)
+    for f, a in sorted((stale_flags or {}).items()):
+        if f in own:
+            spec = kn.item_flags[f]
+            notes.append(f"{spec.label} answered {a.value:g} on {a.time.isoformat()}: older than "
+                         f"{spec.lookback_days} days, no longer flagged")
+    reasons = flag_reasons + reasons + notes
+    evidence += flag_evidence
     if chosen is None:
         return ModulatorResult(level, reasons=tuple(reasons) or ("no score or diagnosis",),
-                               evidence=_refs(*evidence), flags=flags)
+                               evidence=_refs(*evidence), flags=flags, flag_answers=raised)
     cut = inst.cutoffs[0] if inst.cutoffs else None
     return ModulatorResult(
         level, score=s.value, instrument=s.instrument, cutoff=cut.value if cut else None,
         cutoff_op=cut.op if cut else None,
         cutoff_verified=cut.verified if cut else None, date=s.date, reasons=tuple(reasons),
-        evidence=_refs(*evidence), flags=flags, time=s.time)
+        evidence=_refs(*evidence), flags=flags, time=s.time, flag_answers=raised)

@@ -12,11 +12,12 @@ from fhir_pain.facts import MedicationUse
 from fhir_pain.fhirdates import utc
 from fhir_pain.pain import axes
 from fhir_pain.pain.conditions import match_conditions
+from fhir_pain.pain.flags import decide_flags
 from fhir_pain.pain.intensity import chronicity, latest_intensity
 from fhir_pain.pain.knowledge import Knowledge, knowledge as shipped_knowledge
 from fhir_pain.pain.model import PainProfile, Rejected, ScoreIndex
 from fhir_pain.pain.response import treatment_responses
-from fhir_pain.pain.scoring import read_scores
+from fhir_pain.pain.scoring import read_observations
 
 FUTURE_TOLERANCE = timedelta(days=1)   # clocks and time zones differ; more than a day ahead is an error
 
@@ -29,7 +30,7 @@ def build_profile(observations: Iterable[dict], conditions: Iterable[dict], medi
     shipped profiles/pain files (tests, what-if evaluation)."""
     kn = knowledge or shipped_knowledge()
     now = utc(now)
-    scores, rejected = read_scores(observations or (), kn, code_map)
+    scores, rejected, flagged = read_observations(observations or (), kn, code_map)
     horizon = now + FUTURE_TOLERANCE
     usable: list[Score] = []
     for s in scores:
@@ -46,7 +47,9 @@ def build_profile(observations: Iterable[dict], conditions: Iterable[dict], medi
         "nociplastic": axes.nociplastic(by_inst, hits, chronic, kn, now),
         "inflammatory": axes.inflammatory(by_inst, hits, kn, now),
     }
-    modulators = {name: axes.modulator(name, by_inst, hits, kn, now) for name in kn.params["modulators"]}
+    item_flags, stale_flags = decide_flags(flagged, kn, now, horizon)
+    modulators = {name: axes.modulator(name, by_inst, hits, kn, now, item_flags, stale_flags)
+                  for name in kn.params["modulators"]}
     responses = treatment_responses(medications or (), by_inst, kn, now)
 
     evidence: dict[str, tuple[str, ...]] = {}

@@ -99,6 +99,16 @@ class Instrument:
 
 
 @dataclass(frozen=True, slots=True)
+class ItemFlag:
+    """A flag an item raises when answered above 0 (PHQ-9 item 9 -> "suicidality"), and how long it stands."""
+    key: str
+    label: str                            # what the item asks, for reasons: "PHQ-9 item 9 (...)"
+    advice: str                           # what a raised flag asks for, in a few words
+    lookback_days: int                    # an answer older than this no longer raises the flag
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class Role:
     """What an Observation (or component) code means: an instrument's total/panel, or one of its items."""
     instrument: str
@@ -168,6 +178,7 @@ class Knowledge:
             unknown = set(group["instruments"]) - self.instruments.keys()
             if unknown:
                 raise ValueError(f"pain/phenotyping.json names unknown instruments {sorted(unknown)}")
+        self.item_flags = _item_flags(phenotyping, self.instruments)
         self._conditions(conditions)
         self._analgesics(analgesics)
 
@@ -231,6 +242,21 @@ class Knowledge:
                 if not any(c.startswith(x) for x in excl):
                     hits.append(entry)
         return hits
+
+
+def _item_flags(phenotyping: dict, instruments: dict[str, Instrument]) -> dict[str, ItemFlag]:
+    """phenotyping.json "itemFlags": every flag an instrument item raises needs its look-back there."""
+    out = {}
+    for key, d in (phenotyping.get("itemFlags") or {}).items():
+        days = d.get("lookbackDays") if isinstance(d, dict) else None
+        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+            raise ValueError(f"pain/phenotyping.json itemFlags.{key}: lookbackDays must be a positive integer")
+        out[key] = ItemFlag(key, d.get("item") or key, d.get("advice") or "act on it whatever the total", days,
+                           d.get("source", ""))
+    raised = {f for inst in instruments.values() if inst.items for f in inst.items.flags.values()}
+    if raised - out.keys():
+        raise ValueError(f"pain/phenotyping.json itemFlags: no look-back for {sorted(raised - out.keys())}")
+    return out
 
 
 def _icd(code: str) -> str:

@@ -110,6 +110,36 @@ class AxisResult:
 
 
 @dataclass(frozen=True)
+class FlagAnswer:
+    """The answer that decides a flag (PHQ-9 item 9 -> "suicidality"): the most recent answer to the flagged item
+    within the flag's look-back, from a panel component, a panel member or a standalone item Observation. The
+    flag is raised when ``value`` > 0; a later answer of 0 clears it; a total sent without items changes nothing.
+    """
+    flag: str
+    instrument: str                   # instrument key, "phq9"
+    item: str                         # the item's "system|code"
+    value: float                      # the answer's score (the highest when answers at one moment disagree)
+    ref: str                          # the Observation carrying the answer ("" when it has no id)
+    time: FhirTime | None             # None or partial: the answer cannot be placed in time
+    total: float | None = None        # the instrument total of the same administration, when one was scored
+    evidence: tuple[str, ...] = ()    # the answer's Observation(s), and the panel it belongs to
+    notes: tuple[str, ...] = ()
+
+    @property
+    def raised(self) -> bool:
+        return self.value > 0
+
+    @property
+    def date(self) -> datetime | None:
+        return self.time.at if self.time is not None else None
+
+    def to_dict(self) -> dict:
+        return _clean({"flag": self.flag, "instrument": self.instrument, "item": self.item, "value": self.value,
+                       "ref": self.ref or None, "date": _iso(self.time), "total": self.total,
+                       "evidence": list(self.evidence), "notes": list(self.notes)})
+
+
+@dataclass(frozen=True)
 class ModulatorResult:
     """A psychosocial modulator. level: "present" (verified cut-off met on a dated score, or a confirmed
     diagnosis) | "possible" (unverified cut-off, undated score, or unconfirmed diagnosis) | "absent" | "unknown"."""
@@ -124,12 +154,14 @@ class ModulatorResult:
     evidence: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()       # "suicidality": act on it whatever the level
     time: FhirTime | None = field(default=None, repr=False)
+    flag_answers: dict[str, FlagAnswer] = field(default_factory=dict)  # flag -> the answer raising it (in flags)
 
     def to_dict(self) -> dict:
         return _clean({"level": self.level, "score": self.score, "instrument": self.instrument,
                        "cutoff": self.cutoff, "cutoffOp": self.cutoff_op, "cutoffVerified": self.cutoff_verified,
                        "date": _iso(self.time),
-                       "reasons": list(self.reasons), "evidence": list(self.evidence), "flags": list(self.flags)})
+                       "reasons": list(self.reasons), "evidence": list(self.evidence), "flags": list(self.flags),
+                       "flagAnswers": {f: a.to_dict() for f, a in self.flag_answers.items()}})
 
 
 @dataclass(frozen=True)

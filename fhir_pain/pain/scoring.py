@@ -5,6 +5,10 @@ as components of a panel, as member Observations of a panel (``hasMember``), or 
 with the same effective time. Values that cannot be used (out of range, malformed, incomplete, conflicting)
 are returned as :class:`Rejected`, never silently dropped. Observations we do not recognise (PGx results,
 vital signs) cost one dict look-up per coding.
+
+Answers to flagged items (PHQ-9 item 9) are also returned one by one, whether or not their administration could
+be scored: a standalone item 9 Observation raises its flag although one item gives no PHQ-9 total
+(fhir_pain.pain.flags decides which answer stands).
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Iterable, Mapping, NamedTuple
 
 from fhir_pain.fhirdates import FhirTime, effective
 from fhir_pain.pain.knowledge import Instrument, Knowledge, Role, norm_system
-from fhir_pain.pain.model import Rejected, Score
+from fhir_pain.pain.model import FlagAnswer, Rejected, Score
 from fhir_pain.pain.values import has_value, item_value, total_value
 
 UNUSABLE_STATUS = frozenset({"entered-in-error", "cancelled", "registered"})
@@ -80,9 +84,22 @@ def mapped_role(value: object, kn: Knowledge) -> Role | None:
     return Role(key, item) if inst.items is not None and item in inst.items.codes else None
 
 
+class Reading(NamedTuple):
+    scores: list[Score]               # time order, undated last
+    rejected: list[Rejected]
+    flagged: list[FlagAnswer]         # every usable answer to a flagged item, in no particular order
+
+
 def read_scores(observations: Iterable[dict], kn: Knowledge,
                 code_map: Mapping[str, str] | None = None) -> tuple[list[Score], list[Rejected]]:
+    reading = read_observations(observations, kn, code_map)
+    return reading.scores, reading.rejected
+
+
+def read_observations(observations: Iterable[dict], kn: Knowledge,
+                      code_map: Mapping[str, str] | None = None) -> Reading:
     scores: list[Score] = []
+    flagged: list[FlagAnswer] = []
     rejected: list[Rejected] = []
     groups: list[_Group] = []                              # panels with components or members
     item_obs: dict[str, list[tuple[Role, _Answer, FhirTime | None]]] = {}   # ref -> item answers (loose)
@@ -119,6 +136,7 @@ def read_scores(observations: Iterable[dict], kn: Knowledge,
                 if entry[0].instrument == g.inst.key:
                     g.answers.append(entry[1])
                     consumed.add(id(entry))
+                    _flag(flagged, g.inst, entry[1], g.time or entry[2], g.ref)
     by_time: dict[tuple, _Group] = {}
     for entry in loose:
         if id(entry) in consumed:
@@ -126,11 +144,17 @@ def read_scores(observations: Iterable[dict], kn: Knowledge,
         role, answer, time = entry
         if time is None:
             rejected.append(Rejected(answer.ref, role.instrument, "undated item Observation: cannot be grouped"))
+            _flag(flagged, kn.instruments[role.instrument], answer, None, "")
             continue
         g = by_time.get((role.instrument, time.at))
         if g is None:
             g = by_time[(role.instrument, time.at)] = _Group(kn.instruments[role.instrument], answer.ref, time)
         g.answers.append(answer)
+        _flag(flagged, g.inst, answer, time, "")
+    for g in groups:       # components of panels (members were taken above)
+        for a in g.answers:
+            if a.ref == g.ref:
+                _flag(flagged, g.inst, a, g.time, g.ref)
     # the EHR's own totals, by administration: they win over totals computed from the same items
     totals: dict[tuple, int] = {}
     for i, sc in enumerate(scores):
@@ -141,7 +165,25 @@ def read_scores(observations: Iterable[dict], kn: Knowledge,
     for g in (*groups, *by_time.values()):
         if g.answers:
             _score_group(g, scores, rejected, totals)
-    return _dedupe(scores, rejected)
+    scores, rejected = _dedupe(scores, rejected)
+    return Reading(scores, rejected, _with_totals(flagged, scores))
+
+
+def _flag(out: list[FlagAnswer], inst: Instrument, a: _Answer, time: FhirTime | None, panel: str) -> None:
+    """Keep a usable answer to a flagged item (an unusable one is already among the rejected)."""
+    flag = inst.items.flags.get(a.item) if inst.items is not None else None
+    if flag is not None and a.value is not None:
+        evidence = tuple(dict.fromkeys(r for r in (a.ref, panel) if r))
+        out.append(FlagAnswer(flag, inst.key, a.item, a.value, a.ref, time, evidence=evidence))
+
+
+def _with_totals(flagged: list[FlagAnswer], scores: list[Score]) -> list[FlagAnswer]:
+    """Each answer with the total of the administration it belongs to (the score whose evidence names it)."""
+    if not flagged:
+        return flagged
+    total = {(s.instrument, ref): s.value for s in scores for ref in s.evidence}
+    return [replace(a, total=total.get((a.instrument, a.ref))) if (a.instrument, a.ref) in total else a
+            for a in flagged]
 
 
 def _read_panel(obs: dict, inst: Instrument, ref: str, time: FhirTime | None, kn: Knowledge,
