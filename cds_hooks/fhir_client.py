@@ -19,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 import orjson
 import requests
+import urllib3
 
 FHIR_JSON = "application/fhir+json"
 DEFAULT_TIMEOUT = (1.0, 2.0)  # connect, read (seconds)
@@ -195,6 +196,36 @@ class FHIRClient:
         return self._write("POST", self.url_for(_resource_type(resource)), resource, idempotent=True,
                            headers={"If-None-Exist": if_none_exist})
 
+    def transaction(self, bundle: dict) -> dict:
+        """POST a ``transaction`` Bundle to the base: the server applies every entry or none. Returns the
+        ``transaction-response`` Bundle (one entry per request entry, in order).
+
+        Sent again only when the server cannot have applied it: a 429, or a connection that never opened. A 5xx,
+        a read timeout or a dropped connection may come after the commit, and a transaction of POSTs sent twice
+        writes everything twice, so those are raised for the caller to decide (as ``create`` does for a 5xx).
+        Entry URLs must be relative to the base or under an allowed base (``URLNotAllowed``, nothing sent)."""
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle" or \
+                bundle.get("type") != "transaction" or not isinstance(bundle.get("entry", []), list):
+            raise ValueError("transaction needs a Bundle of type transaction")
+        entries = bundle.get("entry", [])
+        for entry in entries:
+            request = entry.get("request") if isinstance(entry, dict) else None
+            if not isinstance(request, dict) or not isinstance(request.get("method"), str) or \
+                    not isinstance(request.get("url"), str) or not request["url"]:
+                raise ValueError("every transaction entry needs request.method and request.url")
+            self.url_for(request["url"])
+        answer = self._write("POST", self.base_url, bundle, idempotent=False, resend_unsure=False)
+        got = answer.get("entry", [])
+        if answer.get("resourceType") != "Bundle" or answer.get("type") != "transaction-response" or \
+                not isinstance(got, list) or len(got) != len(entries):
+            raise FHIRServerError("a transaction did not return one entry per request", url=_redact(self.base_url))
+        for entry in got:
+            status = _entry_status(entry)
+            if status is not None and status >= 400:  # a conformant server fails the whole transaction instead
+                raise FHIRServerError(f"a transaction answered 200 with an entry failing {status}: it may have "
+                                      "been applied in part", status=status, url=_redact(self.base_url))
+        return answer
+
     def batch_get(self, paths: list[str]) -> list[dict | FHIRError]:
         """Several reads/searches (paths relative to the base) in one ``batch`` Bundle: one round trip. Per path,
         in order: the resource (a searchset Bundle for a search, its ``next`` link kept: ``search_url`` reads
@@ -281,10 +312,11 @@ class FHIRClient:
         return merged
 
     def _write(self, method: str, url: str, resource: dict, *, idempotent: bool,
-               headers: dict[str, str] | None = None) -> dict:
+               headers: dict[str, str] | None = None, resend_unsure: bool = True) -> dict:
         body = orjson.dumps(resource)
         hdrs = {"Content-Type": FHIR_JSON, "Prefer": "return=representation", **(headers or {})}
-        result, response = self._send(method, url, body=body, headers=hdrs, idempotent=idempotent)
+        result, response = self._send(method, url, body=body, headers=hdrs, idempotent=idempotent,
+                                      resend_unsure=resend_unsure)
         if result is not None:
             return result
         location = response.headers.get("Location") or response.headers.get("Content-Location")
@@ -306,7 +338,9 @@ class FHIRClient:
         return None if self._deadline is None else self._deadline - time.monotonic()
 
     def _send(self, method: str, url: str, *, body: bytes | None = None, headers: dict[str, str] | None = None,
-              idempotent: bool) -> tuple[dict | None, requests.Response]:
+              idempotent: bool, resend_unsure: bool = True) -> tuple[dict | None, requests.Response]:
+        """``resend_unsure=False``: a timeout or connection failure is retried only if no connection was open
+        (the request cannot have reached the server)."""
         if not is_allowed(url, self.allowed_bases):  # last line of defence: every request passes here
             raise URLNotAllowed("URL is not under an allowed FHIR base", url=_redact(url))
         attempt = 0
@@ -324,12 +358,16 @@ class FHIRClient:
             try:
                 response = self.session.request(method, url, data=body, headers=hdrs, timeout=(connect, read),
                                                 allow_redirects=False)
-            except requests.Timeout:
+            except requests.Timeout as exc:
                 error: FHIRError = FHIRTimeout("FHIR server did not answer in time", url=_redact(url))
                 retry_after = None
+                if not (resend_unsure or _never_sent(exc)):
+                    raise error from None
             except requests.RequestException as exc:
                 error = FHIRServerError(f"FHIR server unreachable ({type(exc).__name__})", url=_redact(url))
                 retry_after = None
+                if not (resend_unsure or _never_sent(exc)):
+                    raise error from None
             else:
                 if response.status_code < 300:
                     return _json_body(response, url), response
@@ -353,6 +391,23 @@ def _resource_type(resource: dict) -> str:
     if not isinstance(rtype, str) or not rtype.isalpha():
         raise ValueError("a FHIR resource needs a resourceType")
     return rtype
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """Whether the request failed before a connection was open (refused, unresolvable, connect timeout)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None  # requests wraps urllib3's MaxRetryError
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+def _entry_status(entry: object) -> int | None:
+    """The HTTP status of a batch/transaction response entry (``"201 Created"`` -> 201), None if unreadable."""
+    response = entry.get("response") if isinstance(entry, dict) else None
+    try:
+        return int(str((response or {}).get("status", "")).split()[0])
+    except (ValueError, IndexError, AttributeError):
+        return None
 
 
 def next_link(bundle: dict) -> str | None:

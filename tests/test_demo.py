@@ -344,6 +344,68 @@ def test_load_reports_a_server_that_refuses_the_token(fhir_server, capsys):
     assert "FHIRUnauthorized" in out and f"loaded 0 of {len(PATIENTS)}" in out
 
 
+class _RenamedPatient:
+    """A demo patient under other ids (so the tests here never touch the ones the load test checks), optionally
+    with one resource the server's validation must refuse."""
+
+    def __init__(self, source: catalog.DemoPatient, prefix: str, break_last: bool = False):
+        import json
+
+        self.id = source.id.replace("demo-", prefix, 1)
+        text = json.dumps(source.bundle()).replace(source.id, self.id)
+        self._bundle = json.loads(text)
+        if break_last:
+            self._bundle["entry"][-1]["resource"]["subject"] = f"Patient/{self.id}"   # a string, not a Reference
+
+    def bundle(self) -> dict:
+        import copy
+
+        return copy.deepcopy(self._bundle)
+
+
+def _stored(server, patient_id: str) -> set[str]:
+    found = {f"Patient/{patient_id}"} if server.session.get(
+        f"{server.base_url}/Patient/{patient_id}", timeout=60).status_code == 200 else set()
+    return found | {f"{r['resourceType']}/{r['id']}" for rtype in ("Observation", "Condition", "MedicationRequest")
+                    for r in server.search(f"{rtype}?patient={patient_id}&_count=100")}
+
+
+@pytest.mark.integration
+def test_load_is_one_transaction_per_patient_and_a_refused_patient_leaves_nothing(fhir_server):
+    from fhir_pain.demo.loader import TRANSACTION, load_patients
+
+    good = _RenamedPatient(PATIENTS[0], "atomic-ok-")
+    bad = _RenamedPatient(PATIENTS[1], "atomic-bad-", break_last=True)
+    results = load_patients(fhir_server.base_url, token=fhir_server.token, patients=[bad, good])
+    assert [(r.patient_id, r.via) for r in results] == [(bad.id, TRANSACTION), (good.id, TRANSACTION)]
+    assert results[0].error and "FHIRError" in results[0].error and results[0].resources == 0
+    assert results[1].error is None and results[1].resources == len(good.bundle()["entry"])
+    # the refused patient's earlier, valid entries were rolled back with the bad one
+    assert _stored(fhir_server, bad.id) == set()
+    assert _stored(fhir_server, good.id) == {f"{e['resource']['resourceType']}/{e['resource']['id']}"
+                                             for e in good.bundle()["entry"]}
+
+
+@pytest.mark.integration
+def test_load_falls_back_to_puts_behind_a_gateway_that_refuses_transactions(fhir_server):
+    from integration.fault_proxy import FaultProxy
+
+    from fhir_pain.demo.loader import PUTS, load_patients
+
+    refuse_transactions = lambda method, path: "refuse" if method == "POST" and path.rstrip("/") == "/fhir" else None  # noqa: E731
+    proxy = FaultProxy(fhir_server.root_url, refuse_transactions).start()
+    try:
+        patients = [_RenamedPatient(p, "fallback-") for p in PATIENTS[:2]]
+        results = load_patients(proxy.base_url, token=fhir_server.token, patients=patients)
+    finally:
+        proxy.stop()
+    assert [(r.via, r.error) for r in results] == [(PUTS, None)] * 2
+    assert [d for _, _, d in proxy.injected] == ["refuse"]          # asked once, then PUTs only
+    for p in patients:
+        assert _stored(fhir_server, p.id) == {f"{e['resource']['resourceType']}/{e['resource']['id']}"
+                                              for e in p.bundle()["entry"]}
+
+
 # ---- fhir-pain demo end to end: the expected cards for every scenario --------------------------------------------
 # scenario -> one (indicator, rule ids of the card's findings, words its summary must hold) per expected card.
 # The sets are exact: a card that appears or disappears is a change to review (alert fatigue counts too).
@@ -608,35 +670,131 @@ def test_sandbox_guide_auth_on_recipe(monkeypatch):
     assert trusting.post("/cds-services/pain-pgx-order-select", json=body, headers=wrong_aud).status_code == 401
 
 
+# ---- --load, mocked: one transaction per patient, or the PUTs one by one where transactions are not taken --------
+
+MOCK_BASE = "http://fhir.test/fhir"
+NO_TRANSACTIONS = {"resourceType": "CapabilityStatement", "status": "active", "kind": "instance",
+                   "rest": [{"mode": "server", "interaction": [{"code": "history-system"}]}]}
+TRANSACTIONS = {**NO_TRANSACTIONS, "rest": [{"mode": "server", "interaction": [{"code": "transaction"}]}]}
+REFUSED = '{"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid"}]}'
+FHIR_JSON = {"Content-Type": "application/fhir+json"}
+
+
+def _body(request) -> dict:
+    import json
+
+    return json.loads(request.body.decode() if isinstance(request.body, bytes) else request.body)
+
+
+def _echo_put(reject: str | None = None):
+    """A server that stores every PUT (echoing it back) and rejects the resource whose id is ``reject``."""
+    def put(request):
+        if reject and request.url.endswith(f"/{reject}"):
+            return 400, FHIR_JSON, REFUSED
+        return 200, FHIR_JSON, request.body
+    return put
+
+
+def _transaction_response(request):
+    bundle = _body(request)
+    assert bundle["type"] == "transaction"
+    return 200, FHIR_JSON, __import__("json").dumps({"resourceType": "Bundle", "type": "transaction-response",
+                                                      "entry": [{"response": {"status": "200 OK"}}
+                                                                for _ in bundle["entry"]]})
+
+
+def _methods(calls) -> list[str]:
+    return [c.request.method for c in calls]
+
+
+def _no_retry_client(base: str):
+    from cds_hooks.fhir_client import FHIRClient
+
+    return FHIRClient(base, retries=0)
+
+
+def test_load_sends_one_transaction_per_patient_and_a_rejected_one_costs_only_that_patient():
+    import responses
+
+    from fhir_pain.demo.loader import TRANSACTION, load_patients
+
+    patients = list(PATIENTS[:3])
+    with responses.RequestsMock() as mock:
+        mock.get(f"{MOCK_BASE}/metadata", json=TRANSACTIONS)
+
+        def transaction(request):
+            if any(e["resource"]["id"] == "demo-02-ben-cyp2d6-im-peg-1" for e in _body(request)["entry"]):
+                return 422, FHIR_JSON, REFUSED     # the server rolls the whole patient back
+            return _transaction_response(request)
+        mock.add_callback(responses.POST, MOCK_BASE, callback=transaction)
+        results = load_patients(MOCK_BASE, token="t", patients=patients, today=date(2026, 11, 21))
+        calls = list(mock.calls)
+    assert [(r.patient_id, r.via, r.error is None) for r in results] == [
+        (patients[0].id, TRANSACTION, True), (patients[1].id, TRANSACTION, False), (patients[2].id, TRANSACTION, True)]
+    assert "FHIRError" in results[1].error and "422" in results[1].error
+    assert results[1].resources == 0                                 # all or nothing: never half a patient
+    assert [r.resources for r in results[::2]] == [len(p.bundle()["entry"]) for p in patients[::2]]
+    assert _methods(calls) == ["GET", "POST", "POST", "POST"]        # no PUT: a data error is not "unsupported"
+    sent = _body(calls[1].request)
+    assert sent["type"] == "transaction" and len(sent["entry"]) == len(patients[0].bundle()["entry"])
+    assert all(e["request"]["method"] == "PUT" for e in sent["entry"])   # fixed ids: loading twice replaces
+    third = [e["resource"] for e in _body(calls[3].request)["entry"] if e["resource"]["resourceType"] == "Patient"]
+    assert [r["id"] for r in third] == [patients[2].id]
+    assert all(c.request.headers["Authorization"] == "Bearer t" for c in calls)
+
+
+@pytest.mark.parametrize("metadata, first_status", [
+    ({"status": 404}, 405),                  # no CapabilityStatement; the base takes no POST
+    ({"status": 404}, 400),                  # nothing declared: a 4xx on the first try means "not here"
+    ({"json": TRANSACTIONS}, 501),           # declared, but not implemented after all
+], ids=["unknown-405", "unknown-400", "declared-501"])
+def test_load_falls_back_to_puts_when_the_first_transaction_is_refused(metadata, first_status):
+    import re
+
+    import responses
+
+    from fhir_pain.demo.loader import PUTS, load_patients
+
+    patients = list(PATIENTS[:2])
+    with responses.RequestsMock() as mock:
+        mock.get(f"{MOCK_BASE}/metadata", **metadata)
+        mock.post(MOCK_BASE, status=first_status, body=REFUSED, headers=FHIR_JSON)
+        mock.add_callback(responses.PUT, re.compile(re.escape(MOCK_BASE) + "/.*"), callback=_echo_put())
+        results = load_patients(MOCK_BASE, patients=patients, client=_no_retry_client(MOCK_BASE))
+        calls = list(mock.calls)
+    assert [(r.via, r.error, r.resources) for r in results] == [(PUTS, None, len(p.bundle()["entry"]))
+                                                                 for p in patients]
+    methods = _methods(calls)
+    assert methods[:2] == ["GET", "POST"] and set(methods[2:]) == {"PUT"}   # asked once, then PUTs only
+    assert [c.request.url for c in calls[2:4]] == [
+        f"{MOCK_BASE}/{e['request']['url']}" for e in patients[0].bundle()["entry"][:2]]   # in Bundle order
+
+
 def test_load_keeps_going_after_one_rejected_resource_and_stops_when_the_server_is_gone(capsys):
     import re
 
     import responses
 
     from fhir_pain.cli import main
-    from fhir_pain.demo.loader import load_patients
+    from fhir_pain.demo.loader import PUTS, load_patients
 
-    base = "http://fhir.test/fhir"
-    with responses.RequestsMock() as mock:
-        def put(request):
-            body = request.body.decode() if isinstance(request.body, bytes) else request.body
-            if "demo-02-ben-cyp2d6-im-peg-1" in request.url:   # the server rejects one resource of one patient
-                return 400, {}, '{"resourceType": "OperationOutcome", "issue": []}'
-            return 200, {"Content-Type": "application/fhir+json"}, body
-        mock.add_callback(responses.PUT, re.compile(re.escape(base) + "/.*"), callback=put)
-        results = load_patients(base, token="t", patients=list(PATIENTS[:3]))
-        assert [(r.patient_id, r.error is None) for r in results] == [
-            (PATIENTS[0].id, True), (PATIENTS[1].id, False), (PATIENTS[2].id, True)]
+    with responses.RequestsMock() as mock:   # the server says it takes no transactions: PUTs from the start
+        mock.get(f"{MOCK_BASE}/metadata", json=NO_TRANSACTIONS)
+        mock.add_callback(responses.PUT, re.compile(re.escape(MOCK_BASE) + "/.*"),
+                          callback=_echo_put(reject="demo-02-ben-cyp2d6-im-peg-1"))
+        results = load_patients(MOCK_BASE, token="t", patients=list(PATIENTS[:3]))
+        assert [(r.patient_id, r.via, r.error is None) for r in results] == [
+            (PATIENTS[0].id, PUTS, True), (PATIENTS[1].id, PUTS, False), (PATIENTS[2].id, PUTS, True)]
         assert results[0].resources == len(PATIENTS[0].bundle()["entry"])
+        assert "POST" not in _methods(mock.calls)
         assert all(c.request.headers["Authorization"] == "Bearer t" for c in mock.calls)
 
-    from cds_hooks.fhir_client import FHIRClient
-
     with responses.RequestsMock() as mock:   # nothing answers: the first failure stops the run
-        results = load_patients(base, patients=list(PATIENTS[:3]), client=FHIRClient(base, retries=0))
+        results = load_patients(MOCK_BASE, patients=list(PATIENTS[:3]), client=_no_retry_client(MOCK_BASE))
         assert results[0].error.startswith("FHIRServerError")
         assert all(r.error.startswith("not tried") for r in results[1:])
-        assert [c.request.url for c in mock.calls] == [f"{base}/Patient/{PATIENTS[0].id}"]
+        assert [(c.request.method, c.request.url) for c in mock.calls] == [
+            ("GET", f"{MOCK_BASE}/metadata"), ("POST", MOCK_BASE)]
 
     assert main(["demo", "--load", "not-a-url"]) == 2
     assert "not an absolute http(s) URL" in capsys.readouterr().err

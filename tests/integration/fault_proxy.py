@@ -1,7 +1,8 @@
 """A loopback HTTP proxy in front of the FHIR server that answers 500 when told to.
 
-``fault(method, path) -> None | "before" | "after" | "throttle" | "stall"``: ``before`` answers 500 without
-forwarding (the write never happens); ``after`` forwards, lets the server apply it, then answers 500 anyway (the
+``fault(method, path) -> None | "before" | "after" | "throttle" | "stall" | "refuse"``: ``before`` answers 500
+without forwarding (the write never happens); ``refuse`` answers 405 without forwarding (a server or gateway that
+does not take that method there); ``after`` forwards, lets the server apply it, then answers 500 anyway (the
 client cannot know it worked: the case that makes a retried POST a duplicate); ``throttle`` answers 429 with
 ``Retry-After: 1``; ``stall`` waits ``stall_s`` before forwarding (longer than the client's read timeout). The server's own base URL in bodies and headers is
 rewritten to the proxy's, so paging links lead back through the proxy.
@@ -64,6 +65,8 @@ class FaultProxy:
             self._record(method, path, decision)
         if decision == "before":
             return self._fail(handler)
+        if decision == "refuse":
+            return self._fail(handler, 405)
         if decision == "throttle":
             return self._fail(handler, 429, {"Retry-After": "1"})
         if decision == "stall":
