@@ -19,6 +19,8 @@ PAIN = "painAssessments"
 CONDITIONS = "conditions"
 MEDICATIONS = "activeMedications"
 MEDICATION_HISTORY = "medicationHistory"   # completed/stopped/on-hold requests: only the pain engine reads them
+# The statuses of that history: the services' prefetch template and the poller's search both use them.
+HISTORY_STATUSES = ("completed", "stopped", "on-hold")
 
 # PGx result codes the PGx prefetch searches (and the PGx readers understand): genotype (84413-4), STU1
 # phenotype (53040-2), and the Genomics Reporting IG therapeutic-implication Observations (STU2/STU3). Lab-style

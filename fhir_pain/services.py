@@ -25,7 +25,8 @@ import orjson
 from cds_hooks import CDSResponse, HookRequest, Service, ServiceRegistry
 from fhir_pain.cards import render
 from fhir_pain.evaluate import evaluate
-from fhir_pain.gather import CONDITIONS, MEDICATION_HISTORY, MEDICATIONS, PAIN, PATIENT, PGX, PGX_CODES, gather
+from fhir_pain.gather import (CONDITIONS, HISTORY_STATUSES, MEDICATION_HISTORY, MEDICATIONS, PAIN, PATIENT, PGX,
+                              PGX_CODES, gather)
 from fhir_pain.profiles import load
 
 SERVICE_IDS = {
@@ -75,7 +76,7 @@ def prefetch_templates() -> dict[str, str]:
         MEDICATIONS: f"MedicationRequest?patient={patient}&status=active",
         # Earlier requests let the pain engine link a renewal to the trial it continues (treatment response);
         # a key of its own, so that an EHR that cannot fill it costs only that.
-        MEDICATION_HISTORY: f"MedicationRequest?patient={patient}&status=completed,stopped,on-hold",
+        MEDICATION_HISTORY: f"MedicationRequest?patient={patient}&status=" + ",".join(HISTORY_STATUSES),
     }
 
 

@@ -2,7 +2,8 @@
 
     feed     MedicationRequest / Observation / Condition with _lastUpdated >= cursor - overlap, keyset-paged
     group    changed resources -> patient ids (each patient read once, oldest change first)
-    gather   Patient, Observations, Conditions, active MedicationRequests (+ Medications), our DetectedIssues
+    gather   Patient, Observations, Conditions, active and earlier MedicationRequests (+ Medications), our
+             DetectedIssues: one batch round trip per patient
     evaluate fhir_pain.evaluate.evaluate(data, "patient-view"): the services' rules, proactively
     write    actionable findings -> DetectedIssue: create, update when the finding changed, close when it is gone
     cursor   advanced once the cycle's writes are done, and never past a patient whose writes failed
@@ -36,6 +37,7 @@ import orjson
 
 from cds_hooks.fhir_client import FHIRError, FHIRServerError, FHIRTimeout, FHIRUnauthorized, next_link
 from fhir_pain.facts import Finding, PatientData
+from fhir_pain.gather import HISTORY_STATUSES, ref_of
 from fhir_pain.poller import detected_issue as di
 from fhir_pain.poller.smart_auth import SmartAuthError
 
@@ -267,7 +269,9 @@ BATCH_UNSUPPORTED = frozenset({400, 403, 404, 405, 415, 422, 501})
 
 def patient_queries(patient_id: str, page_size: int) -> list[str]:
     """The reads for one patient: Patient, Observations, Conditions, active MedicationRequests (+ Medications),
-    and the DetectedIssues the poller wrote for them (found by tag: see detected_issue)."""
+    the earlier ones the services' ``medicationHistory`` prefetch asks for (completed, stopped, on-hold: the pain
+    engine links a renewal to the trial it continues), and the DetectedIssues the poller wrote for them (found
+    by tag: see detected_issue)."""
     count = str(page_size)
     return [
         f"Patient/{patient_id}",
@@ -275,6 +279,8 @@ def patient_queries(patient_id: str, page_size: int) -> list[str]:
         _q("Condition", patient=patient_id, _count=count),
         _q("MedicationRequest", patient=patient_id, status="active", _include="MedicationRequest:medication",
            _count=count),
+        _q("MedicationRequest", patient=patient_id, status=",".join(HISTORY_STATUSES),
+           _include="MedicationRequest:medication", _count=count),
         _q("DetectedIssue", _tag=f"{di.PATIENT_TAG_SYSTEM}|{patient_id}", _count=count),
     ]
 
@@ -287,7 +293,7 @@ def _all_pages(client, bundle: dict) -> list[dict]:
 
 
 def read_patient(client, patient_id: str, page_size: int, *, batch: bool) -> tuple[dict, list[list[dict]]]:
-    """The patient and the four searches' resources: one batch round trip, or one request each."""
+    """The patient and the searches' resources: one batch round trip, or one request each."""
     paths = patient_queries(patient_id, page_size)
     if not batch:
         return client.read(paths[0]), [client.search(p) for p in paths[1:]]
@@ -300,17 +306,30 @@ def read_patient(client, patient_id: str, page_size: int, *, batch: bool) -> tup
 
 def gather(client, patient_id: str, now: datetime, page_size: int, *,
            batch: bool = False) -> tuple[PatientData, list[dict]]:
-    """The patient's data as the rules read it, plus the DetectedIssues the poller wrote for them before."""
-    patient, (observations, conditions, med_bundle, issues) = read_patient(client, patient_id, page_size,
-                                                                           batch=batch)
+    """The patient's data as the rules read it, plus the DetectedIssues the poller wrote for them before.
+
+    Active and earlier MedicationRequests go into one list, as the services' prefetch does:
+    fhir_pain.evaluate tells them apart by status (only the pain engine sees the earlier ones)."""
+    patient, (observations, conditions, active, history, issues) = read_patient(client, patient_id, page_size,
+                                                                                batch=batch)
+    requests: dict[str, dict] = {}
+    unnamed: list[dict] = []
+    for r in (*active, *history):
+        if r.get("resourceType") == "MedicationRequest":
+            ref = ref_of(r)
+            # a server that ignores the status filter returns a request in both searches: it counts once
+            if ref is None:
+                unnamed.append(r)
+            else:
+                requests.setdefault(ref, r)
     data = PatientData(
         patient_id=patient_id,
         now=now,
         patient=patient,
         observations=[r for r in observations if r.get("resourceType") == "Observation"],
         conditions=[r for r in conditions if r.get("resourceType") == "Condition"],
-        medication_requests=[r for r in med_bundle if r.get("resourceType") == "MedicationRequest"],
-        medications={f"Medication/{r['id']}": r for r in med_bundle
+        medication_requests=[*requests.values(), *unnamed],
+        medications={f"Medication/{r['id']}": r for r in (*active, *history)
                      if r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)},
     )
     # A server that ignores _tag would hand back every patient's issues: only this patient's are ours to touch.

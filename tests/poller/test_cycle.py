@@ -1,6 +1,7 @@
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 import pytest
 import responses
 
@@ -322,14 +323,20 @@ def test_a_patient_is_read_in_one_batch_and_further_pages_are_followed(client):
         _searchset([OBS], f"{BASE}/Observation?patient=p1&page=2"),
         _searchset([]),
         _searchset([_mr("m1", "2026-11-21T10:00:00Z"), {"resourceType": "Medication", "id": "med1"}]),
+        _searchset([dict(_mr("m0", "2026-08-01T10:00:00Z"), status="completed"),
+                    {"resourceType": "Medication", "id": "med0"}]),
         _searchset([mine, other]),
     ))
     responses.get(f"{BASE}/Observation", json=_searchset([dict(OBS, id="o2")]))
     data, existing = gather(client, "p1", NOW, 50, batch=True)
     assert [o["id"] for o in data.observations] == ["o1", "o2"]
-    assert [m["id"] for m in data.medication_requests] == ["m1"] and list(data.medications) == ["Medication/med1"]
+    assert [m["id"] for m in data.medication_requests] == ["m1", "m0"]
+    assert list(data.medications) == ["Medication/med1", "Medication/med0"]
     assert existing == [mine]
     assert len(responses.calls) == 2
+    urls = [e["request"]["url"] for e in orjson.loads(responses.calls[0].request.body)["entry"]]
+    assert [u.split("?")[0] for u in urls] == ["Patient/p1", "Observation", "Condition", "MedicationRequest",
+                                               "MedicationRequest", "DetectedIssue"]
 
 
 @responses.activate
@@ -344,13 +351,15 @@ def test_a_server_without_batch_support_is_read_one_request_at_a_time():
     assert not poller.batch
     assert poller._one("p1", NOW).findings == 0
     methods = [c.request.method for c in responses.calls]
-    assert methods.count("POST") == 1 and methods.count("GET") == 10
+    assert methods.count("POST") == 1 and methods.count("GET") == 12
+    statuses = [_params(c).get("status") for c in responses.calls if "/MedicationRequest" in c.request.url]
+    assert statuses == ["active", "completed,stopped,on-hold"] * 2
 
 
 @responses.activate
 def test_an_error_inside_the_batch_is_that_reads_error(client):
     responses.post(BASE, json={"resourceType": "Bundle", "type": "batch-response", "entry": [
-        {"response": {"status": "404 Not Found"}}] + [{"resource": _searchset([]), "response": {"status": "200"}}] * 4})
+        {"response": {"status": "404 Not Found"}}] + [{"resource": _searchset([]), "response": {"status": "200"}}] * 5})
     with pytest.raises(FHIRError) as err:
         gather(client, "gone", NOW, 50, batch=True)
     assert err.value.status == 404
@@ -522,3 +531,100 @@ def test_unusable_window_entries_are_dropped_on_load():
     raw = ('{"Condition": {"ts": "2026-11-21T10:00:02Z", "taken": {"a/1": "2026-11-21T10:00:01Z", "b/1": "soon",'
            ' "c/1": 5}, "floor": "never"}}')
     assert load_cursor(raw)["Condition"] == TypeCursor("2026-11-21T10:00:02Z", {"a/1": "2026-11-21T10:00:01Z"})
+
+
+# ---- earlier prescriptions: renewals link as they do in the services --------------------------------------------
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def _gabapentin(rid, status, authored, prior=None):
+    r = {"resourceType": "MedicationRequest", "id": rid, "status": status, "intent": "order",
+         "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "25480",
+                                                   "display": "gabapentin 300 MG Oral Capsule"}]},
+         "subject": {"reference": "Patient/p1"}, "authoredOn": authored}
+    if prior:
+        r["priorPrescription"] = {"reference": f"MedicationRequest/{prior}"}
+    return r
+
+
+def _nrs(oid, value, when):
+    return {"resourceType": "Observation", "id": oid, "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
+            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": when, "valueInteger": value}
+
+
+ORIGINAL = _gabapentin("a1", "completed", "2026-07-01")
+RENEWAL = _gabapentin("a2", "active", "2026-10-01", prior="a1")
+PAIN = [_nrs("n0", 7, "2026-06-10T10:00:00Z"), _nrs("n1", 7, "2026-11-14T10:00:00Z")]
+
+
+class SearchingServer:
+    """A batch-capable server that answers each search by its type and ``status`` (or ignores the status)."""
+
+    def __init__(self, requests, observations=(), honour_status=True):
+        self.requests, self.observations, self.honour_status = requests, list(observations), honour_status
+        self.paths = []
+
+    def batch_get(self, paths):
+        self.paths.extend(paths)
+        return [self._answer(p) for p in paths]
+
+    def _answer(self, path):
+        if path.startswith("Patient/"):
+            return {"resourceType": "Patient", "id": path.split("/")[1]}
+        rtype, _, q = path.partition("?")
+        params = {k: v[0] for k, v in parse_qs(q).items()}
+        if rtype == "Observation":
+            return _bundle(self.observations)
+        if rtype == "MedicationRequest":
+            wanted = params["status"].split(",")
+            return _bundle([r for r in self.requests if not self.honour_status or r["status"] in wanted])
+        return _bundle([])
+
+
+def _history_query(queries):
+    [q] = [q for q in queries if q.startswith("MedicationRequest?") and "status=active" not in q]
+    return {k: v[0] for k, v in parse_qs(q.partition("?")[2]).items()}
+
+
+def test_the_history_search_asks_for_what_the_services_medication_history_prefetch_asks_for():
+    from fhir_pain.gather import MEDICATION_HISTORY
+    from fhir_pain.poller.cycle import patient_queries
+    from fhir_pain.services import prefetch_templates
+    template = parse_qs(prefetch_templates()[MEDICATION_HISTORY].partition("?")[2])
+    params = _history_query(patient_queries("p1", 50))
+    assert params["status"] == template["status"][0] == "completed,stopped,on-hold"
+    assert (params["patient"], params["_include"], params["_count"]) == ("p1", "MedicationRequest:medication", "50")
+
+
+def test_a_request_returned_by_both_searches_counts_once():
+    server = SearchingServer([RENEWAL, ORIGINAL], honour_status=False)   # the server ignores the status filter
+    data, _ = gather(server, "p1", NOW, 50, batch=True)
+    assert [m["id"] for m in data.medication_requests] == ["a2", "a1"]
+    assert sum(p.startswith("MedicationRequest?") for p in server.paths) == 2
+
+
+@pytest.mark.parametrize("requests, linked", [([RENEWAL, ORIGINAL], True), ([RENEWAL], False)])
+def test_a_renewal_is_linked_to_the_trial_it_continues_as_in_the_services(requests, linked):
+    """The poller's data through the rules' single entry point gives what the services give for the same data."""
+    from types import SimpleNamespace
+
+    from fhir_pain.evaluate import evaluate
+    from fhir_pain.gather import gather as gather_prefetch
+    data, _ = gather(SearchingServer(requests, PAIN), "p1", NOW, 50, batch=True)
+    polled = evaluate(data, "patient-view")
+    non_response = [f for f in polled if f.rule == "fhir-pain/analgesic-non-response"]
+    if linked:
+        [f] = non_response
+        assert {"MedicationRequest/a1", "MedicationRequest/a2"} <= set(f.evidence) and di.is_actionable(f)
+        assert f.medication.ref == "MedicationRequest/a2"
+    else:                 # the renewed request is not in the data: the start of the trial is unknown, no guess
+        assert non_response == []
+    # the services' prefetch of the same data: activeMedications + medicationHistory
+    history = [r for r in requests if r["status"] != "active"]
+    request = SimpleNamespace(context={"patientId": "p1"}, patient_id="p1", missing=(), prefetch={
+        "patient": {"resourceType": "Patient", "id": "p1"}, "painAssessments": _bundle(PAIN),
+        "activeMedications": _bundle([RENEWAL]), "medicationHistory": _bundle(history)})
+    served = evaluate(gather_prefetch(request, now=NOW), "patient-view")
+    assert [(f.rule, f.summary, f.evidence) for f in polled] == [(f.rule, f.summary, f.evidence) for f in served]
