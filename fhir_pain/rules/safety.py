@@ -18,14 +18,16 @@ def suicidality_finding(ctx: RuleContext) -> Finding | None:
     modulator = (getattr(ctx.pain, "modulators", {}) or {}).get(r["modulator"])
     if r["flag"] not in (getattr(modulator, "flags", ()) or ()):
         return None
-    score = _latest_flagged(ctx.pain, r["flag"])
+    # the engine's answer that raised the flag (panel component or standalone item); older engines: the score
+    answer = (getattr(modulator, "flag_answers", {}) or {}).get(r["flag"])
+    score = answer if answer is not None else _latest_flagged(ctx.pain, r["flag"])
     label = instrument_label(r["instrument"])
     when = _day(score) if score is not None else None
     on = f"on {when}" if when else "(date not recorded)"
     summary = fit(f"{label} item 9 (thoughts of death or self-harm) endorsed {on}: same-day suicide risk "
                   "assessment advised",
                   f"{label} item 9 endorsed {on}: same-day suicide risk assessment advised")
-    total = getattr(score, "value", None)
+    total = answer.total if answer is not None else getattr(score, "value", None)
     lines = [
         f"**Why:** on the {label} {md(f'of {when}' if when else '(date not recorded)')} the patient answered "
         "item 9 (thoughts that they would be better off dead, or of hurting themselves) with more than \"not at all\"."

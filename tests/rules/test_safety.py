@@ -69,3 +69,24 @@ def test_it_comes_before_other_warnings_on_the_chart():
     view = evaluate(d, "patient-view")
     assert [f.rule for f in view][:2] == ["fhir-pain/safety/phq9-item9", "cpic/ibuprofen/CYP2C9"]
     assert view[1].indicator == "warning"
+
+
+def _item9(oid, value, when):
+    """A standalone PHQ-9 item 9 Observation (LOINC 44260-8), as some EHRs send items."""
+    return {"resourceType": "Observation", "id": oid, "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "44260-8"}]},
+            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": when, "valueInteger": value}
+
+
+def test_standalone_item9_answer_dates_the_card():
+    """Regression: a standalone item-9 Observation raised the flag but the card said "(date not recorded)"."""
+    f = finding(_item9("i9", 2, "2026-04-27T10:00:00Z"))
+    assert "endorsed on 2026-04-27:" in f.summary
+    assert "Observation/i9" in f.evidence
+
+
+def test_newer_standalone_item9_wins_over_an_older_flagged_panel():
+    """Regression: the card showed the older PHQ-9 panel's date and evidence instead of the newer answer."""
+    f = finding(phq9_panel("phq", "p1", LOW_WITH_ITEM9, "2026-03-01T09:00:00Z"), _item9("i9", 1, "2026-04-27T10:00:00Z"))
+    assert "endorsed on 2026-04-27:" in f.summary
+    assert "Observation/i9" in f.evidence and "Observation/phq" not in f.evidence
