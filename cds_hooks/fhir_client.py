@@ -361,12 +361,12 @@ class FHIRClient:
             except requests.Timeout as exc:
                 error: FHIRError = FHIRTimeout("FHIR server did not answer in time", url=_redact(url))
                 retry_after = None
-                if not (resend_unsure or _never_sent(exc)):
+                if not (resend_unsure or never_sent(exc)):
                     raise error from None
             except requests.RequestException as exc:
                 error = FHIRServerError(f"FHIR server unreachable ({type(exc).__name__})", url=_redact(url))
                 retry_after = None
-                if not (resend_unsure or _never_sent(exc)):
+                if not (resend_unsure or never_sent(exc)):
                     raise error from None
             else:
                 if response.status_code < 300:
@@ -393,7 +393,7 @@ def _resource_type(resource: dict) -> str:
     return rtype
 
 
-def _never_sent(exc: requests.RequestException) -> bool:
+def never_sent(exc: requests.RequestException) -> bool:
     """Whether the request failed before a connection was open (refused, unresolvable, connect timeout)."""
     if isinstance(exc, requests.ConnectTimeout):
         return True

@@ -331,7 +331,7 @@ def test_load_puts_every_patient_into_a_real_fhir_server_idempotently(fhir_serve
     gaba = fhir_server.read("MedicationRequest/demo-13-mara-non-responder-gabapentin")
     assert gaba["authoredOn"].startswith("2026-07-24")      # 120 days before 2026-11-21
     # the sandbox's "Treating" list needs Condition?patient with total > 0
-    conds = fhir_server.session.get(f"{fhir_server.base_url}/Condition?patient=demo-09-ines-no-pgx").json()
+    conds = fhir_server.read("Condition?patient=demo-09-ines-no-pgx")
     assert conds["total"] >= 1
 
 
@@ -364,8 +364,7 @@ class _RenamedPatient:
 
 
 def _stored(server, patient_id: str) -> set[str]:
-    found = {f"Patient/{patient_id}"} if server.session.get(
-        f"{server.base_url}/Patient/{patient_id}", timeout=60).status_code == 200 else set()
+    found = {f"Patient/{patient_id}"} if server.exists(f"Patient/{patient_id}") else set()
     return found | {f"{r['resourceType']}/{r['id']}" for rtype in ("Observation", "Condition", "MedicationRequest")
                     for r in server.search(f"{rtype}?patient={patient_id}&_count=100")}
 

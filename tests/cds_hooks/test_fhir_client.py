@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 import requests
 import responses
 
+from cds_hooks import fhir_client
 from cds_hooks.fhir_client import (FHIRClient, FHIRError, FHIRNotFound, FHIRServerError, FHIRTimeout,
                                    FHIRTooManyPages, FHIRUnauthorized, URLNotAllowed, is_allowed, normalize_base)
 
@@ -120,11 +122,14 @@ def test_timeouts_are_typed():
 
 
 @responses.activate
-def test_deadline_bounds_the_whole_client():
+def test_deadline_bounds_the_whole_client(monkeypatch):
     responses.get(f"{BASE}/Patient/1", json=PATIENT)
-    client = FHIRClient(BASE, deadline_s=0.05)
+    client = FHIRClient(BASE, deadline_s=5.0)
     client.read("Patient/1")
-    time.sleep(0.06)
+    # the clock moves past the deadline (a real sleep would have to be long, or could be outrun by a busy machine)
+    later = time.monotonic() + 5.1
+    monkeypatch.setattr(fhir_client, "time", SimpleNamespace(monotonic=lambda: later, time=time.time,
+                                                             sleep=time.sleep))
     with pytest.raises(FHIRTimeout, match="deadline"):
         client.read("Patient/1")
     assert len(responses.calls) == 1
@@ -153,8 +158,9 @@ def test_retry_after_beyond_deadline_gives_up_at_once():
     responses.get(f"{BASE}/Patient/1", status=429, headers={"Retry-After": "30"})
     started = time.monotonic()
     with pytest.raises(FHIRServerError):
-        FHIRClient(BASE, retries=3, deadline_s=1.0).read("Patient/1")
-    assert time.monotonic() - started < 0.5 and len(responses.calls) == 1
+        FHIRClient(BASE, retries=3, deadline_s=10.0).read("Patient/1")
+    # waiting would take 10 s (the deadline) or 30 s: half the deadline leaves a busy machine room to be slow
+    assert time.monotonic() - started < 5.0 and len(responses.calls) == 1
 
 
 @responses.activate

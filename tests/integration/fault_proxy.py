@@ -4,13 +4,17 @@
 without forwarding (the write never happens); ``refuse`` answers 405 without forwarding (a server or gateway that
 does not take that method there); ``after`` forwards, lets the server apply it, then answers 500 anyway (the
 client cannot know it worked: the case that makes a retried POST a duplicate); ``throttle`` answers 429 with
-``Retry-After: 1``; ``stall`` waits ``stall_s`` before forwarding (longer than the client's read timeout). The server's own base URL in bodies and headers is
+``Retry-After: 1``; ``stall`` waits ``stall_s`` (or until ``stop()``) before forwarding: make it far longer than the
+client's read timeout, it costs the test only that timeout. The server's own base URL in bodies and headers is
 rewritten to the proxy's, so paging links lead back through the proxy.
+
+Each request is forwarded on a new connection: a pooled one could be closed by the server's keep-alive timeout
+just as it is reused, and the client would see a failure no test injected. If the server cannot be reached the
+proxy answers 502 (a gateway's answer), never a dropped connection.
 """
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -25,9 +29,9 @@ class FaultProxy:
         self.upstream_root = upstream_root.rstrip("/")
         self.stall_s = stall_s
         self.fault: Fault = fault or (lambda method, path: None)
-        self.injected: list[tuple[str, str, str]] = []  # (method, path, "before"|"after")
+        self.injected: list[tuple[str, str, str]] = []  # (method, path, decision)
         self._lock = threading.Lock()
-        self._session = requests.Session()
+        self._stopping = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -55,6 +59,7 @@ class FaultProxy:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()   # stalled handlers give up at once
         self._server.shutdown()
         self._server.server_close()
 
@@ -69,11 +74,15 @@ class FaultProxy:
             return self._fail(handler, 405)
         if decision == "throttle":
             return self._fail(handler, 429, {"Retry-After": "1"})
-        if decision == "stall":
-            time.sleep(self.stall_s)
+        if decision == "stall" and self._stopping.wait(self.stall_s):
+            return self._fail(handler, 503, diagnostics="proxy stopping")
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP | {"host"}}
-        upstream = self._session.request(method, self.upstream_root + path, data=body, headers=headers,
-                                         timeout=30, allow_redirects=False)
+        try:
+            with requests.Session() as fresh:
+                upstream = fresh.request(method, self.upstream_root + path, data=body, headers=headers,
+                                         timeout=(5.0, 120.0), allow_redirects=False)
+        except requests.RequestException:
+            return self._fail(handler, 502, diagnostics="upstream unreachable")
         if decision == "after":
             return self._fail(handler)
         content = upstream.content.replace(self.upstream_root.encode(), self.root_url.encode())
@@ -90,9 +99,10 @@ class FaultProxy:
             self.injected.append((method, path, decision))
 
     @staticmethod
-    def _fail(handler: BaseHTTPRequestHandler, status: int = 500, headers: dict[str, str] | None = None) -> None:
+    def _fail(handler: BaseHTTPRequestHandler, status: int = 500, headers: dict[str, str] | None = None,
+              diagnostics: str = "injected failure") -> None:
         body = (b'{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception",'
-                b'"diagnostics":"injected failure"}]}')
+                b'"diagnostics":"' + diagnostics.encode() + b'"}]}')
         handler.send_response(status)
         for key, value in (headers or {}).items():
             handler.send_header(key, value)

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 from datetime import datetime, timezone
 
 import pytest
@@ -14,6 +16,20 @@ from written_issues import issues_for
 from pgx_seed import CODEINE, patient_entries, seed
 
 pytestmark = pytest.mark.integration
+LINE_DEADLINE_S = 120.0   # a cold interpreter and a first cycle on a busy machine; seconds when idle
+
+
+def _line_reader(stream) -> queue.Queue:
+    """The stream's lines, read by a thread: the test waits for each with a deadline instead of blocking for ever
+    on a process that hangs."""
+    lines: queue.Queue = queue.Queue()
+
+    def pump():
+        for line in stream:
+            lines.put(line)
+        lines.put("")   # end of stream
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
 
 
 def test_poll_once_writes_then_reports_nothing_new(live_sekmet, tmp_path, monkeypatch, capsys):
@@ -53,13 +69,15 @@ def test_poll_with_an_interval_keeps_polling_and_stops_cleanly_on_sigterm(live_s
          "--since", since, "--database-url", f"sqlite:///{tmp_path / 'cursor.sqlite3'}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        first = proc.stdout.readline()
-        second = proc.stdout.readline()
+        lines = _line_reader(proc.stdout)
+        first = lines.get(timeout=LINE_DEADLINE_S)
+        second = lines.get(timeout=LINE_DEADLINE_S)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
     assert "1 created" in first and "cursor advanced" in first
     assert second.startswith("poll: 0 changes") and "0 written" in second
     assert proc.stderr.read() == ""           # no progress line off a terminal, no errors

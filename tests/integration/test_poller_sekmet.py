@@ -207,10 +207,12 @@ def test_throttling_is_waited_out_and_a_stalled_call_times_out_without_losing_th
             return {1: "throttle", 3: "stall"}.get(batches["n"])
         return None
 
-    proxy = FaultProxy(live_sekmet.root_url, fault, stall_s=1.5).start()
+    # the stall outlasts any read timeout (it costs the test only the timeout); the timeout is long enough that an
+    # unstalled call on a busy machine never meets it
+    proxy = FaultProxy(live_sekmet.root_url, fault, stall_s=120.0).start()
     try:
         poller = make_poller(base_url=proxy.base_url, workers=1, retries=1)
-        poller.client.timeout = (1.0, 0.5)
+        poller.client.timeout = (2.0, 2.0)
         poller.client.retries = 1
         started = time.monotonic()
         stats = poller.run_cycle()
