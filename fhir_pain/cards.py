@@ -2,9 +2,10 @@
 and the machine-readable findings under ``card.extension["io.fhir-pain.findings"]``.
 
 Only suggestions a clinician can accept safely: replacing a *draft* order (delete it by resourceId, create a
-draft for the alternative ingredient with no dose, the clinician completes it), ordering a genotype test, or a
-referral. Dose reductions are stated in the detail, never applied. Active medications are never changed from a
-card.
+draft for the alternative ingredient with no dose, the clinician completes it), removing a draft the advice says to
+avoid when no replacement can be drafted (never marked recommended: the choice of what to give instead stays with
+the prescriber), ordering a genotype test, or a referral. Dose reductions are stated in the detail, never applied.
+Active medications and combination products are never changed from a card.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from cds_hooks import Action, ActionType, Card, Coding, Link, LinkType, Selectio
 from fhir_pain.facts import Drug, Finding, MedicationUse, PatientData
 from fhir_pain.pgx import code_verified
 from fhir_pain.gather import CONDITIONS, MEDICATION_HISTORY, MEDICATIONS, MISSING_MEANING, PAIN, PGX
-from fhir_pain.rules.drug_gene import REPLACE_ACTIONS, is_combination
+from fhir_pain.rules.classes import classes_of
+from fhir_pain.rules.drug_gene import REPLACE_ACTIONS, is_combination, removable_draft
 from fhir_pain.rules.knowledge import card_conventions, pretest_alerts
 from fhir_pain.rules.text import md
 
@@ -81,9 +83,13 @@ def card_for(group: list[Finding], data: PatientData) -> Card:
 
 
 def _override_reasons(conv: dict, primary: Finding) -> list[dict]:
-    """The rule's own reasons when the conventions name some (a kind's reasons may not fit every rule of it)."""
+    """The rule's own reasons when the conventions name some (a kind's reasons may not fit every rule of it), for
+    the rule itself or its family ("fhir-pain/age-limit" for "fhir-pain/age-limit/codeine")."""
     by_rule = conv.get("overrideReasonsByRule", {})
-    return by_rule[primary.rule] if primary.rule in by_rule else conv["overrideReasons"].get(primary.kind, [])
+    for key in (primary.rule, primary.rule.rsplit("/", 1)[0]):
+        if key in by_rule:
+            return by_rule[key]
+    return conv["overrideReasons"].get(primary.kind, [])
 
 
 # ---- text ---------------------------------------------------------------------------------------------------
@@ -101,11 +107,17 @@ def _detail(group: list[Finding], primary: Finding, data: PatientData) -> str:
     for f in group:
         if f is not primary and f.detail:
             parts.append(f"**{md(f.summary)}**\n\n{f.detail}")
-    missing = [k for k in data.missing if any(k in RELEVANT_MISSING.get(f.kind, ()) for f in group)]
+    missing = [k for k in data.missing if any(k in _relevant_missing(f) for f in group)]
     if missing:
         labels = ", ".join(MISSING_MEANING.get(k, k) for k in dict.fromkeys(missing))
         parts.append(f"**Data not available:** {md(labels)}. This advice uses only the data that could be read.")
     return "\n\n---\n\n".join(parts)
+
+
+def _relevant_missing(f: Finding) -> tuple[str, ...]:
+    """The missing data a finding has to own up to: its rule's own list when it names one, else its kind's."""
+    own = f.extra.get("relevantMissing")
+    return tuple(own) if own is not None else RELEVANT_MISSING.get(f.kind, ())
 
 
 def _links(group: list[Finding]) -> list[Link]:
@@ -142,6 +154,10 @@ def _suggestions(group: list[Finding], data: PatientData) -> list[Suggestion]:
             add(test_suggestion(gene, f, data, confirm=True))
         if "referral" in f.extra:
             add(referral_suggestion(f, data))
+    if not any(s.label.startswith("Replace ") for s in out):
+        for f in group:
+            if f.extra.get("offerRemoval") and f.action in REPLACE_ACTIONS:
+                add(removal_suggestion(f))
     return out
 
 
@@ -149,15 +165,8 @@ def _subject(data: PatientData) -> dict:
     return {"reference": f"Patient/{data.patient_id}"}
 
 
-def _draft_id(med: MedicationUse) -> str | None:
-    """``MedicationRequest/<id>`` of a draft we may delete; None for active meds or drafts without an id."""
-    if not med.is_draft or not med.ref.startswith("MedicationRequest/") or med.ref == "MedicationRequest/":
-        return None
-    return med.ref
-
-
 def replace_suggestion(med: MedicationUse, alt: Drug, f: Finding, data: PatientData) -> Suggestion | None:
-    draft = _draft_id(med)
+    draft = removable_draft(med)
     if not code_verified(alt.rxnorm):
         return None   # an unverified code could order the wrong drug: the detail names it, the clinician orders it
     if draft is None or is_combination(med):
@@ -185,6 +194,20 @@ def replace_suggestion(med: MedicationUse, alt: Drug, f: Finding, data: PatientD
                    resource=resource),
         ),
     )
+
+
+def removal_suggestion(f: Finding) -> Suggestion | None:
+    """Delete-only: the advice is to avoid the drug and no replacement draft can be offered (CPIC names a class,
+    or its named alternatives have no verified code). Not for active medications, drafts without an id or
+    combination products (their detail says how to act); never recommended, since nothing replaces the drug."""
+    med = f.medication
+    draft = removable_draft(med)
+    if draft is None or is_combination(med):
+        return None
+    name = f.drug.name if f.drug else (med.text or "this")
+    instead = "another analgesic" if f.drug is not None and classes_of(f.drug) else "an alternative"
+    return Suggestion(label=f"Remove the {name} draft; choose {instead}"[:120], actions=(
+        Action(type=ActionType.DELETE, description=f"Remove the draft order for {name}", resource_id=draft),))
 
 
 def test_suggestion(gene: str, f: Finding, data: PatientData, *, confirm: bool) -> Suggestion:

@@ -20,7 +20,7 @@ import logging
 from fhir_pain import pgx
 from fhir_pain.facts import Finding, MedicationUse, PatientData
 from fhir_pain.rules import (
-    RuleContext, drug_gene_finding, non_response, opioid_for_neuropathic, pain_summary, pgx_summary,
+    RuleContext, age_limit_finding, drug_gene_finding, non_response, opioid_for_neuropathic, pain_summary, pgx_summary,
     pretest_finding, referral_findings, suicidality_finding, tca_for_neuropathic,
 )
 from fhir_pain.rules.drug_gene import QUIET_ACTIONS
@@ -58,7 +58,8 @@ def build_context(data: PatientData, hook: str) -> RuleContext:
               if r.get("resourceType") == "MedicationRequest"]
     results = pgx.read_gene_results(data.observations)
     return RuleContext(hook=hook, now=data.now, patient_id=data.patient_id, results=results, active=active,
-                       drafts=drafts, pain=_pain_profile(data, active + history), missing=frozenset(data.missing))
+                       drafts=drafts, pain=_pain_profile(data, active + history), missing=frozenset(data.missing),
+                       patient=data.patient)
 
 
 def targets_for(ctx: RuleContext, data: PatientData, hook: str) -> list[MedicationUse]:
@@ -86,13 +87,17 @@ def _pain_profile(data: PatientData, medications: list[MedicationUse]):
 def _drug_findings(ctx: RuleContext, med: MedicationUse, *, orders: bool) -> list[Finding]:
     out: list[Finding] = []
     for drug in med.ingredients:
+        age = age_limit_finding(ctx, med, drug)
+        if age is not None:
+            out.append(age)
         cpic = drug_gene_finding(ctx, med, drug)
         tca = tca_for_neuropathic(ctx, med, drug, cpic)
         if cpic is not None and cpic.action not in QUIET_ACTIONS:
             out.append(cpic)
         if tca is not None:
             out.append(tca)
-        pre = pretest_finding(ctx, med, drug)
+        # a genotype test to guide a drug the patient's age rules out is noise: the age card says what to do
+        pre = pretest_finding(ctx, med, drug) if age is None or age.indicator != "critical" else None
         if pre is not None:
             out.append(pre)
         if orders:

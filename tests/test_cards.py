@@ -70,8 +70,8 @@ def test_unverified_rxnorm_code_is_never_written_into_a_suggested_order():
     codes = [a["resource"]["medicationCodeableConcept"]["coding"][0]["code"]
              for s in card["suggestions"] for a in s["actions"] if a["type"] == "create"]
     assert codes == ["7052"]
-    only_unverified = card_for([cpic(alternatives=(granisetron,))], DATA).to_dict()
-    assert "suggestions" not in only_unverified
+    only_unverified = card_for([cpic(alternatives=(granisetron,), extra={"offerRemoval": True})], DATA).to_dict()
+    assert [s["label"] for s in only_unverified["suggestions"]] == ["Remove the codeine draft; choose another analgesic"]
 
 
 def test_no_replacement_for_active_medications_or_drafts_without_id():
@@ -142,3 +142,59 @@ def test_missing_medication_history_is_owned_up_to_by_treatment_response_cards_o
                        summary="s", detail="d")
     assert "**Data not available:** earlier prescriptions" in card_for([response], data).to_dict()["detail"]
     assert "Data not available" not in card_for([cpic()], data).to_dict()["detail"]
+
+
+def removal(**kw) -> Finding:
+    """CPIC Strong avoid with no replacement to draft (CPIC names a class, not a drug)."""
+    return cpic(alternatives=(), extra={"offerRemoval": True}, **kw)
+
+
+def test_avoid_without_a_replacement_offers_a_delete_only_suggestion_never_recommended():
+    card = card_for([removal()], DATA).to_dict()
+    assert check_cds_response({"cards": [card]}) == []
+    [s] = card["suggestions"]
+    assert s["label"] == "Remove the codeine draft; choose another analgesic"
+    assert s["actions"] == [{"type": "delete", "description": "Remove the draft order for codeine",
+                             "resourceId": "MedicationRequest/rx1"}]
+    assert "isRecommended" not in s and card["selectionBehavior"] == "any"
+
+
+def test_no_delete_only_for_active_meds_combinations_drafts_without_id_or_when_a_replacement_is_offered():
+    assert "suggestions" not in card_for([removal(m=med(draft=False))], DATA).to_dict()
+    assert "suggestions" not in card_for([removal(m=med(ref="urn:uuid:1f0e"))], DATA).to_dict()
+    combo = MedicationUse(ref="MedicationRequest/rx1", status="draft", intent="order",
+                          ingredients=(Drug("161", "acetaminophen"), CODEINE),
+                          text="Acetaminophen 300 MG / Codeine Phosphate 30 MG Oral Tablet", is_draft=True)
+    assert "suggestions" not in card_for([removal(m=combo)], DATA).to_dict()
+    replaced = card_for([cpic(extra={"offerRemoval": True})], DATA).to_dict()
+    assert [s["label"] for s in replaced["suggestions"]] == ["Replace codeine with morphine (new draft without dose)"]
+
+
+def test_delete_only_needs_the_rules_offer_and_an_avoid_or_alternative_action():
+    # a use-alternative finding that does not offer removal (non-response: opioids are tapered, not stopped)
+    response = cpic(rule="fhir-pain/analgesic-non-response", kind="treatment-response", action="use-alternative",
+                    indicator="warning", alternatives=())
+    assert "suggestions" not in card_for([response], DATA).to_dict()
+    assert "suggestions" not in card_for([removal(action="reduce-dose", indicator="warning")], DATA).to_dict()
+    non_analgesic = removal(drug=Drug("26225", "ondansetron"), action="use-alternative", indicator="warning")
+    assert card_for([non_analgesic], DATA).to_dict()["suggestions"][0]["label"] == \
+        "Remove the ondansetron draft; choose an alternative"
+
+
+def test_age_limit_card_leads_the_drug_card_with_its_own_override_reasons_and_no_unrelated_missing_data():
+    age = Finding(rule="fhir-pain/age-limit/codeine", kind="informational", indicator="critical", action="avoid",
+                  summary="Age 7: codeine is contraindicated under 12 years (FDA)", detail="**Why:** ...",
+                  drug=CODEINE, medication=med(), evidence=("Patient/p1", "MedicationRequest/rx1"),
+                  knowledge={"source": "fhir-pain rules (FDA Drug Safety Communication 2017-04-20)",
+                             "version": "1.0.0", "url": "https://www.fda.gov/x"},
+                  extra={"joins": "drug", "primary": True, "offerRemoval": True, "relevantMissing": ()})
+    [group] = group_findings([removal(), age])
+    card = card_for(group, PatientData(patient_id="p1", now=NOW, missing=(PAIN,))).to_dict()
+    assert card["summary"] == age.summary and card["indicator"] == "critical"
+    assert [f["rule"] for f in card["extension"]["io.fhir-pain.findings"]] == ["cpic/codeine/CYP2D6",
+                                                                             "fhir-pain/age-limit/codeine"]
+    assert [r["code"] for r in card["overrideReasons"]] == ["birth-date-wrong", "specialist-supervised",
+                                                            "palliative-care"]
+    assert len(card["suggestions"]) == 1 and card["suggestions"][0]["actions"][0]["type"] == "delete"
+    alone = card_for([age], PatientData(patient_id="p1", now=NOW, missing=(PAIN, MEDICATIONS))).to_dict()
+    assert "Data not available" not in alone["detail"]

@@ -8,7 +8,8 @@ import pytest
 from fhir_pain.evaluate import evaluate
 from fhir_pain.facts import PHENOTYPES, PatientData
 from fhir_pain.gather import MEDICATIONS, PGX
-from golden.fhir_builders import (condition, day, draft, genotype, medication_request, nrs, phq9, project_score)
+from golden.fhir_builders import (condition, day, draft, genotype, medication_request, nrs, patient, phq9,
+                                  project_score)
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=timezone.utc)
 KINDS = {"drug-gene", "pre-test", "pain-phenotype", "treatment-response", "informational"}
@@ -19,10 +20,10 @@ PAIN_PHENOTYPES = {"chronic-pain", "neuropathic-likely", "neuropathic-possible",
                    "treatment-non-response", "treatment-response"}
 
 
-def data(*, obs=(), conditions=(), meds=(), drafts=(), selections=(), missing=()):
+def data(*, obs=(), conditions=(), meds=(), drafts=(), selections=(), missing=(), patient=None):
     return PatientData(patient_id="p1", now=NOW, observations=list(obs), conditions=list(conditions),
                        medication_requests=list(meds), draft_orders=list(drafts), selections=tuple(selections),
-                       missing=tuple(missing))
+                       missing=tuple(missing), patient=patient)
 
 
 def rules(findings):
@@ -112,6 +113,30 @@ def test_findings_speak_the_contract_vocabulary():
             for gene in c.get("genes", {}).values():
                 assert gene["phenotype"] in PHENOTYPES and gene["source"] in ("computed", "reported")
             assert len(f.summary) <= 140
+
+
+CHILD = patient("p1", birth="2018-09-14")     # 7 years old on NOW
+ADULT = patient("p1", birth="1968-04-12")
+
+
+def test_a_child_under_12_gets_the_age_contraindication_whatever_the_genotype():
+    for hook in ("order-sign", "order-select"):
+        d = data(patient=CHILD, drafts=[CODEINE], selections=["MedicationRequest/rx1"])
+        assert rules(evaluate(d, hook)) == ["fhir-pain/age-limit/codeine"]   # no pre-test for a ruled-out drug
+    assert rules(evaluate(data(patient=CHILD, obs=[NM], drafts=[CODEINE]), "order-sign")) == [
+        "fhir-pain/age-limit/codeine"]                                      # NM: CPIC is silent, the age is not
+    both = evaluate(data(patient=CHILD, obs=[PM], drafts=[CODEINE]), "order-sign")
+    assert sorted(rules(both)) == ["cpic/codeine/CYP2D6", "fhir-pain/age-limit/codeine"]
+    assert all(f.indicator == "critical" for f in both)
+    on_chart = evaluate(data(patient=CHILD, meds=[medication_request("a1", "p1", "10689", "tramadol 50 MG")]),
+                        "patient-view")
+    assert "fhir-pain/age-limit/tramadol" in rules(on_chart)
+
+
+def test_adults_and_unknown_ages_get_no_age_finding():
+    for who in (ADULT, None, {"resourceType": "Patient", "id": "p1", "birthDate": "not a date"}):
+        assert evaluate(data(patient=who, obs=[NM], drafts=[CODEINE]), "order-sign") == []
+        assert rules(evaluate(data(patient=who, drafts=[CODEINE]), "order-sign")) == ["cpic-pretest/codeine/CYP2D6"]
 
 
 @pytest.mark.parametrize("junk", [

@@ -20,6 +20,7 @@ class RuleContext:
     drafts: list[MedicationUse]          # every draft MedicationRequest of the order session
     pain: Any | None                     # fhir_pain.pain.PainProfile, None when it could not be built
     missing: frozenset[str] = frozenset()  # prefetch keys that could not be (fully) had
+    patient: dict | None = None          # the Patient resource (birthDate for the age limits), None when not had
     _profiles: dict[str | None, Any] = field(default_factory=dict, repr=False)
 
     # ---- what is known --------------------------------------------------------------------------------------

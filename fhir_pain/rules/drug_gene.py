@@ -65,8 +65,38 @@ def drug_gene_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Findi
         finding.alternatives = tuple(kept)
         finding.summary = _summary(rec, kept)
         finding.extra["alternativesDropped"] = dropped
+        if rec.action in REPLACE_ACTIONS:
+            finding.extra["offerRemoval"] = True   # the card offers removing the draft when it can replace nothing
     finding.detail = _detail(ctx, finding, rec, unsure)
     return finding
+
+
+def removable_draft(med: MedicationUse | None) -> str | None:
+    """``MedicationRequest/<id>`` of a draft a card may delete; None for active medications (cards never change
+    them) and drafts without an id (a delete action needs a resourceId)."""
+    if med is None or not med.is_draft or not med.ref.startswith("MedicationRequest/") \
+            or med.ref == "MedicationRequest/":
+        return None
+    return med.ref
+
+
+def handling(med: MedicationUse, alternatives=()) -> str:
+    """How to act on advice to stop or replace ``med`` when the card cannot do it all: "" for a draft the card
+    can remove (fhir_pain.cards offers a replacement draft, or a self-explaining delete-only suggestion when none
+    can be made; a rule may still withdraw that offer, so the text does not promise it)."""
+    if not med.is_draft:
+        return "This is an active prescription: review it with the patient (cards never change it)."
+    if is_combination(med):
+        return "This is a combination product: replace it by hand so that its other ingredients are kept."
+    if removable_draft(med) is None:
+        return "This draft has no id the card could act on: change it by hand."
+    coded = [a for a in alternatives if pgx.code_verified(a.rxnorm)]
+    by_hand = [a.name for a in alternatives if not pgx.code_verified(a.rxnorm)]
+    how = ["A suggested draft has no dose: complete it."] if coded else []
+    if by_hand:
+        how.append(f"Order {join_and(by_hand)} by hand: no draft is offered because its RxNorm code is not "
+                   "verified here.")
+    return " ".join(how)
 
 
 def is_combination(med: MedicationUse) -> bool:
@@ -122,9 +152,11 @@ def _summary(rec: Recommendation, alternatives: list[Drug]) -> str:
     if rec.action == "reduce-dose":
         return fit(f"{genes}: start {drug} at a lower dose" + tail, f"{genes}: lower {drug} dose")
     if rec.action == "monitor":
-        # CPIC's "monitor" advice for the pain drugs is about efficacy: usual dose, switch if pain is not relieved
-        return fit(f"{genes}: usual {drug} dose; pain relief may be reduced, switch if not relieved" + tail,
-                   f"{genes}: usual {drug} dose, switch if pain not relieved" + tail,
+        # CPIC's "monitor" texts (codeine, tramadol, hydrocodone): label dosing, and *consider* another drug if there
+        # is no response; for hydrocodone CPIC does not say relief is reduced, so the summary does not either
+        return fit(f"{genes}: label {drug} dosing; if no response, consider an alternative" + tail,
+                   f"{genes}: label {drug} dosing; if no response, consider another drug" + tail,
+                   f"{genes}: label {drug} dosing; consider another drug if no response",
                    f"{genes}: monitor {drug} response")
     if rec.action == "standard-dose":
         return fit(f"{genes}: standard {drug} dosing" + tail, f"{genes}: standard {drug} dosing")
@@ -177,19 +209,12 @@ def _detail(ctx: RuleContext, f: Finding, rec: Recommendation, unsure: dict[str,
         lines.append(f"**Implication:** {md(rec.implication)}")
         lines.append(f"**Recommendation:** {md(rec.recommendation)}")
         lines.append(f"**Classification:** CPIC {md(rec.classification)}")
+        how = handling(f.medication, f.alternatives) if rec.action in REPLACE_ACTIONS else ""
         if f.alternatives:
-            if not f.medication.is_draft:
-                how = "This is an active prescription: review it with the patient (cards never change it)."
-            elif is_combination(f.medication):
-                how = "This is a combination product: replace it by hand so that its other ingredients are kept."
-            else:
-                by_hand = [a.name for a in f.alternatives if not pgx.code_verified(a.rxnorm)]
-                how = "A suggested draft has no dose: complete it." if len(by_hand) < len(f.alternatives) else ""
-                if by_hand:
-                    how += (" " if how else "") + (f"Order {join_and(by_hand)} by hand: no draft is offered because "
-                                                   "its RxNorm code is not verified here.")
             lines.append("**Alternatives** (checked against this patient's genotype): "
                          + md(join_and([a.name for a in f.alternatives])) + ". " + how)
+        elif how:
+            lines.append(f"**Acting on it:** {how}")
         dropped = f.extra.get("alternativesDropped") or []
         if dropped:
             lines.append("**Not suggested:** " + md("; ".join(dropped)) + ".")

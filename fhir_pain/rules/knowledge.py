@@ -26,8 +26,14 @@ def card_conventions() -> dict:
     return load("rules/cards.json")
 
 
-def source_knowledge(sources: list[dict]) -> dict:
-    """The findings-contract ``knowledge`` object for a rule with its own (non-CPIC) sources."""
+def age_limits() -> dict:
+    """Regulators' age contraindications (profiles/rules/age-limits.json): rule definition + drug name -> limit."""
+    return load("rules/age-limits.json")
+
+
+def source_knowledge(sources: list[dict], version: str | None = None) -> dict:
+    """The findings-contract ``knowledge`` object for a rule with its own (non-CPIC) sources; ``version`` is the
+    version of the knowledge file the rule lives in (default: profiles/rules/pain-rules.json)."""
     first = sources[0]
     return {"source": "fhir-pain rules (" + first["label"].split(":")[0].split(" (")[0] + ")",
-            "version": pain_rules()["meta"]["version"], "url": first["url"]}
+            "version": version or pain_rules()["meta"]["version"], "url": first["url"]}

@@ -127,10 +127,12 @@ def tca_for_neuropathic(ctx: RuleContext, med: MedicationUse, drug: Drug, cpic: 
         dose_text = "The ordered daily dose could not be read"
     else:
         dose_text = f"Ordered dose: {dose:g} mg/day" + (f" (low-dose range up to {low:g} mg/day)" if low else "")
-    if cpic is not None and cpic.indicator == "critical":
-        # CPIC's Strong "avoid" is for depression doses; at this dose it is a caution, not a stop.
-        cpic.indicator = "warning"
-        cpic.extra["context"] = "neuropathic-pain dose"
+    if cpic is not None:
+        # CPIC's advice is for depression doses: at this dose no card offers to remove the draft
+        cpic.extra.pop("offerRemoval", None)
+        if cpic.indicator == "critical":   # CPIC's Strong "avoid" is a caution here, not a stop
+            cpic.indicator = "warning"
+            cpic.extra["context"] = "neuropathic-pain dose"
     options = first_line_options(ctx, med, exclude_classes=("tca",))
     phrase = gene_phrase(r["gene"], gp)
     summary = fit(f"{phrase}: {drug.name} for neuropathic pain only at low dose; monitor side effects",

@@ -29,8 +29,10 @@ def scenario(name: str, description: str, request: dict, cards: list[dict]) -> N
     SCENARIOS[name] = (request, {"description": description, "cards": cards})
 
 
-def card(indicator: str, *rules: str, creates: tuple[str, ...] = ()) -> dict:
-    return {"indicator": indicator, "rules": sorted(rules), "creates": sorted(creates)}
+def card(indicator: str, *rules: str, creates: tuple[str, ...] = (), removes: bool = False) -> dict:
+    """``removes``: the card offers a delete-only suggestion (remove the draft, no replacement)."""
+    return {"indicator": indicator, "rules": sorted(rules), "creates": sorted(creates),
+            **({"removesDraft": True} if removes else {})}
 
 
 CODEINE = ("2670", "codeine phosphate 30 MG Oral Tablet")
@@ -80,18 +82,19 @@ def neuropathic(pid):
 def build() -> None:
     # ---- opioids x CYP2D6 -----------------------------------------------------------------------------------
     p = "pgx-pm"
-    scenario("sign-codeine-cyp2d6-pm", "Codeine for a CYP2D6 poor metabolizer (*4/*4): CPIC Strong avoid; replace "
-             "with a non-tramadol opioid whose advice is not affected for this patient.",
+    scenario("sign-codeine-cyp2d6-pm", "Codeine for a CYP2D6 poor metabolizer (*4/*4): CPIC Strong avoid; CPIC "
+             "names a class (a non-tramadol opioid or another analgesic), not a drug, so no replacement order is "
+             "drafted; a delete-only suggestion (not recommended) removes the draft.",
              sign("sign-codeine-cyp2d6-pm", p, [d("rx1", p, CODEINE)], pgx=[genotype("g1", p, "CYP2D6", "*4/*4")]),
-             [card("critical", "cpic/codeine/CYP2D6", creates=("MedicationRequest",))])
+             [card("critical", "cpic/codeine/CYP2D6", removes=True)])
     p = "pgx-um"
     scenario("sign-codeine-cyp2d6-um", "Codeine for a CYP2D6 ultrarapid metabolizer (*1/*2x2, AS 3.0): toxicity "
-             "risk, CPIC Strong avoid.",
+             "risk, CPIC Strong avoid; delete-only suggestion (CPIC names no drug to replace it with).",
              sign("sign-codeine-cyp2d6-um", p, [d("rx1", p, CODEINE)], pgx=[genotype("g1", p, "CYP2D6", "*1/*2x2")]),
-             [card("critical", "cpic/codeine/CYP2D6", creates=("MedicationRequest",))])
+             [card("critical", "cpic/codeine/CYP2D6", removes=True)])
     p = "pgx-im"
     scenario("sign-codeine-cyp2d6-im", "Codeine for a CYP2D6 intermediate metabolizer (*1/*4): label dosing, "
-             "switch if no response (CPIC Moderate): warning, no replacement suggested.",
+             "consider an alternative if no response (CPIC Moderate): warning, no suggestion.",
              sign("sign-codeine-cyp2d6-im", p, [d("rx1", p, CODEINE)], pgx=[genotype("g1", p, "CYP2D6", "*1/*4")]),
              [card("warning", "cpic/codeine/CYP2D6")])
     p = "pgx-nm"
@@ -100,10 +103,10 @@ def build() -> None:
              [])
     p = "pgx-nm-parox"
     scenario("sign-tramadol-phenoconverted-paroxetine", "Tramadol for a genetic CYP2D6 normal metabolizer taking "
-             "paroxetine (strong inhibitor): converted to poor metabolizer, CPIC Strong avoid.",
+             "paroxetine (strong inhibitor): converted to poor metabolizer, CPIC Strong avoid; delete-only suggestion.",
              sign("sign-tramadol-phenoconverted-paroxetine", p, [d("rx1", p, TRAMADOL)],
                   pgx=[genotype("g1", p, "CYP2D6", "*1/*1")], meds=[active("a1", p, PAROXETINE)]),
-             [card("critical", "cpic/tramadol/CYP2D6", creates=("MedicationRequest",))])
+             [card("critical", "cpic/tramadol/CYP2D6", removes=True)])
     p = "pgx-nm-dulox"
     scenario("sign-tramadol-moderate-inhibitor-duloxetine", "Tramadol for a CYP2D6 *1/*1 patient on duloxetine "
              "(moderate inhibitor): activity score halved to 1.0, intermediate metabolizer (CPIC Optional).",
@@ -144,12 +147,23 @@ def build() -> None:
              "metabolizer) and tramadol ordered: CPIC Strong avoid from the reported phenotype.",
              sign("sign-tramadol-reported-phenotype", p, [d("rx1", p, TRAMADOL)],
                   pgx=[reported_phenotype("ph1", p, "CYP2D6", "Poor Metabolizer")]),
-             [card("critical", "cpic/tramadol/CYP2D6", creates=("MedicationRequest",))])
+             [card("critical", "cpic/tramadol/CYP2D6", removes=True)])
+    # ---- age limits (FDA, cited by CPIC): whatever the genotype ------------------------------------------------
+    for name, p, pgx, why in (
+            ("sign-codeine-child-cyp2d6-nm", "child-nm", [genotype("g1", "child-nm", "CYP2D6", "*1/*1")],
+             "a CYP2D6 normal metabolizer: CPIC's label dosing is silent, but"),
+            ("sign-codeine-child-no-result", "child-none", [],
+             "no CYP2D6 result: no genotype test is proposed for a drug the age rules out;")):
+        scenario(name, f"Codeine for a 7-year-old, {why} codeine is contraindicated under 12 years whatever the "
+                 "genotype (FDA 2017, cited by CPIC): critical card with a delete-only suggestion; the tonsillectomy "
+                 "limit is named in the text only.",
+                 sign(name, p, [d("rx1", p, CODEINE)], birth="2018-09-14", pgx=pgx),
+                 [card("critical", "fhir-pain/age-limit/codeine", removes=True)])
     p = "combo"
     combo = ("993781", "Acetaminophen 300 MG / Codeine Phosphate 30 MG Oral Tablet")
     scenario("sign-acetaminophen-codeine-combination-pm", "A combination product (acetaminophen/codeine) for a "
              "CYP2D6 poor metabolizer: the codeine ingredient is found and advised on; no automatic replacement "
-             "(it would drop the acetaminophen).",
+             "(it would drop the acetaminophen), not even a delete-only one: the detail says to replace it by hand.",
              sign("sign-acetaminophen-codeine-combination-pm", p, [d("rx1", p, combo)],
                   pgx=[genotype("g1", p, "CYP2D6", "*5/*5")]),
              [card("critical", "cpic/codeine/CYP2D6")])
@@ -182,9 +196,9 @@ def build() -> None:
     p = "tca-pm"
     pgx_tca = [genotype("g1", p, "CYP2D6", "*4/*4"), genotype("g2", p, "CYP2C19", "*1/*1")]
     scenario("sign-amitriptyline-cyp2d6-pm", "Amitriptyline (no neuropathic pain on record) for a CYP2D6 poor / "
-             "CYP2C19 normal metabolizer: CPIC Strong avoid.",
+             "CYP2C19 normal metabolizer: CPIC Strong avoid; CPIC names no drug, so a delete-only suggestion.",
              sign("sign-amitriptyline-cyp2d6-pm", p, [d("rx1", p, AMITRIPTYLINE, dose_mg=75)], pgx=pgx_tca),
-             [card("critical", "cpic/amitriptyline/CYP2D6+CYP2C19")])
+             [card("critical", "cpic/amitriptyline/CYP2D6+CYP2C19", removes=True)])
     n = neuropathic(p)
     scenario("sign-amitriptyline-cyp2d6-pm-neuropathic-low-dose", "Amitriptyline 10 mg/day for painful diabetic "
              "neuropathy in a CYP2D6 poor metabolizer: CPIC's avoid applies to depression doses; at this dose monitor "
@@ -195,10 +209,10 @@ def build() -> None:
                    creates=("MedicationRequest",))])
     p = "tca-um"
     scenario("sign-nortriptyline-cyp2d6-um", "Nortriptyline for a CYP2D6 ultrarapid metabolizer (*1/*1x3): lack of "
-             "efficacy, CPIC Strong avoid.",
+             "efficacy, CPIC Strong avoid; delete-only suggestion.",
              sign("sign-nortriptyline-cyp2d6-um", p, [d("rx1", p, NORTRIPTYLINE)],
                   pgx=[genotype("g1", p, "CYP2D6", "*1/*1x3")]),
-             [card("critical", "cpic/nortriptyline/CYP2D6")])
+             [card("critical", "cpic/nortriptyline/CYP2D6", removes=True)])
     p = "tca-c19-missing"
     scenario("sign-amitriptyline-cyp2c19-missing", "Amitriptyline with a CYP2D6 result (*1/*1) but no CYP2C19 "
              "result: one card for the drug with the pre-test alert for CYP2C19.",
@@ -208,10 +222,12 @@ def build() -> None:
     # ---- ondansetron, SSRIs/SNRIs ---------------------------------------------------------------------------
     p = "ond-um"
     scenario("sign-ondansetron-cyp2d6-um", "Ondansetron for a CYP2D6 ultrarapid metabolizer: choose a drug not "
-             "predominantly metabolized by CYP2D6, e.g. granisetron (CPIC Moderate).",
+             "predominantly metabolized by CYP2D6, e.g. granisetron (CPIC Moderate). Granisetron's RxCUI is not verified "
+             "(drugs.json meta.unverifiedCodes), so the card names it but offers no coded draft; a delete-only "
+             "suggestion removes the ondansetron draft.",
              sign("sign-ondansetron-cyp2d6-um", p, [d("rx1", p, ONDANSETRON)],
                   pgx=[genotype("g1", p, "CYP2D6", "*1/*2x2")]),
-             [card("warning", "cpic/ondansetron/CYP2D6", creates=("MedicationRequest",))])
+             [card("warning", "cpic/ondansetron/CYP2D6", removes=True)])
     p = "parox-pm"
     scenario("sign-paroxetine-cyp2d6-pm", "Paroxetine for a CYP2D6 poor metabolizer: CPIC advises an alternative "
              "or a 50% lower starting dose.",
@@ -226,10 +242,10 @@ def build() -> None:
              [])
     p = "venla-pm"
     scenario("sign-venlafaxine-cyp2d6-pm", "Venlafaxine for a CYP2D6 poor metabolizer: consider an alternative not "
-             "predominantly metabolized by CYP2D6 (CPIC Optional).",
+             "predominantly metabolized by CYP2D6 (CPIC Optional); CPIC names no drug, so a delete-only suggestion.",
              sign("sign-venlafaxine-cyp2d6-pm", p, [d("rx1", p, VENLAFAXINE)],
                   pgx=[genotype("g1", p, "CYP2D6", "*4/*4")]),
-             [card("warning", "cpic/venlafaxine/CYP2D6")])
+             [card("warning", "cpic/venlafaxine/CYP2D6", removes=True)])
     # ---- pain phenotypes ------------------------------------------------------------------------------------
     p = "neuro-pm"
     n = neuropathic(p)
@@ -271,18 +287,18 @@ def build() -> None:
     scenario("sign-two-drafts-codeine-celecoxib", "order-sign with codeine and celecoxib drafts for a CYP2D6 PM and "
              "CYP2C9 PM: one card per drug, most severe first.",
              sign("sign-two-drafts-codeine-celecoxib", p, drafts, pgx=pgx_multi),
-             [card("critical", "cpic/codeine/CYP2D6", creates=("MedicationRequest",)),
+             [card("critical", "cpic/codeine/CYP2D6", removes=True),
               card("warning", "cpic/celecoxib/CYP2C9")])
     scenario("select-codeine-selected-celecoxib-context", "order-select with the same two drafts but only codeine "
              "selected: advice on the selection only.",
              select("select-codeine-selected-celecoxib-context", p, drafts, ["MedicationRequest/rx1"], pgx=pgx_multi),
-             [card("critical", "cpic/codeine/CYP2D6", creates=("MedicationRequest",))])
+             [card("critical", "cpic/codeine/CYP2D6", removes=True)])
     p = "sel-parox"
     scenario("select-codeine-with-paroxetine-draft", "order-select: codeine selected while a paroxetine draft is in "
              "the same session (context): the other draft phenoconverts the patient.",
              select("select-codeine-with-paroxetine-draft", p, [d("rx1", p, CODEINE), d("rx2", p, PAROXETINE)],
                     ["MedicationRequest/rx1"], pgx=[genotype("g1", p, "CYP2D6", "*1/*1")]),
-             [card("critical", "cpic/codeine/CYP2D6", creates=("MedicationRequest",))])
+             [card("critical", "cpic/codeine/CYP2D6", removes=True)])
     # ---- patient-view ---------------------------------------------------------------------------------------
     p = "pv-multi"
     scenario("view-pgx-summary-three-genes", "patient-view with CYP2D6 PM, CYP2C9 IM and CYP2C19 RM results and no "
@@ -377,7 +393,7 @@ def build() -> None:
     scenario("sandbox-order-select-codeine-pm", "The sandbox's own request shape (Bundle without type, reasonCode as "
              "one object, RxNorm clinical drug 993889) with codeine and a CYP2D6 *4/*4 result in prefetch; the other "
              "keys are absent and there is no FHIR access: critical card that says what was missing.",
-             body, [card("critical", "cpic/codeine/CYP2D6", creates=("MedicationRequest",))])
+             body, [card("critical", "cpic/codeine/CYP2D6", removes=True)])
     body = json.loads((REFERENCE / "sandbox-captures/patient-view-request.json").read_text())
     scenario("sandbox-patient-view", "CDS Hooks Sandbox patient-view capture (vitals only, keys of another service): "
              "our keys are absent and cannot be fetched: one card saying PGx results could not be retrieved.",

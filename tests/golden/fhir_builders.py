@@ -187,10 +187,12 @@ def hook_request(hook: str, pid: str, *, name: str, prefetch: dict | None = None
     return body
 
 
-def prefetch(pid: str, *, pgx=(), pain=(), conditions=(), meds=(), history=(), omit=()) -> dict:
+def prefetch(pid: str, *, pgx=(), pain=(), conditions=(), meds=(), history=(), omit=(), birth: str | None = None
+             ) -> dict:
     """Every prefetch key of the services filled as an EHR would (searchsets, possibly empty); keys in ``omit``
-    are left out (the EHR could not fill them). ``history``: completed/stopped/on-hold MedicationRequests."""
+    are left out (the EHR could not fill them). ``history``: completed/stopped/on-hold MedicationRequests.
+    ``birth``: the Patient's birthDate (default: an adult's)."""
     from fhir_pain.gather import CONDITIONS, MEDICATION_HISTORY, MEDICATIONS, PAIN, PATIENT, PGX
-    out = {PATIENT: patient(pid), PGX: searchset(*pgx), PAIN: searchset(*pain),
+    out = {PATIENT: patient(pid, **({"birth": birth} if birth else {})), PGX: searchset(*pgx), PAIN: searchset(*pain),
            CONDITIONS: searchset(*conditions), MEDICATIONS: searchset(*meds), MEDICATION_HISTORY: searchset(*history)}
     return {k: v for k, v in out.items() if k not in omit}

@@ -3,8 +3,8 @@
 Each scenario is checked three ways:
 1. the response passes the CDS Hooks response schema, the card invariants, the findings contract, and every
    suggested resource is valid R4 (fhir_pain.fhir_models.check_cds_response);
-2. the cards match the hand-written about.json (order, indicator, rules, created resource types), which the
-   update step never rewrites;
+2. the cards match the hand-written about.json (order, indicator, rules, created resource types, and whether a
+   delete-only suggestion removes the draft), which the update step never rewrites;
 3. the whole response equals expected.json (card/suggestion uuids normalised).
 
 Updating after an intended change (the reviewed update step):
@@ -37,6 +37,15 @@ def normalise(value):
     return value
 
 
+def _removes_draft(suggestion: dict) -> bool:
+    """A delete-only suggestion: it removes a draft and puts nothing in its place (never marked recommended)."""
+    actions = suggestion["actions"]
+    if not actions or any(a["type"] != "delete" for a in actions):
+        return False
+    assert not suggestion.get("isRecommended"), suggestion["label"]
+    return True
+
+
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     from fhir_pain.app import create_app
@@ -65,7 +74,9 @@ def test_golden(name, client):
     seen = [{"indicator": c["indicator"],
              "rules": sorted(f["rule"] for f in c["extension"]["io.fhir-pain.findings"]),
              "creates": sorted({a["resource"]["resourceType"] for s in c.get("suggestions", ())
-                                for a in s["actions"] if a["type"] == "create"})} for c in body["cards"]]
+                                for a in s["actions"] if a["type"] == "create"}),
+             **({"removesDraft": True} if any(_removes_draft(s) for s in c.get("suggestions", ())) else {})}
+            for c in body["cards"]]
     assert seen == about["cards"], about["description"]
 
     expected_path = folder / "expected.json"

@@ -52,6 +52,8 @@ def test_tca_low_dose_for_neuropathic_pain_is_a_caution_not_a_stop():
     f = tca_for_neuropathic(c, med, drug, cpic)
     assert (f.indicator, f.action, cpic.indicator) == ("warning", "monitor", "warning")
     assert "10 mg/day" in f.detail and f.extra["primary"]
+    # CPIC's avoid is for depression doses: the card must not offer to remove a low-dose neuropathic-pain order
+    assert "offerRemoval" not in cpic.extra
 
 
 def test_tca_above_the_low_dose_keeps_cpic_strong_avoid():
@@ -61,6 +63,7 @@ def test_tca_above_the_low_dose_keeps_cpic_strong_avoid():
     med, drug = first(c)
     cpic = drug_gene_finding(c, med, drug)
     assert tca_for_neuropathic(c, med, drug, cpic) is None and cpic.indicator == "critical"
+    assert cpic.extra["offerRemoval"]
 
 
 def test_tca_rule_ignores_normal_metabolizers():
