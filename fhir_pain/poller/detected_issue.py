@@ -46,6 +46,7 @@ _CATEGORY = {
     "pre-test": ("GEN", "Genetic Alert"),
     "pain-phenotype": ("COND", "Condition Alert"),
 }
+_RULE_CATEGORY = {"fhir-pain/age-limit": ("AGE", "Age Alert")}   # an age contraindication, whatever its kind
 _KIND_TEXT = {
     "drug-gene": "Drug-gene interaction (pharmacogenomics)",
     "pre-test": "Pharmacogenomic test advised before prescribing",
@@ -121,8 +122,9 @@ def render(finding: Finding, patient_id: str, now: datetime) -> dict:
     caller keeps the date the issue was first identified."""
     key = finding_key(patient_id, finding)
     coding = []
-    if finding.kind in _CATEGORY:
-        code, display = _CATEGORY[finding.kind]
+    category = _RULE_CATEGORY.get(finding.rule) or _CATEGORY.get(finding.kind)
+    if category:
+        code, display = category
         coding.append({"system": V3_ACT_CODE, "code": code, "display": display})
     coding.append({"system": FINDING_KIND_SYSTEM, "code": finding.kind})
     coding.append({"system": RULE_SYSTEM, "code": finding.rule})

@@ -131,3 +131,12 @@ def test_a_finding_without_drug_or_guideline_url_still_renders_valid_r4():
 ])
 def test_only_actionable_findings_become_issues(indicator, action, actionable):
     assert di.is_actionable(codeine_pm_finding(indicator=indicator, action=action)) is actionable
+
+
+def test_an_age_contraindication_is_filed_as_an_age_alert():
+    f = codeine_pm_finding(rule="fhir-pain/age-limit", kind="informational", genes={},
+                           summary="Codeine is contraindicated under 12 years (FDA)")
+    issue = di.render(f, "p1", NOW)
+    validate(issue)
+    categories = [c for c in issue["code"]["coding"] if c["system"] == di.V3_ACT_CODE]
+    assert categories == [{"system": di.V3_ACT_CODE, "code": "AGE", "display": "Age Alert"}]
