@@ -183,7 +183,9 @@ class FHIRClient:
         return self._resources(url)
 
     def create(self, resource: dict) -> dict:
-        return self._write("POST", self.url_for(_resource_type(resource)), resource, idempotent=False)
+        # a POST the server may have applied is never sent again: that would create the resource twice
+        return self._write("POST", self.url_for(_resource_type(resource)), resource, idempotent=False,
+                           resend_unsure=False)
 
     def update(self, resource: dict) -> dict:
         rid = resource.get("id")

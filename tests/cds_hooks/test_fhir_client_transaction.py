@@ -77,9 +77,19 @@ def test_a_failure_after_sending_is_not_retried(failure, error):
 
 
 @responses.activate
-def test_create_still_retries_a_read_timeout():
-    """Unchanged for the existing callers: only ``transaction`` is strict about resending."""
+def test_create_is_not_resent_after_a_read_timeout():
+    """Regression: create() retried a read timeout, so a POST the server had applied could create a duplicate."""
     responses.post(f"{BASE}/Patient", body=requests.ReadTimeout("read timed out"))
+    responses.post(f"{BASE}/Patient", json=PATIENT, status=201)
+    with pytest.raises(FHIRTimeout):
+        FHIRClient(BASE, retries=1, backoff_s=0).create(PATIENT)
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_create_is_retried_when_the_connection_never_opened():
+    refused = requests.ConnectTimeout("connect timed out")
+    responses.post(f"{BASE}/Patient", body=refused)
     responses.post(f"{BASE}/Patient", json=PATIENT, status=201)
     assert FHIRClient(BASE, retries=1, backoff_s=0).create(PATIENT)["id"] == "pt-1"
     assert len(responses.calls) == 2
