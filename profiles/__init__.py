@@ -12,13 +12,18 @@ from importlib import resources
 import orjson
 
 
-@lru_cache(maxsize=None)
-def load(relpath: str) -> dict:
-    """Load one knowledge file, e.g. ``load("pgx/cyp2d6.json")``. Cached: treat the result as read-only."""
-    node = resources.files(__name__)
+def read_package_json(package: str, relpath: str):
+    """A JSON file shipped inside ``package`` (works from a wheel as from the source tree)."""
+    node = resources.files(package)
     for part in relpath.split("/"):
         node = node / part
     return orjson.loads(node.read_bytes())
+
+
+@lru_cache(maxsize=None)
+def load(relpath: str) -> dict:
+    """Load one knowledge file, e.g. ``load("pgx/cyp2d6.json")``. Cached: treat the result as read-only."""
+    return read_package_json(__name__, relpath)
 
 
 def list_files(subdir: str) -> list[str]:

@@ -13,10 +13,9 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-import orjson
+from fhir_pain.profiles import read_package_json
 
 # FHIR date / dateTime / instant with at least a full day (partial dates such as "2018" are left alone)
 _DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2}))?")
@@ -58,10 +57,7 @@ class DemoPatient:
 
 @lru_cache(maxsize=None)
 def _read_json(relpath: str) -> Any:
-    node = resources.files(__package__)
-    for part in relpath.split("/"):
-        node = node / part
-    return orjson.loads(node.read_bytes())
+    return read_package_json(__package__, relpath)
 
 
 @lru_cache(maxsize=1)
