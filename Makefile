@@ -39,7 +39,7 @@ bench: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/fhir-pain demo
 
-# Regenerate the CPIC-derived knowledge from the CPIC exports (../shared/reference/cpic by default).
+# Regenerate the CPIC-derived knowledge from the CPIC exports in reference/cpic (provenance in its README).
 profiles: $(BIN)/.installed
 	$(BIN)/python scripts/build_cpic_profiles.py
 

@@ -6,7 +6,7 @@
                --output---> cds_hooks Card (fhir_pain.cards) | DetectedIssue (fhir_pain.poller)
 
 Everything here is small, immutable where possible, and JSON-serialisable through ``to_dict``. No Flask, no HTTP,
-no fhir.resources. Field vocabularies follow ``shared/docs/architecture.md`` ("Fixed contracts").
+no fhir.resources. Field vocabularies follow ``docs/architecture.md`` ("Fixed contracts").
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate the CPIC-derived knowledge in profiles/pgx/ from the CPIC exports.
 
-    python scripts/build_cpic_profiles.py [CPIC_DIR]      (make profiles; default ../shared/reference/cpic)
+    python scripts/build_cpic_profiles.py [CPIC_DIR]      (make profiles; default reference/cpic)
 
 Writes profiles/pgx/cyp2d6.json, cyp2c9.json, cyp2c19.json (allele activity values / functions and the
 phenotype rules) and profiles/pgx/recommendations.json (every drug's recommendation table). The CPIC wording is
@@ -14,6 +14,7 @@ every CYP2C19 diplotype from its function pair. A mismatch stops the build (the 
 """
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "profiles" / "pgx"
+CPIC_EXPORTS = REPO / "reference" / "cpic"  # the CPIC exports, with their provenance (reference/cpic/README.md)
 GENERATED_BY = "scripts/build_cpic_profiles.py"
 
 # CPIC/DPWG consensus (Caudle et al., Clin Transl Sci 2020;13:116) as used by the CPIC database for CYP2D6;
@@ -307,21 +309,26 @@ def build_recommendations(src: Path) -> dict:
 
 
 def write(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=False) + "\n")
-    print(f"wrote {path.relative_to(REPO)} ({path.stat().st_size} bytes)")
+    path.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=False) + "\n",
+                    encoding="utf-8")
+    print(f"wrote {path} ({path.stat().st_size} bytes)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    src = Path(argv[0]) if argv else REPO.parent / "shared" / "reference" / "cpic"
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("cpic_dir", nargs="?", type=Path, default=CPIC_EXPORTS,
+                        help="folder of the CPIC exports (default: reference/cpic)")
+    parser.add_argument("--out", type=Path, default=OUT, help="where to write (default: profiles/pgx)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    src, out = args.cpic_dir, args.out
     if not src.is_dir():
         print(f"CPIC source folder not found: {src}", file=sys.stderr)
         return 2
-    OUT.mkdir(parents=True, exist_ok=True)
-    write(OUT / "cyp2d6.json", build_activity_gene("CYP2D6", src))
-    write(OUT / "cyp2c9.json", build_activity_gene("CYP2C9", src))
-    write(OUT / "cyp2c19.json", build_function_gene("CYP2C19", src))
-    write(OUT / "recommendations.json", build_recommendations(src))
+    out.mkdir(parents=True, exist_ok=True)
+    write(out / "cyp2d6.json", build_activity_gene("CYP2D6", src))
+    write(out / "cyp2c9.json", build_activity_gene("CYP2C9", src))
+    write(out / "cyp2c19.json", build_function_gene("CYP2C19", src))
+    write(out / "recommendations.json", build_recommendations(src))
     return 0
 
 

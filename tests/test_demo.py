@@ -78,14 +78,60 @@ def test_bundle_is_a_valid_r4_transaction_of_one_synthetic_patient(patient):
         known.add(ref)
 
 
-def test_dates_are_in_the_past_of_demo_now_and_stay_there_after_the_shift():
-    now = datetime.now(timezone.utc)
+HOURS = ("00:30", "08:59", "09:01", "23:59")  # either side of the demo hour (09:00 UTC) and both ends of the day
+
+
+@pytest.fixture(params=["UTC", "Pacific/Kiritimati", "America/Los_Angeles"])
+def local_zone(request, monkeypatch):
+    """A process-local time zone far from UTC: the demo's dates must not depend on it."""
+    import time
+    monkeypatch.setenv("TZ", request.param)
+    time.tzset()
+    yield request.param
+    monkeypatch.undo()
+    time.tzset()
+
+
+def _discovered() -> list[dict]:
+    from fhir_pain.app import create_app
+    from fhir_pain.demo.runner import discover
+    return discover(create_app({"AUTH": "off", "DATABASE_URL": "sqlite://"}).test_client())
+
+
+def _pin(monkeypatch, hhmm: str) -> datetime:
+    now = datetime.fromisoformat(f"2026-12-04T{hhmm}:00+00:00")
+    monkeypatch.setattr(catalog, "utcnow", lambda: now)
+    return now
+
+
+@pytest.mark.parametrize("hhmm", HOURS)
+def test_every_date_the_demo_writes_is_not_in_the_future_at_any_hour(monkeypatch, local_zone, hhmm):
+    # regression: before 09:00 UTC the shift moved the demo now (09:00) onto today, i.e. into the future
+    now = _pin(monkeypatch, hhmm)
     days = catalog.shift_days()
+    assert catalog.now_on() <= now
+    assert now - catalog.now_on() < timedelta(days=1)  # the latest such instant, not an older one
     for p in PATIENTS:
         for value in _date_strings(catalog.shift_dates(p.bundle(), days)):
-            when = datetime.fromisoformat(value.replace("Z", "+00:00")) if "T" in value else None
-            if when is not None:
-                assert when < now, (p.id, value)
+            if "T" in value:
+                assert datetime.fromisoformat(value.replace("Z", "+00:00")) <= now, (p.id, value)
+            else:
+                assert date.fromisoformat(value) <= now.date(), (p.id, value)
+    services = _discovered()
+    for scenario in catalog.scenarios():
+        built = build_request(scenario, services)
+        for value in _date_strings(built.body):
+            when = (datetime.fromisoformat(value.replace("Z", "+00:00")) if "T" in value
+                    else datetime.combine(date.fromisoformat(value), datetime.min.time(), timezone.utc))
+            assert when <= now, (scenario.name, value)
+
+
+def test_the_demo_day_is_today_after_the_demo_hour_and_yesterday_before_it(monkeypatch):
+    assert _pin(monkeypatch, "09:01") and catalog.now_on() == datetime(2026, 12, 4, 9, 0, tzinfo=timezone.utc)
+    assert _pin(monkeypatch, "09:00") and catalog.now_on() == datetime(2026, 12, 4, 9, 0, tzinfo=timezone.utc)
+    assert _pin(monkeypatch, "08:59") and catalog.now_on() == datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
+    assert _pin(monkeypatch, "00:30") and catalog.now_on() == datetime(2026, 12, 3, 9, 0, tzinfo=timezone.utc)
+    assert catalog.shift_days(date(2026, 12, 4)) - catalog.shift_days() == 1  # a chosen day is taken as given
 
 
 def _date_strings(node):
@@ -645,7 +691,7 @@ def test_sandbox_guide_auth_on_recipe(monkeypatch):
     key = (Path(__file__).parent / "fixtures" / "sandbox" / "sandbox-published-private-key.pem").read_text()
     url = "http://127.0.0.1:8080/cds-services/pain-pgx-order-select"
 
-    def sandbox_token(aud: str) -> str:   # as the sandbox signs (shared/reference/sandbox-captures/jwt-decoded.json)
+    def sandbox_token(aud: str) -> str:   # as the sandbox signs (tests/fixtures/sandbox/jwt-decoded.json)
         now = int(time.time())
         return jwt.encode({"iss": "https://sandbox.cds-hooks.org", "aud": aud, "iat": now, "exp": now + 300,
                            "jti": str(uuid.uuid4())}, key, algorithm="ES384",

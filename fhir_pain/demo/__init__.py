@@ -32,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="bearer token for --load")
     parser.add_argument("--scenario", action="append", metavar="NAME", help="run only this scenario (repeatable)")
     parser.add_argument("--date", type=date.fromisoformat, metavar="YYYY-MM-DD",
-                        help="the day the demo data is moved to (default: today, UTC); in-process runs also "
-                             "pin the services' clock to it")
+                        help="the day the demo data is moved to (default: today in UTC, or yesterday before the "
+                             "demo hour, 09:00 UTC, so that no date is in the future); in-process runs also pin the "
+                             "services' clock to it")
 
 
 def run(args: argparse.Namespace) -> int:

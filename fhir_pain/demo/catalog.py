@@ -1,8 +1,11 @@
 """The demo patients and their scenarios, as shipped in the package (``patients/*.json``, ``scenarios.json``).
 
 Every date in the bundles is written relative to one fixed demo "now" (``scenarios.json`` ``demoNow``, also each
-``Bundle.timestamp``). :func:`shift_dates` moves all of them by whole days so that the demo "now" becomes today:
-intervals (trial length, chronicity, "latest" score) stay exactly as written and the data is current when loaded
+``Bundle.timestamp``). :func:`shift_dates` moves all of them by whole days so that the demo "now" becomes the
+latest instant at its time of day that is not in the future: today if that hour has passed, else yesterday
+(``demoNow`` is 09:00 UTC, so before 09:00 UTC the data is as of yesterday 09:00). Whole days keep the time of day of
+every resource as written; never shifting into the future keeps every date the demo writes at or before the
+moment it is written, whatever the hour and the local time zone (all of it is computed in UTC). Intervals (trial length, chronicity, "latest" score) stay exactly as written and the data is current when loaded
 into a FHIR server for the CDS Hooks Sandbox. In-process demo runs also pin the services' clock to the moved demo
 now (:func:`now_on`, config ``NOW``), so their cards do not depend on the day or the time of day of the run.
 """
@@ -113,10 +116,21 @@ def resources_of(bundle: dict) -> list[dict]:
     return [e["resource"] for e in bundle.get("entry", []) if isinstance(e.get("resource"), dict)]
 
 
+def utcnow() -> datetime:
+    """The wall clock, in one place so that tests can pin it."""
+    return datetime.now(timezone.utc)
+
+
 def shift_days(today: date | None = None) -> int:
-    """Whole days between the demo now and ``today`` (UTC today by default)."""
-    today = today or datetime.now(timezone.utc).date()
-    return (today - demo_now().date()).days
+    """Whole days that move the demo now onto ``today`` (a day the user chose), or by default onto the latest
+    instant at its time of day that is not later than now (today, or yesterday before the demo hour)."""
+    if today is not None:
+        return (today - demo_now().date()).days
+    now = utcnow().astimezone(timezone.utc)
+    days = (now.date() - demo_now().date()).days
+    if demo_now() + timedelta(days=days) > now:
+        days -= 1
+    return days
 
 
 def now_on(today: date | None = None) -> datetime:

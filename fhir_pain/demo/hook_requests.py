@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date
 
 from cds_hooks.templates import UnfillableToken, render
 
@@ -83,7 +83,7 @@ def hook_request(bundle: dict, hook: str, services: list[dict], *, order: catalo
         if order is None:
             raise ValueError(f"{hook} needs a draft order")
         draft = draft_order(order, patient["id"], draft_id=draft_id,
-                            authored_on=authored_on or datetime.now(timezone.utc).date())
+                            authored_on=authored_on or catalog.now_on().date())
         context["draftOrders"] = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": draft}]}
         if hook == "order-select":
             context["selections"] = [f"MedicationRequest/{draft_id}"]
@@ -100,8 +100,9 @@ def hook_request(bundle: dict, hook: str, services: list[dict], *, order: catalo
 
 
 def build_request(scenario: catalog.Scenario, services: list[dict], *, today: date | None = None) -> BuiltRequest:
-    """The request for a demo scenario, its patient's dates moved so that the demo now is ``today``."""
-    today = today or datetime.now(timezone.utc).date()
+    """The request for a demo scenario, its patient's dates moved so that the demo now is ``today`` (by default
+    the latest day on which the demo hour has passed, :func:`catalog.shift_days`)."""
+    today = today or catalog.now_on().date()
     bundle = catalog.shift_dates(catalog.patient(scenario.patient_id).bundle(), catalog.shift_days(today))
     return hook_request(bundle, scenario.hook, services, order=scenario.order, draft_id=f"draft-{scenario.name}",
                         authored_on=today)

@@ -200,7 +200,7 @@ class TreatmentResponse:
 
 @dataclass(frozen=True)
 class PainProfile:
-    phenotypes: tuple[str, ...]                 # contract codes (shared/docs/architecture.md)
+    phenotypes: tuple[str, ...]                 # contract codes (docs/architecture.md)
     evidence: dict[str, tuple[str, ...]]        # phenotype code -> FHIR references
     intensity: Intensity | None
     chronic: bool

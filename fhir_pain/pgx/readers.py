@@ -1,6 +1,6 @@
 """PGx results from FHIR Observations (plain dicts) -> GeneResult facts.
 
-Shapes read (see shared/reference/genomics-examples): Genomics Reporting STU1 phenotype Observations (code 53040-2,
+Shapes read (examples in tests/fixtures/pgx): Genomics Reporting STU1 phenotype Observations (code 53040-2,
 value an LA answer), STU2/STU3 therapeutic implications (components predicted-therapeutic-implication /
 therapeutic-implication / 53040-2, the gene from the text or the derivedFrom genotype), genotype Observations
 (84413-4, PharmVar or ClinVar or plain text value, gene component 48018-6 with HGNC "HGNC:2625" or "2625"), and

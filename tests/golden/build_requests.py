@@ -5,7 +5,7 @@ cards a clinician must see (indicator, rules, suggested resource types, in order
 response) is written by the golden test's update step, never by this script; ``about.json`` is never touched by
 that step, so a regenerated expected.json can not silently change what a scenario asserts.
 
-Spec and sandbox requests are copied from shared/reference (hook-library 1.0.1 context examples, sandbox captures).
+Spec and sandbox requests are read from tests/fixtures (hook-library 1.0.1 context examples, sandbox captures).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from golden.fhir_builders import (  # noqa: E402
     project_score, reported_phenotype,
 )
 
-REFERENCE = Path("/work/shared/reference")
+FIXTURES = HERE.parent / "fixtures"  # spec examples and sandbox captures, with their provenance READMEs
 SCENARIOS: dict[str, tuple[dict, dict]] = {}
 
 
@@ -371,16 +371,16 @@ def build() -> None:
     # ---- the spec's own examples and the sandbox captures ---------------------------------------------------
     for name, fname, hook in (("spec-order-select-r4", "order-select-L0050-example-r4.json", "order-select"),
                               ("spec-order-sign-r4", "order-sign-L0052-example-r4.json", "order-sign")):
-        ctx = json.loads((REFERENCE / "cds-hooks/hook-library-1.0.1-context-examples" / fname).read_text())
+        ctx = json.loads((FIXTURES / "cds-hooks" / fname).read_text())
         body = {"hookInstance": hook_request(hook, "x", name=name)["hookInstance"], "hook": hook, **ctx}
         scenario(name, f"The CDS Hooks hook library's R4 {hook} example (amoxicillin/clavulanate and a nutrition "
                  "order): nothing pain- or PGx-related, so no cards.", body, [])
     for n in (1, 2, 3):
-        body = json.loads((REFERENCE / f"sandbox-captures/order-select-request-{n}.json").read_text())
+        body = json.loads((FIXTURES / f"sandbox/order-select-request-{n}.json").read_text())
         what = {1: "the Rx screen's first call, a draft with no medication at all",
                 2: "amlodipine chosen", 3: "amlodipine with reasonCode/category as single objects"}[n]
         scenario(f"sandbox-order-select-{n}", f"CDS Hooks Sandbox capture: {what}; no cards.", body, [])
-    body = json.loads((REFERENCE / "sandbox-captures/order-select-request-3.json").read_text())
+    body = json.loads((FIXTURES / "sandbox/order-select-request-3.json").read_text())
     med = body["context"]["draftOrders"]["entry"][0]["resource"]
     med["medicationCodeableConcept"] = {"text": "Codeine Phosphate 60 MG Oral Tablet", "coding": [
         {"display": "Codeine Phosphate 60 MG Oral Tablet", "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
@@ -394,7 +394,7 @@ def build() -> None:
              "one object, RxNorm clinical drug 993889) with codeine and a CYP2D6 *4/*4 result in prefetch; the other "
              "keys are absent and there is no FHIR access: critical card that says what was missing.",
              body, [card("critical", "cpic/codeine/CYP2D6", removes=True)])
-    body = json.loads((REFERENCE / "sandbox-captures/patient-view-request.json").read_text())
+    body = json.loads((FIXTURES / "sandbox/patient-view-request.json").read_text())
     scenario("sandbox-patient-view", "CDS Hooks Sandbox patient-view capture (vitals only, keys of another service): "
              "our keys are absent and cannot be fetched: one card saying PGx results could not be retrieved.",
              body, [card("info", "fhir-pain/pgx-summary")])

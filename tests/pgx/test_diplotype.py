@@ -47,7 +47,7 @@ def test_non_diplotypes_are_rejected_without_error(text):
 
 
 @pytest.mark.parametrize("text, score, phenotype", [
-    # pgx-knowledge.md A1 checks (CPIC DB 2024-08-27): *9, *41 = 0.25; *10 = 0.25
+    # the project research notes A1 checks (CPIC DB 2024-08-27): *9, *41 = 0.25; *10 = 0.25
     ("*1/*1", "2.0", "Normal Metabolizer"), ("*1/*4", "1.0", "Intermediate Metabolizer"),
     ("*1/*41", "1.25", "Normal Metabolizer"), ("*41/*41", "0.5", "Intermediate Metabolizer"),
     ("*4/*41", "0.25", "Intermediate Metabolizer"), ("*1/*9", "1.25", "Normal Metabolizer"),
