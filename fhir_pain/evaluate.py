@@ -11,7 +11,8 @@ Hook semantics:
 - ``order-sign``: advice on every draft order.
 Both order hooks use active medications (and the other drafts) for phenoconversion, and say only what concerns
 the ordered drug itself: referrals and the chart's summaries stay on patient-view (alert fatigue). Standard
-dosing and "no recommendation" never produce a finding on an order; uncertain results always do.
+dosing and "no recommendation" never produce a finding on an order; uncertain results always do (with the advice
+that is safe under every possibility, and the confirmatory test).
 """
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def _drug_findings(ctx: RuleContext, med: MedicationUse, *, orders: bool) -> lis
             out.append(age)
         cpic = drug_gene_finding(ctx, med, drug)
         tca = tca_for_neuropathic(ctx, med, drug, cpic)
-        if cpic is not None and cpic.action not in QUIET_ACTIONS:
+        if cpic is not None and (cpic.action not in QUIET_ACTIONS or cpic.uncertainty):
             out.append(cpic)
         if tca is not None:
             out.append(tca)

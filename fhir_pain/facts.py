@@ -124,7 +124,9 @@ class Recommendation:
     alternatives: tuple[Drug, ...] = ()
     knowledge: dict = field(default_factory=dict)   # {"source": "CPIC", "version": ..., "url": ...}
     evidence: tuple[str, ...] = ()
-    ambiguous: bool = False           # a gene's result is ambiguous: advice is not confident
+    ambiguous: bool = False           # the possibilities give different advice (the most cautious one is given)
+    # {"why", "possibilities": [{phenotype, activityScore | genes, classification, action, source}], "basis"}
+    uncertainty: dict | None = None
 
 
 # ---- the rules' output ----------------------------------------------------------------------------------------
@@ -147,6 +149,7 @@ class Finding:
     medication: MedicationUse | None = None   # the order / active medication the finding is about
     alternatives: tuple[Drug, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # rule-specific data for renderers (e.g. referral kind)
+    uncertainty: dict | None = None   # the contract's uncertainty object (Recommendation.uncertainty)
 
     def to_contract(self) -> dict:
         """The object placed in ``card.extension["io.fhir-pain.findings"]``."""
@@ -160,6 +163,7 @@ class Finding:
             "phenotypes": list(self.phenotypes),
             "evidence": list(self.evidence),
             "knowledge": self.knowledge,
+            "uncertainty": self.uncertainty,
         })
 
 

@@ -464,7 +464,7 @@ EXPECTED = {
     "cleo-chart": [("info", [PAIN], ["chronic"]), ("info", [PGX], ["CYP2D6 normal"])],
     "dev-codeine": [("critical", ["cpic/codeine/CYP2D6"], ["CYP2D6 ultrarapid", "avoid codeine"])],
     "dev-chart": [("info", [PAIN], ["8/10"]), ("info", [PGX], ["CYP2D6 ultrarapid"])],
-    "elin-codeine": [("warning", ["cpic/codeine/CYP2D6"], ["ambiguous", "codeine", "confirm"])],
+    "elin-codeine": [("critical", ["cpic/codeine/CYP2D6"], ["Ambiguous", "avoid codeine", "confirm"])],
     "elin-chart": [("info", [PAIN], ["chronic"]), ("info", [PGX], ["CYP2D6"])],
     # the referral is not about the ordered drug: patient-view only (farid-chart)
     "farid-tramadol": [("critical", ["cpic/tramadol/CYP2D6"], ["poor", "paroxetine", "avoid tramadol"])],
@@ -584,15 +584,17 @@ def test_phenoconversion_reports_genotype_and_inhibitor(demo_run):
         assert gene["phenoconvertedBy"] == [inhibitor] and gene["diplotype"] in ("*1/*2", "*1/*1")
 
 
-def test_ambiguous_duplication_gives_no_confident_advice(demo_run):
+def test_ambiguous_duplication_gives_the_advice_safe_under_every_possibility(demo_run):
     _, results = demo_run
     (card,) = results["elin-codeine"]["cards"]
     (finding,) = _findings(card)
     assert finding["genes"]["CYP2D6"]["phenotype"] == "Indeterminate"
-    assert finding["action"] not in ("avoid", "use-alternative", "reduce-dose", "standard-dose")
-    assert card["indicator"] != "critical"
-    created = [a["resource"] for s in card.get("suggestions", []) for a in s["actions"] if a["type"] == "create"]
-    assert [r["resourceType"] for r in created] == ["ServiceRequest"]   # confirm the genotype, nothing else
+    # one possibility is an ultrarapid metabolizer: CPIC's Strong "avoid" holds, never softened by the others
+    assert (finding["action"], finding["classification"], card["indicator"]) == ("avoid", "Strong", "critical")
+    assert finding["uncertainty"]["why"] == "ambiguous"
+    assert "Ultrarapid Metabolizer" in {p["phenotype"] for p in finding["uncertainty"]["possibilities"]}
+    labels = [s["label"] for s in card["suggestions"]]
+    assert labels[0] == "Order a confirmatory CYP2D6 genotype test" and any("Remove" in x for x in labels)
 
 
 def test_suggestions_are_valid_r4_and_respect_the_patients_pgx(demo_run):

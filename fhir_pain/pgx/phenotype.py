@@ -92,14 +92,28 @@ def _reported_scores(model: GeneModel, phenotype: str) -> list[tuple[float, bool
     return scores
 
 
+def factors_of(active: list[Inhibitor]) -> tuple[float, ...]:
+    """The activity-score factors the active inhibitors may apply: the strongest inhibitor applies; an inhibitor
+    of uncertain strength contributes each factor it may have (so several factors = several possibilities)."""
+    if not active:
+        return (1.0,)
+    return tuple(sorted({min(choice) for choice in product(*(i.factors for i in active))}))
+
+
 def phenoconvert(gene: str, options: tuple[Option, ...], active: list[Inhibitor]) -> tuple[Option, ...]:
     """CPIC (opioid guideline 2021): strong inhibitor -> activity score 0; moderate -> score x 0.5, re-mapped.
     Several inhibitors: the strongest applies. Uncertain strengths contribute every factor they may have."""
     model = gene_model(gene)
     if not active or model is None or model.method != "activity-score":
         return options
-    # the strongest inhibitor applies; an uncertain strength contributes each factor it may have
-    factors = sorted({min(choice) for choice in product(*(i.factors for i in active))})
+    return convert(gene, options, factors_of(active))
+
+
+def convert(gene: str, options: tuple[Option, ...], factors: tuple[float, ...]) -> tuple[Option, ...]:
+    """``options`` with every activity-score factor in ``factors`` applied (1.0 leaves an option as it is)."""
+    model = gene_model(gene)
+    if model is None or model.method != "activity-score":
+        return options
     out: list[Option] = []
     for score, phenotype in options:
         for f in factors:

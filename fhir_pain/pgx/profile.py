@@ -1,8 +1,9 @@
 """One patient's PGx profile: per gene, the result to act on, with conflicts and phenoconversion recorded.
 
-Choice per gene: a phenotype computed from a diplotype beats a reported one (CPIC: compute it yourself; labs may use
-older cut-offs), and among several results of the same kind the newest wins. Every disagreement is written into
-the gene's notes in plain words, so the card can say what was set aside and why.
+Per gene, the result shown first is the newest computed one (CPIC: compute the phenotype from the diplotype; labs
+may use older cut-offs), else the newest reported phenotype. Results that disagree are not set aside: each stays a
+possibility (``options``, with ``origins`` saying where each comes from), so the recommendation can give the advice
+that is safe under all of them. Every disagreement is written into the gene's notes in plain words.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from datetime import datetime, timezone
 
 from fhir_pain.facts import GenePhenotype, GeneResult, MedicationUse
 from fhir_pain.pgx import phenotype as ph
-from fhir_pain.pgx.knowledge import Inhibitor, drug_vocabulary, inhibitors
+from fhir_pain.pgx.knowledge import NO_RESULT, Inhibitor, drug_vocabulary, inhibitors
 
 ACTIVE_STATUSES = frozenset({"active", "draft"})
 _OLDEST = datetime.min.replace(tzinfo=timezone.utc)
@@ -24,6 +25,8 @@ class PgxProfile:
     notes: tuple[str, ...] = ()
     # gene -> the options the recommendation lookup scores (several when a result is ambiguous)
     options: dict[str, tuple[ph.Option, ...]] = field(default_factory=dict, compare=False, repr=False)
+    # gene -> option -> which result (and inhibitor strength) gives that possibility, in words
+    origins: dict[str, dict[ph.Option, tuple[str, ...]]] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         genes = {}
@@ -81,56 +84,88 @@ def _active_inhibitors(gene: str, medications: Iterable[MedicationUse]) -> list[
     return found
 
 
-def _choose(gene: str, results: list[GeneResult]) -> tuple[ph.Call | None, GeneResult | None, list[str], list[str],
-                                                          bool]:
-    """The call to act on, the result it came from, notes, the refs that agree with it, and whether results of
-    the same kind (two genotypes, or two reported phenotypes) disagree on the phenotype."""
-    computed: list[tuple[ph.Call, GeneResult]] = []
-    reported: list[GeneResult] = []
+@dataclass(frozen=True)
+class Reading:
+    """One distinct result for a gene: its genetic call and where it comes from."""
+    call: ph.Call
+    result: GeneResult
+    computed: bool                    # from a diplotype (else a reported phenotype)
+
+    @property
+    def phenotype(self) -> str:
+        return ph.summarize(self.call.options)[0]
+
+    @property
+    def label(self) -> str:
+        what = self.call.diplotype if self.computed else f"reported {self.result.phenotype}"
+        return f"{self.result.ref} ({_date(self.result)}, {what})"
+
+
+def _readings(gene: str, results: list[GeneResult]) -> tuple[list[Reading], list[str], list[str]]:
+    """The distinct results for ``gene``, the one to display first (newest computed, else newest reported), notes,
+    and the refs of the results that agree with the first one. A person has one germline genotype: results that
+    disagree mean an error somewhere, so every disagreeing result stays a possibility (whichever is newer)."""
+    computed: list[Reading] = []
+    reported: list[Reading] = []
     notes: list[str] = []
     for r in sorted(results, key=_when, reverse=True):
         call = ph.call_diplotype(gene, r.diplotype) if r.diplotype else None
         if call is not None:
-            computed.append((call, r))
+            computed.append(Reading(call, r, True))
         elif r.phenotype:
-            reported.append(r)
+            reported.append(Reading(ph.call_reported(gene, r.phenotype), r, False))
             if r.diplotype:
                 notes.append(f"{r.ref}: diplotype '{r.diplotype}' could not be read; its reported phenotype is used.")
         elif r.diplotype:
             notes.append(f"{r.ref}: diplotype '{r.diplotype}' could not be read and no phenotype is given; ignored.")
-    if computed:
-        call, chosen = computed[0]
-    elif reported:
-        chosen = reported[0]
-        call = ph.call_reported(gene, chosen.phenotype)
-    else:
-        return None, None, notes, [], False
-    agree = [chosen.ref]
-    conflicting = False
-    genetic_ph = ph.summarize(call.options)[0]
-    for other_call, r in computed[1:]:
-        if other_call.diplotype != call.diplotype:
-            conflicting = conflicting or ph.summarize(other_call.options)[0] != genetic_ph
-            notes.append(f"Conflicting {gene} results: {r.ref} ({_date(r)}) reports {other_call.diplotype}; the newer "
-                         f"{chosen.ref} ({_date(chosen)}, {call.diplotype}) is used.")
-        elif r.ref not in agree:
-            agree.append(r.ref)
-    # reported phenotypes (and the lab's own phenotype on the chosen diplotype) are checked against the call
-    compare = ([chosen] if computed and chosen.phenotype else []) + (reported if computed else reported[1:])
-    for r in compare:
-        if r.phenotype != genetic_ph:
-            conflicting = conflicting or not computed
-            what = "computed from the diplotype (current CPIC rules)" if computed else "of the newer result"
-            notes.append(f"{gene}: {r.ref} ({_date(r)}) reports {r.phenotype}, but the phenotype {what} is "
-                         f"{genetic_ph}; {genetic_ph} is used.")
-        elif r.ref not in agree:
-            agree.append(r.ref)
-    return call, chosen, notes, agree, conflicting
+    ordered = computed + reported
+    if not ordered:
+        return [], notes, []
+    first = ordered[0]
+    kept, agree = [first], [first.result.ref]
+    for rd in ordered[1:]:
+        same = any((rd.computed and k.computed and rd.call.diplotype == k.call.diplotype)
+                   or rd.call.options == k.call.options
+                   or (not rd.computed and rd.phenotype == k.phenotype) for k in kept)
+        if same:
+            if _new_ref(agree, rd):
+                agree.append(rd.result.ref)
+            continue
+        notes.append(f"Conflicting {gene} results: {rd.label} gives {rd.phenotype}; {first.label} gives "
+                     f"{first.phenotype}. A person has one genotype, so one of them is wrong: until a confirmatory "
+                     "test settles it, the advice is the one that is safe under each.")
+        kept.append(rd)
+    # the lab's own phenotype on the diplotype it reports: CPIC says compute it (labs may use older cut-offs)
+    for rd in computed:
+        lab = rd.result.phenotype
+        if lab and lab != rd.phenotype and len(rd.call.options) == 1:
+            notes.append(f"{gene}: {rd.result.ref} ({_date(rd.result)}) reports {lab} for {rd.call.diplotype}; "
+                         f"under current CPIC rules that diplotype is {rd.phenotype}, which is used.")
+    return kept, notes, agree
+
+
+def _new_ref(refs: list[str], rd: Reading) -> bool:
+    return rd.result.ref not in refs
+
+
+def _factor_words(gene: str, active: list[tuple[Inhibitor, str]], factor: float) -> str:
+    names = join_names(i.name for i, _ in active)
+    if factor == 0:
+        return f"with {names} as a strong {gene} inhibitor"
+    if factor == 1.0:
+        return f"if {names} does not inhibit {gene} meaningfully"
+    return f"with {names} as a moderate {gene} inhibitor"
+
+
+def join_names(names) -> str:
+    names = list(dict.fromkeys(names))
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationUse]) -> PgxProfile:
-    """Per gene, the phenotype to act on (computed > reported, newest first), with phenoconversion by active and
-    draft CYP2D6 inhibitors (CPIC: strong -> activity score 0, moderate -> x 0.5); both phenotypes reported."""
+    """Per gene, the result to act on with every possibility it leaves open (conflicting results, an ambiguous
+    duplication, an inhibitor of uncertain strength), and phenoconversion by active and draft CYP2D6 inhibitors
+    (CPIC: strong -> activity score 0, moderate -> x 0.5) -- with or without a genotype on file."""
     meds = list(medications)
     by_gene: dict[str, list[GeneResult]] = {}
     for r in results:
@@ -138,6 +173,7 @@ def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationU
             by_gene.setdefault(r.gene.upper(), []).append(r)
     genes: dict[str, GenePhenotype] = {}
     options: dict[str, tuple[ph.Option, ...]] = {}
+    origins: dict[str, dict[ph.Option, tuple[str, ...]]] = {}
     profile_notes: list[str] = []
     for gene, rs in by_gene.items():
         if gene in ("OPRM1", "COMT"):
@@ -146,35 +182,67 @@ def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationU
                                         source="reported", notes=(f"CPIC defines no {gene} phenotypes.",),
                                         evidence=(newest.ref,))
             continue
-        call, chosen, notes, agree, conflicting = _choose(gene, rs)
-        if call is None:
+        readings, notes, agree = _readings(gene, rs)
+        if not readings:
             profile_notes.extend(notes)
             continue
-        notes = list(call.notes) + notes
-        genetic = call.options
-        g_ph, g_score, g_possible, g_ambiguous = ph.summarize(genetic)
+        first = readings[0]
+        notes = list(first.call.notes) + [n for rd in readings[1:] for n in rd.call.notes] + notes
+        g_ph, g_score, g_possible, g_ambiguous = ph.summarize(first.call.options)
         active = _active_inhibitors(gene, meds)
-        converted = ph.phenoconvert(gene, genetic, [i for i, _ in active]) if active else genetic
-        c_ph, c_score, c_possible, c_ambiguous = ph.summarize(converted)
+        factors = ph.factors_of([i for i, _ in active])
+        by_option: dict[ph.Option, list[str]] = {}
+        for rd in readings:
+            for f in factors:
+                for opt in ph.convert(gene, rd.call.options, (f,)):
+                    label = rd.label + (f" {_factor_words(gene, active, f)}" if len(factors) > 1 else "")
+                    by_option.setdefault(opt, []).append(label)
+        first_converted = ph.convert(gene, first.call.options, factors) if active else first.call.options
+        c_ph, c_score, c_possible, c_ambiguous = ph.summarize(first_converted)
         by = tuple(i.name for i, _ in active)
         if active:
             strengths = ", ".join(f"{i.name} ({i.strength} {gene} inhibitor)" for i, _ in active)
             notes.append(f"Phenoconversion: {strengths}. Genetic phenotype {g_ph}"
                          f"{f' (activity score {g_score})' if g_score else ''}; acting phenotype {c_ph}"
                          f"{f' (activity score {c_score})' if c_score else ''}.")
-            if c_ambiguous and not g_ambiguous:
-                notes.append(f"The inhibitor's strength is uncertain; the possible {gene} phenotypes differ.")
-        source = "computed" if chosen.diplotype and call.diplotype else "reported"
+            if len(factors) > 1:
+                notes.append(f"The strength of {join_names(by)} as a {gene} inhibitor is uncertain (the sources "
+                             f"disagree): the advice is the one that is safe under each strength.")
+        source = "computed" if first.computed else "reported"
         genes[gene] = GenePhenotype(
-            gene=gene, phenotype=c_ph, diplotype=call.diplotype, activity_score=c_score, source=source,
+            gene=gene, phenotype=c_ph, diplotype=first.call.diplotype, activity_score=c_score, source=source,
             genetic_phenotype=g_ph, genetic_activity_score=g_score, phenoconverted_by=by,
-            possible_scores=c_possible if active else g_possible, ambiguous=c_ambiguous, conflicting=conflicting,
-            notes=tuple(notes), evidence=tuple(agree) + tuple(ref for _, ref in active),
+            possible_scores=c_possible if active else g_possible, ambiguous=c_ambiguous, conflicting=len(readings) > 1,
+            notes=tuple(dict.fromkeys(notes)),
+            evidence=tuple(dict.fromkeys(agree + [rd.result.ref for rd in readings[1:]] + [ref for _, ref in active])),
         )
-        options[gene] = converted
-    # a strong inhibitor matters even without a genotype: say so (the rules layer raises the pre-test alert)
+        options[gene] = tuple(by_option)
+        origins[gene] = {o: tuple(dict.fromkeys(v)) for o, v in by_option.items()}
+    # CPIC: a strong inhibitor means activity score 0 whatever the genotype, so it needs no genotype on file
     if "CYP2D6" not in genes:
-        for inh, ref in _active_inhibitors("CYP2D6", meds):
-            profile_notes.append(f"{inh.name} ({ref}) is a {inh.strength} CYP2D6 inhibitor: CYP2D6 activity is "
-                                 f"reduced whatever the genotype.")
-    return PgxProfile(genes=genes, notes=tuple(profile_notes), options=options)
+        active = _active_inhibitors("CYP2D6", meds)
+        factors = ph.factors_of([i for i, _ in active]) if active else ()
+        if 0 in factors:
+            by = tuple(i.name for i, _ in active)
+            pm = ("0.0", "Poor Metabolizer")
+            opts = {pm: (f"no CYP2D6 result on file; {_factor_words('CYP2D6', active, 0)}",)}
+            for f in factors:
+                if f != 0:   # the genotype would decide under the weaker strength: that possibility is unknown
+                    opts[(NO_RESULT, NO_RESULT)] = (f"no CYP2D6 result on file; {_factor_words('CYP2D6', active, f)}",)
+            sure = len(opts) == 1
+            strengths = ", ".join(f"{i.name} ({i.strength} CYP2D6 inhibitor, {ref})" for i, ref in active)
+            note = (f"No CYP2D6 result on file, but {strengths}: CPIC treats a patient on a strong CYP2D6 inhibitor "
+                    f"as a poor metabolizer (activity score 0) whatever the genotype.")
+            if not sure:
+                note += " Its strength is uncertain: under the weaker strength the genotype would decide."
+            genes["CYP2D6"] = GenePhenotype(
+                gene="CYP2D6", phenotype="Poor Metabolizer" if sure else "Indeterminate",
+                activity_score="0.0" if sure else None, source="computed", phenoconverted_by=by,
+                ambiguous=not sure, notes=(note,), evidence=tuple(dict.fromkeys(ref for _, ref in active)))
+            options["CYP2D6"] = tuple(opts)
+            origins["CYP2D6"] = opts
+        else:
+            for inh, ref in active:
+                profile_notes.append(f"{inh.name} ({ref}) is a {inh.strength} CYP2D6 inhibitor: CYP2D6 activity is "
+                                     f"reduced whatever the genotype.")
+    return PgxProfile(genes=genes, notes=tuple(profile_notes), options=options, origins=origins)

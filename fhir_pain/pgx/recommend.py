@@ -2,9 +2,9 @@
 
 The lookup key per gene is what CPIC keys its table by: the activity score ("1.25", "≥3.0", "n/a") or the
 phenotype; "No Result" for a gene of a two-gene table the patient has no result for. A score CPIC does not list
-(e.g. 0.625 after phenoconversion) falls back to the entries of its phenotype. When a result has several options
-(ambiguous duplication, uncertain inhibitor strength) every option is looked up: the same advice -> that advice at
-the weakest classification among them; different advice -> an ambiguous Recommendation that gives none.
+(e.g. 0.625 after phenoconversion) falls back to the entries of its phenotype. When the results leave several
+possibilities open every one is looked up: the same advice -> that advice at the weakest classification among them;
+different advice -> the most cautious advice any of them carries, with every possibility listed (``uncertainty``).
 """
 from __future__ import annotations
 
@@ -115,14 +115,60 @@ def _alternatives(entry: dict) -> tuple[Drug, ...]:
     return tuple(out)
 
 
-def _describe(gene: str, gp: GenePhenotype | None, options: tuple[Option, ...]) -> str:
-    listed = ", ".join(f"{p}{f' (activity score {s})' if s and s != NO_RESULT else ''}" for s, p in options)
-    return f"{gene} {gp.diplotype or ''} may be {listed}".replace("  ", " ")
+# Most cautious first: under uncertainty the advice of the first action any possibility carries is given.
+CAUTION = ("avoid", "use-alternative", "reduce-dose", "monitor", "no-recommendation", "standard-dose", "informational")
+
+
+def _caution(entry: dict | None) -> tuple[int, int]:
+    if entry is None:                        # no CPIC row: an unknown, ranked as CPIC's "no recommendation"
+        return CAUTION.index("no-recommendation"), 0
+    action = entry["action"] if entry["action"] in CAUTION else "no-recommendation"
+    return CAUTION.index(action), -CLASS_ORDER.get(entry["classification"], 0)
+
+
+def _why(t: DrugTable, present: dict[str, GenePhenotype | None], per_gene, differ: bool) -> str | None:
+    """Why the result is uncertain ('conflicting' | 'inhibitor-strength' | 'ambiguous' | 'indeterminate'), or None."""
+    gps = [gp for gp in present.values() if gp is not None]
+    if any(gp.conflicting for gp in gps):
+        return "conflicting"
+    if any(gp.phenoconverted_by and len(opts) > 1 for gp, opts in zip(present.values(), per_gene) if gp):
+        return "inhibitor-strength" if differ or any(gp.ambiguous for gp in gps) else None
+    if any(len(opts) > 1 for opts in per_gene) and differ:
+        return "ambiguous"
+    if any(gp.phenotype == "Indeterminate" or gp.activity_score == "n/a" for gp in gps):
+        return "indeterminate"
+    return "ambiguous" if differ else None
+
+
+def _possibility(t: DrugTable, profile: PgxProfile, combo, entry: dict | None) -> dict:
+    """One possibility of the findings contract: the gene values it stands for, CPIC's row and where it comes from."""
+    genes, sources = {}, []
+    for gene, (score, phenotype) in zip(t.genes, combo):
+        genes[gene] = {k: v for k, v in (("phenotype", phenotype), ("activityScore", score)) if v}
+        origin = (profile.origins.get(gene, {}) if isinstance(profile, PgxProfile) else {}).get((score, phenotype))
+        if origin and (len(profile.options.get(gene, ())) > 1):
+            sources.extend(origin)
+    out: dict = {}
+    if len(genes) == 1:
+        out.update(next(iter(genes.values())))
+    else:
+        out["genes"] = genes
+    out["classification"] = entry["classification"] if entry else "No Recommendation"
+    out["action"] = entry["action"] if entry else "no-recommendation"
+    if sources:
+        out["source"] = "; ".join(dict.fromkeys(sources))
+    return out
 
 
 def recommend(drug: Drug, profile: PgxProfile) -> Recommendation | None:
     """CPIC's recommendation for ``drug`` given ``profile``; None when CPIC does not cover the drug here or the
-    profile has no result for any of the guideline's genes (the rules layer raises the pre-test alert then)."""
+    profile has no result for any of the guideline's genes (the rules layer raises the pre-test alert then).
+
+    Every possibility the results leave open (conflicting results, an ambiguous duplication, an inhibitor of
+    uncertain strength, a phenotype reported without the score CPIC keys by) is looked up in CPIC's table under the
+    key the patient actually has -- ``Indeterminate``/``n/a``/``No Result`` rows included. If they all give the same
+    advice, that is the advice. If not, the advice is the most cautious one any possibility carries (an "avoid" is
+    never hidden by a benign possibility), and ``uncertainty`` lists every possibility."""
     t = _table(drug)
     if t is None or not isinstance(profile, PgxProfile):
         return None
@@ -130,58 +176,51 @@ def recommend(drug: Drug, profile: PgxProfile) -> Recommendation | None:
     if all(gp is None for gp in present.values()):
         return None
     per_gene = [_options(profile, g, present[g]) for g in t.genes]
-    if all(len(o) == 1 for o in per_gene):      # the usual case: one option per gene
-        found = _entries_for(t, tuple(o[0] for o in per_gene))
-        missing = not found
-    else:
-        found, missing = (), False
-        for combo in product(*per_gene):
-            idxs = _entries_for(t, combo)
-            missing = missing or not idxs
-            found += tuple(i for i in idxs if i not in found)
+    possibilities: list[tuple[tuple, int | None]] = []
+    for combo in product(*per_gene):
+        idxs = _entries_for(t, combo) or (None,)    # None: CPIC has no row for this combination
+        possibilities.extend((combo, i) for i in idxs)
+    found = tuple(dict.fromkeys(i for _, i in possibilities if i is not None))
     entries = [t.entries[i] for i in found]
     guideline = _guideline(t.rxnorm)
     genes = {g: gp for g, gp in present.items() if gp is not None}
     evidence = tuple(dict.fromkeys(ref for gp in genes.values() for ref in gp.evidence))
     rule = f"cpic/{t.name}/{'+'.join(t.genes)}"
     the_drug = guideline.drug
-    if entries and not missing and _same_advice(entries):
-        best = min(found, key=lambda i: CLASS_ORDER[t.entries[i]["classification"]])
-        entry = t.entries[best]
-        implication, alternatives = _entry_view(t.rxnorm, best)
-        return Recommendation(
-            drug=the_drug, genes=genes, rule=rule, implication=implication, recommendation=entry["gist"],
-            classification=entry["classification"], action=entry["action"], alternatives=alternatives,
-            knowledge=guideline.knowledge, evidence=evidence, ambiguous=False)
+    complete = all(i is not None for _, i in possibilities)
+    differ = not (entries and complete and _same_advice(entries))
+    why = _why(t, present, per_gene, differ)
     if not entries:
         return Recommendation(
             drug=the_drug, genes=genes, rule=rule, implication="CPIC's table has no entry for this result.",
-            recommendation=f"CPIC gives no genotype-based advice for {t.name} with this result.",
+            recommendation=f"CPIC's table has no row for {t.name} with this result.",
             classification="No Recommendation", action="no-recommendation", knowledge=guideline.knowledge,
-            evidence=evidence, ambiguous=False)
-    # the possible results lead to different advice: say why, advise nothing
-    reasons, hints = [], []
-    for g, kt, opts in zip(t.genes, t.key_types, per_gene):
-        gp = present[g]
-        if len(opts) > 1:
-            reasons.append(_describe(g, gp, opts))
-            if gp is not None and (gp.diplotype or "").endswith("N"):     # "*1/*4xN", "(*1/*4)3N"
-                hints.append(f"confirm the {g} genotype (which allele is duplicated, and its copy number)")
-            if gp is not None and gp.phenoconverted_by:
-                hints.append(f"review {', '.join(gp.phenoconverted_by)} ({g} inhibitor of uncertain strength)")
-        elif kt == "activityScore" and opts[0][0] is None and opts[0][1] != NO_RESULT:
-            reasons.append(f"{g} {opts[0][1]} was reported without a diplotype or activity score, and CPIC's "
-                           f"advice differs between the scores of that phenotype")
-            hints.append(f"obtain the {g} diplotype")
-    advice = "; ".join(f"{e['classification']}: {e['gist']}" for e in entries)
+            evidence=evidence, ambiguous=bool(why),
+            uncertainty={"why": why, "possibilities": [_possibility(t, profile, c, None) for c, _ in possibilities]}
+            if why else None)
+    if not differ:
+        best = min(found, key=lambda i: CLASS_ORDER[t.entries[i]["classification"]])
+    else:   # the most cautious advice any possibility carries, at its strongest classification
+        best = min(found, key=lambda i: _caution(t.entries[i]))
+    entry = t.entries[best]
+    implication, alternatives = _entry_view(t.rxnorm, best)
+    uncertainty = None
+    if why:
+        seen, listed = set(), []
+        for combo, idx in possibilities:
+            p = _possibility(t, profile, combo, t.entries[idx] if idx is not None else None)
+            key = repr(sorted(p.items()))
+            if key not in seen:
+                seen.add(key)
+                listed.append(p)
+        uncertainty = {"why": why, "possibilities": listed}
+        if differ:   # the possibility the advice comes from, for the card's wording
+            uncertainty["basis"] = next(_possibility(t, profile, c, t.entries[i]) for c, i in possibilities
+                                        if i == best)
     return Recommendation(
-        drug=the_drug, genes=genes, rule=rule,
-        implication="The result is ambiguous: " + ("; ".join(reasons) or "the possible results differ") + ".",
-        recommendation=(f"CPIC's advice for {t.name} differs between the possible results, so none is given. "
-                        f"Confirm before relying on it: {'; '.join(dict.fromkeys(hints)) or 'repeat the test'}. "
-                        f"Possible advice: {advice}"),
-        classification="No Recommendation", action="no-recommendation", alternatives=(),
-        knowledge=guideline.knowledge, evidence=evidence, ambiguous=True)
+        drug=the_drug, genes=genes, rule=rule, implication=implication, recommendation=entry["gist"],
+        classification=entry["classification"], action=entry["action"], alternatives=alternatives,
+        knowledge=guideline.knowledge, evidence=evidence, ambiguous=differ, uncertainty=uncertainty)
 
 
 def informational_recommendations(drug: Drug, profile: PgxProfile) -> list[Recommendation]:

@@ -21,7 +21,7 @@ class RuleContext:
     pain: Any | None                     # fhir_pain.pain.PainProfile, None when it could not be built
     missing: frozenset[str] = frozenset()  # prefetch keys that could not be (fully) had
     patient: dict | None = None          # the Patient resource (birthDate for the age limits), None when not had
-    _profiles: dict[str | None, Any] = field(default_factory=dict, repr=False)
+    _profiles: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     # ---- what is known --------------------------------------------------------------------------------------
     @property
@@ -46,21 +46,28 @@ class RuleContext:
         return {r.gene for r in self.results}
 
     # ---- PGx profile ----------------------------------------------------------------------------------------
-    def profile_for(self, med: MedicationUse | None = None):
-        """The PGx profile to judge ``med`` with: phenoconversion by every active and draft medication except
-        ``med`` itself (paroxetine must not convert the patient before its own CPIC lookup)."""
-        everyone = self._profile_without(None)
-        if med is None or not any(i.name in gp.phenoconverted_by
-                                  for gp in everyone.genes.values() for i in med.ingredients):
-            return everyone    # med inhibits nothing here: leaving it out would change nothing
-        return self._profile_without(med)
+    def profile_for(self, med: MedicationUse | None = None, drug: Drug | None = None):
+        """The PGx profile to judge ``drug`` (or ``med``) with: phenoconversion by every active and draft
+        medication except those containing the judged drug itself. A drug is not its own phenoconverter:
+        paroxetine, ordered or renewed, is looked up with the patient's genetic CYP2D6 phenotype."""
+        names = frozenset({d.name for d in (med.ingredients if med is not None else ())}
+                          | ({drug.name} if drug is not None else set()))
+        everyone = self._profile_without(frozenset())
+        if not names or not any(n in gp.phenoconverted_by for gp in everyone.genes.values() for n in names):
+            return everyone    # the judged drug inhibits nothing here: leaving it out would change nothing
+        return self._profile_without(names)
 
-    def _profile_without(self, med: MedicationUse | None):
-        key = med.ref if med is not None else None
-        if key not in self._profiles:
-            others = [m for m in self.active + self.drafts if med is None or m.ref != med.ref]
-            self._profiles[key] = pgx.resolve_profile(self.results, others)
-        return self._profiles[key]
+    def genetic_profile(self):
+        """The profile with no phenoconversion at all: what applies once every inhibitor is stopped."""
+        if "genetic" not in self._profiles:
+            self._profiles["genetic"] = pgx.resolve_profile(self.results, [])
+        return self._profiles["genetic"]
+
+    def _profile_without(self, names: frozenset[str]):
+        if names not in self._profiles:
+            others = [m for m in self.active + self.drafts if not names & {d.name for d in m.ingredients}]
+            self._profiles[names] = pgx.resolve_profile(self.results, others)
+        return self._profiles[names]
 
     def on_drug(self, drug: Drug, *, exclude: MedicationUse | None = None) -> MedicationUse | None:
         """The active or draft medication that already contains ``drug`` (to avoid suggesting duplicates)."""

@@ -25,20 +25,27 @@ def indicator_for(rec: Recommendation) -> str:
 
 
 def uncertainty(genes: dict[str, GenePhenotype], rec: Recommendation | None = None) -> dict[str, str]:
-    """Genes whose result must not carry confident advice -> why ('conflicting' | 'ambiguous' | 'indeterminate').
-    Conflicting: results on file disagree on the phenotype. A person has one germline genotype, so that means an
-    error somewhere: no confident advice, whichever result is newest."""
+    """Genes whose result is uncertain -> why ('conflicting' | 'ambiguous' | 'indeterminate' |
+    'inhibitor-strength'). Empty when the advice rests on a certain result."""
+    why = (rec.uncertainty or {}).get("why") if rec is not None else None
+    if why is None:
+        return {}
     out = {}
     for gene, gp in genes.items():
         if gp.conflicting:
             out[gene] = "conflicting"
-        elif gp.ambiguous or (rec is not None and rec.ambiguous and len(gp.possible_scores) > 1):
-            out[gene] = "ambiguous"
-        elif gp.phenotype == "Indeterminate":
+        elif gp.ambiguous or len(gp.possible_scores) > 1:
+            out[gene] = "inhibitor-strength" if gp.phenoconverted_by and why == "inhibitor-strength" else "ambiguous"
+        elif gp.phenotype == "Indeterminate" or gp.activity_score == "n/a":
             out[gene] = "indeterminate"
-    if rec is not None and rec.ambiguous and not out:
-        out = {g: "ambiguous" for g in genes}
-    return out
+    return out or {g: why for g in genes}
+
+
+def confirm_genes(genes: dict[str, GenePhenotype], unsure: dict[str, str]) -> list[str]:
+    """Genes a confirmatory test could settle: not those whose only doubt is an inhibitor's strength on a known
+    genotype (a test cannot change that)."""
+    return [g for g, why in unsure.items()
+            if why != "inhibitor-strength" or not genes[g].diplotype and genes[g].source == "computed"]
 
 
 def drug_gene_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Finding | None:
@@ -46,7 +53,7 @@ def drug_gene_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Findi
     patient has no result for its genes (the pre-test rule speaks then)."""
     if pgx.guideline_for(drug) is None:
         return None
-    profile = ctx.profile_for(med)
+    profile = ctx.profile_for(med, drug)
     rec = pgx.recommend(drug, profile)
     if rec is None:
         return None
@@ -55,18 +62,23 @@ def drug_gene_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Findi
     finding = Finding(
         rule=rec.rule, kind="drug-gene", indicator=indicator_for(rec), summary="", drug=drug, genes=rec.genes,
         classification=rec.classification, action=rec.action, evidence=evidence, knowledge=rec.knowledge,
-        medication=med,
+        medication=med, uncertainty=rec.uncertainty,
     )
+    kept, dropped = safe_alternatives(ctx, med, rec.alternatives, profile) if rec.action in REPLACE_ACTIONS \
+        else ([], [])
+    finding.alternatives = tuple(kept)
+    finding.extra["alternativesDropped"] = dropped
+    if rec.action in REPLACE_ACTIONS:
+        finding.extra["offerRemoval"] = True   # the card offers removing the draft when it can replace nothing
+    finding.summary = _summary(rec, kept)
     if unsure:
-        _uncertain(finding, rec, unsure)
-    else:
-        kept, dropped = safe_alternatives(ctx, med, rec.alternatives, profile) if rec.action in REPLACE_ACTIONS \
-            else ([], [])
-        finding.alternatives = tuple(kept)
-        finding.summary = _summary(rec, kept)
-        finding.extra["alternativesDropped"] = dropped
-        if rec.action in REPLACE_ACTIONS:
-            finding.extra["offerRemoval"] = True   # the card offers removing the draft when it can replace nothing
+        confirm = confirm_genes(rec.genes, unsure)
+        finding.extra["uncertainty"] = unsure
+        if confirm:
+            finding.extra["confirmGenes"] = confirm
+        finding.summary = _uncertain_summary(rec, kept, unsure, confirm)
+        if rec.action in QUIET_ACTIONS and indicator_for(rec) == "info":
+            finding.indicator = "info"
     finding.detail = _detail(ctx, finding, rec, unsure)
     return finding
 
@@ -126,6 +138,23 @@ def safe_alternatives(ctx: RuleContext, med: MedicationUse | None, alternatives,
     return kept, dropped
 
 
+def _if_inhibitor_stopped(ctx: RuleContext, f: Finding, rec: Recommendation) -> list[str]:
+    """Phenoconversion hides the genetic phenotype only while the inhibitor is taken: when the genetic advice
+    differs (e.g. an ultrarapid metabolizer on fluoxetine), say what stopping the inhibitor brings back."""
+    converted = [(g, gp) for g, gp in rec.genes.items() if gp.phenoconverted_by and gp.genetic_phenotype]
+    if not converted or f.drug is None:
+        return []
+    genetic = pgx.recommend(f.drug, ctx.genetic_profile())
+    if genetic is None or (genetic.action == rec.action and genetic.recommendation == rec.recommendation):
+        return []
+    inhibitors = join_and(sorted({n for _, gp in converted for n in gp.phenoconverted_by}))
+    phenos = join_and([f"{g} {gp.genetic_phenotype}" for g, gp in converted])
+    return [f"**If {md(inhibitors)} is stopped:** activity returns to the genetic phenotype ({md(phenos)}), and "
+            f"CPIC's advice becomes: {md(genetic.classification)}, {md(genetic.recommendation)}"
+            + (" Stopping the inhibitor brings the toxicity risk back." if genetic.action in ("avoid",)
+               and any(gp.genetic_phenotype == "Ultrarapid Metabolizer" for _, gp in converted) else "")]
+
+
 def _evidence(med: MedicationUse, rec: Recommendation) -> tuple[str, ...]:
     refs = list(rec.evidence)
     for gp in rec.genes.values():
@@ -163,61 +192,94 @@ def _summary(rec: Recommendation, alternatives: list[Drug]) -> str:
     return fit(f"{genes}: no CPIC dosing recommendation for {drug}", f"{genes}: no CPIC advice for {drug}")
 
 
-def _uncertain(finding: Finding, rec: Recommendation, unsure: dict[str, str]) -> None:
-    """Ambiguous / indeterminate / conflicting: say what is uncertain, advise no action, offer a confirmatory test."""
-    gene = next(iter(unsure))
-    why = unsure[gene]
-    gp = rec.genes[gene]
-    dip = f" ({gp.diplotype})" if gp.diplotype else ""
-    drug = rec.drug.name
-    finding.action = "order-test"
-    finding.alternatives = ()
-    finding.extra["confirmGenes"] = list(unsure)
-    finding.extra["uncertainty"] = unsure
-    if why == "ambiguous":
-        finding.indicator = "warning"
-        finding.summary = fit(f"{gene} result{dip} is ambiguous for {drug}: advice differs by score; confirm genotype",
-                              f"{gene} result is ambiguous for {drug}: confirm genotype before relying on it")
-    elif why == "conflicting":
-        finding.indicator = "warning"
-        finding.summary = fit(f"Conflicting {gene} results on file: {drug} advice uncertain; confirm genotype",
-                              f"Conflicting {gene} results: confirm genotype")
-    else:
-        finding.indicator = "info"
-        finding.summary = fit(f"{gene} indeterminate{dip}: CPIC gives no {drug} advice; consider confirmatory test",
-                              f"{gene} indeterminate: no CPIC advice for {drug}; consider confirmatory test")
+_WHY_WORDS = {"conflicting": "Conflicting {gene} results", "ambiguous": "Ambiguous {gene} result",
+              "indeterminate": "{gene} indeterminate", "inhibitor-strength": "{gene} inhibitor of uncertain strength"}
+
+
+def _uncertain_summary(rec: Recommendation, alternatives: list[Drug], unsure: dict[str, str],
+                       confirm: list[str]) -> str:
+    """The advice safe under every possibility, said as such: why the data are uncertain, what to do, and which
+    possibility the advice comes from when the possibilities differ."""
+    gene, why = next(iter(unsure.items()))
+    head = _WHY_WORDS[why].format(gene=gene)
+    drug, cls = rec.drug.name, rec.classification
+    u = rec.uncertainty or {}
+    if_what = (u.get("basis") or {}).get("phenotype") or ""
+    # "if <phenotype>" only when the possibilities disagree on what to do: when all say avoid, no hedging
+    hedge = len({p.get("action") for p in u.get("possibilities", ())}) > 1 and if_what
+    tail = f" (CPIC {cls}{f' if {if_what}' if hedge else ''})"
+    test = f"; confirm {join_and(confirm)}" if confirm else ""
+    doing = {
+        "avoid": f"avoid {drug}", "use-alternative": f"use an alternative to {drug}",
+        "reduce-dose": f"start {drug} at a lower dose", "monitor": f"label {drug} dosing, consider another if no response",
+        "standard-dose": f"standard {drug} dosing",
+    }.get(rec.action)
+    if doing is None:
+        return fit(f"{head}: CPIC has no recommendation for {drug} for this result{test}",
+                   f"{head}: no CPIC recommendation for {drug}{test}")
+    return fit(f"{head}: {doing}{tail}{test}", f"{head}: {doing} (CPIC {cls}){test}", f"{head}: {doing}{test}",
+               f"{gene}: {doing}")
+
+
+def _uncertainty_lines(rec: Recommendation, unsure: dict[str, str]) -> list[str]:
+    u = rec.uncertainty or {}
+    lines = []
+    for gene, why in unsure.items():
+        gp = rec.genes[gene]
+        if why == "conflicting":
+            lines.append(f"**Conflicting results:** the {gene} results on file disagree. A person has one genotype, "
+                         "so one of them is wrong; the advice below is the one that is safe under each until a "
+                         "confirmatory test settles it.")
+        elif why == "ambiguous":
+            scores = ", ".join(code(s) for s in gp.possible_scores) or "several"
+            lines.append(f"**Ambiguous result:** the {gene} result allows several activity scores ({scores}); "
+                         "the advice below is the one that is safe under each. A test that resolves the copy "
+                         "number or the duplicated allele settles it.")
+        elif why == "inhibitor-strength":
+            lines.append(f"**Inhibitor of uncertain strength:** {md(join_and(gp.phenoconverted_by))} is a strong "
+                         f"{gene} inhibitor in one source and moderate in another; the advice below is the one "
+                         "that is safe under each strength.")
+        else:
+            lines.append(f"**Indeterminate:** the {gene} result contains an allele of unknown or uncertain "
+                         f"function. CPIC's row for this result is applied; a confirmatory test may resolve it.")
+    possible = u.get("possibilities") or []
+    if len(possible) > 1:
+        rows = []
+        for p in possible:
+            if "genes" in p:
+                what = "; ".join(f"{g} {v.get('phenotype', '')}" + (f" ({v['activityScore']})"
+                                 if v.get("activityScore") and v["activityScore"] != "No Result" else "")
+                                 for g, v in p["genes"].items())
+            else:
+                what = p.get("phenotype", "") + (f" (activity score {p['activityScore']})"
+                                                 if p.get("activityScore") and p["activityScore"] != "No Result"
+                                                 else "")
+            src = f" (from {md(p['source'])})" if p.get("source") else ""
+            rows.append(f"- {md(what)}: CPIC {md(p['classification'])}, {md(p['action'])}{src}")
+        lines.append("**Possibilities and CPIC's advice for each:**\n" + "\n".join(rows))
+    return lines
 
 
 def _detail(ctx: RuleContext, f: Finding, rec: Recommendation, unsure: dict[str, str]) -> str:
-    lines: list[str] = []
-    if unsure:
-        for gene, why in unsure.items():
-            gp = rec.genes[gene]
-            if why == "ambiguous":
-                scores = ", ".join(code(s) for s in gp.possible_scores) or "several"
-                lines.append(f"**Ambiguous result:** the {gene} result allows several activity scores ({scores}) "
-                             f"that lead to different CPIC advice for {md(rec.drug.name)}. No recommendation is "
-                             "made on it; a confirmatory test that resolves the copy number or allele is suggested.")
-            elif why == "conflicting":
-                lines.append(f"**Conflicting results:** the {gene} results on file disagree. Do not rely on either "
-                             "until a confirmatory test settles it.")
-            else:
-                lines.append(f"**Indeterminate:** the {gene} result contains an allele of unknown or uncertain "
-                             f"function, so CPIC makes no recommendation for {md(rec.drug.name)}. A confirmatory "
-                             "test may resolve it.")
-    else:
-        lines.append(f"**Implication:** {md(rec.implication)}")
-        lines.append(f"**Recommendation:** {md(rec.recommendation)}")
-        lines.append(f"**Classification:** CPIC {md(rec.classification)}")
-        how = handling(f.medication, f.alternatives) if rec.action in REPLACE_ACTIONS else ""
-        if f.alternatives:
-            lines.append("**Alternatives** (checked against this patient's genotype): "
-                         + md(join_and([a.name for a in f.alternatives])) + ". " + how)
-        elif how:
-            lines.append(f"**Acting on it:** {how}")
-        dropped = f.extra.get("alternativesDropped") or []
-        if dropped:
-            lines.append("**Not suggested:** " + md("; ".join(dropped)) + ".")
+    lines: list[str] = _uncertainty_lines(rec, unsure) if unsure else []
+    basis = (rec.uncertainty or {}).get("basis")
+    if basis and rec.ambiguous:
+        lines.append(f"**Advice given:** CPIC's advice for the most cautious possibility "
+                     f"({md(basis.get('phenotype') or 'see above')}" + (f", from {md(basis['source'])}"
+                     if basis.get("source") else "") + ").")
+    lines.append(f"**Implication:** {md(rec.implication)}")
+    lines.append(f"**Recommendation:** {md(rec.recommendation)}")
+    lines.append(f"**Classification:** CPIC {md(rec.classification)}")
+    how = handling(f.medication, f.alternatives) if rec.action in REPLACE_ACTIONS else ""
+    if f.alternatives:
+        lines.append("**Alternatives** (checked against this patient's genotype): "
+                     + md(join_and([a.name for a in f.alternatives])) + ". " + how)
+    elif how:
+        lines.append(f"**Acting on it:** {how}")
+    dropped = f.extra.get("alternativesDropped") or []
+    if dropped:
+        lines.append("**Not suggested:** " + md("; ".join(dropped)) + ".")
+    lines.extend(_if_inhibitor_stopped(ctx, f, rec))
     lines.append("**Genotype:**\n" + "\n".join(f"- {gene_line(g, gp)}" for g, gp in rec.genes.items()))
     notes = [n for gp in rec.genes.values() for n in gp.notes]
     if notes:

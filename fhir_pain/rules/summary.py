@@ -12,11 +12,10 @@ from fhir_pain.rules.text import fit, gene_line, gene_phrase, instrument_label, 
 _ACTION_WORDS = {
     "avoid": "Avoid", "use-alternative": "Use an alternative", "reduce-dose": "Lower starting dose",
     "monitor": "Usual dose, monitor", "standard-dose": "Standard dosing", "no-recommendation": "No CPIC recommendation",
-    "order-test": "Uncertain result: confirm first",
 }
 _ACTION_ORDER = list(_ACTION_WORDS)
-# The summary's "check" list, most pressing first: uncertain results right after the advice to change the drug.
-_CHECK_ORDER = ("avoid", "use-alternative", "reduce-dose", "order-test", "monitor")
+# The summary's "check" list, most pressing first.
+_CHECK_ORDER = ("avoid", "use-alternative", "reduce-dose", "monitor")
 
 
 def pgx_summary(ctx: RuleContext) -> Finding | None:
@@ -29,23 +28,26 @@ def pgx_summary(ctx: RuleContext) -> Finding | None:
                        detail="The PGx results could not be read from the EHR; drug-gene checks were not done.")
     genes = profile.genes
     by_action: dict[str, list[str]] = {}
+    uncertain: list[str] = []
     knowledge = {}
     for name in pain_rules()["pgxSummaryDrugs"]:
         drug = pgx.drug_by_name(name)
         if drug is None or pgx.guideline_for(drug) is None:
             continue
-        rec = pgx.recommend(drug, profile)
+        rec = pgx.recommend(drug, ctx.profile_for(None, drug))   # a drug is not its own phenoconverter
         if rec is None:
             continue
-        action = "order-test" if uncertainty(rec.genes, rec) else rec.action
-        by_action.setdefault(action, []).append(name)
+        # under uncertainty the advice safe under every possibility, marked so the chart says it is uncertain
+        by_action.setdefault(rec.action, []).append(name)
+        if uncertainty(rec.genes, rec):
+            uncertain.append(name)
         knowledge = knowledge or {"source": "CPIC", "version": (rec.knowledge or {}).get("version"),
                                   "url": (rec.knowledge or {}).get("url")}
     phrases = "; ".join(gene_phrase(g, gp) for g, gp in genes.items())
     # Every drug whose advice asks something of the prescriber (the same test that makes an order card appear),
     # so "check" never leaves out a drug that would warn when ordered.
-    actionable = [n for a in sorted((a for a in by_action if a not in QUIET_ACTIONS), key=_check_rank)
-                  for n in by_action[a]]
+    actionable = [n for a in sorted(by_action, key=_check_rank) for n in by_action[a]
+                  if a not in QUIET_ACTIONS or n in uncertain]
     if actionable:
         count = f"{len(actionable)} pain medicine{'s' if len(actionable) > 1 else ''}"
         summary = fit(f"PGx: {phrases}; check {', '.join(actionable)}", f"PGx: {phrases}; check {count} (see details)",
@@ -55,7 +57,9 @@ def pgx_summary(ctx: RuleContext) -> Finding | None:
     lines = ["**Genes:**\n" + "\n".join(f"- {gene_line(g, gp)}" for g, gp in genes.items())]
     if by_action:
         lines.append("**What it means for pain medicines (CPIC):**\n" + "\n".join(
-            f"- {_ACTION_WORDS.get(a, a)}: {md(', '.join(by_action[a]))}"
+            f"- {_ACTION_WORDS.get(a, a)}: "
+            + md(", ".join(n + (" (uncertain result: advice safe under every possibility; confirm)"
+                                if n in uncertain else "") for n in by_action[a]))
             for a in sorted(by_action, key=lambda a: _ACTION_ORDER.index(a) if a in _ACTION_ORDER else 99)))
     notes = [n for gp in genes.values() for n in gp.notes] + list(getattr(profile, "notes", ()) or ())
     if notes:

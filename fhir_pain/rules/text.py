@@ -78,6 +78,11 @@ def fit(*candidates: str) -> str:
 def gene_line(gene: str, gp: GenePhenotype) -> str:
     """One markdown line: diplotype, activity score, phenotype, its source, and any phenoconversion
     ("genetic Normal Metabolizer, functionally Poor Metabolizer while taking paroxetine")."""
+    if gp.phenoconverted_by and not gp.diplotype and not gp.genetic_phenotype:   # no result on file at all
+        taking = md(join_and(gp.phenoconverted_by))
+        return (f"**{gene}** no result on file → **{gp.phenotype}**"
+                + (f", activity score {code(gp.activity_score)}" if gp.activity_score else "")
+                + f" while taking {taking} (phenoconversion, whatever the genotype)")
     genetic_pheno = gp.genetic_phenotype or gp.phenotype
     genetic_as = gp.genetic_activity_score or gp.activity_score
     bits = [f"**{gene}**"]

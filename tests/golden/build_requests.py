@@ -50,6 +50,11 @@ VENLAFAXINE = ("39786", "venlafaxine 75 MG Oral Tablet")
 DULOXETINE = ("72625", "duloxetine 30 MG Delayed Release Oral Capsule")
 GABAPENTIN = ("25480", "gabapentin 300 MG Oral Capsule")
 FLUOXETINE = ("4493", "fluoxetine 20 MG Oral Capsule")
+TERBINAFINE = ("37801", "terbinafine 250 MG Oral Tablet")
+CLOMIPRAMINE = ("2597", "clomipramine hydrochloride 25 MG Oral Capsule")
+DOXEPIN = ("3638", "doxepin 25 MG Oral Capsule")
+IMIPRAMINE = ("5691", "imipramine hydrochloride 25 MG Oral Tablet")
+TRIMIPRAMINE = ("10834", "trimipramine 25 MG Oral Capsule")
 
 
 def sign(name, pid, drafts, **kw):
@@ -124,24 +129,98 @@ def build() -> None:
              sign("sign-codeine-pgx-unavailable", p, [d("rx1", p, CODEINE)], omit=("pgxResults",)),
              [card("info", "fhir-pain/pgx-unavailable/codeine")])
     p = "pgx-dup"
-    scenario("sign-codeine-ambiguous-duplication", "CYP2D6 *1/*4xN: the duplicated allele is not stated, so the "
-             "activity score is 1.0 (IM) or 2.0 (NM) and the advice differs: no confident advice, confirm.",
+    scenario("sign-codeine-ambiguous-duplication", "CYP2D6 *1/*4xN: the duplicated allele and copy number are not "
+             "stated, so the activity score is 1.0 (IM), 2.0 (NM) or >= 3.0 (UM). The UM possibility carries CPIC's "
+             "Strong avoid: the card says avoid (never softened by the benign possibilities), lists each one, and "
+             "offers a confirmatory test and removing the draft.",
              sign("sign-codeine-ambiguous-duplication", p, [d("rx1", p, CODEINE)],
                   pgx=[genotype("g1", p, "CYP2D6", "*1/*4xN")]),
-             [card("warning", "cpic/codeine/CYP2D6", creates=("ServiceRequest",))])
+             [card("critical", "cpic/codeine/CYP2D6", creates=("ServiceRequest",), removes=True)])
     p = "pgx-indet"
-    scenario("sign-codeine-indeterminate", "CYP2D6 *1/*22 (allele of uncertain function): Indeterminate, CPIC has "
-             "no recommendation; informational card with a confirmatory test.",
+    scenario("sign-codeine-indeterminate", "CYP2D6 *1/*22 (allele of uncertain function): Indeterminate; CPIC's "
+             "own n/a row for codeine says no recommendation, and the card says so, with a confirmatory test.",
              sign("sign-codeine-indeterminate", p, [d("rx1", p, CODEINE)],
                   pgx=[genotype("g1", p, "CYP2D6", "*1/*22")]),
              [card("info", "cpic/codeine/CYP2D6", creates=("ServiceRequest",))])
     p = "pgx-conflict"
     scenario("sign-codeine-conflicting-results", "Two CYP2D6 genotypes on file disagree (*1/*1 in 2023, *4/*4 in "
-             "2025): never act on either; confirm.",
+             "2025): one of them is wrong; the poor-metabolizer possibility carries CPIC's Strong avoid, so the card "
+             "says avoid, names the result it comes from, and offers a confirmatory test.",
              sign("sign-codeine-conflicting-results", p, [d("rx1", p, CODEINE)],
                   pgx=[genotype("g1", p, "CYP2D6", "*1/*1", when="2023-02-01T09:00:00Z"),
                        genotype("g2", p, "CYP2D6", "*4/*4", when="2025-06-01T09:00:00Z")]),
-             [card("warning", "cpic/codeine/CYP2D6", creates=("ServiceRequest",))])
+             [card("critical", "cpic/codeine/CYP2D6", creates=("ServiceRequest",), removes=True)])
+    p = "pgx-dup-newest"
+    scenario("sign-codeine-newest-duplication-vs-older-normal", "Newest CYP2D6 result *1/*1x2 (ultrarapid) vs an "
+             "older *1/*1 (normal): the benign older result must not hide the Strong avoid.",
+             sign("sign-codeine-newest-duplication-vs-older-normal", p, [d("rx1", p, CODEINE)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*1", when="2019-02-01T09:00:00Z"),
+                       genotype("g2", p, "CYP2D6", "*1/*1x2", when="2025-06-01T09:00:00Z")]),
+             [card("critical", "cpic/codeine/CYP2D6", creates=("ServiceRequest",), removes=True)])
+    p = "pgx-reported-pm-um"
+    scenario("sign-tramadol-reported-poor-vs-ultrarapid", "Reported Poor Metabolizer (2020) vs reported Ultrarapid "
+             "(2024), tramadol: both possibilities say avoid (CPIC Strong), so the card says avoid without hedging, "
+             "and offers a confirmatory test for the conflict.",
+             sign("sign-tramadol-reported-poor-vs-ultrarapid", p, [d("rx1", p, TRAMADOL)],
+                  pgx=[reported_phenotype("r1", p, "CYP2D6", "Poor Metabolizer", when="2020-03-01T09:00:00Z"),
+                       reported_phenotype("r2", p, "CYP2D6", "Ultrarapid Metabolizer", when="2024-03-01T09:00:00Z")]),
+             [card("critical", "cpic/tramadol/CYP2D6", creates=("ServiceRequest",), removes=True)])
+    p = "pgx-geno-vs-newer-reported"
+    scenario("sign-codeine-genotype-vs-newer-reported-ultrarapid", "Genotype *1/*1 (2019) and a newer reported "
+             "Ultrarapid phenotype (2024): a conflict, never overruled silently by the older genotype; avoid.",
+             sign("sign-codeine-genotype-vs-newer-reported-ultrarapid", p, [d("rx1", p, CODEINE)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*1", when="2019-02-01T09:00:00Z"),
+                       reported_phenotype("r1", p, "CYP2D6", "Ultrarapid Metabolizer", when="2024-03-01T09:00:00Z")]),
+             [card("critical", "cpic/codeine/CYP2D6", creates=("ServiceRequest",), removes=True)])
+    p = "pgx-none-fluox"
+    scenario("sign-codeine-fluoxetine-no-genotype", "Codeine for a patient on fluoxetine (strong CYP2D6 inhibitor) "
+             "with no CYP2D6 result: CPIC treats them as a poor metabolizer whatever the genotype: avoid now, not "
+             "only a test that could not change the advice.",
+             sign("sign-codeine-fluoxetine-no-genotype", p, [d("rx1", p, CODEINE)], meds=[active("a1", p, FLUOXETINE)]),
+             [card("critical", "cpic/codeine/CYP2D6", removes=True)])
+    p = "pgx-nm-terbinafine"
+    scenario("sign-tramadol-terbinafine-uncertain-strength", "Tramadol for a CYP2D6 *1/*1 patient on terbinafine "
+             "(strong in one source, moderate in another): the strong possibility (poor metabolizer) says avoid, "
+             "so the card does; no genotype test is offered (it cannot settle an inhibitor's strength).",
+             sign("sign-tramadol-terbinafine-uncertain-strength", p, [d("rx1", p, TRAMADOL)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*1")], meds=[active("a1", p, TERBINAFINE)]),
+             [card("critical", "cpic/tramadol/CYP2D6", removes=True)])
+    p = "pgx-um-fluox"
+    scenario("sign-codeine-ultrarapid-on-fluoxetine", "Codeine for a genetic CYP2D6 ultrarapid metabolizer (*1/*1x2) "
+             "on fluoxetine: poor metabolizer while the inhibitor is taken (avoid); the card says that stopping "
+             "fluoxetine brings the ultrarapid toxicity risk back.",
+             sign("sign-codeine-ultrarapid-on-fluoxetine", p, [d("rx1", p, CODEINE)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*1x2")], meds=[active("a1", p, FLUOXETINE)]),
+             [card("critical", "cpic/codeine/CYP2D6", removes=True)])
+    p = "pgx-nm-parox-renewal"
+    scenario("sign-paroxetine-renewal-cyp2d6-nm", "Renewing paroxetine (active paroxetine on the list) for a genetic "
+             "CYP2D6 normal metabolizer: paroxetine is not its own phenoconverter, CPIC's normal-metabolizer advice "
+             "(Strong, usual starting dose) applies: no card.",
+             sign("sign-paroxetine-renewal-cyp2d6-nm", p, [d("rx1", p, PAROXETINE)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*1")], meds=[active("a1", p, PAROXETINE)]),
+             [])
+    # ---- tertiary-amine TCAs: CPIC's rows for CYP2C19 Indeterminate and CYP2D6 n/a (multi-gene keys) ---------
+    for tca, rx in (("amitriptyline", AMITRIPTYLINE), ("clomipramine", CLOMIPRAMINE), ("doxepin", DOXEPIN),
+                    ("imipramine", IMIPRAMINE), ("trimipramine", TRIMIPRAMINE)):
+        p = f"tca-um-indet-{tca}"
+        scenario(f"sign-{tca}-cyp2d6-um-cyp2c19-indeterminate", f"{tca.capitalize()} for a CYP2D6 ultrarapid "
+                 "metabolizer (*1/*1x3, AS >= 3.0) whose CYP2C19 result is Indeterminate (*1/*99, unknown allele): "
+                 "CPIC's row for that key is Strong avoid, never 'no recommendation'.",
+                 sign(f"sign-{tca}-cyp2d6-um-cyp2c19-indeterminate", p, [d("rx1", p, rx)],
+                      pgx=[genotype("g1", p, "CYP2D6", "*1/*1x3"), genotype("g2", p, "CYP2C19", "*1/*99")]),
+                 # CPIC extends the amitriptyline table to the other tertiary amines as Optional (Strong for NMs)
+                 [card("critical" if tca == "amitriptyline" else "warning", f"cpic/{tca}/CYP2D6+CYP2C19",
+                       creates=("ServiceRequest",), removes=True)])
+    for name, d6, c19, indicator, why, removes in (
+            ("cyp2d6-pm-cyp2c19-indeterminate", "*4/*4", "*1/*99", "critical", "Strong avoid (AS 0.0)", True),
+            ("cyp2d6-im-cyp2c19-indeterminate", "*1/*4", "*1/*99", "warning", "Moderate, lower dose (AS 1.0)", False),
+            ("cyp2d6-indeterminate-cyp2c19-pm", "*1/*22", "*2/*2", "warning", "Moderate avoid (CYP2D6 n/a)", True)):
+        p = f"tca-{name}"
+        scenario(f"sign-amitriptyline-{name}", f"Amitriptyline, CYP2D6 {d6} + CYP2C19 {c19}: CPIC's multi-gene row "
+                 f"for this key applies ({why}); the card gives its advice and a confirmatory test.",
+                 sign(f"sign-amitriptyline-{name}", p, [d("rx1", p, AMITRIPTYLINE)],
+                      pgx=[genotype("g1", p, "CYP2D6", d6), genotype("g2", p, "CYP2C19", c19)]),
+                 [card(indicator, "cpic/amitriptyline/CYP2D6+CYP2C19", creates=("ServiceRequest",), removes=removes)])
     p = "pgx-reported"
     scenario("sign-tramadol-reported-phenotype", "Only a lab-reported phenotype (STU1 53040-2, LA9657-3 poor "
              "metabolizer) and tramadol ordered: CPIC Strong avoid from the reported phenotype.",

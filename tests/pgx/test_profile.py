@@ -26,7 +26,8 @@ def cyp2d6(diplotype, ref="Observation/g", when=None, phenotype=None):
 def test_newest_genotype_wins_and_a_disagreement_is_recorded():
     old, new = cyp2d6("*1/*1", "Observation/old", at(2019)), cyp2d6("*4/*4", "Observation/new", at(2024))
     gp = resolve_profile([old, new], []).genes["CYP2D6"]
-    assert (gp.diplotype, gp.phenotype, gp.evidence) == ("*4/*4", "Poor Metabolizer", ("Observation/new",))
+    assert (gp.diplotype, gp.phenotype, gp.evidence) == ("*4/*4", "Poor Metabolizer",
+                                                         ("Observation/new", "Observation/old"))
     assert gp.conflicting and any("Observation/old" in n and "*1/*1" in n for n in gp.notes)
 
 
@@ -50,7 +51,8 @@ def test_computed_phenotype_beats_a_reported_one_and_the_mismatch_is_noted():
     gp = profile.genes["CYP2C9"]
     assert (gp.source, gp.activity_score, gp.phenotype) == ("computed", "0.5", "Poor Metabolizer")
     assert any("Rapid Metabolizer" in n and "Observation/med-impact-pgx-example" in n for n in gp.notes)
-    assert not gp.conflicting
+    # a separate result that disagrees is a conflict (one of them is wrong); the computed one is shown first
+    assert gp.conflicting
 
 
 def test_older_cutoffs_reported_phenotype_is_recomputed():
@@ -121,7 +123,10 @@ def test_inhibitor_of_uncertain_strength_scores_both_and_is_ambiguous_when_advic
     gp = profile.genes["CYP2D6"]
     assert gp.ambiguous and gp.genetic_phenotype == "Normal Metabolizer" and set(gp.possible_scores) == {"0.0", "1.0"}
     rec = recommend(drug_by_name("codeine"), profile)       # PM: avoid; IM: label dose + monitor
-    assert rec.ambiguous and rec.action == "no-recommendation" and "review terbinafine" in rec.recommendation
+    assert rec.ambiguous and (rec.action, rec.classification) == ("avoid", "Strong")
+    assert rec.uncertainty["why"] == "inhibitor-strength"
+    assert {p["action"] for p in rec.uncertainty["possibilities"]} == {"avoid", "monitor"}
+    assert "strong" in rec.uncertainty["basis"]["source"]
     # with a strong inhibitor too, the uncertainty no longer matters
     gp = resolve_profile([cyp2d6("*1/*1")], [med("t", "terbinafine 250 MG"), med("p", "paroxetine 10 MG")]).genes["CYP2D6"]
     assert (gp.phenotype, gp.ambiguous) == ("Poor Metabolizer", False)
@@ -139,10 +144,26 @@ def test_cyp2c9_and_cyp2c19_are_not_phenoconverted():
     assert gp.phenotype == "Normal Metabolizer" and gp.phenoconverted_by == ()
 
 
-def test_inhibitor_without_cyp2d6_result_is_a_profile_note():
+def test_strong_inhibitor_without_cyp2d6_result_makes_a_poor_metabolizer():
+    # CPIC: a strong CYP2D6 inhibitor means activity score 0 whatever the genotype
     profile = resolve_profile([], [med("p", "paroxetine 20 MG")])
-    assert profile.genes == {} and "paroxetine" in profile.notes[0]
-    assert recommend(drug_by_name("codeine"), profile) is None      # pre-test alert is the rules layer's
+    gp = profile.genes["CYP2D6"]
+    assert (gp.phenotype, gp.activity_score, gp.diplotype, gp.phenoconverted_by) == (
+        "Poor Metabolizer", "0.0", None, ("paroxetine",))
+    rec = recommend(drug_by_name("codeine"), profile)
+    assert (rec.action, rec.classification, rec.uncertainty) == ("avoid", "Strong", None)
+
+
+def test_moderate_inhibitor_without_cyp2d6_result_is_a_profile_note():
+    profile = resolve_profile([], [med("d", "duloxetine 60 MG")])
+    assert profile.genes == {} and "duloxetine" in profile.notes[0]
+    assert recommend(drug_by_name("codeine"), profile) is None      # the genotype decides: pre-test alert
+
+
+def test_inhibitor_of_uncertain_strength_without_result_gives_avoid_from_the_strong_possibility():
+    profile = resolve_profile([], [med("t", "terbinafine 250 MG Oral Tablet")])
+    rec = recommend(drug_by_name("tramadol"), profile)
+    assert (rec.action, rec.classification) == ("avoid", "Strong") and rec.uncertainty["why"] == "inhibitor-strength"
 
 
 def test_unreadable_diplotype_falls_back_to_the_reported_phenotype():

@@ -58,13 +58,17 @@ def test_uncovered_drug_gives_no_finding():
     assert drug_gene_finding(c, c.drafts[0], c.drafts[0].ingredients[0]) is None
 
 
-def test_uncertain_results_never_give_confident_advice():
-    for dip, why, indicator in (("*1/*4xN", "ambiguous", "warning"), ("*1/*22", "indeterminate", "info")):
+def test_uncertain_results_give_the_safe_advice_and_a_confirmatory_test():
+    for dip, why, action, classification, indicator in (
+            ("*1/*4xN", "ambiguous", "avoid", "Strong", "critical"),     # UM possible: avoid, never softened
+            ("*1/*22", "indeterminate", "no-recommendation", "No Recommendation", "info")):   # CPIC's n/a row
         c = ctx(obs=[genotype("g1", "p1", "CYP2D6", dip)], drafts=[draft("rx1", "p1", "2670", "codeine 30 MG")])
         f = drug_gene_finding(c, c.drafts[0], c.drafts[0].ingredients[0])
-        assert f.extra["uncertainty"] == {"CYP2D6": why}
-        assert (f.action, f.indicator, f.alternatives) == ("order-test", indicator, ())
+        assert f.extra["uncertainty"] == {"CYP2D6": why} and f.uncertainty["why"] == why
+        assert (f.action, f.classification, f.indicator) == (action, classification, indicator)
         assert f.extra["confirmGenes"] == ["CYP2D6"]
+        contract = f.to_contract()
+        assert contract["action"] == action and contract["uncertainty"]["why"] == why
 
 
 def first_finding(c):
@@ -101,13 +105,13 @@ def test_avoid_offers_removal_of_the_draft_and_the_detail_says_how_to_act_otherw
     assert "**Acting on it:** This is an active prescription" in active.detail
 
 
-def test_uncertain_and_dose_advice_never_offer_removal():
+def test_dose_advice_never_offers_removal_and_an_uncertain_avoid_does():
     dup = first_finding(ctx(obs=[genotype("g1", "p1", "CYP2D6", "*1/*4xN")],
                             drafts=[draft("rx1", "p1", "2670", "codeine 30 MG")]))
     celecoxib = first_finding(ctx(obs=[genotype("g1", "p1", "CYP2C9", "*3/*3")],
                                   drafts=[draft("rx1", "p1", "140587", "celecoxib 200 MG")]))
-    assert dup.action == "order-test" and celecoxib.action == "reduce-dose"
-    assert "offerRemoval" not in dup.extra and "offerRemoval" not in celecoxib.extra
+    assert dup.action == "avoid" and celecoxib.action == "reduce-dose"
+    assert "offerRemoval" in dup.extra and "offerRemoval" not in celecoxib.extra
 
 
 def test_handling_of_drafts_the_card_cannot_act_on():
