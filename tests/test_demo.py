@@ -479,8 +479,8 @@ EXPECTED = {
                                                                       "test"])],
     "ines-chart": [("info", [PAIN], ["7/10"])],
     "jonas-oxycodone": [("warning", ["fhir-pain/opioid-for-neuropathic-pain"], ["neuropathic", "oxycodone", "not first line"])],
-    "jonas-nortriptyline": [("warning", ["cpic/nortriptyline/CYP2D6", "fhir-pain/tca-neuropathic-pain/CYP2D6"],
-                             ["CYP2D6 poor", "nortriptyline", "neuropathic"])],
+    # no low-dose figure for nortriptyline (and no dose read as low): CPIC's table applies unchanged
+    "jonas-nortriptyline": [("critical", ["cpic/nortriptyline/CYP2D6"], ["CYP2D6 poor", "avoid nortriptyline"])],
     "jonas-chart": [("info", [PAIN], ["neuropathic"]), ("info", [PGX], ["CYP2D6 poor"])],
     "kemi-chart": [("info", [PAIN], ["nociplastic"]), ("info", [PGX], ["CYP2D6 normal"]),
                    ("info", ["fhir-pain/referral/physiotherapy"], ["physiotherapy"])],

@@ -108,25 +108,28 @@ def opioid_for_neuropathic(ctx: RuleContext, med: MedicationUse, drug: Drug) -> 
 
 
 def tca_for_neuropathic(ctx: RuleContext, med: MedicationUse, drug: Drug, cpic: Finding | None) -> Finding | None:
-    """A tricyclic for neuropathic pain in a CYP2D6 poor/intermediate metabolizer. CPIC's dosing tables apply to
-    depression doses; at neuropathic-pain doses CPIC advises no change but close monitoring. When the ordered
-    dose is known to be above the low dose the CPIC finding stands alone (returns None)."""
+    """A tricyclic at a known low dose for neuropathic pain in a CYP2D6 poor/intermediate or CYP2C19 poor
+    metabolizer. CPIC's dosing tables apply to depression doses; at neuropathic-pain doses CPIC advises no change
+    but close monitoring. Unless the dose is read from the order and is at or below the cut-off, the CPIC finding
+    stands alone (returns None)."""
     r = rule("tca-neuropathic-cyp2d6")
     if not set(r["orderedClasses"]) & classes_of(drug):
         return None
     trig = tuple(p for p in r["triggerPhenotypes"] if p in ctx.pain_phenotypes)
-    gp = ctx.profile_for(med).genes.get(r["gene"])
-    if (not trig or gp is None or gp.ambiguous or gp.conflicting
-            or gp.phenotype not in r["genePhenotypes"]):
-        return None
+    # a low dose must be read from the order: an unreadable dose is not a low dose, and a TCA without a cut-off
+    # has no low-dose exception (CPIC's table applies unchanged)
     dose = daily_dose_mg(med.resource)
     low = r.get("lowDoseMgPerDay", {}).get(drug.name)
-    if dose is not None and low is not None and dose > low:
+    if not trig or dose is None or low is None or dose > low:
         return None
-    if dose is None:
-        dose_text = "The ordered daily dose could not be read"
-    else:
-        dose_text = f"Ordered dose: {dose:g} mg/day" + (f" (low-dose range up to {low:g} mg/day)" if low else "")
+    profile = ctx.profile_for(med, drug)
+    genes = {g: profile.genes[g] for g in r["genes"] if g in profile.genes}
+    if any(gp.ambiguous or gp.conflicting for gp in genes.values()):
+        return None     # uncertain: the CPIC finding gives the advice safe under every possibility
+    hits = {g: gp for g, gp in genes.items() if gp.phenotype in r["genes"][g]}
+    if not hits:
+        return None
+    dose_text = f"Ordered dose: {dose:g} mg/day (low-dose range up to {low:g} mg/day)"
     if cpic is not None:
         # CPIC's advice is for depression doses: at this dose no card offers to remove the draft
         cpic.extra.pop("offerRemoval", None)
@@ -134,26 +137,29 @@ def tca_for_neuropathic(ctx: RuleContext, med: MedicationUse, drug: Drug, cpic: 
             cpic.indicator = "warning"
             cpic.extra["context"] = "neuropathic-pain dose"
     options = first_line_options(ctx, med, exclude_classes=("tca",))
-    phrase = gene_phrase(r["gene"], gp)
-    summary = fit(f"{phrase}: {drug.name} for neuropathic pain only at low dose; monitor side effects",
-                  f"{r['gene']} {gp.phenotype.lower()}: low-dose {drug.name} only; monitor side effects")
+    phrase = " + ".join(gene_phrase(g, gp) for g, gp in hits.items())
+    named = "+".join(hits)
+    summary = fit(f"{phrase}: {drug.name} for neuropathic pain at low dose only; monitor side effects",
+                  f"{phrase}: low-dose {drug.name} only; monitor side effects",
+                  f"{named}: low-dose {drug.name} only; monitor side effects")
     detail = "\n\n".join([
         f"**Why:** {md(phrase)}; the pain profile indicates {md(PHENOTYPE_WORDS[trig[0]])}. CPIC's advice to avoid "
-        f"or reduce tricyclics in CYP2D6 poor/intermediate metabolizers applies to the higher doses used for "
-        "depression. At the lower doses used for neuropathic pain CPIC recommends no dose change but close "
-        "monitoring for side effects (anticholinergic effects, sedation, QT). If higher doses are needed, follow "
-        "the CPIC table (avoid, or 50% of the starting dose with therapeutic drug monitoring).",
+        "or reduce tricyclics in CYP2D6 poor or intermediate and CYP2C19 poor metabolizers applies to the higher "
+        "doses used for depression. At the lower doses used for neuropathic pain CPIC recommends no dose change but "
+        "close monitoring for side effects (anticholinergic effects, sedation, QT). If higher doses are needed, "
+        "follow the CPIC table (avoid, or 50% of the starting dose with therapeutic drug monitoring).",
         f"**Dose:** {md(dose_text)}.",
         "**Other first-line options for this patient** (each checked against the patient's genotype with "
         "CPIC):\n" + _options_md(options),
         sources_md(r["sources"]),
     ])
     return Finding(
-        rule=r["id"], kind="pain-phenotype", indicator=r["indicator"], action=r["action"], summary=summary,
-        detail=detail, drug=drug, medication=med, phenotypes=trig, genes={r["gene"]: gp},
+        rule=f"{r['id']}/{named}", kind="pain-phenotype", indicator=r["indicator"], action=r["action"],
+        summary=summary, detail=detail, drug=drug, medication=med, phenotypes=trig, genes=dict(hits),
         classification=cpic.classification if cpic else None,
-        evidence=_phenotype_evidence(ctx, trig) + tuple(gp.evidence), knowledge=source_knowledge(r["sources"]),
-        alternatives=tuple(options["replacements"]), extra={"replace": True, "primary": True, "joins": "drug"},
+        evidence=_phenotype_evidence(ctx, trig) + tuple(dict.fromkeys(e for gp in hits.values() for e in gp.evidence)),
+        knowledge=source_knowledge(r["sources"]), alternatives=tuple(options["replacements"]),
+        extra={"replace": True, "primary": True, "joins": "drug"},
     )
 
 

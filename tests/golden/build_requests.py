@@ -286,6 +286,24 @@ def build() -> None:
                   pgx=pgx_tca, **n),
              [card("warning", "cpic/amitriptyline/CYP2D6+CYP2C19", "fhir-pain/tca-neuropathic-pain/CYP2D6",
                    creates=("MedicationRequest",))])
+    p = "tca-c19-pm-low"
+    n = neuropathic(p)
+    scenario("sign-amitriptyline-cyp2c19-pm-neuropathic-low-dose", "Amitriptyline 10 mg/day for painful diabetic "
+             "neuropathy in a CYP2C19 poor metabolizer (CYP2D6 normal): the low-dose exception applies the same way "
+             "as for CYP2D6 (regression: CYP2D6 PM at 10 mg got 'monitor' but CYP2C19 PM at 10 mg got 'avoid').",
+             sign("sign-amitriptyline-cyp2c19-pm-neuropathic-low-dose", p,
+                  [d("rx1", p, AMITRIPTYLINE, dose_mg=10)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*1"), genotype("g2", p, "CYP2C19", "*2/*2")], **n),
+             [card("warning", "cpic/amitriptyline/CYP2D6+CYP2C19", "fhir-pain/tca-neuropathic-pain/CYP2C19",
+                   creates=("MedicationRequest",))])
+    p = "tca-pm-nodose"
+    n = neuropathic(p)
+    scenario("sign-amitriptyline-cyp2d6-pm-neuropathic-unreadable-dose", "Amitriptyline for painful diabetic "
+             "neuropathy in a CYP2D6 poor metabolizer, with no readable dose on the order: an unreadable dose is not "
+             "a low dose, so CPIC's Strong avoid stands (critical).",
+             sign("sign-amitriptyline-cyp2d6-pm-neuropathic-unreadable-dose", p, [d("rx1", p, AMITRIPTYLINE)],
+                  pgx=[genotype("g1", p, "CYP2D6", "*4/*4"), genotype("g2", p, "CYP2C19", "*1/*1")], **n),
+             [card("critical", "cpic/amitriptyline/CYP2D6+CYP2C19", removes=True)])
     p = "tca-um"
     scenario("sign-nortriptyline-cyp2d6-um", "Nortriptyline for a CYP2D6 ultrarapid metabolizer (*1/*1x3): lack of "
              "efficacy, CPIC Strong avoid; delete-only suggestion.",
