@@ -39,9 +39,11 @@ bench: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/fhir-pain demo
 
-# Regenerate the CPIC-derived knowledge from the CPIC exports in reference/cpic (provenance in its README).
+# Regenerate the CPIC-derived knowledge from the CPIC exports in reference/cpic (provenance in its README);
+# the alert workbooks' keys are those of the recommendation tables, so they come second.
 profiles: $(BIN)/.installed
 	$(BIN)/python scripts/build_cpic_profiles.py
+	$(BIN)/python scripts/build_cpic_alerts.py
 
 clean:
 	rm -rf $(VENV) $(FHIR_VENV) build *.egg-info .pytest_cache
