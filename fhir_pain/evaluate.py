@@ -25,7 +25,7 @@ from fhir_pain.rules import (
     pretest_finding, referral_findings, suicidality_finding, tca_for_neuropathic,
 )
 from fhir_pain.rules.drug_gene import QUIET_ACTIONS
-from fhir_pain.rules.knowledge import rule
+from fhir_pain.rules.knowledge import cpic_alert, rule
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _drug_findings(ctx: RuleContext, med: MedicationUse, *, orders: bool) -> lis
             out.append(age)
         cpic = drug_gene_finding(ctx, med, drug)
         tca = tca_for_neuropathic(ctx, med, drug, cpic)
-        if cpic is not None and (cpic.action not in QUIET_ACTIONS or cpic.uncertainty):
+        if cpic is not None and (cpic.action not in QUIET_ACTIONS or cpic.uncertainty) and not _cpic_says_no_cds(cpic):
             out.append(cpic)
         if tca is not None:
             out.append(tca)
@@ -106,6 +106,20 @@ def _drug_findings(ctx: RuleContext, med: MedicationUse, *, orders: bool) -> lis
             if opioid is not None:
                 out.append(opioid)
     return out
+
+
+# CPIC's alert workbooks predate some of its guidelines (paroxetine's is the 2015 SSRI one, its table the 2023
+# guideline): a workbook's "No CDS" silences at most a "monitor" card, never advice to avoid, replace or re-dose.
+_NO_CDS_SILENCES = QUIET_ACTIONS | {"monitor"}
+
+
+def _cpic_says_no_cds(f: Finding) -> bool:
+    """CPIC's own alert design for noise: its post-test workbook writes "No CDS" for this (certain) result."""
+    if f.uncertainty or f.action not in _NO_CDS_SILENCES or f.drug is None:
+        return False
+    keys = {g: (gp.activity_score if gp.activity_score and gp.activity_score != "n/a" else gp.phenotype)
+            for g, gp in f.genes.items()}
+    return cpic_alert(f.drug.name, keys) == "no-cds"
 
 
 def _orders(ctx: RuleContext, targets: list[MedicationUse]) -> list[Finding]:

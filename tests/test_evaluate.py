@@ -184,3 +184,27 @@ def test_earlier_requests_link_a_renewal_to_its_trial_for_the_pain_engine_only()
 def test_earlier_requests_never_count_as_current_medication():
     completed_codeine = medication_request("a1", "p1", "2670", "codeine 30 MG Oral Tablet", status="completed")
     assert rules(evaluate(data(obs=[PM], meds=[completed_codeine]), "patient-view")) == ["fhir-pain/pgx-summary"]
+
+
+# ---- CPIC's alert design: "No CDS" in its post-test workbooks -----------------------------------------------------
+
+def test_cpic_no_cds_silences_a_monitor_card_for_a_certain_result():
+    from fhir_pain.evaluate import _cpic_says_no_cds
+    from fhir_pain.facts import Drug, Finding, GenePhenotype
+    nm = {"CYP2D6": GenePhenotype("CYP2D6", "Normal Metabolizer", "*1/*1", "2.0")}
+    f = Finding(rule="cpic/codeine/CYP2D6", kind="drug-gene", indicator="warning", summary="", genes=nm,
+                drug=Drug("2670", "codeine"), action="monitor")
+    assert _cpic_says_no_cds(f)                                  # CPIC's codeine workbook: NM -> No CDS
+    f.uncertainty = {"why": "conflicting", "possibilities": []}
+    assert not _cpic_says_no_cds(f)                              # an uncertain result always speaks
+    im = {"CYP2D6": GenePhenotype("CYP2D6", "Intermediate Metabolizer", "*1/*4", "1.0")}
+    assert not _cpic_says_no_cds(Finding(rule="cpic/codeine/CYP2D6", kind="drug-gene", indicator="warning",
+                                         summary="", genes=im, drug=Drug("2670", "codeine"), action="monitor"))
+
+
+def test_outdated_workbook_no_cds_never_silences_newer_dose_advice():
+    # regression: the paroxetine workbook (2015 SSRI guideline) says No CDS for CYP2D6 IM, but CPIC's 2023 table
+    # advises an Optional lower starting dose: the card stays
+    paroxetine = draft("rx3", "p1", "32937", "paroxetine 20 MG Oral Tablet")
+    found = evaluate(data(obs=[genotype("g1", "p1", "CYP2D6", "*1/*4")], drafts=[paroxetine]), "order-sign")
+    assert [(f.rule, f.action) for f in found if f.kind == "drug-gene"] == [("cpic/paroxetine/CYP2D6", "reduce-dose")]
