@@ -35,9 +35,16 @@ SERVICE_IDS = {
     "order-sign": "pain-pgx-order-sign",
 }
 
-USAGE = ("Works with the prefetch alone or, when the EHR grants FHIR access, fetches what is missing. When some "
-         "data cannot be had, cards still come and say what was missing. PGx results are read as Genomics "
-         "Reporting IG Observations (LOINC 84413-4, 53040-2, therapeutic-implication).")
+# Without the patient and the PGx results no advice is possible, and a card saying "nothing could be read" is not
+# advice: the call gets 412 (CDS Hooks 2.0.1 §Prefetch) naming the keys. An EHR that knows there are no PGx
+# results sends the key as null. Everything else only narrows the advice, and the cards say what was missing.
+REQUIRED_PREFETCH = frozenset({PATIENT})
+
+USAGE = ("Works with the prefetch alone or, when the EHR grants FHIR access, fetches what is missing. The patient "
+         "and pgxResults keys are required: if neither the prefetch nor the FHIR server gives them, the answer is "
+         "412 (null for pgxResults means no results on file). When other data cannot be had, cards still come "
+         "and say what was missing. PGx results are read as Genomics Reporting IG Observations (LOINC 84413-4, "
+         "53040-2, therapeutic-implication).")
 
 DESCRIPTIONS = {
     "patient-view": ("Pain PGx summary",
@@ -102,7 +109,8 @@ def build_services(config: dict[str, Any] | None = None) -> list[Service]:
     clock = clock_from(config)
     templates = prefetch_templates()
     return [Service(id=SERVICE_IDS[hook], hook=hook, title=DESCRIPTIONS[hook][0], description=DESCRIPTIONS[hook][1],
-                    handler=handler_for(hook, clock), prefetch=templates, usage_requirements=USAGE)
+                    handler=handler_for(hook, clock), prefetch=templates, required_prefetch=REQUIRED_PREFETCH,
+                    usage_requirements=USAGE)
             for hook in SERVICE_IDS]
 
 
