@@ -2,7 +2,7 @@
 
 Per declared key (CDS Hooks 2.0.1 §Prefetch, and HAPI's ``CdsPrefetchSvc`` for absent-vs-null):
 - present and usable                  -> used as is (a searchset with a ``next`` link gets its pages read);
-- present and ``null``                -> the EHR says there is no data: ``None``;
+- present and ``null``                -> the EHR says there is no data: ``None`` (for a required read: 412);
 - absent, an ``OperationOutcome``, or
   not the shape the template asks for -> fetched from ``fhirServer`` with the call's bearer token;
 - not obtainable                      -> 412 if the service declared the key required, else ``missing``.
@@ -59,12 +59,17 @@ _REASONS = ((FHIRTimeout, "the FHIR server did not answer within the deadline"),
             (FHIRResponseTooLarge, "the FHIR server's answer is larger than allowed"),
             (FHIRUnauthorized, "the FHIR server refused the access token"),
             (FHIRNotFound, "not found on the FHIR server"),
-            (UnfillableToken, "its template cannot be filled from this context"),
-            (FHIRError, "the FHIR server's answer could not be used"))
+            (UnfillableToken, "its template cannot be filled from this context"))
 
 
 def _reason(exc: Exception) -> str:
-    return next(text for cls, text in _REASONS if isinstance(exc, cls))
+    for cls, text in _REASONS:
+        if isinstance(exc, cls):
+            return text
+    status = getattr(exc, "status", None)
+    if status is not None and status >= 300:
+        return f"the FHIR server answered {status}"
+    return "the FHIR server could not be reached, or its answer is not usable FHIR"
 
 
 def _is_search(template: str) -> bool:
@@ -182,9 +187,14 @@ def resolve(service: Service, body: Mapping[str, Any], policy: FetchPolicy,
                     reasons[key] = reason or "not every page of the search could be read"
     else:
         incomplete.update(to_page)
+        reasons.update((key, "further pages, and no allowed fhirServer to read them") for key in to_page)
 
     missing = [k for k in service.prefetch if k not in resolved or k in incomplete]
-    required = [k for k in missing if k in service.required_prefetch]
+    for key in service.required_prefetch:
+        # null for a read says the resource does not exist (for a search it says "no matches", which is data)
+        if resolved.get(key, ...) is None and not _is_search(service.prefetch[key]):
+            reasons[key] = "the EHR sent null: no such resource"
+    required = [k for k in service.prefetch if k in service.required_prefetch and (k in missing or k in reasons)]
     if required:
         raise RequiredPrefetchMissing(required, {
             k: reasons.get(k, "not in the prefetch, and no allowed fhirServer to fetch it from") for k in required})
