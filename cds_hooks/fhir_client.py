@@ -517,7 +517,6 @@ class FHIRClient:
                 raise error
             time.sleep(min(delay, MAX_RETRY_AFTER_S))
 
-
     def _read_body(self, response: requests.Response, url: str) -> bytearray:
         """The decoded body, read as it arrives, within the byte caps and the deadline. A connection failure
         is raised as the ``requests`` exception it is (``_send`` decides whether to retry), unless the

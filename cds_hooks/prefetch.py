@@ -55,7 +55,8 @@ class RequiredPrefetchMissing(PreconditionFailed):
 
 
 # why a key could not be had, in words for the caller (never data: the OperationOutcome goes to the EHR)
-_REASONS = ((FHIRTimeout, "the FHIR server did not answer within the deadline"),
+_LATE = "the FHIR server did not answer within the deadline"
+_REASONS = ((FHIRTimeout, _LATE),
             (FHIRResponseTooLarge, "the FHIR server's answer is larger than allowed"),
             (FHIRUnauthorized, "the FHIR server refused the access token"),
             (FHIRNotFound, "not found on the FHIR server"),
@@ -234,5 +235,5 @@ def _run(jobs: dict[str, tuple], executor: Executor | None,
         if executor is None:
             pool.shutdown(wait=False, cancel_futures=True)
     for key, future in futures.items():
-        results[key] = future.result() if future.done() else (None, False, _reason(FHIRTimeout("")))
+        results[key] = future.result() if future.done() else (None, False, _LATE)
     return results

@@ -35,16 +35,16 @@ SERVICE_IDS = {
     "order-sign": "pain-pgx-order-sign",
 }
 
-# Without the patient and the PGx results no advice is possible, and a card saying "nothing could be read" is not
-# advice: the call gets 412 (CDS Hooks 2.0.1 §Prefetch) naming the keys. An EHR that knows there are no PGx
-# results sends the key as null. Everything else only narrows the advice, and the cards say what was missing.
+# Without the patient there is no one to advise, and a card saying "nothing could be read" is not advice: the
+# call gets 412 (CDS Hooks 2.0.1 §Prefetch) naming the key. The PGx results stay optional: their absence has a
+# card of its own ("check not done"), which a 412 would hide from the prescriber. Everything else only narrows
+# the advice, and the cards say what was missing.
 REQUIRED_PREFETCH = frozenset({PATIENT})
 
 USAGE = ("Works with the prefetch alone or, when the EHR grants FHIR access, fetches what is missing. The patient "
-         "and pgxResults keys are required: if neither the prefetch nor the FHIR server gives them, the answer is "
-         "412 (null for pgxResults means no results on file). When other data cannot be had, cards still come "
-         "and say what was missing. PGx results are read as Genomics Reporting IG Observations (LOINC 84413-4, "
-         "53040-2, therapeutic-implication).")
+         "key is required: if neither the prefetch nor the FHIR server gives it, the answer is 412. When other "
+         "data cannot be had, cards still come and say what was missing. PGx results are read as Genomics "
+         "Reporting IG Observations (LOINC 84413-4, 53040-2, therapeutic-implication).")
 
 DESCRIPTIONS = {
     "patient-view": ("Pain PGx summary",
