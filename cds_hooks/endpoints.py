@@ -14,7 +14,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from typing import Any
 
 import orjson
@@ -87,8 +87,7 @@ class CDSHooks:
         self.fetch_policy = fetch_policy or FetchPolicy()
         self.feedback_sink = feedback_sink
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
-        self.executor = executor if executor is not None else ThreadPoolExecutor(
-            max_workers=8, thread_name_prefix="cds-prefetch")
+        self.executor = executor  # None: each call fetches in threads of its own (see cds_hooks.prefetch)
         self.validate_responses = validate_responses
         self.health_check = health_check
         self.cors_origins = cors_origins

@@ -6,13 +6,22 @@ Two callers with different needs share it:
   must never travel to another server, not even one that a ``next`` link names);
 - the poller uses retries with backoff (429/5xx, honouring ``Retry-After``) and no deadline.
 
+The deadline bounds the whole call, body included: socket timeouts bound each read, not a response, so a server
+that drips a byte at a time would hold a plain ``requests`` call for as long as it likes (headers as well as
+body). A client with a deadline therefore shuts its connections down when the deadline passes (``_Watch``).
+Bodies are read as a stream and decoded a chunk at a time against a byte cap per response and, optionally, per
+client: a gzip bomb costs the cap, not the worker.
+
 Every URL, including ``next`` links and ``Location`` headers, is checked against the allowed bases before any
 request is sent: a server or a template cannot steer the client elsewhere (SSRF).
 """
 from __future__ import annotations
 
 import re
+import socket
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
@@ -20,10 +29,15 @@ from urllib.parse import urljoin, urlsplit
 import orjson
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 FHIR_JSON = "application/fhir+json"
 DEFAULT_TIMEOUT = (1.0, 2.0)  # connect, read (seconds)
 MAX_RETRY_AFTER_S = 60.0
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024  # decoded; a patient's prefetch data is a few hundred KiB
+_CHUNK = 64 * 1024  # decoded bytes per read: urllib3 inflates at most this much at a time
 _ABSOLUTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # a scheme: not a path relative to the base
 
 
@@ -57,6 +71,10 @@ class FHIRTimeout(FHIRError):
 
 class URLNotAllowed(FHIRError):
     """The URL is not under an allowed FHIR base; nothing was sent."""
+
+
+class FHIRResponseTooLarge(FHIRError):
+    """The decoded body passed the client's byte cap (per response, or all responses of the client together)."""
 
 
 class FHIRTooManyPages(FHIRError):
@@ -134,11 +152,110 @@ def is_allowed(url: str, allowed_bases: Iterable[str]) -> bool:
     return False
 
 
+_tracking = threading.local()  # the watch of the request this thread is sending, read by _Watched.request
+
+
+def _cut(conn: HTTPConnection) -> None:
+    sock = conn.sock
+    if sock is not None:
+        try:  # shutdown, not close: it wakes a read blocked in another thread at once
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the base method also on an SSLSocket
+        except OSError:
+            pass
+
+
+class _Watch:
+    """At the deadline, shuts down every connection the client has used: any read in progress ends at once
+    (and the request fails as a timeout). One timer thread per client, started by its first request."""
+
+    def __init__(self, deadline: float):
+        self._deadline = deadline
+        self._conns: weakref.WeakSet[HTTPConnection] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self.fired = False
+
+    def track(self, conn: HTTPConnection) -> None:
+        with self._lock:
+            if self._timer is None and not self.fired:
+                self._timer = threading.Timer(max(0.0, self._deadline - time.monotonic()), self._fire)
+                self._timer.daemon = True
+                self._timer.start()
+            self._conns.add(conn)
+            fired = self.fired
+        if fired:
+            _cut(conn)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            conns = list(self._conns)
+        for conn in conns:
+            _cut(conn)
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._conns.clear()
+
+
+class _Watched:
+    def request(self, *args, **kwargs):  # every request on a connection, new or reused, before it is sent
+        watch = getattr(_tracking, "watch", None)
+        if watch is not None:
+            watch.track(self)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """The transport of a client with a deadline: its connections are known to its watch, and a request the
+    watch cut reads as the timeout it is."""
+
+    def __init__(self, watch: _Watch):
+        self._watch = watch
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+    def send(self, request, *args, **kwargs):
+        _tracking.watch = self._watch
+        try:
+            return super().send(request, *args, **kwargs)
+        except requests.RequestException:
+            if self._watch.fired:
+                raise requests.ReadTimeout("the client's deadline passed", request=request) from None
+            raise
+        finally:
+            _tracking.watch = None
+
+
 class FHIRClient:
     def __init__(self, base_url: str, *, auth: str | Callable[[], str] | None = None,
                  allowed_bases: list[str] | None = None, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
                  deadline_s: float | None = None, retries: int = 0, backoff_s: float = 0.5,
-                 max_pages: int = 10, session: requests.Session | None = None):
+                 max_pages: int = 10, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+                 max_total_bytes: int | None = None, session: requests.Session | None = None):
+        """``deadline_s``: the whole life of the client, every request and body included (the hook path).
+        ``max_response_bytes``: decoded bytes of one response; ``max_total_bytes``: of all its responses."""
         self.base_url = normalize_base(base_url)
         self.allowed_bases = [normalize_base(b) for b in (allowed_bases or [self.base_url])]
         if not is_allowed(self.base_url, self.allowed_bases):
@@ -149,11 +266,23 @@ class FHIRClient:
         self.retries = max(0, int(retries))
         self.backoff_s = float(backoff_s)
         self.max_pages = max(1, int(max_pages))
+        self.max_response_bytes = int(max_response_bytes)
+        self.max_total_bytes = None if max_total_bytes is None else int(max_total_bytes)
+        self._bytes_read = 0
+        self._bytes_lock = threading.Lock()
         self._own_session = session is None
         self.session = session or requests.Session()
+        self._watch = None
+        if self._deadline is not None:
+            self._watch = _Watch(self._deadline)
+            adapter = _DeadlineAdapter(self._watch)
+            self.session.mount("http://", adapter)
+            self.session.mount("https://", adapter)
 
     # -- context management: a client made for one hook call closes its session with it
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
         if self._own_session:
             self.session.close()
 
@@ -277,9 +406,9 @@ class FHIRClient:
 
     def _collect(self, url: str, *, strict: bool = False) -> dict:
         first = self._request("GET", self.url_for(url))
-        if first.get("resourceType") != "Bundle":
+        if first.get("resourceType") != "Bundle" or not isinstance(first.get("entry") or [], list):
             raise FHIRServerError("a search did not return a Bundle", url=_redact(url))
-        entries = list(first.get("entry") or ())
+        entries = _entries(first)
         next_url = next_link(first)
         pages = 1
         while next_url:
@@ -298,11 +427,11 @@ class FHIRClient:
                 if strict:
                     raise
                 break
-            if page.get("resourceType") != "Bundle":
+            if page.get("resourceType") != "Bundle" or not isinstance(page.get("entry") or [], list):
                 if strict:
                     raise FHIRServerError("a next page is not a Bundle", url=_redact(next_url))
                 break
-            entries.extend(page.get("entry") or ())
+            entries.extend(_entries(page))
             pages += 1
             next_url = next_link(page)
         merged = {k: v for k, v in first.items() if k not in ("entry", "link")}
@@ -359,7 +488,8 @@ class FHIRClient:
                 hdrs["Authorization"] = f"Bearer {token}"
             try:
                 response = self.session.request(method, url, data=body, headers=hdrs, timeout=(connect, read),
-                                                allow_redirects=False)
+                                                allow_redirects=False, stream=True)
+                content = self._read_body(response, url)
             except requests.Timeout as exc:
                 error: FHIRError = FHIRTimeout("FHIR server did not answer in time", url=_redact(url))
                 retry_after = None
@@ -372,8 +502,8 @@ class FHIRClient:
                     raise error from None
             else:
                 if response.status_code < 300:
-                    return _json_body(response, url), response
-                error = _http_error(response, url)
+                    return _json_body(content, response.status_code, url), response
+                error = _http_error(response.status_code, content, url)
                 retry_after = _retry_after(response)
                 # a non-idempotent POST may have been applied on a 5xx: only 429 says it was not
                 if not (response.status_code == 429 or (idempotent and response.status_code >= 500)):
@@ -386,6 +516,53 @@ class FHIRClient:
             if remaining is not None and delay >= remaining:
                 raise error
             time.sleep(min(delay, MAX_RETRY_AFTER_S))
+
+    def _read_body(self, response: requests.Response, url: str) -> bytearray:
+        """The decoded body, read as it arrives, within the byte caps and the deadline. A connection failure
+        is raised as the ``requests`` exception it is (``_send`` decides whether to retry), unless the
+        deadline cut it."""
+        try:
+            length = response.headers.get("Content-Length", "")
+            if not response.headers.get("Content-Encoding") and length.isdigit() and \
+                    int(length) > self.max_response_bytes:
+                raise self._too_large(url, response)
+            body = bytearray()
+            for chunk in response.iter_content(_CHUNK):
+                body += chunk
+                self._count(len(chunk), len(body), url, response)
+                if self._expired():  # also here: a transport the watch does not know (a SOCKS proxy)
+                    break
+        except requests.RequestException as exc:
+            if self._expired():
+                raise FHIRTimeout("FHIR server did not answer in time", url=_redact(url)) from None
+            if isinstance(exc, requests.exceptions.ContentDecodingError):
+                raise FHIRServerError("response body does not decode as its Content-Encoding says",
+                                      status=response.status_code, url=_redact(url)) from None
+            raise
+        finally:
+            response.close()
+        if self._expired():  # a body without a length, cut short by the watch, would read as complete
+            raise FHIRTimeout("FHIR server did not answer in time", url=_redact(url))
+        return body
+
+    def _count(self, chunk: int, size: int, url: str, response: requests.Response) -> None:
+        if size > self.max_response_bytes:
+            raise self._too_large(url, response)
+        if self.max_total_bytes is not None:
+            with self._bytes_lock:
+                self._bytes_read += chunk
+                total = self._bytes_read
+            if total > self.max_total_bytes:
+                raise FHIRResponseTooLarge(f"FHIR responses together larger than {self.max_total_bytes} bytes",
+                                           status=response.status_code, url=_redact(url))
+
+    def _too_large(self, url: str, response: requests.Response) -> FHIRResponseTooLarge:
+        return FHIRResponseTooLarge(f"FHIR response larger than {self.max_response_bytes} bytes",
+                                    status=response.status_code, url=_redact(url))
+
+    def _expired(self) -> bool:
+        remaining = self._remaining()
+        return remaining is not None and remaining <= 0
 
 
 def _resource_type(resource: dict) -> str:
@@ -412,9 +589,15 @@ def _entry_status(entry: object) -> int | None:
         return None
 
 
+def _entries(bundle: dict) -> list[dict]:
+    """A Bundle's entries that are objects (an entry that is not cannot hold a resource)."""
+    return [e for e in bundle.get("entry") or () if isinstance(e, dict)]
+
+
 def next_link(bundle: dict) -> str | None:
     """The URL of a Bundle's ``next`` link, if any."""
-    for link in bundle.get("link") or ():
+    links = bundle.get("link")
+    for link in links if isinstance(links, list) else ():
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return link["url"]
     return None
@@ -423,23 +606,22 @@ def next_link(bundle: dict) -> str | None:
 _next_link = next_link  # the name fhir_pain.poller first imported
 
 
-def _json_body(response: requests.Response, url: str) -> dict | None:
-    if not response.content:
+def _json_body(content: bytearray, status: int, url: str) -> dict | None:
+    if not content:
         return None
     try:
-        data = orjson.loads(response.content)
+        data = orjson.loads(content)
     except orjson.JSONDecodeError:
-        raise FHIRServerError("response is not JSON", status=response.status_code, url=_redact(url)) from None
+        raise FHIRServerError("response is not JSON", status=status, url=_redact(url)) from None
     if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
-        raise FHIRServerError("response is not a FHIR resource", status=response.status_code, url=_redact(url))
+        raise FHIRServerError("response is not a FHIR resource", status=status, url=_redact(url))
     return data
 
 
-def _http_error(response: requests.Response, url: str) -> FHIRError:
-    status = response.status_code
+def _http_error(status: int, content: bytearray, url: str) -> FHIRError:
     outcome = None
     try:
-        data = orjson.loads(response.content) if response.content else None
+        data = orjson.loads(content) if content else None
         if isinstance(data, dict) and data.get("resourceType") == "OperationOutcome":
             outcome = data
     except orjson.JSONDecodeError:

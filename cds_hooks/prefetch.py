@@ -2,24 +2,27 @@
 
 Per declared key (CDS Hooks 2.0.1 §Prefetch, and HAPI's ``CdsPrefetchSvc`` for absent-vs-null):
 - present and usable                  -> used as is (a searchset with a ``next`` link gets its pages read);
-- present and ``null``                -> the EHR says there is no data: ``None``;
+- present and ``null``                -> the EHR says there is no data: ``None`` (for a required read: 412);
 - absent, an ``OperationOutcome``, or
   not the shape the template asks for -> fetched from ``fhirServer`` with the call's bearer token;
 - not obtainable                      -> 412 if the service declared the key required, else ``missing``.
 
-Fetching is bounded twice: only the call's ``fhirServer`` and only if configuration allows it (so the token is
-never sent anywhere else), and one deadline for all keys together, fetched in parallel.
+Fetching is bounded: only the call's ``fhirServer`` and only if configuration allows it (so the token is
+never sent anywhere else); one deadline for all keys together, bodies included; one byte budget for all the
+responses of the call. The keys are fetched in parallel in threads of the call's own (a pool shared by calls
+would let a slow server hold every slot, and calls to healthy servers would starve behind it).
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from concurrent.futures import Executor, wait
+from concurrent.futures import Executor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import PreconditionFailed
-from .fhir_client import FHIRClient, FHIRError, URLNotAllowed, is_allowed
+from .fhir_client import (DEFAULT_MAX_RESPONSE_BYTES, FHIRClient, FHIRError, FHIRNotFound, FHIRResponseTooLarge,
+                          FHIRTimeout, FHIRUnauthorized, URLNotAllowed, is_allowed)
 from .registry import Service
 from .templates import UnfillableToken, render
 
@@ -34,6 +37,40 @@ class FetchPolicy:
     timeout: tuple[float, float] = (1.0, 2.0)
     deadline_s: float = 2.5
     max_pages: int = 10
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # decoded, all responses of one call together
+
+
+class RequiredPrefetchMissing(PreconditionFailed):
+    """412: the keys a service declared required could not be had. The OperationOutcome names them all."""
+
+    def __init__(self, keys: list[str], reasons: Mapping[str, str]):
+        super().__init__("required prefetch data could not be obtained: "
+                         + "; ".join(f"{k} ({reasons[k]})" for k in keys), expression=keys[0])
+        self.keys = tuple(keys)
+
+    def outcome(self) -> dict[str, Any]:
+        out = super().outcome()
+        out["issue"][0]["expression"] = list(self.keys)
+        return out
+
+
+# why a key could not be had, in words for the caller (never data: the OperationOutcome goes to the EHR)
+_LATE = "the FHIR server did not answer within the deadline"
+_REASONS = ((FHIRTimeout, _LATE),
+            (FHIRResponseTooLarge, "the FHIR server's answer is larger than allowed"),
+            (FHIRUnauthorized, "the FHIR server refused the access token"),
+            (FHIRNotFound, "not found on the FHIR server"),
+            (UnfillableToken, "its template cannot be filled from this context"))
+
+
+def _reason(exc: Exception) -> str:
+    for cls, text in _REASONS:
+        if isinstance(exc, cls):
+            return text
+    status = getattr(exc, "status", None)
+    if status is not None and status >= 300:
+        return f"the FHIR server answered {status}"
+    return "the FHIR server could not be reached, or its answer is not usable FHIR"
 
 
 def _is_search(template: str) -> bool:
@@ -79,7 +116,8 @@ def _client_for(body: Mapping[str, Any], policy: FetchPolicy) -> FHIRClient | No
         # allowed_bases = the call's own server: a next link to another (even allowed) server would carry
         # this EHR's token there
         return FHIRClient(server, auth=_bearer(body), allowed_bases=[server], timeout=policy.timeout,
-                          deadline_s=policy.deadline_s, retries=0, max_pages=policy.max_pages)
+                          deadline_s=policy.deadline_s, retries=0, max_pages=policy.max_pages,
+                          max_response_bytes=policy.max_response_bytes, max_total_bytes=policy.max_response_bytes)
     except URLNotAllowed:
         return None
 
@@ -134,6 +172,7 @@ def resolve(service: Service, body: Mapping[str, Any], policy: FetchPolicy,
             to_fetch.append(key)
 
     client = _client_for(body, policy) if (to_fetch or to_page) else None
+    reasons: dict[str, str] = {}
     if client is not None:
         with client:
             jobs = {}
@@ -141,44 +180,60 @@ def resolve(service: Service, body: Mapping[str, Any], policy: FetchPolicy,
                 jobs[key] = (_fetch, (client, service.prefetch[key], context))
             for key in to_page:
                 jobs[key] = (_complete_pages, (client, resolved[key]))
-            for key, (data, complete) in _run(jobs, executor, policy.deadline_s + 0.5).items():
+            for key, (data, complete, reason) in _run(jobs, executor, policy.deadline_s + 0.5).items():
                 if data is not None or key in to_page:
                     resolved[key] = data
                 if not complete:
                     incomplete.add(key)
+                    reasons[key] = reason or "not every page of the search could be read"
     else:
         incomplete.update(to_page)
+        reasons.update((key, "further pages, and no allowed fhirServer to read them") for key in to_page)
 
     missing = [k for k in service.prefetch if k not in resolved or k in incomplete]
-    required = [k for k in missing if k in service.required_prefetch]
+    for key in service.required_prefetch:
+        # null for a read says the resource does not exist (for a search it says "no matches", which is data)
+        if resolved.get(key, ...) is None and not _is_search(service.prefetch[key]):
+            reasons[key] = "the EHR sent null: no such resource"
+    required = [k for k in service.prefetch if k in service.required_prefetch and (k in missing or k in reasons)]
     if required:
-        raise PreconditionFailed(
-            "required prefetch data could not be obtained: " + ", ".join(required)
-            + (" (no allowed fhirServer to fetch it from)" if client is None else ""),
-            expression=required[0])
+        raise RequiredPrefetchMissing(required, {
+            k: reasons.get(k, "not in the prefetch, and no allowed fhirServer to fetch it from") for k in required})
     return resolved, tuple(missing)
 
 
-def _run(jobs: dict[str, tuple], executor: Executor | None, timeout_s: float) -> dict[str, tuple[Any, bool]]:
-    """Run the fetch jobs (in parallel when an executor is given); a job that fails yields (None, False)."""
-    results: dict[str, tuple[Any, bool]] = {}
+def _run(jobs: dict[str, tuple], executor: Executor | None,
+         timeout_s: float) -> dict[str, tuple[Any, bool, str | None]]:
+    """Run the fetch jobs, in parallel when there are several: (data, complete, why not) per key; a job that
+    fails yields (None, False, the reason).
 
-    def outcome(key: str, call) -> tuple[Any, bool]:
+    Without an ``executor`` the threads are the call's own, as many as it has jobs, and end with it: each job
+    ends by the client's deadline, so nothing outlives the call for long, and no other call waits for them."""
+    results: dict[str, tuple[Any, bool, str | None]] = {}
+
+    def outcome(key: str, call) -> tuple[Any, bool, str | None]:
         try:
-            return call()
+            data, complete = call()
+            return data, complete, None
         except UnfillableToken as exc:
             log.info("prefetch %s: token %s cannot be filled from this context", key, exc.token)
+            return None, False, _reason(exc)
         except FHIRError as exc:
             log.info("prefetch %s: fetch failed (%s, status %s)", key, type(exc).__name__, exc.status)
-        return None, False
+            return None, False, _reason(exc)
 
-    if executor is None or len(jobs) == 1:
+    if len(jobs) == 1:
         for key, (fn, args) in jobs.items():
             results[key] = outcome(key, lambda fn=fn, args=args: fn(*args))
         return results
-    futures = {key: executor.submit(outcome, key, lambda fn=fn, args=args: fn(*args))
-               for key, (fn, args) in jobs.items()}
-    wait(futures.values(), timeout=timeout_s)
+    pool = executor or ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="cds-prefetch")
+    try:
+        futures = {key: pool.submit(outcome, key, lambda fn=fn, args=args: fn(*args))
+                   for key, (fn, args) in jobs.items()}
+        wait(futures.values(), timeout=timeout_s)
+    finally:
+        if executor is None:
+            pool.shutdown(wait=False, cancel_futures=True)
     for key, future in futures.items():
-        results[key] = future.result() if future.done() else (None, False)
+        results[key] = future.result() if future.done() else (None, False, _LATE)
     return results

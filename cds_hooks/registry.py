@@ -11,6 +11,9 @@ from .errors import NotFound
 from .request import HookRequest
 from .templates import check_template
 
+# Discovery has no field for required prefetch keys (CDS Hooks 2.0): they are published in the service's
+# extension under this name, so that an EHR can tell which keys it must send (or let be fetched) to avoid 412.
+REQUIRED_PREFETCH_EXTENSION = "io.fhir-pain.requiredPrefetch"
 SERVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,127}")  # one URL path segment, no escaping needed
 Handler = Callable[[HookRequest], "CDSResponse | list[Card] | None"]
 
@@ -23,7 +26,7 @@ class Service:
     description: str
     handler: Handler = field(repr=False)
     prefetch: Mapping[str, str] = field(default_factory=dict)
-    required_prefetch: frozenset[str] = frozenset()
+    required_prefetch: frozenset[str] = frozenset()  # not obtainable -> 412 (see cds_hooks.prefetch)
     usage_requirements: str | None = None
     extension: Mapping[str, Any] | None = None
 
@@ -55,8 +58,11 @@ class Service:
             entry["prefetch"] = dict(self.prefetch)
         if self.usage_requirements:
             entry["usageRequirements"] = self.usage_requirements
-        if self.extension:
-            entry["extension"] = dict(self.extension)
+        extension = dict(self.extension or {})
+        if self.required_prefetch:
+            extension[REQUIRED_PREFETCH_EXTENSION] = [k for k in self.prefetch if k in self.required_prefetch]
+        if extension:
+            entry["extension"] = extension
         if not self.title:
             del entry["title"]
         return entry

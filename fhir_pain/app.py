@@ -86,7 +86,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     registry = ServiceRegistry()
     policy = FetchPolicy(allowed_bases=tuple(cfg["FHIR_SERVER_ALLOWLIST"]),
                          timeout=config_mod.timeout_pair(cfg["FHIR_TIMEOUT_S"]),
-                         deadline_s=float(cfg["FHIR_DEADLINE_S"]), max_pages=int(cfg["FHIR_MAX_PAGES"]))
+                         deadline_s=float(cfg["FHIR_DEADLINE_S"]), max_pages=int(cfg["FHIR_MAX_PAGES"]),
+                         max_response_bytes=int(cfg["FHIR_MAX_RESPONSE_BYTES"]))
     CDSHooks(app, registry=registry, verifier=_verifier(cfg, store), fetch_policy=policy,
              feedback_sink=store.save_feedback, public_base_url=cfg["PUBLIC_BASE_URL"],
              validate_responses=bool(cfg["VALIDATE_RESPONSES"]), health_check=store.ping,

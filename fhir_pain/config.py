@@ -22,8 +22,13 @@ Keys:
                           SQLite file "fhir-pain.sqlite3" in the Flask instance folder.
   MAX_CONTENT_LENGTH      largest request body in bytes (default 10 MiB): 413 beyond.
   FHIR_TIMEOUT_S          per FHIR request: a number (read timeout; connect is min(1 s, it)) or [connect, read].
-  FHIR_DEADLINE_S         all prefetch fetching of one call together (default 2.5 s; EHRs give up near 5 s).
+  FHIR_DEADLINE_S         all prefetch fetching of one call together, bodies included (default 2.5 s; EHRs give
+                          up near 5 s): a server that answers slowly, or drips its answer, is cut off there.
   FHIR_MAX_PAGES          pages of one search that prefetch follows (default 10).
+  FHIR_MAX_RESPONSE_BYTES decoded bytes of FHIR JSON that the fetching of one call may read, all keys and pages
+                          together (default 16 MiB): a larger or endlessly inflating (gzip bomb) answer is cut off
+                          there and its key is missing (412 if the service requires it). A worker thus holds at
+                          most threads x this of fetched JSON, plus its parsed form.
   REGISTER_CLINICAL_SERVICES  true (default): register fhir_pain.services' services.
   JWT_LEEWAY_S            clock skew allowed on exp/iat (default 30).
   JWT_MAX_LIFETIME_S      tokens valid for longer than this from now are refused (default 3600).
@@ -54,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "FHIR_TIMEOUT_S": [1.0, 2.0],
     "FHIR_DEADLINE_S": 2.5,
     "FHIR_MAX_PAGES": 10,
+    "FHIR_MAX_RESPONSE_BYTES": 16 * 1024 * 1024,
     "REGISTER_CLINICAL_SERVICES": True,
     "JWT_LEEWAY_S": 30,
     "JWT_MAX_LIFETIME_S": 3600,
@@ -126,6 +132,9 @@ def check(config: Mapping[str, Any]) -> None:
     for key in ("FHIR_DEADLINE_S", "JWT_LEEWAY_S", "JWT_MAX_LIFETIME_S", "JWKS_TIMEOUT_S", "MAX_CONTENT_LENGTH"):
         if not isinstance(config[key], (int, float)) or config[key] < 0:
             raise ValueError(f"{key} must be a non-negative number")
+    cap = config["FHIR_MAX_RESPONSE_BYTES"]
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        raise ValueError("FHIR_MAX_RESPONSE_BYTES must be a positive whole number of bytes")
 
 
 def timeout_pair(value: Any) -> tuple[float, float]:

@@ -35,7 +35,14 @@ SERVICE_IDS = {
     "order-sign": "pain-pgx-order-sign",
 }
 
-USAGE = ("Works with the prefetch alone or, when the EHR grants FHIR access, fetches what is missing. When some "
+# Without the patient there is no one to advise, and a card saying "nothing could be read" is not advice: the
+# call gets 412 (CDS Hooks 2.0.1 §Prefetch) naming the key. The PGx results stay optional: their absence has a
+# card of its own ("check not done"), which a 412 would hide from the prescriber. Everything else only narrows
+# the advice, and the cards say what was missing.
+REQUIRED_PREFETCH = frozenset({PATIENT})
+
+USAGE = ("Works with the prefetch alone or, when the EHR grants FHIR access, fetches what is missing. The patient "
+         "key is required: if neither the prefetch nor the FHIR server gives it, the answer is 412. When other "
          "data cannot be had, cards still come and say what was missing. PGx results are read as Genomics "
          "Reporting IG Observations (LOINC 84413-4, 53040-2, therapeutic-implication).")
 
@@ -102,7 +109,8 @@ def build_services(config: dict[str, Any] | None = None) -> list[Service]:
     clock = clock_from(config)
     templates = prefetch_templates()
     return [Service(id=SERVICE_IDS[hook], hook=hook, title=DESCRIPTIONS[hook][0], description=DESCRIPTIONS[hook][1],
-                    handler=handler_for(hook, clock), prefetch=templates, usage_requirements=USAGE)
+                    handler=handler_for(hook, clock), prefetch=templates, required_prefetch=REQUIRED_PREFETCH,
+                    usage_requirements=USAGE)
             for hook in SERVICE_IDS]
 
 

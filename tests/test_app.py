@@ -43,7 +43,7 @@ def test_environment_overrides_are_typed():
            "FHIR_PAIN_TRUSTED_ISSUERS": '[{"iss": "https://ehr.example", "jku": "https://ehr.example/jwks"}]',
            "FHIR_PAIN_FHIR_DEADLINE_S": "1.5", "FHIR_PAIN_MAX_CONTENT_LENGTH": "1000",
            "FHIR_PAIN_PUBLIC_BASE_URL": "https://cds.example.org", "FHIR_PAIN_FHIR_TIMEOUT_S": "[0.5, 1.5]",
-           "FHIR_PAIN_REGISTER_CLINICAL_SERVICES": "0"}
+           "FHIR_PAIN_REGISTER_CLINICAL_SERVICES": "0", "FHIR_PAIN_FHIR_MAX_RESPONSE_BYTES": "4194304"}
     cfg = config_mod.load({}, environ=env)
     assert cfg["AUTH"] == "off" and cfg["TRUST_SANDBOX_ISSUER"] is True
     assert cfg["FHIR_SERVER_ALLOWLIST"] == ["https://a.example/fhir", "https://b.example/r4"]
@@ -51,6 +51,7 @@ def test_environment_overrides_are_typed():
     assert cfg["FHIR_DEADLINE_S"] == 1.5 and cfg["MAX_CONTENT_LENGTH"] == 1000
     assert cfg["PUBLIC_BASE_URL"] == "https://cds.example.org" and cfg["REGISTER_CLINICAL_SERVICES"] is False
     assert config_mod.timeout_pair(cfg["FHIR_TIMEOUT_S"]) == (0.5, 1.5)
+    assert cfg["FHIR_MAX_RESPONSE_BYTES"] == 4 * 1024 * 1024
     # the dict given to create_app wins over the environment
     assert config_mod.load({"AUTH": "required"}, environ=env)["AUTH"] == "required"
 
@@ -62,6 +63,8 @@ def test_environment_overrides_are_typed():
     ({"FHIR_PAIN_TRUSTED_ISSUERS": "[{"}, "JSON"),
     ({"FHIR_PAIN_FHIR_SERVER_ALLOWLIST": "*"}, "'\\*'"),
     ({"FHIR_PAIN_FHIR_TIMEOUT_S": "[1]"}, "FHIR_TIMEOUT_S"),
+    ({"FHIR_PAIN_FHIR_MAX_RESPONSE_BYTES": "0"}, "FHIR_MAX_RESPONSE_BYTES"),
+    ({"FHIR_PAIN_FHIR_MAX_RESPONSE_BYTES": "16.5"}, "FHIR_MAX_RESPONSE_BYTES"),
 ])
 def test_bad_configuration_fails_at_startup(env, message):
     with pytest.raises(ValueError, match=message):

@@ -83,6 +83,17 @@ def test_discovery_lists_services_and_validates(client):
     assert client.get("/cds-services").headers["Content-Type"] == "application/json"
 
 
+def test_discovery_publishes_required_prefetch_keys_in_the_service_extension(app_factory):
+    app = app_factory()
+    register(app, prefetch={"patient": "Patient/{{context.patientId}}", "meds": "MedicationRequest?patient="
+                            "{{context.patientId}}", "pgx": "Observation?patient={{context.patientId}}"},
+             required_prefetch=frozenset({"pgx", "patient"}), extension={"example.org/owner": "pharmacy"})
+    body = app.test_client().get("/cds-services").get_json()
+    assert schemas.first_error("discovery", body) is None
+    assert body["services"][0]["extension"] == {"example.org/owner": "pharmacy",
+                                                "io.fhir-pain.requiredPrefetch": ["patient", "pgx"]}
+
+
 # -- service calls -----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("capture,service", [("patient-view-request.json", "pv"),

@@ -4,6 +4,8 @@ The EHR's FHIR server is mocked with `responses`; the service and requests are r
 """
 from __future__ import annotations
 
+import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -191,3 +193,43 @@ def test_sandbox_patient_view_capture(fixture_json):
     assert prefetch["patient"]["id"] == "pat-1" and prefetch["pgx"]["entry"]
     assert missing == ("encounter",)
     assert "Authorization" not in responses.calls[0].request.headers  # open sandbox: no fhirAuthorization
+
+
+@responses.activate
+def test_412_names_every_required_key_and_why():
+    responses.get(f"{FHIR}/Patient/1288992", status=404)
+    responses.get(f"{FHIR}/Observation", body=requests.exceptions.ReadTimeout("slow"))
+    with pytest.raises(PreconditionFailed) as info:
+        resolve(service({"patient", "pgx"}), call({"encounter": None}), POLICY)
+    outcome = info.value.outcome()
+    assert info.value.status == 412 and outcome["issue"][0]["expression"] == ["patient", "pgx"]
+    assert outcome["issue"][0]["diagnostics"] == (
+        "required prefetch data could not be obtained: patient (not found on the FHIR server); "
+        "pgx (the FHIR server did not answer within the deadline)")
+    assert "some-opaque-fhir-access-token" not in str(outcome)
+
+
+def test_null_for_a_required_read_is_412_and_for_a_required_search_is_no_data():
+    with pytest.raises(PreconditionFailed, match=r"patient \(the EHR sent null: no such resource\)"):
+        resolve(service({"patient"}), call({"patient": None, "pgx": None, "encounter": None}), POLICY)
+    prefetch, missing = resolve(service({"patient", "pgx"}), call({"patient": PATIENT, "pgx": None,
+                                                                   "encounter": None}), POLICY)
+    assert prefetch["pgx"] is None and missing == ()
+
+
+@responses.activate
+def test_without_an_executor_the_keys_are_fetched_at_once_in_threads_of_the_call():
+    both_in_flight = threading.Barrier(2, timeout=5)  # broken (and the test failing) if one waits for the other
+    threads = set()
+
+    def answer(body):
+        def callback(request):
+            threads.add(threading.current_thread().name)
+            both_in_flight.wait()
+            return 200, {}, json.dumps(body)
+        return callback
+    responses.add_callback("GET", f"{FHIR}/Patient/1288992", callback=answer(PATIENT))
+    responses.add_callback("GET", f"{FHIR}/Observation", callback=answer(bundle([pgx_obs(1)])))
+    prefetch, missing = resolve(service(), call({"encounter": None}), POLICY)
+    assert missing == () and prefetch["patient"] == PATIENT
+    assert len(threads) == 2 and all(name.startswith("cds-prefetch") for name in threads)

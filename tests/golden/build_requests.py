@@ -17,8 +17,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from golden.fhir_builders import (  # noqa: E402
-    condition, day, draft, gad7, genotype, hook_request, medication_request, nrs, phq9, phq9_panel, prefetch,
-    project_score, reported_phenotype,
+    condition, day, draft, gad7, genotype, hook_request, medication_request, nrs, patient, phq9, phq9_panel,
+    prefetch, project_score, reported_phenotype,
 )
 
 FIXTURES = HERE.parent / "fixtures"  # spec examples and sandbox captures, with their provenance READMEs
@@ -461,17 +461,19 @@ def build() -> None:
                                                                            "Intermediate Metabolizer")]),
              [card("info", "fhir-pain/pgx-summary")])
     p = "pv-none"
-    scenario("view-nothing-available", "patient-view where no prefetch could be filled and there is no FHIR access: "
-             "one informational card saying PGx results could not be retrieved.",
-             hook_request("patient-view", p, name="view-nothing-available", prefetch=None),
+    # with not even the patient (a required key) the answer is 412: tests/integration/test_required_prefetch.py
+    scenario("view-pgx-unavailable", "patient-view where only the patient could be had (prefetch) and there is no "
+             "FHIR access: one informational card saying PGx results could not be retrieved.",
+             hook_request("patient-view", p, name="view-pgx-unavailable", prefetch={"patient": patient(p)}),
              [card("info", "fhir-pain/pgx-summary")])
     # ---- the spec's own examples and the sandbox captures ---------------------------------------------------
     for name, fname, hook in (("spec-order-select-r4", "order-select-L0050-example-r4.json", "order-select"),
                               ("spec-order-sign-r4", "order-sign-L0052-example-r4.json", "order-sign")):
         ctx = json.loads((FIXTURES / "cds-hooks" / fname).read_text())
-        body = {"hookInstance": hook_request(hook, "x", name=name)["hookInstance"], "hook": hook, **ctx}
+        body = {"hookInstance": hook_request(hook, "x", name=name)["hookInstance"], "hook": hook, **ctx,
+                "prefetch": {"patient": patient(ctx["context"]["patientId"])}}  # required: without it, 412
         scenario(name, f"The CDS Hooks hook library's R4 {hook} example (amoxicillin/clavulanate and a nutrition "
-                 "order): nothing pain- or PGx-related, so no cards.", body, [])
+                 "order) with the patient prefetched: nothing pain- or PGx-related, so no cards.", body, [])
     for n in (1, 2, 3):
         body = json.loads((FIXTURES / f"sandbox/order-select-request-{n}.json").read_text())
         what = {1: "the Rx screen's first call, a draft with no medication at all",

@@ -1,4 +1,5 @@
-"""A real FHIR server for the poller's integration tests: sekmet-fhir 0.1.1, started here (see sekmet_server.py).
+"""A real FHIR server for the poller's integration tests: sekmet-fhir 0.1.1, started here (see sekmet_server.py);
+and a misbehaving one for the fetch fault tests (fault_fhir_server.py).
 
 One server for the session; every test polls with a cursor that starts when the test starts, so it sees only
 the data it seeds itself. The rules are the real ones (fhir_pain.evaluate), as the services use them.
@@ -10,9 +11,18 @@ from datetime import datetime, timezone
 import pytest
 
 from cds_hooks.fhir_client import FHIRClient
+from fault_fhir_server import FaultFHIRServer
 from fhir_pain.poller.cycle import Poller
 from fhir_pain.store import Store
 from sekmet_server import Sekmet
+
+
+@pytest.fixture(scope="session")
+def fault_fhir():
+    """A FHIR server that drips, stalls, bombs and answers garbage, one base URL per behaviour."""
+    server = FaultFHIRServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
