@@ -48,6 +48,13 @@ def cpic_cyp2d6() -> dict:
     return json.loads(CPIC_CYP2D6.read_text(encoding="utf-8"))
 
 
+@lru_cache(maxsize=None)
+def key_phenotypes() -> dict[str, str]:
+    """CPIC's CYP2D6 lookup key -> phenotype, as its diplotype table pairs them."""
+    out = {r["lookupkey"]: r["phenotype"] for r in cpic_cyp2d6()["diplotypes"]}
+    return {**out, NO_RESULT: NO_RESULT}
+
+
 def cpic_phenotype(score: float) -> str:
     """CPIC's CYP2D6 activity-score bands (2019 consensus); a "≥" score is read at its lower bound."""
     if score == 0:
@@ -104,8 +111,7 @@ class Drug:
         the row of its score, else every row of its phenotype (a reported phenotype, a score CPIC does not list)."""
         t = self.table
         score, phenotype = poss
-        phenotypes = {k: p for k, p in ((r["lookupkey"], r["phenotype"]) for r in cpic_cyp2d6()["diplotypes"])}
-        phenotypes[NO_RESULT] = NO_RESULT
+        phenotypes = key_phenotypes()
         other = ("Normal Metabolizer",) if len(t.genes) == 2 else ()
         if (score, *other) in t.lookup:
             return [t.entries[t.lookup[(score, *other)]]]
@@ -194,15 +200,23 @@ SITUATIONS = {"ambiguous-duplication": ambiguous_duplications(), "conflicting-ge
 
 # ---- the check -------------------------------------------------------------------------------------------------
 
+_CARDS: dict[tuple[str, str], list] = {}   # (drug, situation) -> cards: both tests read the same evaluation
+
+
 def card_for(d: Drug, s: Situation):
+    if (d.name, s.label) not in _CARDS:
+        _CARDS[d.name, s.label] = _evaluate(d, s)
+    return _CARDS[d.name, s.label]
+
+
+def _evaluate(d: Drug, s: Situation):
     obs = list(s.cyp2d6)
     if len(d.table.genes) == 2:
         obs.append(genotype("gt-2c19", "p1", "CYP2C19", "*1/*1"))
     data = PatientData(patient_id="p1", now=NOW, observations=obs, medication_requests=list(s.meds),
                        draft_orders=[draft("rx1", "p1", d.rxnorm, f"{d.name} oral tablet")])
     rule = f"cpic/{d.name}/{'+'.join(d.table.genes)}"
-    cards = [f for f in evaluate(data, "order-sign") if f.kind == "drug-gene" and f.rule == rule]
-    return cards
+    return [f for f in evaluate(data, "order-sign") if f.kind == "drug-gene" and f.rule == rule]
 
 
 def listed(f) -> set[Possibility]:
