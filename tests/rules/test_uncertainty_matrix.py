@@ -245,7 +245,8 @@ def problems_with(d: Drug, s: Situation) -> list[str]:
     said = f.summary.lower()
     out = []
     if f.action != expected:
-        out.append(f"{where}: card {f.action}, most cautious possibility {expected} ({sorted(s.possibilities, key=str)})")
+        out.append(f"{where}: card {f.action}, most cautious possibility {expected} "
+                   f"({sorted(s.possibilities, key=str)})")
     if f.classification not in classifications:
         out.append(f"{where}: classification {f.classification}, CPIC gives {expected} as {classifications}")
     if not f.uncertainty or listed(f) != set(s.possibilities):
