@@ -204,7 +204,9 @@ def _uncertain_summary(rec: Recommendation, alternatives: list[Drug], unsure: di
     head = _WHY_WORDS[why].format(gene=gene)
     drug, cls = rec.drug.name, rec.classification
     u = rec.uncertainty or {}
-    if_what = (u.get("basis") or {}).get("phenotype") or ""
+    basis = u.get("basis") or {}
+    if_what = basis.get("phenotype") or ", ".join(   # multi-gene tables: the uncertain genes' phenotypes
+        f"{g} {v.get('phenotype')}" for g, v in (basis.get("genes") or {}).items() if g in unsure)
     # "if <phenotype>" only when the possibilities disagree on what to do: when all say avoid, no hedging
     hedge = len({p.get("action") for p in u.get("possibilities", ())}) > 1 and if_what
     tail = f" (CPIC {cls}{f' if {if_what}' if hedge else ''})"
