@@ -49,12 +49,14 @@ def validator(name: str) -> Draft202012Validator:
                                 format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-# keywords the compiled (draft-07) validator checks as jsonschema checks them under 2020-12, by what they hold
+# keywords the compiled (draft-07) validator checks as jsonschema checks them under 2020-12, or more strictly
+# (a pattern's $ is \Z there; 1.0 is no integer), by what they hold. Not here: uniqueItems and multipleOf, whose
+# equality and float arithmetic differ; enum and const only with strings (Python's 1 == True, not JSON's).
 _ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description", "examples", "deprecated",
                           "readOnly", "writeOnly"})
-_ASSERTIONS = frozenset({"type", "enum", "const", "minLength", "maxLength", "pattern", "format", "minimum",
-                         "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minItems", "maxItems",
-                         "uniqueItems", "minProperties", "maxProperties", "required"})
+_ASSERTIONS = frozenset({"type", "minLength", "maxLength", "pattern", "format", "minimum", "maximum",
+                         "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems", "minProperties",
+                         "maxProperties", "required"})
 _ONE_SCHEMA = frozenset({"not", "if", "then", "else", "items", "contains", "additionalProperties",
                          "propertyNames"})
 _SCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf"})
@@ -79,6 +81,8 @@ def _draft7(node: Any) -> Any:
             out[key] = _draft7(value)
         elif key == "dependentRequired":
             out["dependencies"] = value
+        elif key in ("enum", "const") and all(isinstance(v, str) for v in (value if key == "enum" else [value])):
+            out[key] = value
         elif key in _ASSERTIONS or key in _ANNOTATIONS or key == "$ref":
             out[key] = value
         else:

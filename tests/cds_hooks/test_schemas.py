@@ -70,6 +70,21 @@ def test_the_hot_paths_are_compiled_and_response_validation_is_not():
     assert schemas._compiled("response") is None
 
 
+@pytest.mark.parametrize("keyword", [{"const": True}, {"enum": ["a", 1]}, {"uniqueItems": True},
+                                     {"minContains": 2}, {"unevaluatedProperties": False},
+                                     {"prefixItems": [{"type": "string"}]}, {"items": [{"type": "string"}]},
+                                     {"properties": {"a": {"dependentSchemas": {}}}}])
+def test_a_schema_the_compiled_validator_would_read_differently_is_not_compiled(keyword):
+    with pytest.raises(schemas._NotCompilable):
+        schemas._draft7({"type": "object", **keyword})
+
+
+def test_draft07_reads_2020_12_keywords_as_they_mean_there():
+    assert schemas._draft7({"$comment": "c", "$ref": "#/$defs/text", "maxLength": 128}) == {
+        "$comment": "c", "allOf": [{"$ref": "#/$defs/text"}, {"maxLength": 128}]}
+    assert schemas._draft7({"dependentRequired": {"a": ["b"]}}) == {"dependencies": {"a": ["b"]}}
+
+
 @pytest.mark.parametrize("fixture", REQUESTS)
 def test_the_compiled_request_validator_passes_nothing_jsonschema_refuses(fixture):
     request = _load(fixture)
