@@ -1,6 +1,7 @@
 # make run   -> the service on 127.0.0.1:8080 (auth off, local development only)
 # make test  -> every test, including the integration tests against a real FHIR server
-# Each target creates what it needs (.venv, .venv-fhir) on a fresh machine with only Python 3.11.
+# Each target creates what it needs (.venv, .venv-fhir, Debian's PostgreSQL for the store's tests) on a fresh
+# machine with only Python 3.11.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -8,7 +9,7 @@ FHIR_VENV := .venv-fhir
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test bench demo profiles fhir-server-venv clean
+.PHONY: run test bench demo profiles fhir-server-venv postgresql-server clean
 
 $(BIN)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,14 @@ $(FHIR_VENV)/bin/sekmet:
 
 fhir-server-venv: $(FHIR_VENV)/bin/sekmet
 
+# The store's tests start a throw-away PostgreSQL cluster of their own (tests/postgres_server.py): they need the
+# server binaries, not a running server. Quick when present; CI runs as root on a possibly fresh Debian machine.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+postgresql-server:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  command -v apt-get >/dev/null || { echo "install a PostgreSQL server (initdb, pg_ctl) for the tests" >&2; exit 1; }; \
+	  $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }
+
 run: $(BIN)/.installed
 	@echo "fhir-pain: CDS Hooks service on http://$(HOST):$(PORT)/cds-services (auth OFF: local development only)"
 	@echo "  discovery:  curl -s http://$(HOST):$(PORT)/cds-services"
@@ -30,7 +39,7 @@ run: $(BIN)/.installed
 	@echo "  sandbox:    https://sandbox.cds-hooks.org/?serviceDiscoveryURL=http://$(HOST):$(PORT)/cds-services (see docs/sandbox.md)"
 	$(BIN)/fhir-pain serve --host $(HOST) --port $(PORT) --auth off
 
-test: $(BIN)/.installed $(FHIR_VENV)/bin/sekmet
+test: $(BIN)/.installed $(FHIR_VENV)/bin/sekmet postgresql-server
 	FHIR_PAIN_SEKMET=$(abspath $(FHIR_VENV))/bin/sekmet $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(BIN)/.installed

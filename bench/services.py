@@ -5,8 +5,9 @@
    evaluate + render + response serialisation, measured around the service handler (no HTTP, no prefetch
    fetching). Also the same request through Flask's test client (JSON parsing, request validation, logging).
 2. Requests per second under gunicorn on this machine (gthread, 2 workers x 4 threads, loopback only, a free
-   port) for the order-sign service beside a trivial Flask endpoint in the same app, measured in the same run,
-   each for a fixed duration by a pool of client threads. The server is started and stopped here.
+   port) for the order-sign service beside a trivial Flask endpoint in the same app, measured in the same run
+   in alternating one-second slices by a pool of client threads, and their ratio (order-sign / trivial: what a call
+   costs beyond HTTP, comparable between machines and runs). The server is started and stopped here.
 
     .venv/bin/python -m bench.services [ROUNDS] [SECONDS]
 """
@@ -161,7 +162,7 @@ def _free_port() -> int:
 
 
 def _load(url: str, body: bytes | None, seconds: float, threads: int) -> dict:
-    """Requests/s and latency of ``threads`` keep-alive clients hammering ``url`` for ``seconds``."""
+    """Latencies of ``threads`` keep-alive clients hammering ``url`` for ``seconds``."""
     stop = time.perf_counter() + seconds
     latencies: list[list[float]] = [[] for _ in range(threads)]
     errors = [0] * threads
@@ -185,9 +186,15 @@ def _load(url: str, body: bytes | None, seconds: float, threads: int) -> dict:
         t.join(seconds + 15)
     elapsed = time.perf_counter() - started
     flat = [x for lat in latencies for x in lat]
+    return {"latencies": flat, "elapsed": elapsed, "errors": sum(errors)}
+
+
+def _merge(runs: list[dict]) -> dict:
+    """Requests/s and latency over several slices of one target."""
+    flat = [x for r in runs for x in r["latencies"]]
     median, p99 = _percentiles(flat)
-    return {"rps": len(flat) / elapsed, "requests": len(flat), "errors": sum(errors), "median_ms": median,
-            "p99_ms": p99}
+    return {"rps": len(flat) / sum(r["elapsed"] for r in runs), "requests": len(flat),
+            "errors": sum(r["errors"] for r in runs), "median_ms": median, "p99_ms": p99}
 
 
 def under_gunicorn(seconds: float, threads: int = 8) -> dict:
@@ -212,10 +219,17 @@ def under_gunicorn(seconds: float, threads: int = 8) -> dict:
                     raise RuntimeError("gunicorn did not start: " + server.stderr.read().decode()[-2000:])
                 time.sleep(0.1)
             body = orjson.dumps(request("order-sign"))
-            _load(base + "/bench/trivial", None, 1.0, threads)                      # warm both workers
-            _load(base + "/cds-services/pain-pgx-order-sign", body, 1.0, threads)
-            trivial = _load(base + "/bench/trivial", None, seconds, threads)
-            sign = _load(base + "/cds-services/pain-pgx-order-sign", body, seconds, threads)
+            targets = {"trivial": (base + "/bench/trivial", None),
+                       "order-sign": (base + "/cds-services/pain-pgx-order-sign", body)}
+            for url, data in targets.values():                                     # warm both workers
+                _load(url, data, 1.0, threads)
+            # alternating one-second slices: on a shared machine, load that comes and goes falls on both alike
+            slices = max(1, round(seconds))
+            runs: dict[str, list[dict]] = {name: [] for name in targets}
+            for _ in range(slices):
+                for name, (url, data) in targets.items():
+                    runs[name].append(_load(url, data, seconds / slices, threads))
+            trivial, sign = (_merge(runs[name]) for name in targets)
         finally:
             server.terminate()
             try:
@@ -239,11 +253,14 @@ def main(argv: list[str] | None = None) -> dict:
               f"p99 {r['in_process_http'][1]:.2f} ms")
     g = under_gunicorn(seconds)
     print(f"  gunicorn gthread 2 workers x 4 threads, {g['threads']} keep-alive client threads on the same "
-          f"machine, {seconds:g} s each:")
+          f"machine, {seconds:g} s each in alternating 1 s slices:")
     for name in ("trivial", "order-sign"):
         r = g[name]
         print(f"    {name:12s} {r['rps']:7.0f} requests/s  median {r['median_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms"
               f"  ({r['requests']} requests, {r['errors']} errors)")
+    g["ratio"] = g["order-sign"]["rps"] / g["trivial"]["rps"]
+    print(f"    order-sign / trivial: {g['ratio']:.2f} (requests/s in the same run; the machine's speed and load "
+          f"cancel out)")
     return {"own": own, "gunicorn": g}
 
 

@@ -161,7 +161,8 @@ class JWTVerifier:
         if exp - time.time() > self.max_lifetime_s:  # bounds how long the replay cache must remember
             raise Unauthorized("lifetime-too-long")
         jti = claims["jti"]
-        if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
+        # a nonce has no control characters (NUL: no database stores it) nor lone surrogates (not UTF-8)
+        if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH or not jti.isprintable():
             raise Unauthorized("bad-jti")
         tenant = claims.get("tenant")
         if issuer.tenants is not None and tenant not in issuer.tenants:

@@ -39,18 +39,43 @@ class LinkType(str, Enum):
     SMART = "smart"
 
 
+_SCALARS = frozenset({int, float, bool})
+
+
 def prune(value: Any) -> Any:
     """``value`` without ``None``, empty strings, lists and objects, at any depth (FHIR and CDS Hooks both
     forbid them). Returns None when nothing is left."""
-    if isinstance(value, Mapping):
-        out = {k: p for k, v in value.items() if (p := prune(v)) is not None}
+    # exact types first (JSON data is dict/list/str/number): no isinstance() against the Mapping ABC per node
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(item) is str:
+                if item:
+                    out[key] = item
+            elif type(item) in _SCALARS:
+                out[key] = item
+            elif item is not None and (item := prune(item)) is not None:
+                out[key] = item
         return out or None
-    if isinstance(value, (list, tuple)):
+    if kind is str:
+        return value or None
+    if kind is list or kind is tuple:
         items = [p for v in value if (p := prune(v)) is not None]
         return items or None
+    if isinstance(value, Mapping):
+        return prune(dict(value))
+    if isinstance(value, (list, tuple)):
+        return prune(list(value))
     if isinstance(value, str) and value == "":
         return None
     return value
+
+
+def _fields(**fields: Any) -> dict[str, Any]:
+    """A to_dict() of parts that are already pruned (strings, booleans, other objects' to_dict()): only the
+    empty ones are left out, nothing is walked again. Raw JSON (a resource, an extension) goes through prune()."""
+    return {k: v for k, v in fields.items() if v is not None and v != "" and v != []}
 
 
 def _text(value: Any, name: str, *, required: bool) -> str | None:
@@ -96,7 +121,7 @@ class Coding:
         _text(self.display, "Coding.display", required=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return prune({"system": self.system, "code": self.code, "display": self.display})
+        return _fields(system=self.system, code=self.code, display=self.display)
 
 
 @dataclass(frozen=True)
@@ -114,8 +139,8 @@ class Source:
             raise ValueError("Source.topic must be a Coding")
 
     def to_dict(self) -> dict[str, Any]:
-        return prune({"label": self.label, "url": self.url, "icon": self.icon,
-                      "topic": self.topic.to_dict() if self.topic else None})
+        return _fields(label=self.label, url=self.url, icon=self.icon,
+                       topic=self.topic.to_dict() if self.topic else None)
 
 
 @dataclass(frozen=True)
@@ -143,8 +168,8 @@ class Action:
             _text(self.resource_id, "Action.resourceId", required=True)
 
     def to_dict(self) -> dict[str, Any]:
-        return prune({"type": self.type.value, "description": self.description,
-                      "resource": self.resource, "resourceId": self.resource_id})
+        return _fields(type=self.type.value, description=self.description, resource=prune(self.resource),
+                       resourceId=self.resource_id)
 
 
 @dataclass(frozen=True)
@@ -164,8 +189,8 @@ class Suggestion:
         _text(self.uuid, "Suggestion.uuid", required=True)
 
     def to_dict(self) -> dict[str, Any]:
-        return prune({"label": self.label, "uuid": self.uuid, "isRecommended": self.is_recommended,
-                      "actions": [a.to_dict() for a in self.actions]})
+        return _fields(label=self.label, uuid=self.uuid, isRecommended=self.is_recommended,
+                       actions=[a.to_dict() for a in self.actions])
 
 
 @dataclass(frozen=True)
@@ -187,8 +212,8 @@ class Link:
             raise ValueError("Link.autolaunchable must be a boolean")
 
     def to_dict(self) -> dict[str, Any]:
-        return prune({"label": self.label, "url": self.url, "type": self.type.value,
-                      "appContext": self.app_context, "autolaunchable": self.autolaunchable})
+        return _fields(label=self.label, url=self.url, type=self.type.value, appContext=self.app_context,
+                       autolaunchable=self.autolaunchable)
 
 
 @dataclass(frozen=True)
@@ -236,19 +261,19 @@ class Card:
             raise ValueError("suggestion uuids must be unique within a card")
 
     def to_dict(self) -> dict[str, Any]:
-        return prune({
-            "uuid": self.uuid,
-            "summary": self.summary,
-            "detail": self.detail,
-            "indicator": self.indicator.value,
-            "source": self.source.to_dict(),
-            "suggestions": [s.to_dict() for s in self.suggestions],
+        return _fields(
+            uuid=self.uuid,
+            summary=self.summary,
+            detail=self.detail,
+            indicator=self.indicator.value,
+            source=self.source.to_dict(),
+            suggestions=[s.to_dict() for s in self.suggestions],
             # selectionBehavior is only meaningful with suggestions; alone it would be noise
-            "selectionBehavior": self.selection_behavior.value if self.suggestions else None,
-            "overrideReasons": [r.to_dict() for r in self.override_reasons],
-            "links": [link.to_dict() for link in self.links],
-            "extension": self.extension,
-        })
+            selectionBehavior=self.selection_behavior.value if self.suggestions else None,
+            overrideReasons=[r.to_dict() for r in self.override_reasons],
+            links=[link.to_dict() for link in self.links],
+            extension=prune(self.extension),
+        )
 
 
 @dataclass(frozen=True)

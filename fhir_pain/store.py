@@ -1,11 +1,14 @@
 """Persistent state of the service, with SQLAlchemy Core: feedback, named cursors, the JWT replay cache.
 
 SQLite by default (a file; WAL, a busy timeout and BEGIN IMMEDIATE so that concurrent writers from threads and
-processes queue instead of failing), any SQLAlchemy URL (PostgreSQL) by configuration. Other parts may add
-their tables to ``Store.metadata`` before ``create_all()``.
+processes queue instead of failing), PostgreSQL for several instances (``pip install 'fhir-pain[postgres]'``,
+psycopg 3; SQLAlchemy's default driver for ``postgresql://`` URLs). Both are tested against real servers. Other
+parts may add their tables to ``Store.metadata`` before ``create_all()``.
 """
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -17,6 +20,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# pg_advisory_xact_lock key held while the schema is created: workers booting together on an empty PostgreSQL
+# database would otherwise race to CREATE TABLE (SQLite's BEGIN IMMEDIATE serialises them already)
+SCHEMA_LOCK_KEY = 0x66686972_7061696E  # "fhirpain"
 
 
 def _utcnow() -> datetime:
@@ -31,8 +37,25 @@ def _parse_instant(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
-    # stored in UTC: SQLite keeps no offset, so a local time would be misread later
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    try:
+        # stored in UTC: SQLite keeps no offset, so a local time would be misread later
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is a valid RFC 3339 time before datetime.min in UTC
+        return None
+
+
+def _set_wal(cur: sqlite3.Cursor) -> None:
+    """WAL mode (kept in the file). Switching is refused with SQLITE_BUSY at once, busy timeout or not, while
+    another connection switches too: workers opening a new file together retry within the timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _sqlite_tuning(engine: Engine) -> None:
@@ -41,7 +64,7 @@ def _sqlite_tuning(engine: Engine) -> None:
         dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA journal_mode=WAL")
+        _set_wal(cur)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
@@ -60,6 +83,9 @@ class Store:
             # an in-memory database exists per connection: every thread must share the one connection
             engine_kwargs.setdefault("poolclass", sa.pool.StaticPool)
             engine_kwargs.setdefault("connect_args", {"check_same_thread": False})
+        elif sa.engine.make_url(url).get_backend_name() == "postgresql":
+            # a pooled connection dies with a database restart or failover: test it before use, not in a call
+            engine_kwargs.setdefault("pool_pre_ping", True)
         self.engine: Engine = sa.create_engine(url, **engine_kwargs)
         if self.engine.dialect.name == "sqlite":
             _sqlite_tuning(self.engine)
@@ -85,7 +111,7 @@ class Store:
         )
         self.cursors = sa.Table(
             "cursors", self.metadata,
-            sa.Column("name", sa.String(200), primary_key=True),
+            sa.Column("name", sa.Text, primary_key=True),  # poller:<FHIR base URL>, of any length
             sa.Column("value", sa.Text, nullable=False),
             sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         )
@@ -99,7 +125,10 @@ class Store:
             self.create_all()
 
     def create_all(self) -> None:
-        self.metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
+            self.metadata.create_all(conn)
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:
@@ -107,6 +136,11 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def _upsert(self, table: sa.Table) -> Any:
+        """An INSERT that can take ON CONFLICT (SQLite and PostgreSQL), or None on another database."""
+        return {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(self.engine.dialect.name,
+                                                                               lambda _t: None)(table)
 
     # -- feedback -----------------------------------------------------------------------------------------------
     def save_feedback(self, service_id: str, entries: Iterable[Mapping[str, Any]], issuer: str | None,
@@ -160,13 +194,10 @@ class Store:
 
     def set_cursor(self, name: str, value: str) -> None:
         values = {"name": name, "value": value, "updated_at": _utcnow()}
-        dialect = self.engine.dialect.name
         with self.engine.begin() as conn:
-            if dialect in ("sqlite", "postgresql"):
-                insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-                stmt = insert(self.cursors).values(**values)
-                conn.execute(stmt.on_conflict_do_update(index_elements=["name"],
-                                                        set_={"value": value, "updated_at": values["updated_at"]}))
+            if (insert := self._upsert(self.cursors)) is not None:
+                conn.execute(insert.values(**values).on_conflict_do_update(
+                    index_elements=["name"], set_={"value": value, "updated_at": values["updated_at"]}))
                 return
             updated = conn.execute(self.cursors.update().where(self.cursors.c.name == name)
                                    .values(value=value, updated_at=values["updated_at"])).rowcount
@@ -176,10 +207,16 @@ class Store:
     # -- JWT replay cache, shared by every worker process (cds_hooks.auth.ReplayCache) --------------------------
     def claim(self, issuer: str, jti: str, expires_at: float) -> bool:
         now = _utcnow().timestamp()
+        row = {"issuer": issuer, "jti": jti, "expires_at": expires_at}
         try:
             with self.engine.begin() as conn:
                 conn.execute(self.jwt_ids.delete().where(self.jwt_ids.c.expires_at < now))
-                conn.execute(self.jwt_ids.insert().values(issuer=issuer, jti=jti, expires_at=expires_at))
+                if (insert := self._upsert(self.jwt_ids)) is not None:
+                    # a replay is an expected outcome, not an error (PostgreSQL would log each one)
+                    stmt = (insert.values(**row).on_conflict_do_nothing(index_elements=["issuer", "jti"])
+                            .returning(self.jwt_ids.c.jti))
+                    return conn.execute(stmt).first() is not None   # a row only when it was inserted
+                conn.execute(self.jwt_ids.insert().values(**row))
         except IntegrityError:
             return False
         return True

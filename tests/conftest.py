@@ -1,6 +1,8 @@
 """Fixtures shared by the whole suite.
 
 - ``fixture_json("sandbox/patient-view-request.json")``: a JSON file under tests/fixtures.
+- ``store_url``: an empty store database, once on SQLite and once on PostgreSQL (a real server started for the
+  session by ``postgres``, see postgres_server.py): the store's tests run on both backends.
 - ``app_factory(**config)``: ``create_app`` with a throw-away SQLite store and responses checked against the
   CDS Hooks response schema. Clinical services are off unless the test passes REGISTER_CLINICAL_SERVICES=True,
   auth is off unless it passes AUTH="required".
@@ -25,6 +27,25 @@ def fixture_json():
 @pytest.fixture
 def db_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'fhir-pain-test.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    from postgres_server import PostgresServer
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fhir-pain-store.sqlite3'}"
+        return
+    server = request.getfixturevalue("postgres")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import pytest
 from hypothesis import given, settings
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 from cds_hooks import (Action, ActionType, Card, CDSResponse, Coding, Indicator, Link, LinkType, SelectionBehavior,
                        Source, Suggestion)
 from cds_hooks import schemas
+from cds_hooks.cards import prune
 
 SRC = Source(label="fhir-pain")
 MR_DRAFT = {"resourceType": "MedicationRequest", "status": "draft", "intent": "order",
@@ -159,6 +162,35 @@ def test_empty_values_are_omitted_at_any_depth():
     assert d["suggestions"][0]["actions"][0]["resource"] == MR_DRAFT
     assert d["extension"] == {"keep": False}
     assert valid({"cards": [d]})
+
+
+def _prune_as_specified(value):
+    """prune()'s contract written the plain way (as it was before it was made fast)."""
+    if isinstance(value, Mapping):
+        out = {k: p for k, v in value.items() if (p := _prune_as_specified(v)) is not None}
+        return out or None
+    if isinstance(value, (list, tuple)):
+        items = [p for v in value if (p := _prune_as_specified(v)) is not None]
+        return items or None
+    if isinstance(value, str) and value == "":
+        return None
+    return value
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.sampled_from(["", "x", " "])
+    | st.sampled_from(list(Indicator)),
+    lambda inner: st.lists(inner, max_size=4) | st.lists(inner, max_size=3).map(tuple)
+    | st.dictionaries(st.sampled_from(["a", "b", "c", "resourceType"]), inner, max_size=4)
+    | st.dictionaries(st.sampled_from(["a", "b"]), inner, max_size=2).map(MappingProxyType),
+    max_leaves=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=_json)
+def test_prune_keeps_exactly_what_its_contract_keeps(value):
+    assert prune(value) == _prune_as_specified(value)
+    assert type(prune(value)) is type(_prune_as_specified(value))
 
 
 def test_cds_response_shapes(fixture_json):

@@ -301,10 +301,11 @@ def test_aud_is_an_exact_match(es384_key, aud):
     assert reason(verifier(es384_key), mint(es384_key, aud)) == "wrong-audience"
 
 
-def test_replay_is_caught_across_workers(tmp_path, es384_key):
-    """Two worker processes each build their own verifier; the replay cache they share is the store."""
+def test_replay_is_caught_across_workers(store_url, es384_key):
+    """Two worker processes each build their own verifier; the replay cache they share is the store (SQLite,
+    PostgreSQL)."""
     from fhir_pain.store import Store
-    url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    url = store_url
     workers = [JWTVerifier([TrustedIssuer.from_config({"iss": EHR_ISS, "jwks": es384_key.jwks()})],
                            replay_cache=Store(url)) for _ in range(2)]
     token = mint(es384_key, AUD, jku=None)
@@ -312,6 +313,19 @@ def test_replay_is_caught_across_workers(tmp_path, es384_key):
     assert reason(workers[1], token) == "replayed-jti"
     for worker in workers:
         worker.replay_cache.dispose()
+
+
+@pytest.mark.parametrize("jti", ["a\u0000b", "a\ud800b", "line\nbreak"])
+def test_a_jti_no_database_can_store_is_refused_not_an_error(store_url, es384_key, jti):
+    """NUL (PostgreSQL text cannot hold it) and lone surrogates (not UTF-8) reached the shared cache as a 500."""
+    from fhir_pain.store import Store
+    store = Store(store_url)
+    v = JWTVerifier([TrustedIssuer.from_config({"iss": EHR_ISS, "jwks": es384_key.jwks()})], replay_cache=store)
+    try:
+        assert reason(v, mint(es384_key, AUD, jku=None, claims={"jti": jti})) == "bad-jti"
+        assert v.verify("Bearer " + mint(es384_key, AUD, jku=None, claims={"jti": "é-ü-\u4e2d"}), AUD)
+    finally:
+        store.dispose()
 
 
 def test_listed_jku_that_redirects_is_not_followed(httpserver, es384_key):

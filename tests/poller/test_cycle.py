@@ -240,6 +240,15 @@ class FakeServer:
         return resource
 
 
+@pytest.fixture
+def store(store_url):
+    """The service's store on SQLite and on PostgreSQL: the cursor round-trips through a real database."""
+    from fhir_pain.store import Store
+    store = Store(store_url)
+    yield store
+    store.dispose()
+
+
 class MemoryStore:
     def __init__(self):
         self.values = {}
@@ -258,10 +267,10 @@ def _evaluate(data, hook):
     return [_finding(mr=f"MedicationRequest/{m['id']}") for m in data.medication_requests]
 
 
-def test_cycle_holds_the_cursor_before_a_patient_whose_write_failed_and_skips_bad_data():
+def test_cycle_holds_the_cursor_before_a_patient_whose_write_failed_and_skips_bad_data(store):
     patients = {"p1": "2026-11-21T10:00:01Z", "bad-data": "2026-11-21T10:00:02Z",
                 "p3": "2026-11-21T10:00:03Z", "p4": "2026-11-21T10:00:04Z"}
-    server, store = FakeServer(patients, fail_writes_for={"p3"}), MemoryStore()
+    server = FakeServer(patients, fail_writes_for={"p3"})
     seen = []
     poller = Poller(server, store, cursor_name="c", evaluate=_evaluate, workers=1, progress=seen.append)
     stats = poller.run_cycle()
@@ -282,15 +291,14 @@ def test_cycle_holds_the_cursor_before_a_patient_whose_write_failed_and_skips_ba
     assert (stats.changes, stats.written, stats.cursor_advanced) == (0, 0, False)
 
 
-def test_a_feed_failure_ends_the_cycle_with_the_cursor_untouched():
+def test_a_feed_failure_ends_the_cycle_with_the_cursor_untouched(store):
     class Down(FakeServer):
         def read(self, path):
             raise FHIRServerError("down")
 
-    store = MemoryStore()
     with pytest.raises(FHIRError):
         Poller(Down({}), store, cursor_name="c", evaluate=_evaluate).run_cycle()
-    assert store.values == {}
+    assert store.get_cursor("c") is None
 
 
 def test_first_run_from_since_takes_only_newer_changes():
@@ -448,9 +456,8 @@ def test_a_change_committed_later_than_the_window_reaches_is_missed_the_document
     assert (stats.changes, stats.patients) == (1, 1)
 
 
-def test_the_window_never_reaches_behind_a_first_runs_since_and_forgets_it_once_past():
+def test_the_window_never_reaches_behind_a_first_runs_since_and_forgets_it_once_past(store):
     server = FakeServer({"before": "2026-11-21T09:59:50Z", "after": "2026-11-21T10:00:10Z"})
-    store = MemoryStore()
     evaluated = []
     poller = Poller(server, store, cursor_name="c", evaluate=_counting(evaluated),
                     since=datetime(2026, 11, 21, 10, 0, tzinfo=timezone.utc))
@@ -512,12 +519,11 @@ def test_without_a_version_id_each_instant_of_a_resource_is_its_own_change(clien
     assert [c.key for c in changes] == [f"o@{second}"]
 
 
-def test_a_cursor_written_before_the_window_loads_and_reads_the_window_once():
+def test_a_cursor_written_before_the_window_loads_and_reads_the_window_once(store):
     old = '{"MedicationRequest": {"ts": "2026-11-21T10:00:02Z", "seen": ["m-p2/1", 7]}}'
     assert load_cursor(old)["MedicationRequest"] == TypeCursor("2026-11-21T10:00:02Z",
                                                                {"m-p2/1": "2026-11-21T10:00:02Z"})
     assert load_cursor(old)["Observation"] == TypeCursor()
-    store = MemoryStore()
     store.set_cursor("c", old)
     evaluated = []
     server = FakeServer({"p1": "2026-11-21T10:00:01Z", "p2": "2026-11-21T10:00:02Z"})
