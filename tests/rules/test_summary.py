@@ -107,3 +107,31 @@ def test_a_response_that_cannot_be_judged_says_why_in_words():
                                   medication_requests=[gaba]), "patient-view")
     f = pain_summary(p)
     assert "**Response to gabapentin:** too early to judge (" in f.detail and "too-early" not in f.detail
+
+
+def _chart(obs=(), meds=()):
+    return build_context(PatientData(patient_id="p1", now=NOW, observations=list(obs), medication_requests=list(meds)),
+                         "patient-view")
+
+
+def test_paroxetine_on_the_list_is_not_its_own_phenoconverter_in_the_chart_summary():
+    # regression: the chart judged paroxetine with the CYP2D6 activity paroxetine itself removes
+    c = _chart([genotype("g1", "p1", "CYP2D6", "*1/*1")],
+               [medication_request("a1", "p1", "32937", "paroxetine 20 MG Oral Tablet")])
+    f = pgx_summary(c)
+    assert "paroxetine" not in _check_list(f.summary)              # NM: CPIC Strong, usual starting dose
+    assert any(line.startswith("- Standard dosing:") and "paroxetine" in line for line in f.detail.splitlines())
+    assert "codeine" in _check_list(f.summary)                     # codeine is judged with paroxetine: avoid
+
+
+def test_strong_inhibitor_without_a_genotype_reaches_the_chart_summary():
+    f = pgx_summary(_chart(meds=[medication_request("a1", "p1", "4493", "fluoxetine 20 MG Oral Capsule")]))
+    assert f is not None and "CYP2D6 poor metabolizer via fluoxetine" in f.summary
+    assert "no result on file" in f.detail and {"codeine", "tramadol"} <= set(_check_list(f.summary))
+
+
+def test_uncertain_results_are_in_the_check_list_and_marked():
+    f = pgx_summary(_chart([genotype("g1", "p1", "CYP2D6", "*1/*4xN")]))
+    assert "check 11 pain medicines" in f.summary          # every drug whose advice differs by possibility counts
+    avoid = next(line for line in f.detail.splitlines() if line.startswith("- Avoid:"))
+    assert "codeine (uncertain result" in avoid             # the ultrarapid possibility says avoid: so does the chart
