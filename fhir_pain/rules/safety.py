@@ -16,6 +16,7 @@ from __future__ import annotations
 from fhir_pain.facts import Drug, Finding, MedicationUse
 from fhir_pain.rules.classes import classes_of
 from fhir_pain.rules.context import RuleContext
+from fhir_pain.rules.drug_gene import handling
 from fhir_pain.rules.knowledge import rule, source_knowledge
 from fhir_pain.rules.text import fit, instrument_label, join_and, md, sources_md
 
@@ -113,7 +114,12 @@ def withhold_tca_replacements(ctx: RuleContext, findings: list[Finding]) -> None
         held = [a for a in f.alternatives if blocked_replacement(ctx, a)]
         if not held:
             continue
-        f.alternatives = tuple(a for a in f.alternatives if a not in held)
+        before, f.alternatives = f.alternatives, tuple(a for a in f.alternatives if a not in held)
+        if f.medication is not None and f.detail:
+            # the "how to act" sentence the rule wrote for the drafts it meant to offer
+            old, new = handling(f.medication, before), handling(f.medication, f.alternatives)
+            if old and old != new and old in f.detail:
+                f.detail = f.detail.replace(old, new).replace(" \n", "\n")
         note = (f"**No draft offered for {md(join_and([a.name for a in held], 'or'))}:** PHQ-9 item 9 (thoughts of "
                 "death or self-harm) is endorsed, and tricyclic antidepressants are highly toxic in overdose. If one "
                 "is chosen all the same, order it by hand after a risk assessment, with a limited supply.")
@@ -157,7 +163,7 @@ def overdose_risk_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> F
     refs = tuple(dict.fromkeys((*evidence, *([med.ref] if med.ref and not med.ref.startswith("urn:") else []))))
     if refs:
         lines.append("**Evidence:** " + ", ".join(md(e) for e in refs))
-    lines.append(sources_md(r["sources"]))
+    lines.append(sources_md(g["sources"] + r["sources"]))
     return Finding(rule=f"{r['id']}/{drug.name}", kind=r["kind"], indicator=r["indicator"], action=r["action"],
                    summary=summary, detail="\n\n".join(lines), drug=drug, medication=med, evidence=refs,
-                   knowledge=source_knowledge(r["sources"]), extra={"relevantMissing": ()})
+                   knowledge=source_knowledge(g["sources"]), extra={"relevantMissing": ()})
