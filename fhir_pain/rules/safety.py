@@ -16,7 +16,6 @@ from __future__ import annotations
 from fhir_pain.facts import Drug, Finding, MedicationUse
 from fhir_pain.rules.classes import classes_of
 from fhir_pain.rules.context import RuleContext
-from fhir_pain.rules.drug_gene import handling
 from fhir_pain.rules.knowledge import rule, source_knowledge
 from fhir_pain.rules.text import fit, instrument_label, join_and, md, sources_md
 
@@ -110,6 +109,7 @@ def withhold_tca_replacements(ctx: RuleContext, findings: list[Finding]) -> None
     finding's detail (the clinician may still order one by hand, with a limited supply)."""
     if not any(f.alternatives for f in findings) or not tca_replacement_blocked(ctx):
         return
+    from fhir_pain.rules.drug_gene import handling   # here: drug_gene may import this module's predicate
     for f in findings:
         held = [a for a in f.alternatives if blocked_replacement(ctx, a)]
         if not held:

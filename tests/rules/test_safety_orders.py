@@ -112,6 +112,7 @@ def test_cpic_tricyclic_alternatives_are_withheld_as_drafts_and_the_detail_says_
     assert {a.name for a in cpic.alternatives} == {"nortriptyline", "desipramine"}
     withhold_tca_replacements(c, [cpic])
     assert cpic.alternatives == () and "No draft offered for nortriptyline or desipramine" in cpic.detail
+    assert "A suggested draft has no dose" not in cpic.detail          # nothing is suggested any more
     # end to end: no card creates a tricyclic MedicationRequest; the overdose warning is its own card
     cards = [card.to_dict() for card in render(evaluate(d, "order-sign"), d)]
     created = [a["resource"] for card in cards for s in card.get("suggestions", ()) for a in s["actions"]
