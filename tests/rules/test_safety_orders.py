@@ -103,22 +103,37 @@ def test_without_the_flag_tricyclics_stay_first_line_options():
     assert blocked_replacement(c, c.drafts[0].ingredients[0]) is None
 
 
-def test_cpic_tricyclic_alternatives_are_withheld_as_drafts_and_the_detail_says_so():
+def test_withheld_tricyclic_alternatives_are_said_and_the_drafts_promise_is_dropped():
+    from fhir_pain.facts import Finding
+    from fhir_pain.pgx import drug_by_name
+    from fhir_pain.rules.drug_gene import handling
+    c = build_context(data(AMITRIPTYLINE), "order-sign")
+    med = c.drafts[0]
+    alts = (drug_by_name("nortriptyline"), drug_by_name("desipramine"))
+    f = Finding(rule="cpic/amitriptyline/CYP2C19", kind="drug-gene", indicator="warning", summary="s",
+                detail=f"**Alternatives:** nortriptyline and desipramine. {handling(med, alts)}", medication=med,
+                alternatives=alts, action="avoid")
+    withhold_tca_replacements(c, [f])
+    assert f.alternatives == () and "No draft offered for nortriptyline or desipramine" in f.detail
+    assert "A suggested draft has no dose" not in f.detail              # nothing is suggested any more
+    # without the flag nothing changes
+    c = build_context(data(AMITRIPTYLINE, obs=()), "order-sign")
+    g = Finding(rule="r", kind="drug-gene", indicator="warning", summary="s", medication=med, alternatives=alts)
+    withhold_tca_replacements(c, [g])
+    assert g.alternatives == alts
+
+
+def test_cpic_tricyclic_alternatives_never_become_drafts_while_item9_is_endorsed():
     # amitriptyline in a CYP2C19 ultrarapid metabolizer: CPIC names nortriptyline and desipramine
     obs = [ITEM9_POSITIVE, genotype("g1", "p1", "CYP2C19", "*17/*17"), genotype("g2", "p1", "CYP2D6", "*1/*1")]
     d = data(AMITRIPTYLINE, obs=obs)
-    c = build_context(d, "order-sign")
-    cpic = drug_gene_finding(c, c.drafts[0], c.drafts[0].ingredients[0])
-    assert {a.name for a in cpic.alternatives} == {"nortriptyline", "desipramine"}
-    withhold_tca_replacements(c, [cpic])
-    assert cpic.alternatives == () and "No draft offered for nortriptyline or desipramine" in cpic.detail
-    assert "A suggested draft has no dose" not in cpic.detail          # nothing is suggested any more
-    # end to end: no card creates a tricyclic MedicationRequest; the overdose warning is its own card
     cards = [card.to_dict() for card in render(evaluate(d, "order-sign"), d)]
     created = [a["resource"] for card in cards for s in card.get("suggestions", ()) for a in s["actions"]
                if a["type"] == "create"]
     assert not any(r["resourceType"] == "MedicationRequest" for r in created)
-    assert any(card["summary"].startswith("PHQ-9 item 9 endorsed") for card in cards)
+    cpic = next(card for card in cards if card["summary"].startswith("CYP2D6"))
+    assert "PHQ-9 item 9" in cpic["detail"] and "nortriptyline" in cpic["detail"]
+    assert cards[0]["summary"].startswith("PHQ-9 item 9 endorsed")        # the overdose warning is its own card
 
 
 def test_tca_for_neuropathic_pain_offers_no_tricyclic_either():
