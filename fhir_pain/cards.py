@@ -23,7 +23,8 @@ from fhir_pain.rules.text import md
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 LAB_CATEGORY = {"system": "http://snomed.info/sct", "code": "108252007", "display": "Laboratory procedure"}
 _RANK = {"critical": 0, "warning": 1, "info": 2}
-_KIND_RANK = {"drug-gene": 0, "pain-phenotype": 1, "treatment-response": 2, "pre-test": 3, "informational": 4}
+_KIND_RANK = {"safety": -1, "drug-gene": 0, "pain-phenotype": 1, "treatment-response": 2, "pre-test": 3,
+              "informational": 4}   # a regulator's limit leads a drug's card over genotype advice of equal severity
 # Which missing data a card of each kind has to own up to.
 RELEVANT_MISSING = {
     "drug-gene": (PGX, MEDICATIONS), "pre-test": (PGX,), "pain-phenotype": (PAIN, CONDITIONS),
@@ -129,6 +130,8 @@ def _links(group: list[Finding]) -> list[Link]:
             seen.add(url)
             source = k.get("source", "Guideline")
             label = f"{source} guideline for {f.drug.name}" if source == "CPIC" and f.drug else source
+            if source == "FDA" and k.get("version"):   # a regulator's communication is known by its date
+                label = f"FDA Drug Safety Communication {k['version']}"
             out.append(Link(label=label[:100], url=url, type=LinkType.ABSOLUTE))
     return out
 

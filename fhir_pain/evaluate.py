@@ -5,14 +5,15 @@ searches) call it, so a patient gets the same advice whichever way it reaches th
 
 Hook semantics:
 - ``patient-view`` (also the poller's proactive mode): the PGx summary, the pain profile, a PHQ-9 item 9 safety
-  alert, alerts for *active* medications that conflict with the genotype, non-response to current analgesics,
-  referrals.
+  alert, alerts for *active* medications that conflict with the genotype or an FDA limit (age, tonsillectomy,
+  breathing risk, breastfeeding), non-response to current analgesics, referrals.
 - ``order-select``: advice on the draft orders named in ``selections`` (other drafts are context only).
 - ``order-sign``: advice on every draft order.
-Both order hooks use active medications (and the other drafts) for phenoconversion, and say only what concerns
-the ordered drug itself: referrals and the chart's summaries stay on patient-view (alert fatigue). Standard
-dosing and "no recommendation" never produce a finding on an order; uncertain results always do (with the advice
-that is safe under every possibility, and the confirmatory test).
+Both order hooks also warn when a tricyclic or an opioid is ordered while PHQ-9 item 9 is endorsed, and never
+offer a tricyclic as a replacement draft then. Both use active medications (and the other drafts) for
+phenoconversion, and say only what concerns the ordered drug itself: referrals and the chart's summaries stay on
+patient-view (alert fatigue). Standard dosing and "no recommendation" never produce a finding on an order; uncertain
+results always do (with the advice that is safe under every possibility, and the confirmatory test).
 """
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from fhir_pain.rules import (
     pretest_finding, referral_findings, suicidality_finding, tca_for_neuropathic,
 )
 from fhir_pain.rules.drug_gene import QUIET_ACTIONS
+from fhir_pain.rules.fda_limits import fda_limit_findings
 from fhir_pain.rules.knowledge import cpic_alert, rule
+from fhir_pain.rules.safety import overdose_risk_finding, withhold_tca_replacements
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,8 @@ def build_context(data: PatientData, hook: str) -> RuleContext:
     results = pgx.read_gene_results(data.observations)
     return RuleContext(hook=hook, now=data.now, patient_id=data.patient_id, results=results, active=active,
                        drafts=drafts, pain=_pain_profile(data, active + history), missing=frozenset(data.missing),
-                       patient=data.patient)
+                       patient=data.patient, conditions=data.conditions, procedures=data.procedures,
+                       observations=data.observations)
 
 
 def targets_for(ctx: RuleContext, data: PatientData, hook: str) -> list[MedicationUse]:
@@ -91,20 +95,26 @@ def _drug_findings(ctx: RuleContext, med: MedicationUse, *, orders: bool) -> lis
         age = age_limit_finding(ctx, med, drug)
         if age is not None:
             out.append(age)
+        limits = fda_limit_findings(ctx, med, drug)
+        out.extend(limits)
+        contraindicated = any(f.indicator == "critical" for f in (age, *limits) if f is not None)
         cpic = drug_gene_finding(ctx, med, drug)
         tca = tca_for_neuropathic(ctx, med, drug, cpic)
         if cpic is not None and (cpic.action not in QUIET_ACTIONS or cpic.uncertainty) and not _cpic_says_no_cds(cpic):
             out.append(cpic)
         if tca is not None:
             out.append(tca)
-        # a genotype test to guide a drug the patient's age rules out is noise: the age card says what to do
-        pre = pretest_finding(ctx, med, drug) if age is None or age.indicator != "critical" else None
+        # a genotype test to guide a drug the FDA contraindicates here is noise: the safety card says what to do
+        pre = pretest_finding(ctx, med, drug) if not contraindicated else None
         if pre is not None:
             out.append(pre)
         if orders:
             opioid = opioid_for_neuropathic(ctx, med, drug)
             if opioid is not None:
                 out.append(opioid)
+            overdose = overdose_risk_finding(ctx, med, drug)
+            if overdose is not None:
+                out.append(overdose)
     return out
 
 
@@ -127,6 +137,7 @@ def _orders(ctx: RuleContext, targets: list[MedicationUse]) -> list[Finding]:
     for med in targets:
         findings.extend(_drug_findings(ctx, med, orders=True))
         findings.extend(non_response(ctx, med))
+    withhold_tca_replacements(ctx, findings)
     return findings
 
 
@@ -140,5 +151,5 @@ def _patient_view(ctx: RuleContext) -> list[Finding]:
 
 
 def _order(f: Finding) -> tuple:
-    return (_INDICATOR_RANK.get(f.indicator, 3), 0 if f.rule in SAFETY_RULES + SUMMARY_RULES else 1,
-            _KIND_RANK.get(f.kind, 9))
+    first = f.rule in SAFETY_RULES + SUMMARY_RULES or f.kind == "safety"
+    return (_INDICATOR_RANK.get(f.indicator, 3), 0 if first else 1, _KIND_RANK.get(f.kind, 9))

@@ -26,7 +26,7 @@ PHENOTYPES = (
     "Likely Poor Metabolizer",
     "Indeterminate",
 )
-FindingKind = Literal["drug-gene", "pre-test", "pain-phenotype", "treatment-response", "informational"]
+FindingKind = Literal["drug-gene", "pre-test", "pain-phenotype", "treatment-response", "informational", "safety"]
 Classification = Literal["Strong", "Moderate", "Optional", "No Recommendation"]
 Action = Literal[
     "avoid", "use-alternative", "reduce-dose", "standard-dose", "monitor", "order-test", "refer",
@@ -177,6 +177,7 @@ class PatientData:
     patient: dict | None = None
     observations: list[dict] = field(default_factory=list)       # PGx results and pain assessments
     conditions: list[dict] = field(default_factory=list)
+    procedures: list[dict] = field(default_factory=list)        # the FDA tonsillectomy/adenoidectomy limit reads them
     medication_requests: list[dict] = field(default_factory=list)  # the patient's (active) medication list
     medications: dict[str, dict] = field(default_factory=dict)   # "Medication/id" -> Medication, for references
     draft_orders: list[dict] = field(default_factory=list)       # context.draftOrders entries (order hooks)

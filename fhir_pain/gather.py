@@ -19,6 +19,8 @@ PAIN = "painAssessments"
 CONDITIONS = "conditions"
 MEDICATIONS = "activeMedications"
 MEDICATION_HISTORY = "medicationHistory"   # completed/stopped/on-hold requests: only the pain engine reads them
+PROCEDURES = "procedures"                   # tonsillectomy/adenoidectomy (FDA limit of codeine and tramadol)
+SAFETY_OBSERVATIONS = "safetyObservations"  # BMI, BMI-for-age percentile, breastfeeding status (FDA limits)
 # The statuses of that history: the services' prefetch template and the poller's search both use them.
 HISTORY_STATUSES = ("completed", "stopped", "on-hold")
 
@@ -43,6 +45,8 @@ MISSING_MEANING = {
     CONDITIONS: "conditions (problem list)",
     MEDICATIONS: "active medication list",
     MEDICATION_HISTORY: "earlier prescriptions (renewals of a current analgesic may not be linked)",
+    PROCEDURES: "procedures (surgery such as tonsillectomy)",
+    SAFETY_OBSERVATIONS: "BMI and breastfeeding status",
 }
 
 
@@ -119,6 +123,8 @@ def _file(data: PatientData, res: dict, ref: str | None) -> None:
         data.observations.append(res)
     elif rtype == "Condition":
         data.conditions.append(res)
+    elif rtype == "Procedure":
+        data.procedures.append(res)
     elif rtype == "MedicationRequest":
         data.medication_requests.append(res)
     elif rtype == "Medication" and ref:

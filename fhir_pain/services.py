@@ -26,8 +26,9 @@ from cds_hooks import CDSResponse, HookRequest, Service, ServiceRegistry
 from fhir_pain.cards import render
 from fhir_pain.evaluate import evaluate
 from fhir_pain.gather import (CONDITIONS, HISTORY_STATUSES, MEDICATION_HISTORY, MEDICATIONS, PAIN, PATIENT, PGX,
-                              PGX_CODES, gather)
+                              PGX_CODES, PROCEDURES, SAFETY_OBSERVATIONS, gather)
 from fhir_pain.profiles import load
+from fhir_pain.rules.fda_limits import observation_codes
 
 SERVICE_IDS = {
     "patient-view": "pain-pgx-patient-view",
@@ -84,6 +85,9 @@ def prefetch_templates() -> dict[str, str]:
         # Earlier requests let the pain engine link a renewal to the trial it continues (treatment response);
         # a key of its own, so that an EHR that cannot fill it costs only that.
         MEDICATION_HISTORY: f"MedicationRequest?patient={patient}&status=" + ",".join(HISTORY_STATUSES),
+        # The FDA limits of codeine and tramadol: tonsillectomy/adenoidectomy, BMI, breastfeeding status
+        PROCEDURES: f"Procedure?patient={patient}",
+        SAFETY_OBSERVATIONS: f"Observation?patient={patient}&code=" + ",".join(observation_codes()),
     }
 
 

@@ -100,6 +100,7 @@ class _Tally:
     negative: list[str]
     notes: list[str]
     evidence: list[tuple[str, ...]]
+    supporting: int = 0     # confirmed diagnoses of the axis's group, whatever their level
 
     def result(self, level: str, *lead: str) -> AxisResult:
         reasons = (*lead, *self.strong_screens, *self.strong_diagnoses, *self.possible, *self.negative, *self.notes)
@@ -127,14 +128,22 @@ def _tally(axis: str, strong: str, by_inst: ScoreIndex, hits: list[ConditionHit]
             (t.strong_diagnoses if h.confirmed and h.level == strong else t.possible).append(
                 f"diagnosis: {h.describe()}")
             t.evidence.append((h.ref,))
+            t.supporting += h.confirmed
     return t
 
 
 def neuropathic(by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge, now: datetime) -> AxisResult:
+    """NeuPSIG grading (Finnerup 2016): a positive screening questionnaire alone makes neuropathic pain only
+    'possible'; 'likely' needs a confirmed diagnosis of the neuropathic group (a history of a relevant lesion in a
+    plausible distribution), with or without a screening score. ``screeningAlone`` in phenotyping.json."""
     t = _tally("neuropathic", "likely", by_inst, hits, kn, now)
     if t.strong_screens or t.strong_diagnoses:
         if not t.strong_diagnoses and t.negative:
             return t.result("possible", "screening tools disagree: neuropathic pain possible, not likely")
+        alone = kn.params["axes"]["neuropathic"].get("screeningAlone", "likely")
+        if not t.strong_diagnoses and not t.supporting and alone != "likely":
+            return t.result(alone, "screening score without a supporting diagnosis: neuropathic pain possible "
+                                   "(NeuPSIG grading; 'likely' needs a diagnosis of a relevant lesion)")
         return t.result("likely")
     return t.below_strong("no neuropathic screening score or diagnosis")
 

@@ -268,7 +268,8 @@ BATCH_UNSUPPORTED = frozenset({400, 403, 404, 405, 415, 422, 501})
 
 
 def patient_queries(patient_id: str, page_size: int) -> list[str]:
-    """The reads for one patient: Patient, Observations, Conditions, active MedicationRequests (+ Medications),
+    """The reads for one patient: Patient, Observations, Conditions, Procedures (the FDA tonsillectomy limit),
+    active MedicationRequests (+ Medications),
     the earlier ones the services' ``medicationHistory`` prefetch asks for (completed, stopped, on-hold: the pain
     engine links a renewal to the trial it continues), and the DetectedIssues the poller wrote for them (found
     by tag: see detected_issue)."""
@@ -277,6 +278,7 @@ def patient_queries(patient_id: str, page_size: int) -> list[str]:
         f"Patient/{patient_id}",
         _q("Observation", patient=patient_id, _count=count),
         _q("Condition", patient=patient_id, _count=count),
+        _q("Procedure", patient=patient_id, _count=count),
         _q("MedicationRequest", patient=patient_id, status="active", _include="MedicationRequest:medication",
            _count=count),
         _q("MedicationRequest", patient=patient_id, status=",".join(HISTORY_STATUSES),
@@ -310,8 +312,8 @@ def gather(client, patient_id: str, now: datetime, page_size: int, *,
 
     Active and earlier MedicationRequests go into one list, as the services' prefetch does:
     fhir_pain.evaluate tells them apart by status (only the pain engine sees the earlier ones)."""
-    patient, (observations, conditions, active, history, issues) = read_patient(client, patient_id, page_size,
-                                                                                batch=batch)
+    patient, (observations, conditions, procedures, active, history, issues) = read_patient(
+        client, patient_id, page_size, batch=batch)
     requests: dict[str, dict] = {}
     unnamed: list[dict] = []
     for r in (*active, *history):
@@ -328,6 +330,7 @@ def gather(client, patient_id: str, now: datetime, page_size: int, *,
         patient=patient,
         observations=[r for r in observations if r.get("resourceType") == "Observation"],
         conditions=[r for r in conditions if r.get("resourceType") == "Condition"],
+        procedures=[r for r in procedures if r.get("resourceType") == "Procedure"],
         medication_requests=[*requests.values(), *unnamed],
         medications={f"Medication/{r['id']}": r for r in (*active, *history)
                      if r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)},

@@ -24,8 +24,8 @@ ALGORITHMS = ("RS384", "ES384", "RS256", "ES256")
 # What the poller does: read the patients' data, read and write DetectedIssues (SMART v1 scope syntax, which
 # SMART v2 servers also accept).
 DEFAULT_SCOPE = " ".join([
-    "system/Patient.read", "system/Observation.read", "system/Condition.read", "system/MedicationRequest.read",
-    "system/Medication.read", "system/DetectedIssue.read", "system/DetectedIssue.write",
+    "system/Patient.read", "system/Observation.read", "system/Condition.read", "system/Procedure.read",
+    "system/MedicationRequest.read", "system/Medication.read", "system/DetectedIssue.read", "system/DetectedIssue.write",
 ])
 ASSERTION_LIFETIME_S = 300  # SMART: exp no more than five minutes in the future
 EXPIRY_MARGIN_S = 30        # renew this long before the token expires

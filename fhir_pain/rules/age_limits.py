@@ -4,8 +4,8 @@ risk of fatal respiratory depression.
 
 The age comes from Patient.birthDate (prefetch key ``patient``). No readable birth date: nothing is said about age.
 A partial birth date (year or year-month) is an interval: the patient is under the limit when even the earliest
-possible birth date is, and *may* be under it when only the latest one is (a warning that says so). Limits that
-need data the service does not read (tonsillectomy, weight, sleep apnoea) stay in the card text.
+possible birth date is, and *may* be under it when only the latest one is (a warning that says so). The FDA's
+other limits of the same drugs (tonsillectomy, breathing risk, breastfeeding) are fhir_pain.rules.fda_limits.
 Knowledge: profiles/rules/age-limits.json.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fhir_pain import fhirdates
 from fhir_pain.facts import Drug, Finding, MedicationUse
 from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.drug_gene import handling
-from fhir_pain.rules.knowledge import age_limits, source_knowledge
+from fhir_pain.rules.knowledge import age_limits
 from fhir_pain.rules.text import fit, md, sources_md
 
 
@@ -74,9 +74,6 @@ def age_limit_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Findi
     lines = [why,
              (f"**Advised:** do not give {md(drug.name)} to this patient; choose another analgesic (codeine and "
              "tramadol carry the same limit). " + handling(med)).rstrip()]
-    if limit["notChecked"]:
-        lines.append(f"**Not checked here** (the service does not read procedures, weight or sleep studies): "
-                     f"{md(drug.name)} is " + md("; ".join(limit["notChecked"])) + ".")
     evidence = tuple(dict.fromkeys(ref for ref in (_patient_ref(ctx), med.ref) if ref and not ref.startswith("urn:")))
     if evidence:
         lines.append("**Evidence:** " + ", ".join(md(e) for e in evidence))
@@ -84,7 +81,7 @@ def age_limit_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Findi
     return Finding(
         rule=f"{r['id']}/{drug.name}", kind=r["kind"], indicator=r["indicator"] if certain else r["uncertainIndicator"],
         action=r["action"], summary=summary, detail="\n\n".join(lines), drug=drug, medication=med, evidence=evidence,
-        knowledge=source_knowledge(r["sources"], knowledge["meta"]["version"]),
+        knowledge=dict(r["knowledge"]),
         # one card per drug, led by this finding: the age limit outranks any genotype-based advice for the drug
         extra={"joins": "drug", "primary": True, "offerRemoval": True, "relevantMissing": ()},
     )

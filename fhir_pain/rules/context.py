@@ -21,6 +21,10 @@ class RuleContext:
     pain: Any | None                     # fhir_pain.pain.PainProfile, None when it could not be built
     missing: frozenset[str] = frozenset()  # prefetch keys that could not be (fully) had
     patient: dict | None = None          # the Patient resource (birthDate for the age limits), None when not had
+    # raw records the safety rules match against their code lists (fhir_pain.rules.records)
+    conditions: list[dict] = field(default_factory=list)
+    procedures: list[dict] = field(default_factory=list)
+    observations: list[dict] = field(default_factory=list)
     _profiles: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     # ---- what is known --------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fhir_pain import pgx
 from fhir_pain.facts import Drug, Finding, GenePhenotype, MedicationUse, Recommendation
 from fhir_pain.rules.context import RuleContext
+from fhir_pain.rules.safety import blocked_replacement
 from fhir_pain.rules.text import code, fit, gene_line, gene_phrase, join_and, md
 
 ACTIONABLE = frozenset({"avoid", "use-alternative", "reduce-dose", "monitor"})
@@ -123,6 +124,10 @@ def safe_alternatives(ctx: RuleContext, med: MedicationUse | None, alternatives,
     for them) and those already prescribed. Returns (kept, reasons for the dropped ones)."""
     kept, dropped = [], []
     for alt in alternatives:
+        blocked = blocked_replacement(ctx, alt)     # e.g. no tricyclic draft while PHQ-9 item 9 is endorsed
+        if blocked:
+            dropped.append(blocked)
+            continue
         if ctx.on_drug(alt, exclude=med) is not None:
             dropped.append(f"{alt.name} (already prescribed)")
             continue

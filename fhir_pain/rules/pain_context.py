@@ -13,6 +13,7 @@ from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.dose import daily_dose_mg
 from fhir_pain.rules.drug_gene import REPLACE_ACTIONS, uncertainty
 from fhir_pain.rules.knowledge import referrals, rule, source_knowledge
+from fhir_pain.rules.safety import blocked_replacement
 from fhir_pain.rules.text import fit, gene_phrase, instrument_label, join_and, md, sources_md
 
 PHENOTYPE_WORDS = {
@@ -44,6 +45,10 @@ def first_line_options(ctx: RuleContext, med: MedicationUse | None, exclude_clas
             if current is not None:
                 taking.append(drug.name)
                 continue
+            blocked = blocked_replacement(ctx, drug)
+            if blocked:
+                dropped.append(blocked)
+                continue
             if pgx.guideline_for(drug) is not None:
                 rec = pgx.recommend(drug, profile)
                 if rec is not None and (rec.action in r["excludeCandidateWhenActions"] or uncertainty(rec.genes, rec)):
@@ -73,9 +78,15 @@ def _options_md(options: dict) -> str:
     return "\n".join(lines)
 
 
+def _drafts_allowed(r: dict, trig: tuple[str, ...]) -> bool:
+    """Replacement drafts only on a phenotype graded well enough (NeuPSIG: a screening score alone is 'possible')."""
+    return bool(set(trig) & set(r.get("replacementPhenotypes", r["triggerPhenotypes"])))
+
+
 def opioid_for_neuropathic(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Finding | None:
     """An opioid (or tramadol) ordered for likely neuropathic pain: not first line; name the first-line classes
-    this patient's genotype allows."""
+    this patient's genotype allows and offer them as drafts. For possible neuropathic pain (a screening score
+    alone): advice to confirm it by examination before choosing, with the same options and no drafts."""
     r = rule("opioid-neuropathic")
     if not set(r["orderedClasses"]) & classes_of(drug):
         return None
@@ -83,6 +94,8 @@ def opioid_for_neuropathic(ctx: RuleContext, med: MedicationUse, drug: Drug) -> 
     if not trig:
         return None
     options = first_line_options(ctx, med)
+    if not _drafts_allowed(r, trig):
+        return _opioid_for_possible_neuropathic(ctx, r, med, drug, trig, options)
     labels = [c["label"] for c in options["classes"] if c["kept"] and not c["taking"]]
     line = "second line" if "tramadol" in classes_of(drug) else "not first line"
     summary = fit(
@@ -104,6 +117,33 @@ def opioid_for_neuropathic(ctx: RuleContext, med: MedicationUse, drug: Drug) -> 
         detail=detail, drug=drug, medication=med, phenotypes=trig, genes=options["genes"],
         evidence=_phenotype_evidence(ctx, trig), knowledge=source_knowledge(r["sources"]),
         alternatives=tuple(options["replacements"]), extra={"replace": True},
+    )
+
+
+def _opioid_for_possible_neuropathic(ctx: RuleContext, r: dict, med: MedicationUse, drug: Drug,
+                                     trig: tuple[str, ...], options: dict) -> Finding:
+    line = "second line" if "tramadol" in classes_of(drug) else "third line"
+    summary = fit(f"Possible neuropathic pain (screening score): confirm by examination; if confirmed, {drug.name} "
+                  f"is {line}",
+                  f"Possible neuropathic pain: confirm by examination; {drug.name} is {line} if confirmed")
+    detail = "\n\n".join([
+        f"**Why:** the pain profile indicates {md(PHENOTYPE_WORDS[trig[0]])}: a screening questionnaire is positive, "
+        "but no diagnosis on record supports a lesion of the nervous system. NeuPSIG grades neuropathic pain "
+        "'possible' on such findings; 'probable' needs a pain distribution that fits a lesion, a history that "
+        "suggests one and sensory signs on examination.",
+        "**Advised:** examine (distribution of the pain, sensory signs) before choosing the treatment. If neuropathic "
+        "pain is confirmed, gabapentinoids, SNRIs and tricyclic antidepressants are first line, tramadol second "
+        "line and strong opioids third line (NeuPSIG 2015; NICE CG173). No replacement draft is offered on a "
+        "screening score alone.",
+        "**First-line options for this patient** (each checked against the patient's genotype with CPIC):\n"
+        + _options_md(options),
+        sources_md(r["sources"]),
+    ])
+    return Finding(
+        rule=r["id"], kind="pain-phenotype", indicator=r.get("possibleIndicator", "info"),
+        action=r.get("possibleAction", "monitor"), summary=summary, detail=detail, drug=drug, medication=med,
+        phenotypes=trig, genes=options["genes"], evidence=_phenotype_evidence(ctx, trig),
+        knowledge=source_knowledge(r["sources"]),
     )
 
 
@@ -137,6 +177,7 @@ def tca_for_neuropathic(ctx: RuleContext, med: MedicationUse, drug: Drug, cpic: 
             cpic.indicator = "warning"
             cpic.extra["context"] = "neuropathic-pain dose"
     options = first_line_options(ctx, med, exclude_classes=("tca",))
+    drafts = _drafts_allowed(r, trig)
     phrase = " + ".join(gene_phrase(g, gp) for g, gp in hits.items())
     named = "+".join(hits)
     summary = fit(f"{phrase}: {drug.name} for neuropathic pain at low dose only; monitor side effects",
@@ -150,7 +191,9 @@ def tca_for_neuropathic(ctx: RuleContext, med: MedicationUse, drug: Drug, cpic: 
         "follow the CPIC table (avoid, or 50% of the starting dose with therapeutic drug monitoring).",
         f"**Dose:** {md(dose_text)}.",
         "**Other first-line options for this patient** (each checked against the patient's genotype with "
-        "CPIC):\n" + _options_md(options),
+        "CPIC):\n" + _options_md(options)
+        + ("" if drafts else "\n\nNo replacement draft is offered: neuropathic pain is only possible (a screening "
+           "score alone); confirm it by examination."),
         sources_md(r["sources"]),
     ])
     return Finding(
@@ -158,7 +201,7 @@ def tca_for_neuropathic(ctx: RuleContext, med: MedicationUse, drug: Drug, cpic: 
         summary=summary, detail=detail, drug=drug, medication=med, phenotypes=trig, genes=dict(hits),
         classification=cpic.classification if cpic else None,
         evidence=_phenotype_evidence(ctx, trig) + tuple(dict.fromkeys(e for gp in hits.values() for e in gp.evidence)),
-        knowledge=source_knowledge(r["sources"]), alternatives=tuple(options["replacements"]),
+        knowledge=source_knowledge(r["sources"]), alternatives=tuple(options["replacements"]) if drafts else (),
         extra={"replace": True, "primary": True, "joins": "drug"},
     )
 

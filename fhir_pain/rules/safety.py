@@ -1,26 +1,42 @@
 """Patient-safety alerts from the pain assessments: PHQ-9 item 9 (thoughts of death or self-harm) endorsed.
 
-The pain engine flags the depression modulator with "suicidality" when item 9 was answered above 0. The alert
-shows whatever the depression level or PHQ-9 total (the item is a screening question in its own right), says
-when it was answered and asks for a same-day risk assessment. It makes no diagnosis. Trigger, wording strength
-and sources: profiles/rules/pain-rules.json ("phq9-item9").
+The pain engine flags the depression modulator with "suicidality" when item 9 was answered above 0 (within the
+flag's look-back). Then:
+- patient-view: an alert whatever the depression level or PHQ-9 total (the item is a screening question in its
+  own right), saying when it was answered and asking for a same-day risk assessment. It makes no diagnosis.
+- order-select / order-sign of a tricyclic antidepressant or an opioid: a warning that names the overdose risk and
+  asks for a risk assessment and a limited supply (:func:`overdose_risk_finding`);
+- and no card offers a tricyclic as a one-click replacement draft (:func:`tca_replacement_blocked`,
+  :func:`withhold_tca_replacements`).
+Triggers, drug groups, wording strength and sources: profiles/rules/pain-rules.json ("phq9-item9",
+"phq9-item9-order").
 """
 from __future__ import annotations
 
-from fhir_pain.facts import Finding
+from fhir_pain.facts import Drug, Finding, MedicationUse
+from fhir_pain.rules.classes import classes_of
 from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.knowledge import rule, source_knowledge
-from fhir_pain.rules.text import fit, instrument_label, md, sources_md
+from fhir_pain.rules.text import fit, instrument_label, join_and, md, sources_md
 
 
-def suicidality_finding(ctx: RuleContext) -> Finding | None:
-    r = rule("phq9-item9")
+def _flag(ctx: RuleContext, r: dict):
+    """(modulator, the item answer that raised the flag or None, that answer or else the latest flagged score) when
+    the rule's flag is raised now, else None."""
     modulator = (getattr(ctx.pain, "modulators", {}) or {}).get(r["modulator"])
     if r["flag"] not in (getattr(modulator, "flags", ()) or ()):
         return None
     # the engine's answer that raised the flag (panel component or standalone item); older engines: the score
     answer = (getattr(modulator, "flag_answers", {}) or {}).get(r["flag"])
-    score = answer if answer is not None else _latest_flagged(ctx.pain, r["flag"])
+    return modulator, answer, answer if answer is not None else _latest_flagged(ctx.pain, r["flag"])
+
+
+def suicidality_finding(ctx: RuleContext) -> Finding | None:
+    r = rule("phq9-item9")
+    raised = _flag(ctx, r)
+    if raised is None:
+        return None
+    modulator, answer, score = raised
     label = instrument_label(r["instrument"])
     when = _day(score) if score is not None else None
     on = f"on {when}" if when else "(date not recorded)"
@@ -61,3 +77,93 @@ def _day(score) -> str | None:
     if t.precision == "time":
         return (t.local or t.at).date().isoformat()
     return t.isoformat()
+
+
+# ---- order hooks: tricyclics and opioids while item 9 is endorsed --------------------------------------------------
+
+def drug_group(drug: Drug) -> str | None:
+    """The phq9-item9-order drug group of an ingredient ("tca", "opioid"), by analgesic class or listed name."""
+    for key, g in rule("phq9-item9-order")["drugGroups"].items():
+        if drug.name in g["ingredients"] or set(g["classes"]) & classes_of(drug):
+            return key
+    return None
+
+
+def tca_replacement_blocked(ctx: RuleContext) -> bool:
+    """True while PHQ-9 item 9 is endorsed: no card may offer a tricyclic as a one-click replacement draft.
+    Rules that choose replacement drafts call it (fhir_pain.rules.pain_context.first_line_options); the drug-gene
+    alternatives are filtered after the fact by :func:`withhold_tca_replacements`."""
+    return _flag(ctx, rule("phq9-item9-order")) is not None
+
+
+def blocked_replacement(ctx: RuleContext, drug: Drug) -> str | None:
+    """Why ``drug`` may not be offered as a replacement draft for this patient now, or None when it may."""
+    r = rule("phq9-item9-order")
+    if drug_group(drug) not in r["blockReplacementGroups"] or not tca_replacement_blocked(ctx):
+        return None
+    return f"{drug.name} (PHQ-9 item 9 endorsed: tricyclics are highly toxic in overdose)"
+
+
+def withhold_tca_replacements(ctx: RuleContext, findings: list[Finding]) -> None:
+    """Remove tricyclics from every finding's replacement alternatives while item 9 is endorsed, and say so in the
+    finding's detail (the clinician may still order one by hand, with a limited supply)."""
+    if not any(f.alternatives for f in findings) or not tca_replacement_blocked(ctx):
+        return
+    from fhir_pain.rules.drug_gene import handling   # here: drug_gene may import this module's predicate
+    for f in findings:
+        held = [a for a in f.alternatives if blocked_replacement(ctx, a)]
+        if not held:
+            continue
+        before, f.alternatives = f.alternatives, tuple(a for a in f.alternatives if a not in held)
+        if f.medication is not None and f.detail:
+            # the "how to act" sentence the rule wrote for the drafts it meant to offer
+            old, new = handling(f.medication, before), handling(f.medication, f.alternatives)
+            if old and old != new and old in f.detail:
+                f.detail = f.detail.replace(old, new).replace(" \n", "\n")
+        note = (f"**No draft offered for {md(join_and([a.name for a in held], 'or'))}:** PHQ-9 item 9 (thoughts of "
+                "death or self-harm) is endorsed, and tricyclic antidepressants are highly toxic in overdose. If one "
+                "is chosen all the same, order it by hand after a risk assessment, with a limited supply.")
+        f.detail = f"{f.detail}\n\n{note}" if f.detail else note
+
+
+def overdose_risk_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Finding | None:
+    """A tricyclic or an opioid ordered while PHQ-9 item 9 is endorsed: name the overdose risk, ask for a risk
+    assessment and a limited supply. One card per ordered drug, its own (not merged into the drug's PGx card)."""
+    r = rule("phq9-item9-order")
+    group = drug_group(drug)
+    if group is None:
+        return None
+    raised = _flag(ctx, r)
+    if raised is None:
+        return None
+    modulator, _, score = raised
+    g = r["drugGroups"][group]
+    label = instrument_label(r["instrument"])
+    when = _day(score) if score is not None else None
+    on = f"on {when}" if when else "(date not recorded)"
+    summary = fit(f"{label} item 9 endorsed {on}: {drug.name} ({g['label']}) carries overdose risk; assess suicide "
+                  "risk, limit the supply",
+                  f"{label} item 9 endorsed: {drug.name} overdose risk; assess suicide risk, limit the supply")
+    if group == "tca":
+        advised = (f"assess suicide risk today before prescribing; prefer a first-line option that is safer in "
+                   f"overdose (gabapentinoid or SNRI for neuropathic pain); if {md(drug.name)} is still chosen, "
+                   "dispense a limited supply (the smallest quantity consistent with good care), review before any "
+                   "repeat and consider who keeps the medicine.")
+    else:
+        advised = (f"assess suicide risk today before prescribing; if {md(drug.name)} is still needed, dispense a "
+                   "limited supply (no more than needed, CDC 2022 Recommendation 6), review before any repeat and "
+                   "offer naloxone (CDC 2022 Recommendation 8).")
+    lines = [
+        f"**Why:** on the {label} {md(f'of {when}' if when else '(date not recorded)')} the patient answered item 9 "
+        "(thoughts that they would be better off dead, or of hurting themselves) with more than \"not at all\". "
+        f"{md(g['risk'])}.",
+        f"**Advised:** {advised} Item 9 is a screening question: a positive answer is not a diagnosis.",
+    ]
+    evidence = tuple(getattr(score, "evidence", ()) or ()) or tuple(getattr(modulator, "evidence", ()) or ())
+    refs = tuple(dict.fromkeys((*evidence, *([med.ref] if med.ref and not med.ref.startswith("urn:") else []))))
+    if refs:
+        lines.append("**Evidence:** " + ", ".join(md(e) for e in refs))
+    lines.append(sources_md(g["sources"] + r["sources"]))
+    return Finding(rule=f"{r['id']}/{drug.name}", kind=r["kind"], indicator=r["indicator"], action=r["action"],
+                   summary=summary, detail="\n\n".join(lines), drug=drug, medication=med, evidence=refs,
+                   knowledge=source_knowledge(g["sources"]), extra={"relevantMissing": ()})

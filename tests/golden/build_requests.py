@@ -17,8 +17,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from golden.fhir_builders import (  # noqa: E402
-    condition, day, draft, gad7, genotype, hook_request, medication_request, nrs, patient, phq9, phq9_panel,
-    prefetch, project_score, reported_phenotype,
+    bmi_percentile, breastfeeding_status, condition, day, draft, gad7, genotype, hook_request, medication_request, nrs,
+    patient, phq9, phq9_item9, phq9_panel, prefetch, procedure, project_score, reported_phenotype,
 )
 
 FIXTURES = HERE.parent / "fixtures"  # spec examples and sandbox captures, with their provenance READMEs
@@ -55,6 +55,8 @@ CLOMIPRAMINE = ("2597", "clomipramine hydrochloride 25 MG Oral Capsule")
 DOXEPIN = ("3638", "doxepin 25 MG Oral Capsule")
 IMIPRAMINE = ("5691", "imipramine hydrochloride 25 MG Oral Tablet")
 TRIMIPRAMINE = ("10834", "trimipramine 25 MG Oral Capsule")
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+CPT = "http://www.ama-assn.org/go/cpt"
 
 
 def sign(name, pid, drafts, **kw):
@@ -439,6 +441,7 @@ def build() -> None:
              view("view-phq9-item9-low-total", p,
                   pain=[phq9_panel("phq", p, [1, 0, 1, 0, 0, 1, 0, 0, 1], day(-2)), nrs("n1", p, 5, day(-2))]),
              [card("warning", "fhir-pain/safety/phq9-item9"), card("info", "fhir-pain/pain-profile")])
+    safety_scenarios()
     p = "pv-renew"
     renewed = [active("a2", p, GABAPENTIN, authored=day(-30), prior="a1")]
     first = [medication_request("a1", p, *GABAPENTIN, status="completed", authored=day(-120))]
@@ -497,6 +500,65 @@ def build() -> None:
     scenario("sandbox-patient-view", "CDS Hooks Sandbox patient-view capture (vitals only, keys of another service): "
              "our keys are absent and cannot be fetched: one card saying PGx results could not be retrieved.",
              body, [card("info", "fhir-pain/pgx-summary")])
+
+
+def safety_scenarios() -> None:
+    """Safety signals on the order hooks: PHQ-9 item 9 with a tricyclic or an opioid, the FDA limits of codeine and
+    tramadol checked against the record, and a screening score alone (possible neuropathic pain)."""
+    p = "item9-ami"
+    scenario("select-amitriptyline-phq9-item9", "order-select of amitriptyline while PHQ-9 item 9 was answered "
+             "'more than half the days' 6 days ago: a safety warning names the tricyclic's overdose toxicity and asks "
+             "for a risk assessment and a limited supply (first). The patient is a CYP2C19 ultrarapid metabolizer, "
+             "for whom CPIC names nortriptyline and desipramine: no tricyclic replacement draft is offered while item "
+             "9 is endorsed, only the removal of the draft.",
+             select("select-amitriptyline-phq9-item9", p, [d("rx1", p, AMITRIPTYLINE)],
+                    pgx=[genotype("g1", p, "CYP2C19", "*17/*17"), genotype("g2", p, "CYP2D6", "*1/*1")],
+                    pain=[phq9_panel("phq", p, [1, 1, 1, 0, 0, 1, 0, 0, 2], day(-6))], procedures=[], safety_obs=[]),
+             [card("warning", "fhir-pain/safety/phq9-item9-overdose/amitriptyline"),
+              card("warning", "cpic/amitriptyline/CYP2D6+CYP2C19", removes=True)])
+    p = "item9-cod"
+    scenario("sign-codeine-phq9-item9", "order-sign of codeine (CYP2D6 normal metabolizer: no genotype card) while "
+             "PHQ-9 item 9, sent as its own Observation, was answered 'several days' 3 days ago: a safety warning "
+             "about opioid overdose (risk assessment, limited supply, naloxone).",
+             sign("sign-codeine-phq9-item9", p, [d("rx1", p, CODEINE)], pgx=[genotype("g1", p, "CYP2D6", "*1/*1")],
+                  pain=[phq9_item9("i9", p, 1, day(-3)), phq9("phq", p, 8, day(-3))], procedures=[], safety_obs=[]),
+             [card("warning", "fhir-pain/safety/phq9-item9-overdose/codeine")])
+    p = "teen-tonsils"
+    scenario("sign-codeine-post-tonsillectomy-15y", "order-sign of codeine for a 15-year-old two days after a "
+             "tonsillectomy and adenoidectomy (Procedure, CPT 42821): FDA contraindication under 18 years for pain "
+             "after these operations (codeine 2013, tramadol 2017), critical whatever the genotype (CYP2D6 normal "
+             "metabolizer); a delete-only suggestion removes the draft.",
+             sign("sign-codeine-post-tonsillectomy-15y", p, [d("rx1", p, CODEINE)], birth="2010-11-02",
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*1")], safety_obs=[],
+                  procedures=[procedure("pr1", p, "42821", "Tonsillectomy and adenoidectomy; age 12 or over", day(-2),
+                                        system=CPT)]),
+             [card("critical", "fhir-pain/fda-limit/tonsillectomy/codeine", removes=True)])
+    p = "teen-osa"
+    scenario("select-tramadol-osa-14y", "order-select of tramadol for a 14-year-old with obstructive sleep apnoea "
+             "(ICD-10-CM G47.33; BMI-for-age percentile 88, not obese): the FDA recommends against it at 12 to 18 "
+             "years (warning, removal offered). No CYP2D6 result: the CPIC pre-test alert joins the card.",
+             select("select-tramadol-osa-14y", p, [d("rx1", p, TRAMADOL)], birth="2011-09-20", procedures=[],
+                    conditions=[condition("osa", p, "G47.33", "Obstructive sleep apnea (adult) (pediatric)", day(-200),
+                                          system=ICD10CM)],
+                    safety_obs=[bmi_percentile("pct", p, 88, day(-60))]),
+             [card("warning", "fhir-pain/fda-limit/breathing-risk/tramadol", "cpic-pretest/tramadol/CYP2D6",
+                   creates=("ServiceRequest",), removes=True)])
+    p = "bf-cod"
+    scenario("sign-codeine-breastfeeding", "order-sign of codeine for a breastfeeding mother (LOINC 63895-7 "
+             "'Currently breastfeeding' three weeks ago; CYP2D6 normal metabolizer): the FDA recommends against "
+             "codeine while breastfeeding (warning, removal offered).",
+             sign("sign-codeine-breastfeeding", p, [d("rx1", p, CODEINE)], gender="female", procedures=[],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*1")],
+                  safety_obs=[breastfeeding_status("bf", p, True, day(-21))]),
+             [card("warning", "fhir-pain/fda-limit/breastfeeding/codeine", removes=True)])
+    p = "dn4-only"
+    scenario("sign-oxycodone-dn4-only", "order-sign of oxycodone with a DN4 of 6 and no neuropathic diagnosis: "
+             "neuropathic pain is only possible (NeuPSIG: a screening tool alone), so the card advises examination "
+             "and lists the first-line options without offering any replacement draft (info).",
+             sign("sign-oxycodone-dn4-only", p, [d("rx1", p, OXYCODONE)], pgx=[genotype("g1", p, "CYP2D6", "*1/*1")],
+                  pain=[project_score("dn4", p, "dn4-total", 6, day(-30)), nrs("n1", p, 7, day(-10))],
+                  procedures=[], safety_obs=[]),
+             [card("info", "fhir-pain/opioid-for-neuropathic-pain")])
 
 
 def gaba_history_for(p):

@@ -110,6 +110,65 @@ def phq9_panel(oid, pid, answers, when):
     return obs
 
 
+def phq9_item9(oid, pid, answer, when):
+    """PHQ-9 item 9 (44260-8) sent on its own, as some EHRs file each item: answer 0-3 (LL358-3)."""
+    obs = score(oid, pid, "44260-8", 0, when,
+                display="Thoughts that you would be better off dead, or of hurting yourself in some way")
+    del obs["valueInteger"]
+    obs["valueCodeableConcept"] = {"coding": [{"system": LOINC, "code": FREQUENCY[answer]}]}
+    return obs
+
+
+def vital(oid: str, pid: str, code: str, display: str, value: float, unit: str, when: str) -> dict:
+    """A vital-signs Observation (US Core style: BMI 39156-5 in kg/m2, BMI-for-age percentile 59576-9 in %)."""
+    return {
+        "resourceType": "Observation", "id": oid, "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                  "code": "vital-signs"}]}],
+        "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": when if "T" in when else f"{when}T09:00:00+02:00",
+        "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit},
+    }
+
+
+def bmi(oid, pid, value, when):
+    return vital(oid, pid, "39156-5", "Body mass index (BMI) [Ratio]", value, "kg/m2", when)
+
+
+def bmi_percentile(oid, pid, value, when):
+    return vital(oid, pid, "59576-9", "Body mass index (BMI) [Percentile] Per age and sex", value, "%", when)
+
+
+def breastfeeding_status(oid, pid, breastfeeding: bool, when):
+    """LOINC 63895-7 Breastfeeding status with its LOINC answer (LA29252-6 / LA29253-4)."""
+    answer = ("LA29252-6", "Currently breastfeeding") if breastfeeding else ("LA29253-4", "Not currently breastfeeding")
+    return {
+        "resourceType": "Observation", "id": oid, "status": "final",
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                  "code": "social-history"}]}],
+        "code": {"coding": [{"system": LOINC, "code": "63895-7", "display": "Breastfeeding status"}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": when if "T" in when else f"{when}T11:00:00+02:00",
+        "valueCodeableConcept": {"coding": [{"system": LOINC, "code": answer[0], "display": answer[1]}],
+                                 "text": answer[1]},
+    }
+
+
+def procedure(prid: str, pid: str, code: str | None, display: str, performed: str | None,
+              system: str = SNOMED, status: str = "completed") -> dict:
+    """A Procedure as an EHR files a surgery (code may be SNOMED CT, CPT or ICD-10-PCS, or text only)."""
+    pr = {"resourceType": "Procedure", "id": prid, "status": status,
+          "code": {"coding": [{"system": system, "code": code, "display": display}] if code else [],
+                   "text": display},
+          "subject": {"reference": f"Patient/{pid}"}}
+    if not pr["code"]["coding"]:
+        del pr["code"]["coding"]
+    if performed:
+        pr["performedDateTime"] = performed if "T" in performed else f"{performed}T08:30:00+02:00"
+    return pr
+
+
 def gad7(oid, pid, value, when):
     return score(oid, pid, "70274-6", value, when, display="Generalized anxiety disorder 7 item total score")
 
@@ -187,12 +246,19 @@ def hook_request(hook: str, pid: str, *, name: str, prefetch: dict | None = None
     return body
 
 
-def prefetch(pid: str, *, pgx=(), pain=(), conditions=(), meds=(), history=(), omit=(), birth: str | None = None
-             ) -> dict:
+def prefetch(pid: str, *, pgx=(), pain=(), conditions=(), meds=(), history=(), omit=(), birth: str | None = None,
+             gender: str | None = None, procedures=None, safety_obs=None) -> dict:
     """Every prefetch key of the services filled as an EHR would (searchsets, possibly empty); keys in ``omit``
     are left out (the EHR could not fill them). ``history``: completed/stopped/on-hold MedicationRequests.
-    ``birth``: the Patient's birthDate (default: an adult's)."""
-    from fhir_pain.gather import CONDITIONS, MEDICATION_HISTORY, MEDICATIONS, PAIN, PATIENT, PGX
-    out = {PATIENT: patient(pid, **({"birth": birth} if birth else {})), PGX: searchset(*pgx), PAIN: searchset(*pain),
+    ``birth``: the Patient's birthDate (default: an adult's). ``procedures`` and ``safety_obs`` (BMI, breastfeeding
+    status) fill the FDA-limit keys; left None, those keys are absent (older scenarios, written before them)."""
+    from fhir_pain.gather import (CONDITIONS, MEDICATION_HISTORY, MEDICATIONS, PAIN, PATIENT, PGX, PROCEDURES,
+                                  SAFETY_OBSERVATIONS)
+    person = patient(pid, **({"birth": birth} if birth else {}), **({"gender": gender} if gender else {}))
+    out = {PATIENT: person, PGX: searchset(*pgx), PAIN: searchset(*pain),
            CONDITIONS: searchset(*conditions), MEDICATIONS: searchset(*meds), MEDICATION_HISTORY: searchset(*history)}
+    if procedures is not None:
+        out[PROCEDURES] = searchset(*procedures)
+    if safety_obs is not None:
+        out[SAFETY_OBSERVATIONS] = searchset(*safety_obs)
     return {k: v for k, v in out.items() if k not in omit}

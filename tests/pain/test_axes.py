@@ -25,17 +25,17 @@ def chronic_history():
 # ---- neuropathic ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("observations, level", [
-    ([screen("paindetect", 19)], "likely"), ([screen("paindetect", 25)], "likely"),
+    # NeuPSIG grading: a positive screening questionnaire alone is "possible", never "likely" (phenotyping 1.3.0)
+    ([screen("paindetect", 19)], "possible"), ([screen("paindetect", 25)], "possible"),
     ([screen("paindetect", 18)], "possible"), ([screen("paindetect", 13)], "possible"),
-    ([screen("paindetect", 12)], "unlikely"), ([screen("lanss", 12)], "likely"), ([screen("lanss", 11)], "unlikely"),
-    # DN4 >= 4 is verified (instruments 1.1.0); S-LANSS >= 12 is not, so it gives at most "possible"
-    ([screen("dn4", 4)], "likely"), ([screen("dn4", 7)], "likely"), ([screen("dn4", 3)], "unlikely"),
+    ([screen("paindetect", 12)], "unlikely"), ([screen("lanss", 12)], "possible"), ([screen("lanss", 11)], "unlikely"),
+    ([screen("dn4", 4)], "possible"), ([screen("dn4", 7)], "possible"), ([screen("dn4", 3)], "unlikely"),
     ([screen("slanss", 15)], "possible"),
-    # a verified positive makes it likely; disagreeing screens make it possible
-    ([screen("dn4", 5), screen("lanss", 14)], "likely"), ([screen("paindetect", 22), screen("dn4", 1)], "possible"),
+    # two screens that agree are still screening alone; disagreeing screens make it possible
+    ([screen("dn4", 5), screen("lanss", 14)], "possible"), ([screen("paindetect", 22), screen("dn4", 1)], "possible"),
     ([], "unknown"),
 ])
-def test_neuropathic_from_screening_scores(observations, level):
+def test_neuropathic_from_screening_scores_alone_is_at_most_possible(observations, level):
     p = profile(observations)
     assert p.axes["neuropathic"].level == level
     expected = {"likely": "neuropathic-likely", "possible": "neuropathic-possible"}.get(level)
@@ -49,6 +49,26 @@ def test_neuropathic_likely_from_a_diagnosis_with_evidence():
     assert set(a.evidence) == {"Condition/dpn", "Condition/phn", "Observation/dn4"}
     assert p.evidence["neuropathic-likely"] == a.evidence
     assert any("diabetic neuropathy" in r for r in a.reasons)
+
+
+@pytest.mark.parametrize("conditions", [
+    [cond("dpn", "E11.42")],                      # diabetic neuropathy (a 'likely' entry)
+    [cond("phn", "2177002", SNOMED)],             # post-herpetic neuralgia
+    [cond("sci", "M54.31")],                      # sciatica: a 'possible' entry, but a history of a relevant lesion
+])
+def test_dn4_with_a_confirmed_neuropathic_diagnosis_is_likely(conditions):
+    p = profile([screen("dn4", 6, oid="dn4")], conditions)
+    a = p.axes["neuropathic"]
+    assert a.level == "likely" and "Observation/dn4" in a.evidence and conditions[0]["id"] in str(a.evidence)
+    assert "neuropathic-likely" in p.phenotypes and "neuropathic-possible" not in p.phenotypes
+
+
+def test_dn4_with_an_unconfirmed_diagnosis_stays_possible_and_says_why():
+    p = profile([screen("dn4", 6, oid="dn4")], [cond("dpn", "E11.42", verification="provisional")])
+    a = p.axes["neuropathic"]
+    assert a.level == "possible" and p.phenotypes.count("neuropathic-possible") == 1
+    assert any("screening score without a supporting diagnosis" in r and "NeuPSIG" in r for r in a.reasons)
+    assert set(a.evidence) == {"Observation/dn4", "Condition/dpn"}
 
 
 def test_neuropathic_possible_from_an_unconfirmed_or_vague_diagnosis():
@@ -119,9 +139,9 @@ def test_inflammatory_condition_is_a_hint():
 
 def test_axes_are_independent_mixed_pain():
     p = profile([screen("paindetect", 20), screen("csi", 45), crp(20, 3), *chronic_history()])
-    assert {k: a.level for k, a in p.axes.items()} == {"neuropathic": "likely", "nociplastic": "features",
+    assert {k: a.level for k, a in p.axes.items()} == {"neuropathic": "possible", "nociplastic": "features",
                                                        "inflammatory": "hint"}
-    assert {"neuropathic-likely", "nociplastic-features", "inflammatory-contribution",
+    assert {"neuropathic-possible", "nociplastic-features", "inflammatory-contribution",
             "chronic-pain"} <= set(p.phenotypes)
 
 

@@ -330,6 +330,8 @@ def test_a_patient_is_read_in_one_batch_and_further_pages_are_followed(client):
         {"resourceType": "Patient", "id": "p1"},
         _searchset([OBS], f"{BASE}/Observation?patient=p1&page=2"),
         _searchset([]),
+        _searchset([{"resourceType": "Procedure", "id": "pr1", "status": "completed",
+                     "code": {"text": "Tonsillectomy"}, "subject": {"reference": "Patient/p1"}}]),
         _searchset([_mr("m1", "2026-11-21T10:00:00Z"), {"resourceType": "Medication", "id": "med1"}]),
         _searchset([dict(_mr("m0", "2026-08-01T10:00:00Z"), status="completed"),
                     {"resourceType": "Medication", "id": "med0"}]),
@@ -340,18 +342,19 @@ def test_a_patient_is_read_in_one_batch_and_further_pages_are_followed(client):
     assert [o["id"] for o in data.observations] == ["o1", "o2"]
     assert [m["id"] for m in data.medication_requests] == ["m1", "m0"]
     assert list(data.medications) == ["Medication/med1", "Medication/med0"]
+    assert [p["id"] for p in data.procedures] == ["pr1"]
     assert existing == [mine]
     assert len(responses.calls) == 2
     urls = [e["request"]["url"] for e in orjson.loads(responses.calls[0].request.body)["entry"]]
-    assert [u.split("?")[0] for u in urls] == ["Patient/p1", "Observation", "Condition", "MedicationRequest",
-                                               "MedicationRequest", "DetectedIssue"]
+    assert [u.split("?")[0] for u in urls] == ["Patient/p1", "Observation", "Condition", "Procedure",
+                                               "MedicationRequest", "MedicationRequest", "DetectedIssue"]
 
 
 @responses.activate
 def test_a_server_without_batch_support_is_read_one_request_at_a_time():
     responses.post(BASE, status=405, json={"resourceType": "OperationOutcome", "issue": []})
     responses.get(f"{BASE}/Patient/p1", json={"resourceType": "Patient", "id": "p1"})
-    for rtype in ("Observation", "Condition", "MedicationRequest", "DetectedIssue"):
+    for rtype in ("Observation", "Condition", "Procedure", "MedicationRequest", "DetectedIssue"):
         responses.get(f"{BASE}/{rtype}", json=_searchset([OBS] if rtype == "Observation" else []))
     poller = Poller(FHIRClient(BASE, retries=0), MemoryStore(), cursor_name="c", evaluate=lambda d, h: [])
     assert poller.batch
@@ -359,7 +362,7 @@ def test_a_server_without_batch_support_is_read_one_request_at_a_time():
     assert not poller.batch
     assert poller._one("p1", NOW).findings == 0
     methods = [c.request.method for c in responses.calls]
-    assert methods.count("POST") == 1 and methods.count("GET") == 12
+    assert methods.count("POST") == 1 and methods.count("GET") == 14
     statuses = [_params(c).get("status") for c in responses.calls if "/MedicationRequest" in c.request.url]
     assert statuses == ["active", "completed,stopped,on-hold"] * 2
 
@@ -367,7 +370,7 @@ def test_a_server_without_batch_support_is_read_one_request_at_a_time():
 @responses.activate
 def test_an_error_inside_the_batch_is_that_reads_error(client):
     responses.post(BASE, json={"resourceType": "Bundle", "type": "batch-response", "entry": [
-        {"response": {"status": "404 Not Found"}}] + [{"resource": _searchset([]), "response": {"status": "200"}}] * 5})
+        {"response": {"status": "404 Not Found"}}] + [{"resource": _searchset([]), "response": {"status": "200"}}] * 6})
     with pytest.raises(FHIRError) as err:
         gather(client, "gone", NOW, 50, batch=True)
     assert err.value.status == 404

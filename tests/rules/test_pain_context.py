@@ -96,3 +96,30 @@ def test_referrals_follow_the_modulators():
     assert f.rule == "fhir-pain/referral/pain-psychology" and f.phenotypes == ("high-catastrophizing",)
     assert "PCS 36" in f.summary and f.evidence == ("Observation/pcs",)
     assert referral_findings(ctx(obs=[project_score("pcs", "p1", "pcs-total", 12, day(-5))])) == []
+
+
+# ---- possible neuropathic pain (a screening score alone): advice, no replacement drafts ---------------------------
+
+def test_dn4_alone_gives_advice_without_replacement_drafts_on_an_opioid():
+    c = ctx(obs=[DN4, genotype("g1", "p1", "CYP2D6", "*1/*1")],
+            drafts=[draft("rx1", "p1", "7804", "oxycodone 5 MG Oral Tablet")])
+    assert c.pain_phenotypes.count("neuropathic-possible") == 1 and "neuropathic-likely" not in c.pain_phenotypes
+    f = opioid_for_neuropathic(c, *first(c))
+    assert (f.indicator, f.action, f.alternatives, f.phenotypes) == ("info", "monitor", (), ("neuropathic-possible",))
+    assert f.summary.startswith("Possible neuropathic pain (screening score): confirm by examination")
+    assert "No replacement draft is offered on a screening score alone" in f.detail
+    assert "replace" not in f.extra and "Observation/dn4" in f.evidence
+
+
+def test_dn4_alone_offers_no_drafts_with_a_low_dose_tricyclic_either():
+    pgx_pm = [genotype("g1", "p1", "CYP2D6", "*4/*4"), genotype("g2", "p1", "CYP2C19", "*1/*1")]
+    c = ctx(obs=[DN4, *pgx_pm], drafts=[draft("rx1", "p1", "704", "amitriptyline 10 MG Oral Tablet", dose_mg=10)])
+    med, drug = first(c)
+    f = tca_for_neuropathic(c, med, drug, drug_gene_finding(c, med, drug))
+    assert f.phenotypes == ("neuropathic-possible",) and f.alternatives == ()
+    assert "No replacement draft is offered: neuropathic pain is only possible" in f.detail
+    # with the diagnosis it is likely, and the other first-line options come as drafts
+    c = ctx(obs=[DN4, *pgx_pm], conditions=[DPN],
+            drafts=[draft("rx1", "p1", "704", "amitriptyline 10 MG Oral Tablet", dose_mg=10)])
+    med, drug = first(c)
+    assert tca_for_neuropathic(c, med, drug, drug_gene_finding(c, med, drug)).alternatives
