@@ -45,14 +45,17 @@ _CATEGORY = {
     "drug-gene": ("GEN", "Genetic Alert"),
     "pre-test": ("GEN", "Genetic Alert"),
     "pain-phenotype": ("COND", "Condition Alert"),
+    "safety": ("COND", "Condition Alert"),
 }
-_RULE_CATEGORY = {"fhir-pain/age-limit": ("AGE", "Age Alert")}   # an age contraindication, whatever its kind
+# by rule family (the rule id is "<family>/<drug>"): an age contraindication, whatever its kind
+_RULE_CATEGORY = {"fhir-pain/age-limit": ("AGE", "Age Alert")}
 _KIND_TEXT = {
     "drug-gene": "Drug-gene interaction (pharmacogenomics)",
     "pre-test": "Pharmacogenomic test advised before prescribing",
     "pain-phenotype": "Pain phenotype and treatment choice",
     "treatment-response": "Response to the current pain treatment",
     "informational": "Pain management information",
+    "safety": "Patient-safety limit (regulator's warning or screening answer)",
 }
 _ID_PREFIX = "fhir-pain-"
 _VOLATILE = ("id", "meta", "status", "identifiedDateTime", "mitigation", "extension")
@@ -122,7 +125,8 @@ def render(finding: Finding, patient_id: str, now: datetime) -> dict:
     caller keeps the date the issue was first identified."""
     key = finding_key(patient_id, finding)
     coding = []
-    category = _RULE_CATEGORY.get(finding.rule) or _CATEGORY.get(finding.kind)
+    family = finding.rule.rsplit("/", 1)[0] if finding.rule.count("/") > 1 else finding.rule
+    category = _RULE_CATEGORY.get(family) or _RULE_CATEGORY.get(finding.rule) or _CATEGORY.get(finding.kind)
     if category:
         code, display = category
         coding.append({"system": V3_ACT_CODE, "code": code, "display": display})

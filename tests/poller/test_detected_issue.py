@@ -134,9 +134,18 @@ def test_only_actionable_findings_become_issues(indicator, action, actionable):
 
 
 def test_an_age_contraindication_is_filed_as_an_age_alert():
-    f = codeine_pm_finding(rule="fhir-pain/age-limit", kind="informational", genes={},
+    # regression: the category was looked up by the whole rule id ("fhir-pain/age-limit/codeine"): never matched
+    f = codeine_pm_finding(rule="fhir-pain/age-limit/codeine", kind="safety", genes={},
                            summary="Codeine is contraindicated under 12 years (FDA)")
     issue = di.render(f, "p1", NOW)
     validate(issue)
     categories = [c for c in issue["code"]["coding"] if c["system"] == di.V3_ACT_CODE]
     assert categories == [{"system": di.V3_ACT_CODE, "code": "AGE", "display": "Age Alert"}]
+
+
+def test_other_safety_limits_are_filed_as_condition_alerts():
+    f = codeine_pm_finding(rule="fhir-pain/fda-limit/breastfeeding/codeine", kind="safety", genes={},
+                           summary="Codeine is not recommended while breastfeeding (FDA)")
+    issue = di.render(f, "p1", NOW)
+    validate(issue)
+    assert [c["code"] for c in issue["code"]["coding"] if c["system"] == di.V3_ACT_CODE] == ["COND"]
