@@ -104,6 +104,8 @@ def normalize_base(url: str) -> str:
 # URL has none there, and no control character anywhere (a space in a search value is encoded when sent).
 _AMBIGUOUS_BEFORE_QUERY = re.compile(r"[\x00-\x20\x7f\\]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# a bearer token as RFC 6750 allows it (b64token), widened to any visible ASCII: what an HTTP header can carry
+_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 def is_allowed(url: str, allowed_bases: Iterable[str]) -> bool:
@@ -279,7 +281,7 @@ class FHIRClient:
         first = self._request("GET", self.url_for(url))
         if first.get("resourceType") != "Bundle":
             raise FHIRServerError("a search did not return a Bundle", url=_redact(url))
-        entries = list(first.get("entry") or ())
+        entries = _entries(first)
         next_url = next_link(first)
         pages = 1
         while next_url:
@@ -302,7 +304,7 @@ class FHIRClient:
                 if strict:
                     raise FHIRServerError("a next page is not a Bundle", url=_redact(next_url))
                 break
-            entries.extend(page.get("entry") or ())
+            entries.extend(_entries(page))
             pages += 1
             next_url = next_link(page)
         merged = {k: v for k, v in first.items() if k not in ("entry", "link")}
@@ -356,6 +358,9 @@ class FHIRClient:
             hdrs = {"Accept": FHIR_JSON, **(headers or {})}
             token = self._token()
             if token:
+                if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+                    # not even encodable as an HTTP header (non-Latin-1, CR/LF, spaces): never sent, nor logged
+                    raise FHIRUnauthorized("the access token cannot be sent in an HTTP header", url=_redact(url))
                 hdrs["Authorization"] = f"Bearer {token}"
             try:
                 response = self.session.request(method, url, data=body, headers=hdrs, timeout=(connect, read),
@@ -412,9 +417,15 @@ def _entry_status(entry: object) -> int | None:
         return None
 
 
+def _entries(bundle: dict) -> list:
+    entries = bundle.get("entry")
+    return entries if isinstance(entries, list) else []
+
+
 def next_link(bundle: dict) -> str | None:
     """The URL of a Bundle's ``next`` link, if any."""
-    for link in bundle.get("link") or ():
+    links = bundle.get("link")
+    for link in links if isinstance(links, list) else ():
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return link["url"]
     return None
