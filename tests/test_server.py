@@ -27,7 +27,7 @@ def parse(*argv: str) -> argparse.Namespace:
 def test_arguments_and_gunicorn_options():
     args = parse("--host", "0.0.0.0", "--port", "9000", "--auth", "off", "--workers", "3", "--threads", "4")
     opts = server.gunicorn_options(args)
-    assert opts["bind"] == "0.0.0.0:9000" and opts["worker_class"] == "gthread"
+    assert opts["bind"] == "0.0.0.0:9000" and opts["worker_class"] == "fhir_pain.server.OperationOutcomeWorker"
     assert (opts["workers"], opts["threads"]) == (3, 4)
     defaults = parse()
     assert (defaults.host, defaults.port, defaults.auth) == ("127.0.0.1", 8080, None)  # auth: config decides
