@@ -55,17 +55,23 @@ def problem_with(status: int, content_type: str | None, body: bytes) -> str | No
     return None
 
 
-class SecretsInLogs(logging.Handler):
-    """Counts log lines that hold an access token (none may)."""
+class LogWatch(logging.Handler):
+    """Log lines that hold an access token (none may), and reader failures a caller swallowed (the pain profile
+    is built under a catch-all so that its failure cannot silence the PGx advice: it must still never fail)."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.leaks: list[str] = []
+        self.swallowed: list[str] = []
+        self.access_lines = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
+        self.access_lines += record.name == "cds_hooks.access"
         if any(s in text for s in SECRETS):
             self.leaks.append(f"{record.name}: {text[:120]}")
+        if record.name == "fhir_pain.evaluate" and record.levelno >= logging.WARNING:
+            self.swallowed.append(text)
 
 
 def test_hostile_requests_never_get_a_5xx_and_every_error_is_an_operation_outcome(app_factory, httpserver, capsys):
@@ -84,8 +90,10 @@ def test_hostile_requests_never_get_a_5xx_and_every_error_is_an_operation_outcom
     fhir_base = httpserver.url_for("/fhir")
     client = app_factory(REGISTER_CLINICAL_SERVICES=True, NOW=NOW, FHIR_SERVER_ALLOWLIST=[fhir_base],
                          FHIR_DEADLINE_S=2.0).test_client()
-    logs = SecretsInLogs()
-    logging.getLogger().addHandler(logs)
+    logs = LogWatch()
+    root, level = logging.getLogger(), logging.getLogger().level
+    root.addHandler(logs)
+    root.setLevel(logging.INFO)   # the access and prefetch lines too
     failures: list[str] = []
     statuses: collections.Counter = collections.Counter()
     started = time.perf_counter()
@@ -95,10 +103,13 @@ def test_hostile_requests_never_get_a_5xx_and_every_error_is_an_operation_outcom
             response = client.post(c.path, data=c.body, headers=c.headers)
             statuses[response.status_code] += 1
             problem = problem_with(response.status_code, response.content_type, response.data)
+            if logs.swallowed:
+                problem, logs.swallowed = f"{problem or 'answered'}, but {logs.swallowed[0]}", []
             if problem:
                 failures.append(f"{c}: {problem}")
     finally:
-        logging.getLogger().removeHandler(logs)
+        root.removeHandler(logs)
+        root.setLevel(level)
     elapsed = time.perf_counter() - started
     with capsys.disabled():
         print(f"\nhostile input in process: {CASES} cases in {elapsed:.1f} s; statuses "
@@ -106,7 +117,7 @@ def test_hostile_requests_never_get_a_5xx_and_every_error_is_an_operation_outcom
     assert not failures, f"{len(failures)} of {CASES} failed:\n" + "\n".join(failures[:30])
     assert statuses[200] > CASES // 4 and statuses[400] > 0   # the mutations reach the readers, not only the schema
     assert sent and all(SENDABLE.fullmatch(a) for a in sent), "a token HTTP cannot carry reached the FHIR server"
-    assert not logs.leaks, logs.leaks[:5]
+    assert logs.access_lines == CASES and not logs.leaks, logs.leaks[:5]
 
 
 # ---- the real server stack: gunicorn refuses some requests before Flask sees them ------------------------------
