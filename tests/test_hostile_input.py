@@ -14,9 +14,7 @@ import collections
 import logging
 import os
 import re
-import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ from werkzeug import Response as WerkzeugResponse
 
 sys.path.insert(0, str(Path(__file__).parent))   # hostile_json, also under pytest's importlib import mode
 from hostile_json import TOKENS, case  # noqa: E402
+from serve_process import ServeProcess, serve_env  # noqa: E402
 
 CASES = int(os.environ.get("FHIR_PAIN_FUZZ_CASES", "400"))
 SERVER_CASES = max(40, CASES // 50)
@@ -122,38 +121,16 @@ def test_hostile_requests_never_get_a_5xx_and_every_error_is_an_operation_outcom
 
 # ---- the real server stack: gunicorn refuses some requests before Flask sees them ------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """``fhir-pain serve`` on a free port (auth off: the stack's own answers are under test, not the JWT)."""
-    port = _free_port()
-    db = tmp_path_factory.mktemp("hostile") / "serve.sqlite3"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FHIR_PAIN_")}
-    env["FHIR_PAIN_DATABASE_URL"] = f"sqlite:///{db}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fhir_pain.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--auth", "off", "--workers", "1", "--threads", "4", "--log-level", "warning"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 180   # a busy machine boots the worker slowly; about a second when idle
-    while True:
-        try:
-            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=(2, 10))
-            break
-        except requests.RequestException:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
-            time.sleep(0.2)
-    yield port
-    proc.send_signal(signal.SIGTERM)
+    """``fhir-pain serve`` (auth off: the stack's own answers are under test, not the JWT)."""
+    server = ServeProcess("--auth", "off", "--workers", "1", "--threads", "4", "--log-level", "warning",
+                          env=serve_env(tmp_path_factory.mktemp("hostile") / "serve.sqlite3"))
     try:
-        output, _ = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        output, _ = proc.communicate()
+        server.wait_ready()
+        yield server.port
+    finally:
+        output = server.stop()
     assert "Traceback" not in output, output[-3000:]
 
 
