@@ -1,5 +1,6 @@
 # make run   -> the service on 127.0.0.1:8080 (auth off, local development only)
 # make test  -> every test, including the integration tests against a real FHIR server
+# make fuzz  -> 50,000 hostile requests (FUZZ_CASES=N for another count): no 5xx, every error an OperationOutcome
 # Each target creates what it needs (.venv, .venv-fhir, Debian's PostgreSQL for the store's tests) on a fresh
 # machine with only Python 3.11.
 PYTHON ?= python3
@@ -9,7 +10,7 @@ FHIR_VENV := .venv-fhir
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test bench demo profiles fhir-server-venv postgresql-server clean
+.PHONY: run test fuzz bench demo profiles fhir-server-venv postgresql-server clean
 
 $(BIN)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,11 @@ run: $(BIN)/.installed
 
 test: $(BIN)/.installed $(FHIR_VENV)/bin/sekmet postgresql-server
 	FHIR_PAIN_SEKMET=$(abspath $(FHIR_VENV))/bin/sekmet $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The hostile-input battery at length (tests/test_hostile_input.py runs a few hundred cases in `make test`).
+FUZZ_CASES ?= 50000
+fuzz: $(BIN)/.installed
+	FHIR_PAIN_FUZZ_CASES=$(FUZZ_CASES) $(BIN)/python -m pytest -q tests/test_hostile_input.py $(PYTEST_ARGS)
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench

@@ -43,6 +43,10 @@ FeedbackSink = Callable[[str, list, "str | None", "str | None"], Any]
 # a service declares (a few), and feedback on the cards a user acted on.
 MAX_PREFETCH_KEYS = 100
 MAX_FEEDBACK_ENTRIES = 1000
+# Nesting no honest body comes near (a CDS Hooks request with prefetched FHIR is about 15 deep), refused before
+# validation: a recursive validator, or any reader, would overflow Python's stack on a few hundred levels, and
+# orjson alone accepts 1024.
+MAX_JSON_DEPTH = 64
 
 
 def _is_loopback(host: str) -> bool:
@@ -50,6 +54,20 @@ def _is_loopback(host: str) -> bool:
     name = host.lower()
     name = name[1:name.find("]")] if name.startswith("[") else name.rsplit(":", 1)[0]
     return name in LOOPBACK_HOSTS
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether a parsed JSON value nests arrays and objects more than ``limit`` levels deep. Iterative (no
+    recursion to overflow) and it stops at the first container too deep."""
+    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
 
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -209,14 +227,22 @@ class CDSHooks:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         if limit is not None and request.content_length is not None and request.content_length > limit:
             raise PayloadTooLarge(f"the body is larger than {limit} bytes")
-        data = request.get_data(cache=False)
+        try:
+            data = request.get_data(cache=False)
+        except HTTPException:
+            raise
+        except Exception:  # the server could not read it (a malformed chunk, a client gone): the client's fault
+            raise BadRequest("the body could not be read") from None
         if limit is not None and request.content_length is None and len(data) >= limit:
             # a chunked body is cut at the limit by werkzeug, silently: refuse it rather than parse a prefix
             raise PayloadTooLarge(f"the body is larger than {limit} bytes")
         try:
-            return orjson.loads(data)
+            body = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise BadRequest("the body is not valid JSON") from None
+        if deeper_than(body, MAX_JSON_DEPTH):
+            raise BadRequest(f"the body nests arrays or objects more than {MAX_JSON_DEPTH} levels deep")
+        return body
 
     @staticmethod
     def _validate(schema: str, body: Any) -> None:

@@ -122,6 +122,8 @@ def normalize_base(url: str) -> str:
 # URL has none there, and no control character anywhere (a space in a search value is encoded when sent).
 _AMBIGUOUS_BEFORE_QUERY = re.compile(r"[\x00-\x20\x7f\\]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# a bearer token as RFC 6750 allows it (b64token), widened to any visible ASCII: what an HTTP header can carry
+_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 def is_allowed(url: str, allowed_bases: Iterable[str]) -> bool:
@@ -485,6 +487,9 @@ class FHIRClient:
             hdrs = {"Accept": FHIR_JSON, **(headers or {})}
             token = self._token()
             if token:
+                if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+                    # not even encodable as an HTTP header (non-Latin-1, CR/LF, spaces): never sent, nor logged
+                    raise FHIRUnauthorized("the access token cannot be sent in an HTTP header", url=_redact(url))
                 hdrs["Authorization"] = f"Bearer {token}"
             try:
                 response = self.session.request(method, url, data=body, headers=hdrs, timeout=(connect, read),

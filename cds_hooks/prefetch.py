@@ -96,8 +96,13 @@ def _usable(value: Any, template: str) -> bool:
     return rtype != "Bundle" and (literal is None or rtype == literal)
 
 
+def _list(value: Any) -> list:
+    """A JSON array as sent, else nothing: a prefetched Bundle may carry any JSON where an array belongs."""
+    return value if isinstance(value, list) else []
+
+
 def _has_next(bundle: Mapping[str, Any]) -> bool:
-    return any(isinstance(link, Mapping) and link.get("relation") == "next" for link in bundle.get("link") or ())
+    return any(isinstance(link, Mapping) and link.get("relation") == "next" for link in _list(bundle.get("link")))
 
 
 def _bearer(body: Mapping[str, Any]) -> str | None:
@@ -136,14 +141,16 @@ def _fetch(client: FHIRClient, template: str, context: Mapping[str, Any]) -> tup
 
 def _complete_pages(client: FHIRClient, bundle: dict) -> tuple[dict, bool]:
     """Read the remaining pages of a prefetched searchset (the EHR MAY paginate prefetch)."""
-    next_url = next(link["url"] for link in bundle["link"]
+    next_url = next(link.get("url") for link in _list(bundle.get("link"))
                     if isinstance(link, Mapping) and link.get("relation") == "next")
+    if not isinstance(next_url, str):
+        return bundle, False
     try:
         rest = client.get_bundle(next_url)
-    except (FHIRError, KeyError, TypeError):
+    except FHIRError:
         return bundle, False
     merged = {k: v for k, v in bundle.items() if k != "link"}
-    entries = list(bundle.get("entry") or ()) + list(rest.get("entry") or ())
+    entries = _list(bundle.get("entry")) + _list(rest.get("entry"))
     if entries:
         merged["entry"] = entries
     if _has_next(rest):

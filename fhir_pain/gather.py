@@ -50,6 +50,11 @@ MISSING_MEANING = {
 }
 
 
+def array(value: Any) -> list:
+    """A JSON array as sent, else nothing: EHR JSON can hold any type where FHIR has an array."""
+    return value if isinstance(value, list) else []
+
+
 def resources_of(value: Any) -> list[dict]:
     """The resources in one prefetch value: a Bundle's entries, a single resource, or nothing."""
     if not isinstance(value, dict):
@@ -57,7 +62,7 @@ def resources_of(value: Any) -> list[dict]:
     rtype = value.get("resourceType")
     if rtype == "Bundle" or (rtype is None and isinstance(value.get("entry"), list)):
         out = []
-        for entry in value.get("entry") or ():
+        for entry in array(value.get("entry")):
             res = entry.get("resource") if isinstance(entry, dict) else None
             if isinstance(res, dict) and isinstance(res.get("resourceType"), str):
                 out.append(res)
@@ -85,9 +90,11 @@ def ref_of(resource: dict) -> str | None:
 def gather(request: Any, now: datetime | None = None) -> PatientData:
     """Sort a cds_hooks.HookRequest's context and resolved prefetch into PatientData."""
     context = request.context if isinstance(getattr(request, "context", None), dict) else {}
-    prefetch = getattr(request, "prefetch", None) or {}
-    patient_id = getattr(request, "patient_id", None) or context.get("patientId") or ""
-    data = PatientData(patient_id=str(patient_id), now=now or datetime.now(timezone.utc))
+    prefetch = getattr(request, "prefetch", None)
+    prefetch = prefetch if isinstance(prefetch, dict) else {}
+    patient_id = getattr(request, "patient_id", None) or context.get("patientId")
+    data = PatientData(patient_id=patient_id if isinstance(patient_id, str) else "",
+                       now=now or datetime.now(timezone.utc))
 
     seen: set[str] = set()
     for key in sorted(prefetch):  # sorted: the same request always gives the same order
@@ -105,15 +112,13 @@ def gather(request: Any, now: datetime | None = None) -> PatientData:
     if draft_refs:
         data.medication_requests = [m for m in data.medication_requests if ref_of(m) not in draft_refs]
     for res in data.draft_orders:
-        for contained in res.get("contained") or ():
+        for contained in array(res.get("contained")):
             if isinstance(contained, dict) and contained.get("resourceType") == "Medication":
                 cref = ref_of(contained)
                 if cref:
                     data.medications.setdefault(cref, contained)
-    selections = context.get("selections")
-    if isinstance(selections, list):
-        data.selections = tuple(s for s in selections if isinstance(s, str))
-    data.missing = tuple(getattr(request, "missing", ()) or ())
+    data.selections = tuple(s for s in array(context.get("selections")) if isinstance(s, str))
+    data.missing = tuple(k for k in getattr(request, "missing", ()) or () if isinstance(k, str))
     return data
 
 

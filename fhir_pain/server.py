@@ -9,13 +9,69 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import ssl
 from typing import Any
 
+import orjson
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
+from gunicorn.http import errors as http_errors
+from gunicorn.workers.gthread import ThreadWorker
+
+from cds_hooks.errors import operation_outcome
 
 from . import logging as service_logging
 
 log = logging.getLogger("fhir_pain.server")
+
+# What gunicorn refuses before the application sees the request -> (status, reason, issue code, diagnostics).
+# The diagnostics never quote the request: gunicorn's own messages echo the offending line or header, which can
+# hold a token or a patient id.
+_REFUSALS: tuple[tuple[type[BaseException], int, str, str, str], ...] = (
+    (http_errors.LimitRequestLine, 414, "URI Too Long", "too-costly", "the request line (method and URL) is too long"),
+    (http_errors.LimitRequestHeaders, 431, "Request Header Fields Too Large", "too-costly",
+     "the request has too many header fields or one that is too large"),
+    (http_errors.ExpectationFailed, 417, "Expectation Failed", "not-supported", "the Expect header is not supported"),
+    # RFC 9112 suggests 501 for a transfer coding the server lacks; the request is the client's doing: a 4xx
+    (http_errors.UnsupportedTransferCoding, 400, "Bad Request", "not-supported",
+     "the Transfer-Encoding is not supported (only chunked)"),
+    (http_errors.ForbiddenProxyRequest, 403, "Forbidden", "forbidden", "request forbidden"),
+    (http_errors.InvalidResponseHeader, 500, "Internal Server Error", "exception", "internal error"),
+    (http_errors.InvalidResponseHeaderName, 500, "Internal Server Error", "exception", "internal error"),
+    (http_errors.ConfigurationProblem, 500, "Internal Server Error", "exception", "internal error"),
+    (http_errors.ParseException, 400, "Bad Request", "invalid", "malformed HTTP request"),
+    (ssl.SSLError, 400, "Bad Request", "security", "TLS error"),
+)
+
+
+def refusal(exc: BaseException) -> tuple[int, str, str, str]:
+    """(status, reason phrase, OperationOutcome issue code, diagnostics) for an error gunicorn handles itself."""
+    for cls, status, reason, code, message in _REFUSALS:
+        if isinstance(exc, cls):
+            if code == "invalid":  # which rule the request broke (the class name), never its content
+                message = f"{message} ({type(exc).__name__})"
+            return status, reason, code, message
+    return 500, "Internal Server Error", "exception", "internal error"
+
+
+class OperationOutcomeWorker(ThreadWorker):
+    """gunicorn's gthread worker whose own error answers (an over-long request line or header, a doubled
+    Content-Type, a malformed chunk...) are JSON FHIR OperationOutcomes like every answer of the application,
+    instead of gunicorn's HTML page."""
+
+    def handle_error(self, req, client, addr, exc):  # noqa: ANN001 - gunicorn's signature
+        status, reason, code, message = refusal(exc)
+        if status >= 500:
+            self.log.exception("error handling a request")
+        else:
+            self.log.warning("refused a malformed request (%s %s)", status, type(exc).__name__)
+        body = orjson.dumps(operation_outcome(code, message))
+        head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode("ascii")
+        try:
+            gunicorn_util.write_nonblock(client, head + body)
+        except Exception:  # the client may be gone already
+            self.log.debug("failed to send an error answer")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +103,7 @@ class _Gunicorn(BaseApplication):
 def gunicorn_options(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "bind": f"{args.host}:{args.port}",
-        "worker_class": "gthread",
+        "worker_class": f"{__name__}.OperationOutcomeWorker",   # gthread, with JSON error answers
         "workers": max(1, args.workers),
         "threads": max(1, args.threads),
         "timeout": 30,

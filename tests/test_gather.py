@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
+
 from cds_hooks import HookRequest
 from fhir_pain.gather import CONDITIONS, MEDICATIONS, PAIN, PATIENT, PGX, gather, missing_labels, resources_of
 
@@ -89,3 +91,21 @@ def test_resources_of_single_resource_and_bundle_without_resource_type():
     assert resources_of({"resourceType": "Patient", "id": "p"}) == [{"resourceType": "Patient", "id": "p"}]
     assert resources_of({"entry": [{"resource": {"resourceType": "Condition", "id": "c"}}]})[0]["id"] == "c"
     assert resources_of(None) == [] and resources_of([1, 2]) == []
+
+
+# ---- wrong JSON types (hostile-input battery): read leniently, never a TypeError ----------------------------
+
+@pytest.mark.parametrize("entry", ["x", 5, True, 3.5, {"resource": {"resourceType": "Patient"}}, None])
+def test_gather_resources_of_with_string_entry_is_ignored(entry):
+    # was TypeError ("'int' object is not iterable") for a number or true in Bundle.entry: a 500
+    assert resources_of({"resourceType": "Bundle", "type": "searchset", "entry": entry}) == []
+
+
+def test_gather_with_wrong_types_in_context_and_contained_reads_what_it_can():
+    draft = _mr("d1", status="draft", contained=5)
+    data = gather(_request({"patientId": 7, "selections": "MedicationRequest/d1",
+                            "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": draft}, 5]}},
+                           {MEDICATIONS: {"resourceType": "Bundle", "entry": True}, PATIENT: "Patient/p1"},
+                           missing=[PAIN, 5]), now=NOW)
+    assert data.draft_orders == [draft] and data.medication_requests == [] and data.patient is None
+    assert data.patient_id == "" and data.selections == () and data.missing == (PAIN,)

@@ -43,6 +43,8 @@ def decide_flags(answers: Iterable[FlagAnswer], kn: Knowledge, now: datetime,
         if weak:
             decided[flag] = _merge(weak, placed=False)
             continue
+        if not dated:   # only answers dated to the month or year, all before the look-back: nothing to say
+            continue
         old = _merge([a for a in dated if a.time.at == max(b.time.at for b in dated)])
         if old.raised:
             stale[flag] = old

@@ -113,7 +113,7 @@ def read_observations(observations: Iterable[dict], kn: Knowledge,
         oid = obs.get("id")
         ref = f"Observation/{oid}" if isinstance(oid, str) and oid else ""
         status = obs.get("status")
-        if status in UNUSABLE_STATUS:
+        if isinstance(status, str) and status in UNUSABLE_STATUS:
             rejected.append(Rejected(ref, roles[0].instrument, f"status {status}"))
             continue
         time = effective(obs)

@@ -54,7 +54,7 @@ def _answer(cc: object, answers) -> Result:
     for coding in codings:          # a local answer code that carries its score
         if isinstance(coding, dict):
             for ext in _list(coding.get("extension")):
-                if isinstance(ext, dict) and ext.get("url") in ORDINAL_EXTENSIONS:
+                if isinstance(ext, dict) and isinstance(ext.get("url"), str) and ext["url"] in ORDINAL_EXTENSIONS:
                     n = _number(ext.get("valueDecimal", ext.get("valueInteger")))
                     if n is not None:
                         return n, None

@@ -53,7 +53,7 @@ def _concept_names(concept: dict, names: list[str]) -> None:
         if not isinstance(coding, dict):
             continue
         code, system = coding.get("code"), coding.get("system")
-        if isinstance(code, str) and (system is None or system in RXNORM_SYSTEMS):
+        if isinstance(code, str) and (system is None or (isinstance(system, str) and system in RXNORM_SYSTEMS)):
             code = code.strip()
             if code in vocab.by_rxnorm:
                 names.append(vocab.by_rxnorm[code])

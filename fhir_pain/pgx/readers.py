@@ -165,7 +165,7 @@ def _kind(obs: dict) -> str | None:
         value = c.get("code")
         if value == GENOTYPE:
             return "genotype"
-        if value in IMPLICATION_CODES:
+        if isinstance(value, str) and value in IMPLICATION_CODES:
             return "implication"
         if value == HAPLOTYPE:
             return None

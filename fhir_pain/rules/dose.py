@@ -29,20 +29,24 @@ def daily_dose_mg(resource: dict | None) -> float | None:
     if len(instructions) != 1:
         return None
     dosage = instructions[0]
+    if not isinstance(dosage, dict):
+        return None
     rates = _as_list(dosage.get("doseAndRate"))
-    if len(rates) != 1 or not isinstance(rates[0].get("doseQuantity"), dict):
+    if len(rates) != 1 or not isinstance(rates[0], dict) or not isinstance(rates[0].get("doseQuantity"), dict):
         return None
     qty = rates[0]["doseQuantity"]
     unit = qty.get("code") or qty.get("unit")
     value = _number(qty.get("value"))
     if value is None or not isinstance(unit, str) or unit.lower() not in _MG:
         return None
-    repeat = (dosage.get("timing") or {}).get("repeat") or {}
+    timing = dosage.get("timing") or {}
+    repeat = (timing.get("repeat") or {}) if isinstance(timing, dict) else None
     if not isinstance(repeat, dict):
         return None
     frequency = _number(repeat.get("frequencyMax", repeat.get("frequency", 1)))
     period = _number(repeat.get("period", 1))
-    per_unit = _PER_DAY.get(repeat.get("periodUnit", "d"))
+    unit_of_period = repeat.get("periodUnit", "d")
+    per_unit = _PER_DAY.get(unit_of_period) if isinstance(unit_of_period, str) else None
     if not frequency or not period or per_unit is None:
         return None
     return round(value * _MG[unit.lower()] * frequency / period * per_unit, 3)

@@ -636,3 +636,53 @@ def test_plain_http_fhir_server_is_warned_about_and_http_jku_refused(app_factory
     assert len(warned) == 1 and "ehr.example.org" in warned[0]
     with pytest.raises(ValueError, match="must be https"):
         app_factory(AUTH="required", TRUSTED_ISSUERS=[{"iss": EHR_ISS, "jku": "http://ehr.example.org/jwks"}])
+
+
+# -- hostile input reaching the endpoints (the hostile-input battery's root causes) -----------------------------
+
+@pytest.mark.parametrize("path", ["/cds-services/pv", "/cds-services/pv/feedback"])
+@pytest.mark.parametrize("depth", [65, 500, 1000])
+def test_first_error_recursion_is_prevented_body_nested_deeper_than_64_is_400(client, fixture_json, path, depth):
+    # was RecursionError in schemas.first_error (a 500) for JSON nested a few hundred levels: orjson accepts 1024
+    request = json.dumps(fixture_json("sandbox/patient-view-request.json"))
+    data = request[:-1] + ', "x": ' + "[" * depth + "]" * depth + "}"
+    response = client.post(path, data=data, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert oo_diagnostics(response) == "the body nests arrays or objects more than 64 levels deep"
+
+
+def test_a_realistic_request_is_not_near_the_nesting_limit(client, fixture_json):
+    from cds_hooks.endpoints import MAX_JSON_DEPTH, deeper_than
+    request = fixture_json("sandbox/patient-view-request.json")
+    assert not deeper_than(request, 12) and deeper_than(request, 2) and MAX_JSON_DEPTH == 64
+    request["context"]["x"] = json.loads("[" * 50 + "]" * 50)
+    assert client.post("/cds-services/pv", json=request).status_code == 200
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON; Charset=UTF-8",
+                                          "APPLICATION/JSON", "application/json;charset=\"utf-8\""])
+def test_json_content_type_with_parameters_in_any_case_is_accepted(client, fixture_json, content_type):
+    data = json.dumps(fixture_json("sandbox/patient-view-request.json"))
+    assert client.post("/cds-services/pv", data=data, headers={"Content-Type": content_type}).status_code == 200
+
+
+@pytest.mark.parametrize("content_type", ["application/json, application/json", "application/json application/json",
+                                          ";", "/", "application/", "*/*", "application/jsonx"])
+def test_odd_or_doubled_content_type_is_415_with_an_operation_outcome(client, fixture_json, content_type):
+    data = json.dumps(fixture_json("sandbox/patient-view-request.json"))
+    response = client.post("/cds-services/pv", data=data, headers={"Content-Type": content_type})
+    assert response.status_code == 415 and oo_diagnostics(response).startswith("the body must be JSON")
+
+
+def test_a_body_the_server_cannot_read_is_400(client):
+    from gunicorn.http.errors import InvalidChunkSize
+
+    class Broken(io.BytesIO):   # gunicorn's wsgi.input on a malformed chunk (was a 500: an unexpected exception)
+        def read(self, *size):
+            raise InvalidChunkSize(b"zz")
+
+        readline = read1 = readinto = read
+    response = client.post("/cds-services/pv", headers={"Content-Type": "application/json",
+                                                         "Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input": Broken(), "wsgi.input_terminated": True})
+    assert response.status_code == 400 and oo_diagnostics(response) == "the body could not be read"

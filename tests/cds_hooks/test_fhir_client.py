@@ -267,3 +267,23 @@ def test_next_links_that_leave_the_base_are_not_followed(next_url):
     bundle = client.get_bundle("Observation?patient=1")
     assert [e["resource"]["id"] for e in bundle["entry"]] == ["o1"] and bundle["link"][0]["relation"] == "next"
     assert len(responses.calls) == 1
+
+
+@responses.activate
+@pytest.mark.parametrize("token", ["tökén-€", "😀", "ok\r\nX-Injected: 1", "two words", "ok\x00"])
+def test_send_with_a_token_http_cannot_carry_raises_unauthorized_and_sends_nothing(token):
+    # was UnicodeEncodeError from http.client (a 500 on the hook path) for a non-Latin-1 access token
+    responses.get(f"{BASE}/Patient/1288992", json=PATIENT)
+    with pytest.raises(FHIRUnauthorized) as raised:
+        FHIRClient(BASE, auth=token).read("Patient/1288992")
+    assert len(responses.calls) == 0
+    assert token not in str(raised.value)
+
+
+@responses.activate
+def test_search_with_wrong_json_types_for_entry_and_link_reads_what_it_can():
+    responses.get(f"{BASE}/Observation", json={"resourceType": "Bundle", "type": "searchset", "entry": 5,
+                                               "link": "next"})
+    with pytest.raises(fhir_client.FHIRServerError):     # a typed error (the data is missing), never a TypeError
+        FHIRClient(BASE).get_bundle("Observation?patient=1")
+    assert fhir_client.next_link({"link": {"relation": "next", "url": "x"}}) is None

@@ -233,3 +233,39 @@ def test_without_an_executor_the_keys_are_fetched_at_once_in_threads_of_the_call
     prefetch, missing = resolve(service(), call({"encounter": None}), POLICY)
     assert missing == () and prefetch["patient"] == PATIENT
     assert len(threads) == 2 and all(name.startswith("cds-prefetch") for name in threads)
+
+
+@pytest.mark.parametrize("link", [5, True, "next", {"relation": "next", "url": "x"}, [None, 5, "next"]])
+@responses.activate
+def test_has_next_with_a_link_of_the_wrong_json_type_is_false_and_nothing_is_fetched(link):
+    # was TypeError in _has_next ("int object is not iterable"): a 500 for the whole call
+    given = {"patient": PATIENT, "pgx": {**bundle([pgx_obs(1)]), "link": link}, "encounter": None}
+    prefetch, missing = resolve(service(), call(given), POLICY)
+    assert prefetch["pgx"]["entry"][0]["resource"]["id"] == "pgx1" and missing == ()
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_complete_pages_with_entries_of_the_wrong_json_type_keeps_what_it_read():
+    responses.get(f"{FHIR}/Observation", json={"resourceType": "Bundle", "type": "searchset", "entry": "x"})
+    # was TypeError in _complete_pages (list(5)), raised in the executor: a 500
+    paged = {**bundle([pgx_obs(1)], next_url=f"{FHIR}/Observation?page=2"), "entry": 5}
+    prefetch, missing = resolve(service(), call({"patient": PATIENT, "pgx": paged, "encounter": None}), POLICY,
+                                ThreadPoolExecutor(2))
+    # page 2 is not a readable Bundle: what was read is kept, and the key is marked as not fully read
+    assert prefetch["pgx"]["entry"] == 5 and missing == ("pgx",)
+
+
+@pytest.mark.parametrize("token", ["tökén-€", "😀", "ok\r\nX-Injected: 1"])
+@responses.activate
+def test_fhir_authorization_with_a_non_latin1_access_token_is_unusable_never_sent(token):
+    # was UnicodeEncodeError in fhir_client._send: a 500. The data it would fetch is missing (412 if required)
+    responses.get(f"{FHIR}/Patient/1288992", json=PATIENT)
+    body = call({"pgx": None, "encounter": None})
+    body["fhirAuthorization"]["access_token"] = token
+    with pytest.raises(PreconditionFailed) as refused:
+        resolve(service({"patient"}), body, POLICY)
+    assert refused.value.expression == "patient" and token not in refused.value.message
+    _, missing = resolve(service(), body, POLICY)
+    assert missing == ("patient",)
+    assert len(responses.calls) == 0

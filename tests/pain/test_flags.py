@@ -189,3 +189,10 @@ def test_the_pain_prefetch_template_fetches_standalone_flagged_items():
     assert flagged == {ITEM9} and flagged <= set(codes)
     assert "44250-9" not in codes                  # other items stay out: the URL stays short
     assert len(codes) == len(set(codes)) and len(template) < 1024
+
+
+def test_decide_flags_with_only_a_year_dated_answer_before_the_look_back_raises_no_flag():
+    # was ValueError (max of nothing) in decide_flags: the whole pain profile was lost
+    old = item9(None, 2, when=str(NOW.year - 2))    # a valid FHIR date, a year only, long before the look-back
+    m = depression(old)
+    assert m.flags == () and m.flag_answers == {}

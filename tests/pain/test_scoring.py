@@ -292,3 +292,20 @@ def test_site_code_map_maps_local_codes_to_instruments_and_items():
     got, _ = scores(local_nrs, local_dn4, unknown, code_map=code_map)
     assert {(s.instrument, s.value) for s in got} == {("nrs", 5), ("dn4", 10)}
     assert scores(local_nrs) == ([], [])          # without the map the local code means nothing
+
+
+# ---- wrong JSON types (hostile-input battery): skipped or rejected, never a TypeError -----------------------
+
+@pytest.mark.parametrize("status", [["final"], {"code": "final"}])
+def test_read_observations_with_a_list_or_object_status_is_read_as_an_unknown_status(status):
+    # was TypeError ("unhashable type: 'list'") in read_observations: the whole pain profile was lost
+    s, _ = one(obs("72514-3", when=ago(1), status=status, valueInteger=7))
+    assert s.value == 7
+
+
+def test_answer_with_a_list_extension_url_is_not_recognised():
+    # was TypeError in values._answer (unhashable url): the whole pain profile was lost
+    ext = {"url": ["http://hl7.org/fhir/StructureDefinition/ordinalValue"], "valueDecimal": 3}
+    local = {"valueCodeableConcept": {"coding": [{"system": "urn:oid:1.2.3", "code": "NEARLY", "extension": [ext]}]}}
+    got, rejected = scores(obs("69737-5", when=ago(1), components=[comp(c, **local) for c in GAD7_ITEMS]))
+    assert got == [] and any("answer code not recognised" in r.reason for r in rejected)

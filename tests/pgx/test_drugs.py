@@ -163,3 +163,12 @@ def test_unverified_codes_are_listed_and_known():
     known = {i["rxnorm"] for i in profiles.load("pgx/drugs.json")["ingredients"]}
     assert set(meta["unverifiedCodes"]) <= known
     assert not code_verified("26237") and code_verified("7052") and code_verified("25480")
+
+
+@pytest.mark.parametrize("system", [["http://www.nlm.nih.gov/research/umls/rxnorm"], {"x": 1}, 5])
+def test_concept_names_with_a_list_or_object_system_is_ignored(system):
+    # was TypeError ("unhashable type: 'list'") in _concept_names: a 500 for the whole call
+    use = identify({"resourceType": "MedicationRequest", "id": "m", "medicationCodeableConcept": {
+        "coding": [{"system": system, "code": "2670"}, {"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                          "code": "7804", "display": "oxycodone"}]}})
+    assert [d.name for d in use.ingredients] == ["oxycodone"]

@@ -131,3 +131,14 @@ def test_stu1_phenotype_sent_as_value_string_is_read():
     assert (result.gene, result.phenotype, result.diplotype) == ("CYP2D6", "Poor Metabolizer", None)
     no_gene = dict(obs, code={"coding": [{"system": "http://loinc.org", "code": "53040-2"}]})
     assert read_gene_results([no_gene]) == []          # a phenotype without a gene is not a result
+
+
+def test_kind_with_a_list_code_before_the_genotype_code_still_reads_the_result():
+    # a list where a coding's code belongs raised TypeError (unhashable) in _kind: the whole result was skipped
+    obs = {"resourceType": "Observation", "id": "g1", "status": "final",
+           "code": {"coding": [{"code": ["x"]}, {"system": "http://loinc.org", "code": "84413-4"}]},
+           "component": [{"code": {"coding": [{"system": "http://loinc.org", "code": "48018-6"}]},
+                          "valueCodeableConcept": {"coding": [{"code": "HGNC:2625"}]}}],
+           "valueCodeableConcept": {"text": "*1/*4"}}
+    [result] = read_gene_results([obs])
+    assert (result.gene, result.diplotype) == ("CYP2D6", "*1/*4")

@@ -33,3 +33,13 @@ def test_exact_doses(kwargs, expected):
 ])
 def test_anything_inexact_is_none(resource):
     assert daily_dose_mg(resource) is None
+
+
+@pytest.mark.parametrize("dosage", [
+    ["10 mg daily"], [{"doseAndRate": ["x"]}], [{"doseAndRate": [{"doseQuantity": {"value": 10, "code": "mg"}}],
+                                                  "timing": "daily"}],
+    [{"doseAndRate": [{"doseQuantity": {"value": 10, "code": "mg"}}], "timing": {"repeat": {"periodUnit": ["d"]}}}],
+])
+def test_daily_dose_mg_with_wrong_json_types_is_unknown(dosage):
+    # was AttributeError / TypeError in daily_dose_mg: a 500 for an order with such a dosage
+    assert daily_dose_mg({"resourceType": "MedicationRequest", "dosageInstruction": dosage}) is None
