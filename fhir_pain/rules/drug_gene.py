@@ -57,7 +57,7 @@ def drug_gene_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Findi
     if pgx.guideline_for(drug) is None:
         return None
     profile = ctx.profile_for(med, drug)
-    applied, why_population = population(ctx, drug, exclude=med) if pgx.populations(drug) else (None, "")
+    applied, why_population = population(ctx, drug) if pgx.populations(drug) else (None, "")
     rec = pgx.recommend(drug, profile, applied)
     if rec is None:
         return None
@@ -188,6 +188,12 @@ def _summary(rec: Recommendation, alternatives: list[Drug]) -> str:
     if rec.action == "use-alternative":
         return fit(f"{genes}: use an alternative to {drug}" + (f", e.g. {alts}" if alts else "") + tail,
                    f"{genes}: use an alternative to {drug}" + tail, f"{genes}: use an alternative to {drug}")
+    if rec.action == "reduce-dose" and rec.recommendation.startswith("Usual first (loading) dose"):
+        return fit(f"{genes}: usual {drug} loading dose, then a lower maintenance dose" + tail,
+                   f"{genes}: usual {drug} loading dose, lower maintenance dose")
+    if rec.action == "reduce-dose" and rec.recommendation.startswith("Start at the recommended starting dose"):
+        return fit(f"{genes}: usual {drug} start, slower titration, lower maintenance dose" + tail,
+                   f"{genes}: slower {drug} titration, lower maintenance dose")
     if rec.action == "reduce-dose":
         return fit(f"{genes}: start {drug} at a lower dose" + tail, f"{genes}: lower {drug} dose")
     if rec.action == "monitor" and rec.population == LONG_TERM:
@@ -195,9 +201,6 @@ def _summary(rec: Recommendation, alternatives: list[Drug]) -> str:
         return fit(f"{genes}: {drug} > 3 months; cautiously continue if no skin reaction" + tail,
                    f"{genes}: {drug} > 3 months; cautiously continue if no skin reaction",
                    f"{genes}: cautiously continue {drug}")
-    if rec.action == "reduce-dose" and rec.recommendation.startswith("Start at the recommended starting dose"):
-        return fit(f"{genes}: usual {drug} start, slower titration, lower maintenance dose" + tail,
-                   f"{genes}: slower {drug} titration, lower maintenance dose")
     if rec.action == "monitor":
         # CPIC's "monitor" texts (codeine, tramadol, hydrocodone): label dosing, and *consider* another drug if there
         # is no response; for hydrocodone CPIC does not say relief is reduced, so the summary does not either

@@ -49,13 +49,14 @@ def _period(med: MedicationUse, now: datetime) -> tuple[datetime, datetime] | No
     return start, max(start, min(end, now)) if end else start
 
 
-def population(ctx: RuleContext, drug: Drug, exclude: MedicationUse | None = None) -> tuple[str, str]:
-    """(population, why in words) for ``drug``: the span of its non-draft requests, active and earlier."""
+def population(ctx: RuleContext, drug: Drug) -> tuple[str, str]:
+    """(population, why in words) for ``drug``: the span of its requests, active and earlier (never the drafts:
+    an order being written is no use yet)."""
     names = SAME_DRUG.get(drug.name, frozenset({drug.name}))
     now = _aware(ctx.now)
     periods, refs = [], []
     for med in ctx.active + ctx.history:
-        if med is exclude or med.is_draft or not names & {d.name for d in med.ingredients}:
+        if med.is_draft or not names & {d.name for d in med.ingredients}:
             continue
         p = _period(med, now)
         if p is not None:

@@ -35,6 +35,11 @@ def phenotype_phrase(phenotype: str) -> str:
     return phenotype[:1].lower() + phenotype[1:].lower() if phenotype else "unknown phenotype"
 
 
+def article(word: str) -> str:
+    """'a' or 'an' before a gene symbol as it is read aloud: 'a CYP2D6 test', 'an HLA-B test'."""
+    return "an" if word[:1].upper() in "AEFHILMNORSX" else "a"
+
+
 def gene_phrase(gene: str, gp: GenePhenotype, *, with_inhibitor: bool = True) -> str:
     """'CYP2D6 poor metabolizer' (+ ' via paroxetine' when phenoconverted)."""
     phrase = f"{gene} {phenotype_phrase(gp.phenotype)}"
