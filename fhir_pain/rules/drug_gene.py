@@ -258,8 +258,8 @@ def _uncertainty_lines(rec: Recommendation, unsure: dict[str, str]) -> list[str]
                          "so one of them is wrong; the advice below is the one that is safe under each until a "
                          "confirmatory test settles it.")
         elif gene in HLA_ALLELES and why in ("ambiguous", "indeterminate"):
-            lines.append(f"**Uncertain result:** the {gene} result on file does not say whether {gene}"
-                         f"{HLA_ALLELES[gene]} is present (not reported, or not readable). It is not taken as "
+            lines.append(f"**Uncertain result:** the {gene} result on file does not say whether "
+                         f"{md(gene + HLA_ALLELES[gene])} is present (not reported, or not readable). It is not taken as "
                          "negative: the advice below is the one that is safe whether the allele is present or not, "
                          f"until a confirmatory {gene} test settles it.")
         elif why == "ambiguous":

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable
 
 from fhir_pain.facts import GenePhenotype
+from fhir_pain.pgx.knowledge import HLA_ALLELES
 
 SUMMARY_MAX = 140
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")   # what could start emphasis, code, links, headings, tables
@@ -83,6 +84,11 @@ def fit(*candidates: str) -> str:
 def gene_line(gene: str, gp: GenePhenotype) -> str:
     """One markdown line: diplotype, activity score, phenotype, its source, and any phenoconversion
     ("genetic Normal Metabolizer, functionally Poor Metabolizer while taking paroxetine")."""
+    allele = HLA_ALLELES.get(gene)
+    if allele:   # HLA: the status of CPIC's risk allele, read from a typing, a presence result or a lab's text
+        if gp.phenotype == "Indeterminate":
+            return f"**{gene}** → {md(allele)} status unknown (the result does not say; treated as possibly positive)"
+        return f"**{gene}** → **{md(gp.phenotype)}** (CPIC's allele status, from the HLA result on file)"
     if gp.phenoconverted_by and not gp.diplotype and not gp.genetic_phenotype:   # no result on file at all
         taking = md(join_and(gp.phenoconverted_by))
         return (f"**{gene}** no result on file → **{gp.phenotype}**"
