@@ -47,9 +47,7 @@ def genotype(oid: str, pid: str, gene: str, diplotype: str, when: str | None = N
         "effectiveDateTime": when or f"{day(-400)}T09:30:00Z",
         "valueCodeableConcept": {"coding": [{"system": PHARMVAR, "code": f"{gene} {diplotype}"}],
                                  "text": f"{gene} {diplotype}"},
-        "component": [{"code": {"coding": [{"system": LOINC, "code": "48018-6", "display": "Gene studied [ID]"}]},
-                       "valueCodeableConcept": {"coding": [{"system": HGNC, "code": HGNC_IDS[gene],
-                                                            "display": gene}]}}],
+        "component": [_gene_component(gene)],
     }
 
 
@@ -61,19 +59,11 @@ def _gene_component(gene: str) -> dict:
 def hla_genotype(oid: str, pid: str, gene: str, alleles: list[str], when: str | None = None) -> dict:
     """Genomics Reporting IG genotype Observation of an HLA gene: 84413-4, the typing as a GL String
     ("hla#3.25.0#HLA-B*15:02:01+HLA-B*40:01:02"), the gene component."""
-    gl = "hla#3.25.0#" + "+".join(f"{gene}{a}" for a in alleles)
-    return {
-        "resourceType": "Observation", "id": oid, "status": "final",
-        "meta": {"profile": ["http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/genotype"]},
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                  "code": "laboratory"}]}],
-        "code": {"coding": [{"system": LOINC, "code": "84413-4", "display": "Genotype display name"}]},
-        "subject": {"reference": f"Patient/{pid}"},
-        "effectiveDateTime": when or f"{day(-400)}T09:30:00Z",
-        "valueCodeableConcept": {"coding": [{"system": GLSTRING, "code": gl}],
-                                 "text": ", ".join(f"{gene}{a}" for a in alleles)},
-        "component": [_gene_component(gene)],
-    }
+    obs = genotype(oid, pid, gene, "", when)
+    obs["valueCodeableConcept"] = {"coding": [{"system": GLSTRING,
+                                               "code": "hla#3.25.0#" + "+".join(f"{gene}{a}" for a in alleles)}],
+                                   "text": ", ".join(f"{gene}{a}" for a in alleles)}
+    return obs
 
 
 def hla_presence(oid: str, pid: str, gene: str, allele: str, result: str, when: str | None = None) -> dict:
