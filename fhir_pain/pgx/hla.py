@@ -6,8 +6,9 @@ Shapes read (from the texts fhir_pain.pgx.readers hands over):
   ("hla#3.25.0#HLA-B*15:02:01+HLA-B*40:01:01"), "HLA-B*15:02, HLA-B*40:01", "B*1502/B*4001";
 - presence results: the allele in the code or a component ("HLA-B*15:02 [Presence]"), the value Present / Absent
   (LA9633-4 / LA9634-2), positive / negative, detected / not detected, carrier / non-carrier;
-- lab text ("HLA-B*15:02 not detected", "Positive for HLA-B*1502").
-A presence result for another allele of the gene (HLA-B*57:01 for abacavir) says nothing of *15:02: not read.
+- lab text ("HLA-B*15:02 not detected", "Positive for HLA-B*1502", "HLA-B 1502 screen").
+A presence result for another allele of the gene (HLA-B*57:01 for abacavir, HLA-B27 for spondyloarthritis) says
+nothing of *15:02: not read.
 """
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ def status_of(gene: str, positive: bool) -> str:
     return f"{HLA_ALLELES[gene]} {'positive' if positive else 'negative'}"
 
 
+# without a star only after "HLA-": "HLA-B27" (serological: the allele group), "HLA-B 1502"
+_NO_STAR = re.compile(r"HLA[\s-]?([AB])[\s-]?(\d{2})(\d{2})?(?![\d:*])", re.I)
+
+
 def _alleles(gene: str, text: str) -> list[tuple[str, str | None]]:
     """(group, protein field or None) of every allele of ``gene`` named in the text ("15", "02")."""
     out = []
@@ -37,6 +42,9 @@ def _alleles(gene: str, text: str) -> list[tuple[str, str | None]]:
         if letter and letter.upper() != gene[-1]:
             continue
         out.append((m.group(2), m.group(3) or m.group(4)))
+    for m in _NO_STAR.finditer(text):
+        if m.group(1).upper() == gene[-1]:
+            out.append((m.group(2), m.group(3)))
     return out
 
 

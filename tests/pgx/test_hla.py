@@ -13,7 +13,7 @@ LOINC = "http://loinc.org"
 def lab(oid: str, code_text: str, value: str, status: str = "final") -> dict:
     """A lab feed's result: the code names the test in text, the value is free text."""
     return {"resourceType": "Observation", "id": oid, "status": status,
-            "code": {"coding": [{"system": "urn:oid:1.2.3.4", "code": "HLAB1502", "display": code_text}],
+            "code": {"coding": [{"system": "urn:oid:1.2.3.4", "code": "LAB-7731", "display": code_text}],
                      "text": code_text},
             "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2025-01-10", "valueString": value}
 
@@ -55,6 +55,9 @@ def test_a_presence_result_for_another_allele_says_nothing_of_the_risk_allele():
     # HLA-B*57:01 (abacavir) negative does not rule out *15:02: not an HLA-B*15:02 result at all
     assert status_of(hla_presence("h", "p1", "HLA-B", "*57:01", "absent")) is None
     assert status_of(lab("l", "HLA-B*57:01 screen", "Negative")) is None
+    # HLA-B27, the spondyloarthritis test a pain clinic sees, written the serological way
+    assert status_of(lab("l", "HLA-B27 antigen", "Positive")) is None
+    assert status_of(lab("l", "HLA-B 27", "detected")) is None
 
 
 def test_a_preliminary_hla_result_is_not_used():
