@@ -4,7 +4,9 @@ Shapes read (examples in tests/fixtures/pgx): Genomics Reporting STU1 phenotype 
 value an LA answer), STU2/STU3 therapeutic implications (components predicted-therapeutic-implication /
 therapeutic-implication / 53040-2, the gene from the text or the derivedFrom genotype), genotype Observations
 (84413-4, PharmVar or ClinVar or plain text value, gene component 48018-6 with HGNC "HGNC:2625" or "2625"), and
-lab-style results whose code text names the gene and whose value is a diplotype or phenotype as text.
+lab-style results whose code text names the gene and whose value is a diplotype or phenotype as text. HLA-B/HLA-A
+results (a genotype with the typing, a 69548-6 presence result, lab text) are read by fhir_pain.pgx.hla into CPIC's
+allele status ("*15:02 positive"), "Indeterminate" when they do not settle it.
 Only final/amended/corrected results count. Anything else is skipped cheaply; bad input never raises.
 """
 from __future__ import annotations
