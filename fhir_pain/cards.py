@@ -18,7 +18,7 @@ from fhir_pain.gather import CONDITIONS, MEDICATION_HISTORY, MEDICATIONS, MISSIN
 from fhir_pain.rules.classes import classes_of
 from fhir_pain.rules.drug_gene import REPLACE_ACTIONS, is_combination, removable_draft
 from fhir_pain.rules.knowledge import card_conventions, pretest_alerts
-from fhir_pain.rules.text import md
+from fhir_pain.rules.text import article, md
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 LAB_CATEGORY = {"system": "http://snomed.info/sct", "code": "108252007", "display": "Laboratory procedure"}
@@ -226,7 +226,7 @@ def test_suggestion(gene: str, f: Finding, data: PatientData, *, confirm: bool) 
         "subject": _subject(data),
         "reasonCode": [{"text": reason}],
     }
-    label = f"Order a confirmatory {gene} genotype test" if confirm else f"Order a {gene} genotype test"
+    label = f"Order a confirmatory {gene} genotype test" if confirm else f"Order {article(gene)} {gene} genotype test"
     return Suggestion(label=label, actions=(
         Action(type=ActionType.CREATE, description=f"Draft laboratory order: {gene} genotype", resource=resource),))
 

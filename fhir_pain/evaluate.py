@@ -54,8 +54,8 @@ def build_context(data: PatientData, hook: str) -> RuleContext:
         return data.medications.get(ref)
 
     active = [pgx.identify(r, resolve=resolve) for r in data.medication_requests if _is_active(r)]
-    # Earlier (completed, stopped, on-hold) requests: only the pain engine sees them, to link renewals to the trial
-    # they continue; phenoconversion and the drug rules use the active list alone.
+    # Earlier (completed, stopped, on-hold) requests: the pain engine links renewals to the trial they continue, and
+    # CPIC's population for the HLA anticonvulsants counts earlier use; phenoconversion uses the active list alone.
     history = [pgx.identify(r, resolve=resolve) for r in data.medication_requests
                if r.get("resourceType") == "MedicationRequest" and not _is_active(r)]
     drafts = [pgx.identify(r, resolve=resolve, is_draft=True) for r in data.draft_orders
@@ -64,7 +64,7 @@ def build_context(data: PatientData, hook: str) -> RuleContext:
     return RuleContext(hook=hook, now=data.now, patient_id=data.patient_id, results=results, active=active,
                        drafts=drafts, pain=_pain_profile(data, active + history), missing=frozenset(data.missing),
                        patient=data.patient, conditions=data.conditions, procedures=data.procedures,
-                       observations=data.observations)
+                       observations=data.observations, history=history)
 
 
 def targets_for(ctx: RuleContext, data: PatientData, hook: str) -> list[MedicationUse]:

@@ -127,6 +127,7 @@ class Recommendation:
     ambiguous: bool = False           # the possibilities give different advice (the most cautious one is given)
     # {"why", "possibilities": [{phenotype, activityScore | genes, classification, action, source}], "basis"}
     uncertainty: dict | None = None
+    population: str | None = None     # the CPIC population looked up, for tables that have several
 
 
 # ---- the rules' output ----------------------------------------------------------------------------------------
@@ -150,6 +151,7 @@ class Finding:
     alternatives: tuple[Drug, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # rule-specific data for renderers (e.g. referral kind)
     uncertainty: dict | None = None   # the contract's uncertainty object (Recommendation.uncertainty)
+    population: str | None = None     # the CPIC population applied (Recommendation.population)
 
     def to_contract(self) -> dict:
         """The object placed in ``card.extension["io.fhir-pain.findings"]``."""
@@ -164,6 +166,7 @@ class Finding:
             "evidence": list(self.evidence),
             "knowledge": self.knowledge,
             "uncertainty": self.uncertainty,
+            "population": self.population,
         })
 
 

@@ -35,6 +35,7 @@ PGX_SEARCHED = {
     "53040-2": "LOINC 53040-2 (metabolizer phenotype)",
     "therapeutic-implication": "therapeutic-implication",
     "predicted-therapeutic-implication": "predicted-therapeutic-implication (HL7 Genomics Reporting)",
+    "69548-6": "LOINC 69548-6 (genetic variant assessment: HLA allele presence)",
 }
 PGX_CODES = tuple(PGX_SEARCHED)
 

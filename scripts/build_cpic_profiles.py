@@ -3,7 +3,7 @@
 
     python scripts/build_cpic_profiles.py [CPIC_DIR]      (make profiles; default reference/cpic)
 
-Writes profiles/pgx/cyp2d6.json, cyp2c9.json, cyp2c19.json (allele activity values / functions and the
+Writes profiles/pgx/cyp2d6.json, cyp2c9.json, cyp2c19.json, cyp2b6.json (allele activity values / functions and the
 phenotype rules) and profiles/pgx/recommendations.json (every drug's recommendation table). The CPIC wording is
 mapped to our own gist, action and named alternatives through the hand-kept profiles/pgx/wording.json: a CPIC
 text without wording stops the build, so a CPIC update cannot silently ship untranslated advice.
@@ -44,9 +44,12 @@ BAND_SOURCES = {
     "CYP2D6": "CPIC/DPWG CYP2D6 genotype-to-phenotype consensus (Caudle et al., Clin Transl Sci 2020;13:116-124)",
     "CYP2C9": "CPIC NSAID guideline (Theken et al. 2020, PMID 32189324, doi:10.1002/cpt.1830)",
 }
-HGNC = {"CYP2D6": "HGNC:2625", "CYP2C9": "HGNC:2623", "CYP2C19": "HGNC:2621"}
+HGNC = {"CYP2D6": "HGNC:2625", "CYP2C9": "HGNC:2623", "CYP2C19": "HGNC:2621", "CYP2B6": "HGNC:2615"}
 PHENOTYPE_FILES = {"CYP2D6": "phenotype_cpic_CYP2D6.json", "CYP2C9": "phenotype_CYP2C9.json",
-                   "CYP2C19": "phenotype_CYP2C19.json"}
+                   "CYP2C19": "phenotype_CYP2C19.json", "CYP2B6": "phenotype_CYP2B6.json"}
+FUNCTION_GENES = ("CYP2C19", "CYP2B6")          # no activity score: phenotype from the pair of allele functions
+# HLA genes: CPIC keys by the status of one risk allele ("*15:02 positive"), not by a phenotype
+HLA_GENES = ("HLA-B", "HLA-A")
 DUP = re.compile(r"^(\*\d+)x(≥?)(\d+)$")
 
 # Drugs with a CPIC export, in the order the knowledge file lists them; gene order of the rule id.
@@ -56,7 +59,21 @@ EXPORTED = {
     "meloxicam": ["CYP2C9"], "piroxicam": ["CYP2C9"], "tenoxicam": ["CYP2C9"],
     "amitriptyline": ["CYP2D6", "CYP2C19"], "nortriptyline": ["CYP2D6"],
     "ondansetron": ["CYP2D6"], "paroxetine": ["CYP2D6"], "venlafaxine": ["CYP2D6"],
+    "citalopram": ["CYP2C19"], "escitalopram": ["CYP2C19"], "sertraline": ["CYP2C19", "CYP2B6"],
+    "fluvoxamine": ["CYP2D6"], "vortioxetine": ["CYP2D6"],
+    "carbamazepine": ["HLA-B", "HLA-A"], "oxcarbazepine": ["HLA-B"],
+    "phenytoin": ["HLA-B", "CYP2C9"], "fosphenytoin": ["HLA-B", "CYP2C9"],
 }
+# CPIC's populations (the export's `population`) -> ours. A table with populations is looked up in the one the
+# patient's medication history puts them in; "naive" is the default (the cautious one: "> 3 months" relaxes it).
+# The carbamazepine "no alternatives" rows are naive patients for whom no alternative exists: kept as a population
+# of their own (the card says what CPIC advises then).
+POPULATIONS = {
+    "CBZ naive": "naive", "CBZ use >3mos ": "use-over-3-months", "CBZ-no alternatives": "naive-no-alternatives",
+    "OXC naive": "naive", "OXC use >3 mos": "use-over-3-months",
+    "PHT naive": "naive", "PHT use >3mos": "use-over-3-months",
+}
+DEFAULT_POPULATION = "naive"
 # Guideline version labels (publication the export's recommendations come from).
 GUIDELINE_VERSION = {
     "codeine": "2021 (PMID 33387367)", "tramadol": "2021 (PMID 33387367)", "hydrocodone": "2021 (PMID 33387367)",
@@ -65,6 +82,11 @@ GUIDELINE_VERSION = {
     "tenoxicam": "2020 (PMID 32189324)", "amitriptyline": "2016 (PMID 27997040)",
     "nortriptyline": "2016 (PMID 27997040)", "ondansetron": "2016 (PMID 28002639)",
     "paroxetine": "2023 (PMID 37032427)", "venlafaxine": "2023 (PMID 37032427)",
+    "citalopram": "2023 (PMID 37032427)", "escitalopram": "2023 (PMID 37032427)",
+    "sertraline": "2023 (PMID 37032427)", "fluvoxamine": "2023 (PMID 37032427)",
+    "vortioxetine": "2023 (PMID 37032427)",
+    "carbamazepine": "2017 (PMID 29392710)", "oxcarbazepine": "2017 (PMID 29392710)",
+    "phenytoin": "2020 (PMID 32779747)", "fosphenytoin": "2020 (PMID 32779747)",
 }
 # Drugs CPIC covers through another drug's table (no export of their own).
 # tropisetron: the ondansetron/tropisetron guideline gives both drugs the same recommendations [OND].
@@ -186,7 +208,7 @@ def build_function_gene(gene: str, src: Path) -> dict:
         "schema": "pgx-gene",
         "meta": meta(f"CPIC database via PharmGKB/PharmCAT {PHENOTYPE_FILES[gene]}", version, export_date(version),
                      f"Allele functions and the function-pair -> phenotype table, both from the CPIC export "
-                     f"({version}); the pairs are read off all {len(data['diplotypes'])} CPIC diplotypes. CYP2C19 "
+                     f"({version}); the pairs are read off all {len(data['diplotypes'])} CPIC diplotypes. {gene} "
                      f"has no activity score.", "https://cpicpgx.org/"),
         "gene": gene,
         "hgnc": HGNC[gene],
@@ -201,19 +223,28 @@ def key_of(genes: list[str], lookup: dict) -> str:
     return "|".join(lookup.get(g, "No Result") for g in genes)
 
 
+def key_type(gene: str) -> str:
+    if gene in HLA_GENES:
+        return "alleleStatus"
+    return "phenotype" if gene in FUNCTION_GENES else "activityScore"
+
+
 def build_drug(name: str, genes: list[str], export: dict, wording: dict) -> dict:
     entries: list[dict] = []
     index: dict[str, int] = {}
-    lookup: dict[str, int] = {}
+    lookups: dict[str, dict[str, int]] = {}
     for r in export["recommendations"]:
-        if r.get("population", "general") != "general":
-            continue
+        cpic_population = r.get("population", "general")
+        population = "general" if cpic_population == "general" else POPULATIONS.get(cpic_population)
+        if population is None:
+            raise SystemExit(f"{name}: unknown CPIC population {cpic_population!r}: map it in POPULATIONS")
         text = r["drugrecommendation"]
         w = wording.get(text)
         if w is None:
             raise SystemExit(f"{name}: no wording in profiles/pgx/wording.json for CPIC text: {text!r}")
         entry = {
-            "classification": r["classification"],
+            # CPIC writes 'n/a' for the classification of some 'No recommendation' rows (phenytoin)
+            "classification": "No Recommendation" if r["classification"] == "n/a" else r["classification"],
             "action": w["action"],
             "gist": w["gist"].replace("{drug}", name),
             "implications": {g: r["implications"][g] for g in genes if r["implications"].get(g, "n/a") != "n/a"},
@@ -225,18 +256,23 @@ def build_drug(name: str, genes: list[str], export: dict, wording: dict) -> dict
         idx = index.setdefault(sig, len(entries))
         if idx == len(entries):
             entries.append(entry)
-        lookup[key_of(genes, r["lookupkey"])] = idx
+        lookups.setdefault(population, {})[key_of(genes, r["lookupkey"])] = idx
     pmids = [c["pmid"] for c in export.get("citations", []) if c.get("pmid")]
-    return {
+    out = {
         "rxnorm": export["drugid"].split(":", 1)[1],
         "genes": genes,
-        "keyTypes": {g: ("phenotype" if g == "CYP2C19" else "activityScore") for g in genes},
+        "keyTypes": {g: key_type(g) for g in genes},
         "guideline": {"name": export["guidelinename"], "url": export["url"],
                       "version": f"{GUIDELINE_VERSION[name]}; CPIC data {export['cpicVersion']}", "pmids": pmids},
         "origin": "CPIC recommendation export",
         "entries": entries,
-        "lookup": lookup,
     }
+    if set(lookups) == {"general"}:
+        out["lookup"] = lookups["general"]
+    else:
+        out["lookup"] = lookups[DEFAULT_POPULATION]
+        out["populations"] = {p: lookups[p] for p in sorted(lookups)}
+    return out
 
 
 def other_tca_classification(entry: dict, phenotypes: list[str]) -> dict:
@@ -301,7 +337,10 @@ def build_recommendations(src: Path) -> dict:
             "guideline and recommendations). desipramine (nortriptyline's table) and clomipramine, doxepin, "
             "imipramine, trimipramine (amitriptyline's CYP2D6+CYP2C19 table) follow the TCA guideline's extension "
             "to other tricyclics, with its 'other TCAs' classification (Strong for normal metabolizers, Optional "
-            "otherwise). Oxycodone, methadone and the OPRM1/COMT information have no export: see "
+            "otherwise). Carbamazepine, oxcarbazepine, phenytoin and fosphenytoin: CPIC keys HLA-B/HLA-A by the "
+            "status of the risk allele ('*15:02 positive'), per population: 'populations' holds each population's "
+            "lookup (naive, use-over-3-months, and naive-no-alternatives for carbamazepine), 'lookup' is the naive "
+            "one. Oxycodone, methadone and the OPRM1/COMT information have no export: see "
             "recommendations-hand.json.",
             "https://cpicpgx.org/guidelines/"),
         "drugs": drugs,
@@ -328,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     write(out / "cyp2d6.json", build_activity_gene("CYP2D6", src))
     write(out / "cyp2c9.json", build_activity_gene("CYP2C9", src))
     write(out / "cyp2c19.json", build_function_gene("CYP2C19", src))
+    write(out / "cyp2b6.json", build_function_gene("CYP2B6", src))
     write(out / "recommendations.json", build_recommendations(src))
     return 0
 

@@ -19,7 +19,7 @@ from itertools import product
 
 from fhir_pain.pgx.knowledge import GeneModel, Score, format_score
 
-GENE_PREFIX = re.compile(r"^\s*(CYP2D6|CYP2C19|CYP2C9)\s*[:\-]?\s*", re.I)
+GENE_PREFIX = re.compile(r"^\s*(CYP2D6|CYP2C19|CYP2C9|CYP2B6)\s*[:\-]?\s*", re.I)
 _ALLELE = re.compile(r"^\*?(\d+)([A-Za-z]|\.\d+)?$")
 _COPIES = re.compile(r"^\s*[x×]\s*(≥|>=|>)?\s*(\d+|n)\s*$", re.I)
 _UNPHASED_PAREN = re.compile(r"^\((.+/.+)\)\s*(?:[x×]\s*(n|\d+)|(\d+)\s*n)$", re.I)

@@ -10,7 +10,11 @@ from functools import lru_cache
 
 from fhir_pain import profiles
 
-GENE_FILES = {"CYP2D6": "pgx/cyp2d6.json", "CYP2C9": "pgx/cyp2c9.json", "CYP2C19": "pgx/cyp2c19.json"}
+GENE_FILES = {"CYP2D6": "pgx/cyp2d6.json", "CYP2C9": "pgx/cyp2c9.json", "CYP2C19": "pgx/cyp2c19.json",
+              "CYP2B6": "pgx/cyp2b6.json"}
+# HLA genes: CPIC keys by the status of one risk allele, "*15:02 positive" / "*15:02 negative"
+HLA_ALLELES = {"HLA-B": "*15:02", "HLA-A": "*31:01"}
+DEFAULT_POPULATION = "naive"
 NO_RESULT = "No Result"
 CLASS_ORDER = {"No Recommendation": 0, "Optional": 1, "Moderate": 2, "Strong": 3}
 
@@ -188,6 +192,12 @@ class DrugTable:
     entries: tuple[dict, ...]
     lookup: dict[tuple[str, ...], int]
     by_phenotypes: dict[tuple[str, ...], tuple[int, ...]]   # phenotype per gene -> entries (fallback)
+    # CPIC population -> its lookup (HLA anticonvulsants: "naive", "use-over-3-months", ...); empty: one population
+    populations: dict[str, dict[tuple[str, ...], int]] = field(default_factory=dict)
+
+    def lookup_for(self, population: str | None) -> dict[tuple[str, ...], int]:
+        return self.populations.get(population or DEFAULT_POPULATION, self.lookup) if self.populations \
+            else self.lookup
 
 
 def key_phenotype(gene: str, key: str) -> str:
@@ -210,10 +220,11 @@ def _table(name: str, d: dict) -> DrugTable:
         ph = tuple(key_phenotype(g, k) for g, k in zip(genes, parts))
         if idx not in by_ph.setdefault(ph, []):
             by_ph[ph].append(idx)
+    populations = {p: {tuple(k.split("|")): i for k, i in keys.items()} for p, keys in d.get("populations", {}).items()}
     return DrugTable(name=name, rxnorm=d["rxnorm"], genes=genes,
                      key_types=tuple(d["keyTypes"][g] for g in genes), guideline=d["guideline"],
                      origin=d["origin"], entries=tuple(d["entries"]), lookup=lookup,
-                     by_phenotypes={k: tuple(v) for k, v in by_ph.items()})
+                     by_phenotypes={k: tuple(v) for k, v in by_ph.items()}, populations=populations)
 
 
 @lru_cache(maxsize=None)

@@ -12,7 +12,7 @@ from functools import lru_cache
 from itertools import product
 
 from fhir_pain.pgx import diplotype as dip
-from fhir_pain.pgx.knowledge import GeneModel, Inhibitor, format_score, gene_model, parse_score
+from fhir_pain.pgx.knowledge import HLA_ALLELES, GeneModel, Inhibitor, format_score, gene_model, parse_score
 
 Option = tuple[str | None, str]     # (CPIC score key or None when only the phenotype is known, phenotype)
 
@@ -66,6 +66,12 @@ def call_diplotype(gene: str, text: str) -> Call | None:
 
 
 def call_reported(gene: str, phenotype: str) -> Call:
+    allele = HLA_ALLELES.get(gene)
+    if allele and phenotype == "Indeterminate":
+        # an HLA result that does not say whether the risk allele is there: both possibilities stay open
+        return Call(gene, ((None, f"{allele} positive"), (None, f"{allele} negative")),
+                    notes=(f"{gene}: the result does not say whether {allele} is present (unknown or unreadable); "
+                           f"it is treated as possibly positive, never as negative.",))
     return Call(gene, ((None, phenotype),))
 
 

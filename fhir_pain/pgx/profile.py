@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from fhir_pain.facts import GenePhenotype, GeneResult, MedicationUse
 from fhir_pain.pgx import phenotype as ph
-from fhir_pain.pgx.knowledge import NO_RESULT, Inhibitor, drug_vocabulary, inhibitors
+from fhir_pain.pgx.knowledge import HLA_ALLELES, NO_RESULT, Inhibitor, drug_vocabulary, inhibitors
 
 ACTIVE_STATUSES = frozenset({"active", "draft"})
 _OLDEST = datetime.min.replace(tzinfo=timezone.utc)
@@ -97,7 +97,9 @@ class Reading:
 
     @property
     def label(self) -> str:
-        what = self.call.diplotype if self.computed else f"reported {self.result.phenotype}"
+        what = self.call.diplotype if self.computed else (
+            f"HLA result {self.result.phenotype}" if self.result.gene in HLA_ALLELES
+            else f"reported {self.result.phenotype}")
         return f"{self.result.ref} ({_date(self.result)}, {what})"
 
 

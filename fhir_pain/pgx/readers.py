@@ -4,7 +4,9 @@ Shapes read (examples in tests/fixtures/pgx): Genomics Reporting STU1 phenotype 
 value an LA answer), STU2/STU3 therapeutic implications (components predicted-therapeutic-implication /
 therapeutic-implication / 53040-2, the gene from the text or the derivedFrom genotype), genotype Observations
 (84413-4, PharmVar or ClinVar or plain text value, gene component 48018-6 with HGNC "HGNC:2625" or "2625"), and
-lab-style results whose code text names the gene and whose value is a diplotype or phenotype as text.
+lab-style results whose code text names the gene and whose value is a diplotype or phenotype as text. HLA-B/HLA-A
+results (a genotype with the typing, a 69548-6 presence result, lab text) are read by fhir_pain.pgx.hla into CPIC's
+allele status ("*15:02 positive"), "Indeterminate" when they do not settle it.
 Only final/amended/corrected results count. Anything else is skipped cheaply; bad input never raises.
 """
 from __future__ import annotations
@@ -15,13 +17,16 @@ from collections.abc import Iterable, Iterator
 from fhir_pain import fhirdates
 from fhir_pain.facts import GeneResult
 from fhir_pain.pgx import diplotype as dip
+from fhir_pain.pgx import hla
 
 USABLE_STATUS = frozenset({"final", "amended", "corrected"})
 GENOTYPE, HAPLOTYPE, PHENOTYPE_STU1, GENE_STUDIED = "84413-4", "84414-2", "53040-2", "48018-6"
+VARIANT_ASSESSMENT = "69548-6"   # Genomics Reporting variant: an HLA allele's presence, with the gene as a component
 IMPLICATION_CODES = frozenset({"therapeutic-implication", "predicted-therapeutic-implication", PHENOTYPE_STU1})
-HGNC = {"2625": "CYP2D6", "2623": "CYP2C9", "2621": "CYP2C19", "8156": "OPRM1", "2228": "COMT"}
-GENES = ("CYP2C19", "CYP2C9", "CYP2D6", "OPRM1", "COMT")     # CYP2C19 before CYP2C9: prefix match
-_GENE_RE = re.compile(r"(?<![A-Z0-9])(CYP2C19|CYP2C9|CYP2D6|OPRM1|COMT)(?![0-9])", re.I)
+HGNC = {"2625": "CYP2D6", "2623": "CYP2C9", "2621": "CYP2C19", "2615": "CYP2B6", "8156": "OPRM1", "2228": "COMT",
+        "4931": "HLA-A", "4932": "HLA-B"}
+GENES = ("CYP2C19", "CYP2C9", "CYP2D6", "CYP2B6", "OPRM1", "COMT")     # CYP2C19 before CYP2C9: prefix match
+_GENE_RE = re.compile(r"(?<![A-Z0-9])(CYP2C19|CYP2C9|CYP2D6|CYP2B6|OPRM1|COMT|HLA[\s-]?[AB])(?![0-9A-Z])", re.I)
 LA_PHENOTYPES = {
     "LA10315-2": "Ultrarapid Metabolizer", "LA25390-8": "Rapid Metabolizer", "LA25391-6": "Normal Metabolizer",
     "LA10317-8": "Intermediate Metabolizer", "LA9657-3": "Poor Metabolizer",
@@ -65,7 +70,10 @@ def gene_from_text(text: str | None) -> str | None:
     if not text:
         return None
     m = _GENE_RE.search(text)
-    return m.group(1).upper() if m else None
+    if not m:
+        return None
+    gene = m.group(1).upper()
+    return "HLA-" + gene[-1] if gene.startswith("HLA") else gene
 
 
 def _codings(cc: object) -> list[dict]:
@@ -163,7 +171,7 @@ def _kind(obs: dict) -> str | None:
         if not isinstance(c, dict):
             continue
         value = c.get("code")
-        if value == GENOTYPE:
+        if value in (GENOTYPE, VARIANT_ASSESSMENT):
             return "genotype"
         if isinstance(value, str) and value in IMPLICATION_CODES:
             return "implication"
@@ -227,7 +235,7 @@ def _genotype_gene(obs: dict) -> str | None:
 
 
 _DIPLOTYPE_IN_TEXT = re.compile(
-    r"(?:(CYP2C19|CYP2C9|CYP2D6)\s*[:\-]?\s*)?"
+    r"(?:(CYP2C19|CYP2C9|CYP2D6|CYP2B6)\s*[:\-]?\s*)?"
     r"(\(?\s*\*[^/\s;,]*\s*/\s*\*[^\s;,()]*"
     r"(?:\s*\)\s*(?:[x×]\s*[Nn\d]+|\d+\s*[Nn]))?"
     r"(?:\s*,?\s*(?:with\s+)?(?:gene\s+)?(?:dup|duplication)\b)?)", re.I)
@@ -251,10 +259,22 @@ def _diplotype_in(texts: list[str], gene: str | None) -> tuple[str | None, str |
     return gene, None
 
 
+def _read_hla(obs: dict, gene: str, ref: str, when, status) -> GeneResult | None:
+    components = [t for comp in _components(obs) if GENE_STUDIED not in _codes(comp.get("code"))
+                  for t in _texts(comp.get("code")) + _value_texts(comp)]
+    allele_status = hla.allele_status(gene, _texts(obs.get("code")), _value_texts(obs),
+                                      _codes(obs.get("valueCodeableConcept")), components)
+    return GeneResult(gene, ref, None, allele_status, when, status) if allele_status else None
+
+
 def _read(obs: dict, kind: str, gene: str | None, genes_by_ref: dict[str, str]) -> GeneResult | None:
     effective = fhirdates.effective(obs)
     when = effective.at if effective else None
     ref, status = _ref(obs), obs.get("status")
+    if kind == "lab" or (kind == "genotype" and gene is None):
+        gene = gene or gene_from_text(" ".join(_texts(obs.get("code"))))
+    if gene in hla.GENES:
+        return _read_hla(obs, gene, ref, when, status)
     value_texts = _value_texts(obs)
     if kind == "genotype":
         if gene in ("OPRM1", "COMT"):

@@ -14,7 +14,9 @@ from itertools import product
 
 from fhir_pain.facts import Drug, GenePhenotype, Recommendation
 from fhir_pain.pgx.drugs import drug_by_name
-from fhir_pain.pgx.knowledge import CLASS_ORDER, NO_RESULT, DrugTable, drug_tables, informational, key_phenotype
+from fhir_pain.pgx.knowledge import (
+    CLASS_ORDER, DEFAULT_POPULATION, NO_RESULT, DrugTable, drug_tables, informational, key_phenotype,
+)
 from fhir_pain.pgx.phenotype import Option
 from fhir_pain.pgx.profile import PgxProfile
 
@@ -70,20 +72,33 @@ def _key(key_type: str, option: Option) -> str:
     score, phenotype = option
     if score == NO_RESULT:
         return NO_RESULT
-    if key_type == "phenotype":
+    if key_type != "activityScore":      # "phenotype" (CYP2C19, CYP2B6), "alleleStatus" (HLA: "*15:02 positive")
         return phenotype
     if score is not None:
         return score
     return "n/a" if phenotype == "Indeterminate" else ""
 
 
-def _entries_for(t: DrugTable, combo: tuple[Option, ...]) -> tuple[int, ...]:
+def _entries_for(t: DrugTable, combo: tuple[Option, ...], population: str | None = None) -> tuple[int, ...]:
     key = tuple(_key(kt, o) for kt, o in zip(t.key_types, combo))
-    idx = t.lookup.get(key)
+    idx = t.lookup_for(population).get(key)
     if idx is not None:
         return (idx,)
     phenotypes = tuple(NO_RESULT if o[0] == NO_RESULT else o[1] for o in combo)
+    if t.populations:        # the fallback within the population's own rows
+        return _by_phenotypes(t.rxnorm, population).get(phenotypes, ())
     return t.by_phenotypes.get(phenotypes, ())
+
+
+@lru_cache(maxsize=None)
+def _by_phenotypes(rxnorm: str, population: str | None) -> dict[tuple[str, ...], tuple[int, ...]]:
+    t = drug_tables()[rxnorm]
+    out: dict[tuple[str, ...], list[int]] = {}
+    for key, idx in t.lookup_for(population).items():
+        ph = tuple(key_phenotype(g, k) for g, k in zip(t.genes, key))
+        if idx not in out.setdefault(ph, []):
+            out[ph].append(idx)
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def _same_advice(entries: list[dict]) -> bool:
@@ -160,7 +175,13 @@ def _possibility(t: DrugTable, profile: PgxProfile, combo, entry: dict | None) -
     return out
 
 
-def recommend(drug: Drug, profile: PgxProfile) -> Recommendation | None:
+def populations(drug: Drug) -> tuple[str, ...]:
+    """The CPIC populations the drug's table distinguishes (empty when it has one)."""
+    t = _table(drug)
+    return tuple(t.populations) if t is not None else ()
+
+
+def recommend(drug: Drug, profile: PgxProfile, population: str | None = None) -> Recommendation | None:
     """CPIC's recommendation for ``drug`` given ``profile``; None when CPIC does not cover the drug here or the
     profile has no result for any of the guideline's genes (the rules layer raises the pre-test alert then).
 
@@ -168,7 +189,10 @@ def recommend(drug: Drug, profile: PgxProfile) -> Recommendation | None:
     uncertain strength, a phenotype reported without the score CPIC keys by) is looked up in CPIC's table under the
     key the patient actually has -- ``Indeterminate``/``n/a``/``No Result`` rows included. If they all give the same
     advice, that is the advice. If not, the advice is the most cautious one any possibility carries (an "avoid" is
-    never hidden by a benign possibility), and ``uncertainty`` lists every possibility."""
+    never hidden by a benign possibility), and ``uncertainty`` lists every possibility.
+
+    ``population``: for tables CPIC splits by population (HLA anticonvulsants), the one to look up (default
+    "naive"); the Recommendation names it."""
     t = _table(drug)
     if t is None or not isinstance(profile, PgxProfile):
         return None
@@ -178,7 +202,7 @@ def recommend(drug: Drug, profile: PgxProfile) -> Recommendation | None:
     per_gene = [_options(profile, g, present[g]) for g in t.genes]
     possibilities: list[tuple[tuple, int | None]] = []
     for combo in product(*per_gene):
-        idxs = _entries_for(t, combo) or (None,)    # None: CPIC has no row for this combination
+        idxs = _entries_for(t, combo, population) or (None,)    # None: CPIC has no row for this combination
         possibilities.extend((combo, i) for i in idxs)
     found = tuple(dict.fromkeys(i for _, i in possibilities if i is not None))
     entries = [t.entries[i] for i in found]
@@ -186,6 +210,7 @@ def recommend(drug: Drug, profile: PgxProfile) -> Recommendation | None:
     genes = {g: gp for g, gp in present.items() if gp is not None}
     evidence = tuple(dict.fromkeys(ref for gp in genes.values() for ref in gp.evidence))
     rule = f"cpic/{t.name}/{'+'.join(t.genes)}"
+    applied = (population if population in t.populations else DEFAULT_POPULATION) if t.populations else None
     the_drug = guideline.drug
     complete = all(i is not None for _, i in possibilities)
     differ = not (entries and complete and _same_advice(entries))
@@ -195,7 +220,7 @@ def recommend(drug: Drug, profile: PgxProfile) -> Recommendation | None:
             drug=the_drug, genes=genes, rule=rule, implication="CPIC's table has no entry for this result.",
             recommendation=f"CPIC's table has no row for {t.name} with this result.",
             classification="No Recommendation", action="no-recommendation", knowledge=guideline.knowledge,
-            evidence=evidence, ambiguous=bool(why),
+            evidence=evidence, ambiguous=bool(why), population=applied,
             uncertainty={"why": why, "possibilities": [_possibility(t, profile, c, None) for c, _ in possibilities]}
             if why else None)
     if not differ:
@@ -220,7 +245,8 @@ def recommend(drug: Drug, profile: PgxProfile) -> Recommendation | None:
     return Recommendation(
         drug=the_drug, genes=genes, rule=rule, implication=implication, recommendation=entry["gist"],
         classification=entry["classification"], action=entry["action"], alternatives=alternatives,
-        knowledge=guideline.knowledge, evidence=evidence, ambiguous=differ, uncertainty=uncertainty)
+        knowledge=guideline.knowledge, evidence=evidence, ambiguous=differ, uncertainty=uncertainty,
+        population=applied)
 
 
 def informational_recommendations(drug: Drug, profile: PgxProfile) -> list[Recommendation]:

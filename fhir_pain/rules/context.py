@@ -25,6 +25,8 @@ class RuleContext:
     conditions: list[dict] = field(default_factory=list)
     procedures: list[dict] = field(default_factory=list)
     observations: list[dict] = field(default_factory=list)
+    # earlier (completed, stopped, on-hold) requests: the pain engine's trials, CPIC's population (> 3 months of use)
+    history: list[MedicationUse] = field(default_factory=list)
     _profiles: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     # ---- what is known --------------------------------------------------------------------------------------

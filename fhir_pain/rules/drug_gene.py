@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from fhir_pain import pgx
 from fhir_pain.facts import Drug, Finding, GenePhenotype, MedicationUse, Recommendation
+from fhir_pain.pgx.knowledge import HLA_ALLELES
 from fhir_pain.rules.context import RuleContext
+from fhir_pain.rules.population import LONG_TERM, population
 from fhir_pain.rules.safety import blocked_replacement
 from fhir_pain.rules.text import code, fit, gene_line, gene_phrase, join_and, md
 
@@ -55,7 +57,8 @@ def drug_gene_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Findi
     if pgx.guideline_for(drug) is None:
         return None
     profile = ctx.profile_for(med, drug)
-    rec = pgx.recommend(drug, profile)
+    applied, why_population = population(ctx, drug) if pgx.populations(drug) else (None, "")
+    rec = pgx.recommend(drug, profile, applied)
     if rec is None:
         return None
     unsure = uncertainty(rec.genes, rec)
@@ -63,8 +66,10 @@ def drug_gene_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Findi
     finding = Finding(
         rule=rec.rule, kind="drug-gene", indicator=indicator_for(rec), summary="", drug=drug, genes=rec.genes,
         classification=rec.classification, action=rec.action, evidence=evidence, knowledge=rec.knowledge,
-        medication=med, uncertainty=rec.uncertainty,
+        medication=med, uncertainty=rec.uncertainty, population=rec.population,
     )
+    if rec.population:
+        finding.extra["populationBasis"] = why_population
     kept, dropped = safe_alternatives(ctx, med, rec.alternatives, profile) if rec.action in REPLACE_ACTIONS \
         else ([], [])
     finding.alternatives = tuple(kept)
@@ -183,8 +188,19 @@ def _summary(rec: Recommendation, alternatives: list[Drug]) -> str:
     if rec.action == "use-alternative":
         return fit(f"{genes}: use an alternative to {drug}" + (f", e.g. {alts}" if alts else "") + tail,
                    f"{genes}: use an alternative to {drug}" + tail, f"{genes}: use an alternative to {drug}")
+    if rec.action == "reduce-dose" and rec.recommendation.startswith("Usual first (loading) dose"):
+        return fit(f"{genes}: usual {drug} loading dose, then a lower maintenance dose" + tail,
+                   f"{genes}: usual {drug} loading dose, lower maintenance dose")
+    if rec.action == "reduce-dose" and rec.recommendation.startswith("Start at the recommended starting dose"):
+        return fit(f"{genes}: usual {drug} start, slower titration, lower maintenance dose" + tail,
+                   f"{genes}: slower {drug} titration, lower maintenance dose")
     if rec.action == "reduce-dose":
         return fit(f"{genes}: start {drug} at a lower dose" + tail, f"{genes}: lower {drug} dose")
+    if rec.action == "monitor" and rec.population == LONG_TERM:
+        # HLA risk allele, drug used > 3 months: CPIC's "cautiously consider" holds only without a skin reaction
+        return fit(f"{genes}: {drug} > 3 months; cautiously continue if no skin reaction" + tail,
+                   f"{genes}: {drug} > 3 months; cautiously continue if no skin reaction",
+                   f"{genes}: cautiously continue {drug}")
     if rec.action == "monitor":
         # CPIC's "monitor" texts (codeine, tramadol, hydrocodone): label dosing, and *consider* another drug if there
         # is no response; for hydrocodone CPIC does not say relief is reduced, so the summary does not either
@@ -207,6 +223,8 @@ def _uncertain_summary(rec: Recommendation, alternatives: list[Drug], unsure: di
     possibility the advice comes from when the possibilities differ."""
     gene, why = next(iter(unsure.items()))
     head = _WHY_WORDS[why].format(gene=gene)
+    if gene in HLA_ALLELES and why != "conflicting":
+        head = f"{gene}{HLA_ALLELES[gene]} status unknown"
     drug, cls = rec.drug.name, rec.classification
     u = rec.uncertainty or {}
     basis = u.get("basis") or {}
@@ -218,7 +236,9 @@ def _uncertain_summary(rec: Recommendation, alternatives: list[Drug], unsure: di
     test = f"; confirm {join_and(confirm)}" if confirm else ""
     doing = {
         "avoid": f"avoid {drug}", "use-alternative": f"use an alternative to {drug}",
-        "reduce-dose": f"start {drug} at a lower dose", "monitor": f"label {drug} dosing, consider another if no response",
+        "reduce-dose": f"start {drug} at a lower dose",
+        "monitor": f"cautiously consider {drug}" if rec.population == LONG_TERM
+        else f"label {drug} dosing, consider another if no response",
         "standard-dose": f"standard {drug} dosing",
     }.get(rec.action)
     if doing is None:
@@ -237,6 +257,11 @@ def _uncertainty_lines(rec: Recommendation, unsure: dict[str, str]) -> list[str]
             lines.append(f"**Conflicting results:** the {gene} results on file disagree. A person has one genotype, "
                          "so one of them is wrong; the advice below is the one that is safe under each until a "
                          "confirmatory test settles it.")
+        elif gene in HLA_ALLELES and why in ("ambiguous", "indeterminate"):
+            lines.append(f"**Uncertain result:** the {gene} result on file does not say whether "
+                         f"{md(gene + HLA_ALLELES[gene])} is present (not reported, or not readable). It is not taken as "
+                         "negative: the advice below is the one that is safe whether the allele is present or not, "
+                         f"until a confirmatory {gene} test settles it.")
         elif why == "ambiguous":
             scores = ", ".join(code(s) for s in gp.possible_scores) or "several"
             lines.append(f"**Ambiguous result:** the {gene} result allows several activity scores ({scores}); "
@@ -267,6 +292,16 @@ def _uncertainty_lines(rec: Recommendation, unsure: dict[str, str]) -> list[str]
     return lines
 
 
+def _population_line(f: Finding, rec: Recommendation) -> str:
+    line = (f"**Population:** CPIC's rows for {'patients who have used' if rec.population == LONG_TERM else 'patients new to'} "
+            f"{md(rec.drug.name)}{' for longer than three months' if rec.population == LONG_TERM else ''} applied "
+            f"({md(rec.population)}): {md(f.extra.get('populationBasis', ''))}.")
+    if rec.population == LONG_TERM:
+        line += (" CPIC's advice for them holds only if no cutaneous adverse reaction occurred: check the patient's "
+                 "record (allergies and reactions are not read here).")
+    return line
+
+
 def _detail(ctx: RuleContext, f: Finding, rec: Recommendation, unsure: dict[str, str]) -> str:
     lines: list[str] = _uncertainty_lines(rec, unsure) if unsure else []
     basis = (rec.uncertainty or {}).get("basis")
@@ -277,6 +312,8 @@ def _detail(ctx: RuleContext, f: Finding, rec: Recommendation, unsure: dict[str,
     lines.append(f"**Implication:** {md(rec.implication)}")
     lines.append(f"**Recommendation:** {md(rec.recommendation)}")
     lines.append(f"**Classification:** CPIC {md(rec.classification)}")
+    if rec.population:
+        lines.append(_population_line(f, rec))
     how = handling(f.medication, f.alternatives) if rec.action in REPLACE_ACTIONS else ""
     if f.alternatives:
         lines.append("**Alternatives** (checked against this patient's genotype): "

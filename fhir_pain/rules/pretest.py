@@ -10,7 +10,8 @@ from fhir_pain.facts import Drug, Finding, MedicationUse
 from fhir_pain.gather import PGX_SEARCHED
 from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.knowledge import pretest_alerts
-from fhir_pain.rules.text import fit, join_and, md
+from fhir_pain.rules.population import LONG_TERM, population
+from fhir_pain.rules.text import article, fit, join_and, md
 
 SEARCHED = "searched genotype/phenotype Observations"
 
@@ -42,14 +43,16 @@ def pretest_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Finding
         )
     wording = alert["wording"]
     indicator = alert["indicator"] if med.is_draft else "info"  # on the chart (not an order) it never interrupts
+    if pgx.populations(drug) and population(ctx, drug)[0] == LONG_TERM:
+        indicator = "info"   # CPIC's HLA testing is for patients new to the drug
     # "Not found" rather than "not on file": a result stored under a local lab code is not seen (the prefetch
     # searches the codes in PGX_SEARCHED), so the card says what was searched.
     return Finding(
         rule=f"cpic-pretest/{drug.name}/{'+'.join(missing)}", kind="pre-test", indicator=indicator,
         action="order-test", drug=drug, medication=med, evidence=evidence, knowledge=knowledge,
         summary=fit(f"No {genes} result found ({SEARCHED}): genotype {wording} for {drug.name}; "
-                    f"consider a {genes} test",
-                    f"No {genes} result found ({SEARCHED}) for {drug.name}; consider a {genes} test",
+                    f"consider {article(genes)} {genes} test",
+                    f"No {genes} result found ({SEARCHED}) for {drug.name}; consider {article(genes)} {genes} test",
                     f"No {genes} result found ({SEARCHED}); consider a test"),
         detail="\n\n".join([
             f"**No {genes} result found.** CPIC: {genes} genotype {wording} for {md(drug.name)} dosing and use; "
@@ -58,7 +61,8 @@ def pretest_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Finding
             f"**Searched:** the patient's Observations coded {md(join_and(PGX_SEARCHED.values()))}, and any "
             f"laboratory result naming {genes} among the Observations received. A result filed only under a local "
             "laboratory code is not found: check the laboratory record before ordering a new test.",
-            f"**Source:** CPIC pre-test alert ({md(alert['workbook'])})"
+            ("**Source:** CPIC pre-test alert" if alert["workbook"].endswith(".xlsx") else "**Source:** CPIC")
+            + f" ({md(alert['workbook'])})"
             + (f", guideline version {md(knowledge['version'])}" if knowledge.get("version") else "") + ".",
         ]),
         extra={"testGenes": missing},

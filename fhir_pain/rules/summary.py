@@ -7,6 +7,7 @@ from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.drug_gene import QUIET_ACTIONS, uncertainty
 from fhir_pain.rules.knowledge import pain_rules
 from fhir_pain.rules.pain_context import PHENOTYPE_WORDS
+from fhir_pain.rules.population import population
 from fhir_pain.rules.text import fit, gene_line, gene_phrase, instrument_label, join_and, md
 
 _ACTION_WORDS = {
@@ -34,7 +35,8 @@ def pgx_summary(ctx: RuleContext) -> Finding | None:
         drug = pgx.drug_by_name(name)
         if drug is None or pgx.guideline_for(drug) is None:
             continue
-        rec = pgx.recommend(drug, ctx.profile_for(None, drug))   # a drug is not its own phenoconverter
+        applied = population(ctx, drug)[0] if pgx.populations(drug) else None
+        rec = pgx.recommend(drug, ctx.profile_for(None, drug), applied)   # a drug is not its own phenoconverter
         if rec is None:
             continue
         # under uncertainty the advice safe under every possibility, marked so the chart says it is uncertain
@@ -50,7 +52,11 @@ def pgx_summary(ctx: RuleContext) -> Finding | None:
                   if a not in QUIET_ACTIONS or n in uncertain]
     if actionable:
         count = f"{len(actionable)} pain medicine{'s' if len(actionable) > 1 else ''}"
-        summary = fit(f"PGx: {phrases}; check {', '.join(actionable)}", f"PGx: {phrases}; check {count} (see details)",
+        # as many names as fit, most pressing first, then how many more ("check codeine, tramadol and 7 more")
+        named = [f"PGx: {phrases}; check {', '.join(actionable[:k])} and {len(actionable) - k} more (see details)"
+                 for k in range(len(actionable) - 1, 0, -1)]
+        summary = fit(f"PGx: {phrases}; check {', '.join(actionable)}", *named,
+                      f"PGx: {phrases}; check {count} (see details)",
                       f"PGx results for {len(genes)} genes on file; check {count} (see details)")
     else:
         summary = fit(f"PGx: {phrases}", f"PGx results for {len(genes)} genes on file; see details")

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable
 
 from fhir_pain.facts import GenePhenotype
+from fhir_pain.pgx.knowledge import HLA_ALLELES
 
 SUMMARY_MAX = 140
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")   # what could start emphasis, code, links, headings, tables
@@ -33,6 +34,11 @@ def phenotype_phrase(phenotype: str) -> str:
     if phenotype == "Indeterminate":
         return "indeterminate result"
     return phenotype[:1].lower() + phenotype[1:].lower() if phenotype else "unknown phenotype"
+
+
+def article(word: str) -> str:
+    """'a' or 'an' before a gene symbol as it is read aloud: 'a CYP2D6 test', 'an HLA-B test'."""
+    return "an" if word[:1].upper() in "AEFHILMNORSX" else "a"
 
 
 def gene_phrase(gene: str, gp: GenePhenotype, *, with_inhibitor: bool = True) -> str:
@@ -78,6 +84,11 @@ def fit(*candidates: str) -> str:
 def gene_line(gene: str, gp: GenePhenotype) -> str:
     """One markdown line: diplotype, activity score, phenotype, its source, and any phenoconversion
     ("genetic Normal Metabolizer, functionally Poor Metabolizer while taking paroxetine")."""
+    allele = HLA_ALLELES.get(gene)
+    if allele:   # HLA: the status of CPIC's risk allele, read from a typing, a presence result or a lab's text
+        if gp.phenotype == "Indeterminate":
+            return f"**{gene}** → {md(allele)} status unknown (the result does not say; treated as possibly positive)"
+        return f"**{gene}** → **{md(gp.phenotype)}** (CPIC's allele status, from the HLA result on file)"
     if gp.phenoconverted_by and not gp.diplotype and not gp.genetic_phenotype:   # no result on file at all
         taking = md(join_and(gp.phenoconverted_by))
         return (f"**{gene}** no result on file → **{gp.phenotype}**"

@@ -17,8 +17,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from golden.fhir_builders import (  # noqa: E402
-    bmi_percentile, breastfeeding_status, condition, day, draft, gad7, genotype, hook_request, medication_request, nrs,
-    patient, phq9, phq9_item9, phq9_panel, prefetch, procedure, project_score, reported_phenotype,
+    bmi_percentile, breastfeeding_status, condition, day, draft, gad7, genotype, hla_genotype, hla_presence,
+    hook_request, medication_request, nrs, patient, phq9, phq9_item9, phq9_panel, prefetch, procedure, project_score,
+    reported_phenotype,
 )
 
 FIXTURES = HERE.parent / "fixtures"  # spec examples and sandbox captures, with their provenance READMEs
@@ -55,6 +56,11 @@ CLOMIPRAMINE = ("2597", "clomipramine hydrochloride 25 MG Oral Capsule")
 DOXEPIN = ("3638", "doxepin 25 MG Oral Capsule")
 IMIPRAMINE = ("5691", "imipramine hydrochloride 25 MG Oral Tablet")
 TRIMIPRAMINE = ("10834", "trimipramine 25 MG Oral Capsule")
+CARBAMAZEPINE = ("2002", "carbamazepine 200 MG Oral Tablet")
+OXCARBAZEPINE = ("32624", "oxcarbazepine 300 MG Oral Tablet")
+PHENYTOIN = ("8183", "phenytoin 100 MG Extended Release Oral Capsule")
+SERTRALINE = ("36437", "sertraline 50 MG Oral Tablet")
+CITALOPRAM = ("2556", "citalopram 20 MG Oral Tablet")
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 CPT = "http://www.ama-assn.org/go/cpt"
 
@@ -561,12 +567,83 @@ def safety_scenarios() -> None:
              [card("info", "fhir-pain/opioid-for-neuropathic-pain")])
 
 
+def hla_and_ssri_scenarios() -> None:
+    """CPIC's HLA anticonvulsants (carbamazepine for trigeminal neuralgia) and the 2023 SSRI guideline."""
+    tn = [condition("tn", "tn", "31681005", "Trigeminal neuralgia", day(-60))]
+    p = "tn"
+    scenario("sign-carbamazepine-hla-b-1502-positive", "Carbamazepine for trigeminal neuralgia in an HLA-B*15:02 "
+             "carrier (GL String typing *15:02:01 + *40:01:02), never on carbamazepine before: CPIC Strong 'do not "
+             "use' for carbamazepine-naive patients (SJS/TEN); the naive population is applied and named; CPIC names "
+             "no alternative drug, so a delete-only suggestion removes the draft.",
+             sign("sign-carbamazepine-hla-b-1502-positive", p, [d("rx1", p, CARBAMAZEPINE)],
+                  pgx=[hla_genotype("h1", p, "HLA-B", ["*15:02:01", "*40:01:02"])], conditions=tn),
+             [card("critical", "cpic/carbamazepine/HLA-B+HLA-A", removes=True)])
+    scenario("sign-carbamazepine-hla-b-1502-negative", "Carbamazepine with an HLA-B*15:02 negative presence result "
+             "(69548-6, Absent): CPIC's standard dosing (Strong), no card.",
+             sign("sign-carbamazepine-hla-b-1502-negative", p, [d("rx1", p, CARBAMAZEPINE)],
+                  pgx=[hla_presence("h1", p, "HLA-B", "*15:02", "absent")], conditions=tn),
+             [])
+    scenario("sign-carbamazepine-hla-b-unknown", "Carbamazepine with an HLA-B result whose value cannot be read "
+             "('see scanned report'): uncertain, never negative; the advice safe whether *15:02 is present or not "
+             "(CPIC Strong avoid for naive patients) and a confirmatory HLA-B test.",
+             sign("sign-carbamazepine-hla-b-unknown", p, [d("rx1", p, CARBAMAZEPINE)],
+                  pgx=[hla_presence("h1", p, "HLA-B", "*15:02", "see scanned report")], conditions=tn),
+             [card("critical", "cpic/carbamazepine/HLA-B+HLA-A", creates=("ServiceRequest",), removes=True)])
+    scenario("sign-carbamazepine-no-hla-pretest", "Carbamazepine ordered with no HLA-B result: CPIC recommends "
+             "HLA-B*15:02 testing before carbamazepine in naive patients: pre-test card with a draft HLA-B test.",
+             sign("sign-carbamazepine-no-hla-pretest", p, [d("rx1", p, CARBAMAZEPINE)], conditions=tn),
+             [card("warning", "cpic-pretest/carbamazepine/HLA-B", creates=("ServiceRequest",))])
+    scenario("sign-carbamazepine-hla-b-positive-over-3-months", "Renewing carbamazepine taken for 200 days (active "
+             "on the medication list) in an HLA-B*15:02 carrier: CPIC's 'use > 3 months' population applies "
+             "(Optional: cautiously consider, provided there was no cutaneous reaction); the card names the "
+             "population and why.",
+             sign("sign-carbamazepine-hla-b-positive-over-3-months", p, [d("rx1", p, CARBAMAZEPINE)],
+                  pgx=[hla_genotype("h1", p, "HLA-B", ["*15:02:01", "*40:01:02"])], conditions=tn,
+                  meds=[active("a1", p, CARBAMAZEPINE, authored=day(-200))]),
+             [card("warning", "cpic/carbamazepine/HLA-B+HLA-A")])
+    scenario("sign-carbamazepine-hla-a-3101-positive", "Carbamazepine for an HLA-A*31:01 carrier who is HLA-B*15:02 "
+             "negative: CPIC Strong 'do not use if alternative agents are available' (naive); the card also says "
+             "what CPIC advises when no alternative is available.",
+             sign("sign-carbamazepine-hla-a-3101-positive", p, [d("rx1", p, CARBAMAZEPINE)],
+                  pgx=[hla_genotype("h1", p, "HLA-B", ["*40:01:02", "*44:02:01"]),
+                       hla_genotype("h2", p, "HLA-A", ["*31:01:02", "*02:01:01"])], conditions=tn),
+             [card("critical", "cpic/carbamazepine/HLA-B+HLA-A", removes=True)])
+    scenario("sign-oxcarbazepine-hla-a-3101-positive", "Oxcarbazepine for an HLA-A*31:01 carrier with no HLA-B "
+             "result: CPIC's oxcarbazepine recommendations are keyed by HLA-B*15:02 only (no HLA-A*31:01 row), so "
+             "the HLA-A result gives no card and the HLA-B pre-test alert asks for the test.",
+             sign("sign-oxcarbazepine-hla-a-3101-positive", p, [d("rx1", p, OXCARBAZEPINE)],
+                  pgx=[hla_genotype("h2", p, "HLA-A", ["*31:01:02", "*02:01:01"])], conditions=tn),
+             [card("warning", "cpic-pretest/oxcarbazepine/HLA-B", creates=("ServiceRequest",))])
+    p = "pht"
+    scenario("sign-phenytoin-hla-b-negative-cyp2c9-pm", "Phenytoin for an HLA-B*15:02 negative CYP2C9 poor "
+             "metabolizer (*3/*3, AS 0.0), phenytoin-naive: CPIC Strong, usual loading dose then about 50% less "
+             "maintenance dose guided by drug levels.",
+             sign("sign-phenytoin-hla-b-negative-cyp2c9-pm", p, [d("rx1", p, PHENYTOIN)],
+                  pgx=[hla_presence("h1", p, "HLA-B", "*15:02", "absent"), genotype("g1", p, "CYP2C9", "*3/*3")]),
+             [card("warning", "cpic/phenytoin/HLA-B+CYP2C9")])
+    p = "ssri"
+    scenario("sign-sertraline-cyp2c19-pm-cyp2b6-pm", "Sertraline for a CYP2C19 poor (*2/*2) and CYP2B6 poor (*6/*6) "
+             "metabolizer: CPIC's combined row (Optional) says choose an antidepressant not primarily metabolized by "
+             "CYP2C19 or CYP2B6; CPIC names no drug, so a delete-only suggestion.",
+             sign("sign-sertraline-cyp2c19-pm-cyp2b6-pm", p, [d("rx1", p, SERTRALINE)],
+                  pgx=[genotype("g1", p, "CYP2C19", "*2/*2"), genotype("g2", p, "CYP2B6", "*6/*6")]),
+             [card("warning", "cpic/sertraline/CYP2C19+CYP2B6", removes=True)])
+    p = "ssri-um"
+    scenario("sign-citalopram-cyp2c19-um", "Citalopram for a CYP2C19 ultrarapid metabolizer (*17/*17): CPIC Strong, "
+             "consider an antidepressant not predominantly metabolized by CYP2C19 (or a higher maintenance dose if "
+             "citalopram is used and does not work).",
+             sign("sign-citalopram-cyp2c19-um", p, [d("rx1", p, CITALOPRAM)],
+                  pgx=[genotype("g1", p, "CYP2C19", "*17/*17")]),
+             [card("warning", "cpic/citalopram/CYP2C19", removes=True)])
+
+
 def gaba_history_for(p):
     return [nrs("nrs0", p, 7, day(-130)), nrs("nrs1", p, 7, day(-60)), nrs("nrs2", p, 7, day(-7))]
 
 
 def main() -> None:
     build()
+    hla_and_ssri_scenarios()
     for name, (request, about) in SCENARIOS.items():
         folder = HERE / name
         folder.mkdir(exist_ok=True)

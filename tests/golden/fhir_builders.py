@@ -15,7 +15,9 @@ SNOMED = "http://snomed.info/sct"
 PHARMVAR = "http://www.pharmvar.org"
 HGNC = "http://www.genenames.org/geneId"
 PAIN_CS = "https://fhir-pain.io/CodeSystem/pain-instruments"
-HGNC_IDS = {"CYP2D6": "HGNC:2625", "CYP2C9": "HGNC:2623", "CYP2C19": "HGNC:2621", "OPRM1": "HGNC:8156"}
+HGNC_IDS = {"CYP2D6": "HGNC:2625", "CYP2C9": "HGNC:2623", "CYP2C19": "HGNC:2621", "CYP2B6": "HGNC:2615",
+            "OPRM1": "HGNC:8156", "HLA-A": "HGNC:4931", "HLA-B": "HGNC:4932"}
+GLSTRING = "http://glstring.org"
 LA_PHENOTYPE = {"Ultrarapid Metabolizer": "LA10315-2", "Rapid Metabolizer": "LA25390-8",
                 "Normal Metabolizer": "LA25391-6", "Intermediate Metabolizer": "LA10317-8",
                 "Poor Metabolizer": "LA9657-3"}
@@ -45,10 +47,43 @@ def genotype(oid: str, pid: str, gene: str, diplotype: str, when: str | None = N
         "effectiveDateTime": when or f"{day(-400)}T09:30:00Z",
         "valueCodeableConcept": {"coding": [{"system": PHARMVAR, "code": f"{gene} {diplotype}"}],
                                  "text": f"{gene} {diplotype}"},
-        "component": [{"code": {"coding": [{"system": LOINC, "code": "48018-6", "display": "Gene studied [ID]"}]},
-                       "valueCodeableConcept": {"coding": [{"system": HGNC, "code": HGNC_IDS[gene],
-                                                            "display": gene}]}}],
+        "component": [_gene_component(gene)],
     }
+
+
+def _gene_component(gene: str) -> dict:
+    return {"code": {"coding": [{"system": LOINC, "code": "48018-6", "display": "Gene studied [ID]"}]},
+            "valueCodeableConcept": {"coding": [{"system": HGNC, "code": HGNC_IDS[gene], "display": gene}]}}
+
+
+def hla_genotype(oid: str, pid: str, gene: str, alleles: list[str], when: str | None = None) -> dict:
+    """Genomics Reporting IG genotype Observation of an HLA gene: 84413-4, the typing as a GL String
+    ("hla#3.25.0#HLA-B*15:02:01+HLA-B*40:01:02"), the gene component."""
+    obs = genotype(oid, pid, gene, "", when)
+    obs["valueCodeableConcept"] = {"coding": [{"system": GLSTRING,
+                                               "code": "hla#3.25.0#" + "+".join(f"{gene}{a}" for a in alleles)}],
+                                   "text": ", ".join(f"{gene}{a}" for a in alleles)}
+    return obs
+
+
+def hla_presence(oid: str, pid: str, gene: str, allele: str, result: str, when: str | None = None) -> dict:
+    """An allele presence result as the Genomics Reporting IG writes a variant (69548-6, LA9633-4 Present /
+    LA9634-2 Absent) with the allele named in the code text: ``result`` "present" | "absent" | any other text
+    (a lab's free text, sent as valueString)."""
+    obs = {
+        "resourceType": "Observation", "id": oid, "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": "69548-6", "display": "Genetic variant assessment"}],
+                 "text": f"{gene}{allele} [Presence]"},
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": when or f"{day(-400)}T09:30:00Z",
+        "component": [_gene_component(gene)],
+    }
+    if result in ("present", "absent"):
+        code, display = ("LA9633-4", "Present") if result == "present" else ("LA9634-2", "Absent")
+        obs["valueCodeableConcept"] = {"coding": [{"system": LOINC, "code": code, "display": display}]}
+    else:
+        obs["valueString"] = result
+    return obs
 
 
 def reported_phenotype(oid: str, pid: str, gene: str, phenotype: str, when: str | None = None) -> dict:

@@ -32,13 +32,14 @@ def test_activity_score_genes_are_up_to_date(builder, gene, file):
     assert builder.build_activity_gene(gene, CPIC_DIR) == committed, "run `make profiles` and commit the result"
 
 
-def test_cyp2c19_and_recommendations_are_up_to_date(builder):
+def test_cyp2c19_cyp2b6_and_recommendations_are_up_to_date(builder):
     pgx = REPO / "profiles" / "pgx"
     assert builder.build_function_gene("CYP2C19", CPIC_DIR) == json.loads((pgx / "cyp2c19.json").read_text("utf-8"))
+    assert builder.build_function_gene("CYP2B6", CPIC_DIR) == json.loads((pgx / "cyp2b6.json").read_text("utf-8"))
     assert builder.build_recommendations(CPIC_DIR) == json.loads((pgx / "recommendations.json").read_text("utf-8"))
 
 
-GENERATED = ("cyp2d6.json", "cyp2c9.json", "cyp2c19.json", "recommendations.json")
+GENERATED = ("cyp2d6.json", "cyp2c9.json", "cyp2c19.json", "cyp2b6.json", "recommendations.json")
 
 
 def test_make_profiles_from_the_repository_alone_is_byte_identical_to_what_is_committed(tmp_path):
@@ -48,6 +49,24 @@ def test_make_profiles_from_the_repository_alone_is_byte_identical_to_what_is_co
     for name in GENERATED:
         assert (tmp_path / name).read_bytes() == (REPO / "profiles" / "pgx" / name).read_bytes(), (
             f"{name}: run `make profiles` and commit the result")
+
+
+def test_an_unknown_cpic_population_stops_the_build(builder):
+    export = json.loads((CPIC_DIR / "recommendations_cpic_oxcarbazepine.json").read_text(encoding="utf-8"))
+    export["recommendations"][0]["population"] = "OXC pregnant"
+    wording = json.loads((REPO / "profiles" / "pgx" / "wording.json").read_text(encoding="utf-8"))["texts"]
+    with pytest.raises(SystemExit, match="unknown CPIC population"):
+        builder.build_drug("oxcarbazepine", ["HLA-B"], export, wording)
+
+
+def test_population_tables_keep_every_population_and_look_up_naive_by_default(builder):
+    export = json.loads((CPIC_DIR / "recommendations_cpic_carbamazepine.json").read_text(encoding="utf-8"))
+    wording = json.loads((REPO / "profiles" / "pgx" / "wording.json").read_text(encoding="utf-8"))["texts"]
+    d = builder.build_drug("carbamazepine", ["HLA-B", "HLA-A"], export, wording)
+    assert set(d["populations"]) == {"naive", "use-over-3-months", "naive-no-alternatives"}
+    assert d["lookup"] == d["populations"]["naive"]
+    assert sum(len(v) for v in d["populations"].values()) == len(export["recommendations"]) == 24
+    assert d["keyTypes"] == {"HLA-B": "alleleStatus", "HLA-A": "alleleStatus"}
 
 
 def test_a_cpic_text_without_our_wording_stops_the_build(builder):
@@ -67,4 +86,6 @@ def test_a_diplotype_that_breaks_the_rules_stops_the_build(builder, tmp_path):
 
 def test_the_generated_files_stay_compact():
     sizes = {p.name: p.stat().st_size for p in (REPO / "profiles" / "pgx").glob("*.json")}
-    assert sum(sizes.values()) < 250_000, sizes
+    # 2026-12: the HLA anticonvulsant and 2023 SSRI tables (sertraline's CYP2C19 x CYP2B6 grid alone ~22 kB) added
+    # ~70 kB to recommendations.json
+    assert sum(sizes.values()) < 330_000, sizes

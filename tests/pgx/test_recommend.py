@@ -12,9 +12,14 @@ from fhir_pain.pgx.knowledge import key_phenotype
 from fhir_pain.profiles import load
 from .conftest import CPIC_DIR, cpic_json
 
-EXPORTS = ["amitriptyline", "celecoxib", "codeine", "flurbiprofen", "hydrocodone", "ibuprofen", "lornoxicam",
-           "meloxicam", "nortriptyline", "ondansetron", "paroxetine", "piroxicam", "tenoxicam", "tramadol",
-           "venlafaxine"]
+EXPORTS = ["amitriptyline", "carbamazepine", "celecoxib", "citalopram", "codeine", "escitalopram", "flurbiprofen",
+           "fluvoxamine", "fosphenytoin", "hydrocodone", "ibuprofen", "lornoxicam", "meloxicam", "nortriptyline",
+           "ondansetron", "oxcarbazepine", "paroxetine", "phenytoin", "piroxicam", "sertraline", "tenoxicam",
+           "tramadol", "venlafaxine", "vortioxetine"]
+# CPIC's populations (HLA anticonvulsants) -> the population recommend() is asked for
+POPULATION = {"general": None, "CBZ naive": "naive", "CBZ use >3mos ": "use-over-3-months",
+              "CBZ-no alternatives": "naive-no-alternatives", "OXC naive": "naive", "OXC use >3 mos": "use-over-3-months",
+              "PHT naive": "naive", "PHT use >3mos": "use-over-3-months"}
 WORDING = load("pgx/wording.json")["texts"]
 
 
@@ -41,13 +46,15 @@ def test_every_lookup_key_of_the_export_gives_cpics_classification_and_our_wordi
     assert drug_by_name(name) == drug
     checked = 0
     for row in export["recommendations"]:
-        rec = recommend(drug, profile_for_key(row["lookupkey"]))
-        key = json.dumps(row["lookupkey"], ensure_ascii=False)
+        population = POPULATION[row.get("population", "general")]
+        rec = recommend(drug, profile_for_key(row["lookupkey"]), population)
+        key = json.dumps(row["lookupkey"], ensure_ascii=False) + f" ({population})"
         if all(v == "No Result" for v in row["lookupkey"].values()):
             assert rec is None, key
             continue
         assert rec is not None, key
-        assert rec.classification == row["classification"], key
+        assert rec.classification == {"n/a": "No Recommendation"}.get(row["classification"], row["classification"]), key
+        assert rec.population == population, key
         assert not rec.ambiguous, key
         wording = WORDING[row["drugrecommendation"]]
         assert rec.action == wording["action"], key

@@ -32,12 +32,15 @@ def exports() -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def by_text(exports) -> dict[str, list[tuple[str, dict]]]:
-    """CPIC text -> every (drug, record) of the exports that carries it (the build uses the general population)."""
+    """CPIC text -> every (drug, record) of the exports that carries it (every population: the HLA anticonvulsant
+    tables are split by population and the build keeps each). CPIC's 'n/a' classification of some phenytoin
+    'No recommendation' rows is its No Recommendation."""
     out: dict[str, list[tuple[str, dict]]] = defaultdict(list)
     for name, export in exports.items():
         for r in export["recommendations"]:
-            if r.get("population", "general") == "general":
-                out[r["drugrecommendation"]].append((name, r))
+            if r["classification"] == "n/a":
+                r = {**r, "classification": "No Recommendation"}
+            out[r["drugrecommendation"]].append((name, r))
     return out
 
 
@@ -45,14 +48,25 @@ def expected_action(text: str, classifications: set[str]) -> str | None:
     """The convention (wording.json meta.notes), as code: what CPIC asks first decides the category."""
     if classifications == {"No Recommendation"}:
         return "no-recommendation"
-    if re.search(r"\bAvoid\b", text):
+    if re.search(r"\bAvoid\b|\bdo not use\b", text):
         return "avoid"                      # even with an 'if warranted, consider X%' fallback
     first = re.split(r"[.;] ", text)[0]
-    if "alternative" in first.lower():
+    if re.search(r"cautiously consider use|consider the use of \w+ with increased frequency of clinical monitoring",
+                 text):
+        return "monitor"                    # HLA: after > 3 months without reaction, or no alternative available
+    if re.search(r"per standard dosing guidelines|^No adjustments needed from typical dosing", text):
+        return "standard-dose"
+    head = first.split(" or ")[0]           # "a lower starting dose ... or select an alternative": the dose first
+    if "alternative" not in head.lower() and (PERCENT.search(head) or "lower starting dose" in head):
+        return "reduce-dose"
+    if "alternative" in first.lower() or re.search(r"antidepressant not (predominantly|primarily) metabolized", first):
         return "use-alternative"
+    if re.search(r"\d+% less than typical maintenance dose|recommended starting dose\. Consider a slower titration "
+                 r"schedule and lower maintenance dose", text):
+        return "reduce-dose"                # the maintenance dose changes
     if PERCENT.search(first) or re.search(r"lowest recommended starting dose|lower starting dose", first):
         return "reduce-dose"                # even with an 'Alternatively, ...' that follows
-    if "If no response" in text:
+    if "If no response" in text or "does not adequately respond" in text:
         return "monitor"                    # usual dose, with a condition to act on
     if re.search(r"label recommended|recommended starting dose", first):
         return "standard-dose"
