@@ -98,6 +98,7 @@ def build(drugs: dict, products_src: dict, omtk: dict) -> dict:
     products: dict[str, dict] = {}
     uncovered: Counter[str] = Counter()
     left_out = 0
+    names: dict[str, str] = {}   # RxNorm names stay in the reference table: the profile ships compact
     for code in sorted(products_src["products"], key=int):
         p = products_src["products"][code]
         found: list[str] = []
@@ -118,11 +119,12 @@ def build(drugs: dict, products_src: dict, omtk: dict) -> dict:
         if not found:
             left_out += 1
             continue
-        products[code] = {"name": p["name"], "tty": tty_of(p["name"]), "ingredients": list(dict.fromkeys(found))}
+        products[code] = {"tty": tty_of(p["name"]), "ingredients": list(dict.fromkeys(found))}
+        names[code] = p["name"]
 
     by_brand: dict[str, set[tuple[str, ...]]] = defaultdict(set)
-    for p in products.values():
-        brand = brand_of(p["name"])
+    for code, p in products.items():
+        brand = brand_of(names[code])
         if brand:
             by_brand[brand].add(tuple(sorted(p["ingredients"])))
     brands = {b: list(next(iter(sets))) for b, sets in sorted(by_brand.items(), key=lambda kv: kv[0].lower())
@@ -163,7 +165,7 @@ def build(drugs: dict, products_src: dict, omtk: dict) -> dict:
 
 
 def write(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=0, separators=(",", ":")) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
     print(f"wrote {path} ({path.stat().st_size} bytes)")
 
 

@@ -66,5 +66,6 @@ def test_a_diplotype_that_breaks_the_rules_stops_the_build(builder, tmp_path):
 
 
 def test_the_generated_files_stay_compact():
-    sizes = {p.name: p.stat().st_size for p in (REPO / "profiles" / "pgx").glob("*.json")}
+    # products.json (the RxNorm product table, scripts/build_rxnorm_products.py) has its own bound
+    sizes = {p.name: p.stat().st_size for p in (REPO / "profiles" / "pgx").glob("*.json") if p.name != "products.json"}
     assert sum(sizes.values()) < 250_000, sizes

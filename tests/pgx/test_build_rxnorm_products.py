@@ -70,3 +70,8 @@ def test_coverage_counts_the_products_of_each_ingredient():
     # the salt-named other ingredients of combinations are ours too: acetaminophen, naltrexone hydrochloride
     assert data["products"]["993781"]["ingredients"] == ["codeine", "acetaminophen"]
     assert data["coverage"]["acetaminophen"]["total"] > 100 and data["coverage"]["naltrexone"]["total"] > 0
+
+
+def test_the_product_table_stays_compact():
+    # about 50 bytes a product; the RxNorm names stay in reference/rxnorm
+    assert COMMITTED.stat().st_size < 80_000
