@@ -5,6 +5,7 @@ import pytest
 
 from fhir_pain import profiles
 from fhir_pain.pgx import identify
+from .conftest import order
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 PRODUCTS = profiles.load("pgx/products.json")
@@ -12,16 +13,6 @@ SHORTHAND = profiles.load("pgx/abbreviations.json")
 OURS = {i["name"] for i in profiles.load("pgx/drugs.json")["ingredients"]}
 # brand names of the ingredients the HLA tables bring (drugs.json lists them once those tables are merged)
 PENDING = {"carbamazepine", "oxcarbazepine", "phenytoin", "fosphenytoin"}
-
-
-def order(coding: dict | None = None, text: str | None = None) -> dict:
-    concept: dict = {}
-    if coding:
-        concept["coding"] = [coding]
-    if text:
-        concept["text"] = text
-    return {"resourceType": "MedicationRequest", "id": "rx1", "status": "draft", "intent": "order",
-            "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": concept}
 
 
 def names(resource: dict) -> list[str]:
@@ -51,8 +42,12 @@ def test_known_product_codes(code, expected):
         assert names(order(coding)) == expected, (code, system)
 
 
-def test_a_product_code_under_another_system_is_not_read_as_rxnorm():
-    assert names(order({"system": "http://hl7.org/fhir/sid/ndc", "code": "993781"})) == []
+def test_an_ndc_coding_is_identified_by_its_display_never_by_its_code():
+    ndc = "http://hl7.org/fhir/sid/ndc"
+    assert names(order({"system": ndc, "code": "993781"})) == []      # an RxNorm product code under another system
+    assert names(order({"system": ndc, "code": "0045-0513-60"})) == []
+    assert names(order({"system": ndc, "code": "0045-0513-60", "display": "Tylenol w/ Codeine #3 Tab"})) == [
+        "acetaminophen", "codeine"]
 
 
 @pytest.mark.parametrize("text, expected", [
