@@ -34,6 +34,8 @@ def test_every_product_of_an_ingredient_is_identified_by_its_code_alone(ingredie
     ("1049621", ["oxycodone"]),                     # SCD oxycodone hydrochloride 5 MG Oral Tablet
     ("1740008", ["fentanyl"]),                      # BPCK {2 (fentanyl ... [Subsys]) } Pack [Subsys 1200 MCG]
     ("1010603", ["buprenorphine", "naloxone"]),     # SBD [Suboxone]
+    ("2588478", ["celecoxib", "tramadol"]),         # SCD celecoxib 56 MG / tramadol 44 MG (CDC value set, not OMTK)
+    ("2474267", ["fentanyl"]),                      # SCD 2 ML fentanyl 0.05 MG/ML Prefilled Syringe (value set)
 ])
 def test_known_product_codes(code, expected):
     # under every RxNorm system URI EHRs use, and without a system
