@@ -37,7 +37,7 @@ OMTK = REPO / "reference" / "opioid" / "omtk-drug-ingredients.json"
 VALUE_SETS = REPO / "reference" / "opioid" / "opioid-cds-valuesets"
 RXNORM_SYSTEMS = ("http://www.nlm.nih.gov/research/umls/rxnorm",)
 GENERATED_BY = "scripts/build_rxnorm_products.py"
-VERSION = "2"            # bump when the build's rules change; the source's own version is in meta.source
+VERSION = "2"            # bump when the sources or the build's rules change; the sources' own dates are in meta.source
 DATE = "2026-12-04"      # the date the source tables were copied (reference/rxnorm/README.md)
 TTYS = ("SCD", "SBD", "GPCK", "BPCK")
 
@@ -212,7 +212,7 @@ def build(drugs: dict, products_src: dict, omtk: dict, value_sets: list[dict]) -
                       "sets (reference/opioid/opioid-cds-valuesets/, cqframework/opioid-cds-r4 @b29bdcb, expansions "
                       "of 2023-2025). RxNorm content courtesy of the U.S. National Library of Medicine. Ingredient "
                       "names: profiles/pgx/drugs.json.",
-            "version": f"omtk-2020-10-20.{VERSION}",
+            "version": VERSION,
             "date": DATE,
             "generatedBy": GENERATED_BY,
             "notes": notes,
