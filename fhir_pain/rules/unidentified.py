@@ -22,9 +22,13 @@ def unidentified(targets: list[MedicationUse]) -> list[MedicationUse]:
 def _label(med: MedicationUse) -> str:
     if med.text:
         return med.text
-    coding = _codings(med.resource or {})
+    resource = med.resource or {}
+    coding = _codings(resource)
     if coding:
         return ", ".join(f"{c.get('system', 'no system')}|{c.get('code')}" for c in coding[:3])
+    ref = resource.get("medicationReference")
+    if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
+        return f"{ref['reference']} (a Medication not sent with the request)"
     return "no medication named"
 
 

@@ -44,6 +44,14 @@ def test_an_unidentified_order_beside_advice_is_named_on_the_first_card():
     assert "Magic mouthwash 5 mL" in cards[0].detail and "0045-0526-60" in cards[0].detail
 
 
+def test_an_order_referencing_a_medication_that_was_not_sent_is_named_by_its_reference():
+    lost = {"resourceType": "MedicationRequest", "id": "rx7", "status": "draft", "intent": "order",
+            "subject": {"reference": "Patient/p1"}, "medicationReference": {"reference": "Medication/gone"}}
+    d = data([CODEINE, lost], obs=[PM])
+    cards = render(evaluate(d, "order-sign"), d)
+    assert "Medication/gone (a Medication not sent with the request)" in cards[0].detail
+
+
 def test_an_unidentified_order_alone_gives_no_card():
     assert evaluate(data([NDC_ONLY]), "order-sign") == []
     d = data([CODEINE, NDC_ONLY], obs=[NM])          # codeine at standard dosing: no advice, so no note either
