@@ -10,10 +10,10 @@ Hook semantics:
 - ``order-select``: advice on the draft orders named in ``selections`` (other drafts are context only).
 - ``order-sign``: advice on every draft order.
 An order whose drug cannot be identified is named in the finding ``fhir-pain/unidentified-orders`` when the call has
-other findings (cards.py carries it on the first card), never on its own. Both order hooks also warn when a tricyclic or an opioid is ordered while PHQ-9 item 9 is endorsed, and never
-offer a tricyclic as a replacement draft then. Both use active medications (and the other drafts) for
-phenoconversion, and say only what concerns the ordered drug itself: referrals and the chart's summaries stay on
-patient-view (alert fatigue). Standard dosing and "no recommendation" never produce a finding on an order; uncertain
+other findings (cards.py carries it on the first card), never on its own. Both order hooks also warn when a
+tricyclic or an opioid is ordered while PHQ-9 item 9 is endorsed, and never offer a tricyclic as a replacement
+draft then. Both use active medications (and the other drafts) for phenoconversion, and say only what concerns
+the ordered drug itself: referrals and the chart's summaries stay on patient-view (alert fatigue). Standard dosing and "no recommendation" never produce a finding on an order; uncertain
 results always do (with the advice that is safe under every possibility, and the confirmatory test).
 """
 from __future__ import annotations

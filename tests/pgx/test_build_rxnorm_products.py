@@ -63,7 +63,8 @@ def test_an_ingredient_code_that_drugs_json_names_otherwise_stops_the_build(buil
     ("Abuse-Deterrent 12 HR oxycodone hydrochloride 10 MG Extended Release Oral Tablet [Oxycontin]", ["oxycodone"], []),
     ("Matrix Delivery 24 HR tramadol hydrochloride 100 MG Extended Release Oral Tablet", ["tramadol"], []),
     ("{2 (fentanyl 0.6 MG/ACTUAT Mucosal Spray [Subsys]) } Pack [Subsys 1200 MCG]", ["fentanyl"], []),
-    ("amitriptyline hydrochloride 12.5 MG / chlordiazepoxide 5 MG Oral Tablet", ["amitriptyline"], ["chlordiazepoxide"]),
+    ("amitriptyline hydrochloride 12.5 MG / chlordiazepoxide 5 MG Oral Tablet", ["amitriptyline"],
+     ["chlordiazepoxide"]),
     ("acetaminophen 325 MG / benzhydrocodone 4.08 MG Oral Tablet [Apadaz]", ["acetaminophen"], ["benzhydrocodone"]),
     ("0.4 ML naloxone hydrochloride 5 MG/ML Auto-Injector", ["naloxone"], []),
 ])

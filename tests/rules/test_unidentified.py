@@ -16,7 +16,8 @@ PM = genotype("g1", "p1", "CYP2D6", "*4/*4")
 NM = genotype("g1", "p1", "CYP2D6", "*1/*1")
 NDC_ONLY = {"resourceType": "MedicationRequest", "id": "rx9", "status": "draft", "intent": "order",
             "subject": {"reference": "Patient/p1"},
-            "medicationCodeableConcept": {"coding": [{"system": "http://hl7.org/fhir/sid/ndc", "code": "0045-0526-60"}]}}
+            "medicationCodeableConcept": {"coding": [{"system": "http://hl7.org/fhir/sid/ndc",
+                                                      "code": "0045-0526-60"}]}}
 LOCAL_TEXT = {"resourceType": "MedicationRequest", "id": "rx8", "status": "draft", "intent": "order",
               "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": {"text": "Magic mouthwash 5 mL"}}
 
