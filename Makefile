@@ -55,10 +55,12 @@ demo: $(BIN)/.installed
 	$(BIN)/fhir-pain demo
 
 # Regenerate the CPIC-derived knowledge from the CPIC exports in reference/cpic (provenance in its README);
-# the alert workbooks' keys are those of the recommendation tables, so they come second.
+# the alert workbooks' keys are those of the recommendation tables, so they come second; the RxNorm product
+# table (reference/rxnorm, provenance in its README) maps product codes to the ingredients of drugs.json.
 profiles: $(BIN)/.installed
 	$(BIN)/python scripts/build_cpic_profiles.py
 	$(BIN)/python scripts/build_cpic_alerts.py
+	$(BIN)/python scripts/build_rxnorm_products.py
 
 clean:
 	rm -rf $(VENV) $(FHIR_VENV) build *.egg-info .pytest_cache

@@ -107,9 +107,48 @@ def _measure(rounds: int, cold: bool) -> tuple[float, float]:
     return statistics.median(times) / 1000, times[max(0, int(len(times) * 0.99) - 1)] / 1000
 
 
+# One order each way an EHR codes it: an RxNorm product code alone (products.json), pharmacy shorthand, a brand with
+# a number, a drug we do not know (every word looked up, nothing found).
+_SHAPES = {
+    "SCD code alone": {"coding": [{"system": RXNORM, "code": "993781"}]},
+    "shorthand text": {"text": "APAP/COD 300-30 MG TAB"},
+    "brand with number": {"text": "Tylenol #3"},
+    "unknown drug": {"text": "Atorvastatin calcium 20 MG Oral Tablet (generic, store below 25 C)"},
+}
+
+
+def vocabulary_build_ms() -> tuple[float, int, int]:
+    """The drug vocabulary (drugs.json + products.json + abbreviations.json), built once per process."""
+    from fhir_pain import profiles
+    from fhir_pain.pgx import knowledge
+    knowledge.drug_vocabulary.cache_clear()
+    profiles.load.cache_clear()
+    t0 = time.perf_counter_ns()
+    vocab = knowledge.drug_vocabulary()
+    return (time.perf_counter_ns() - t0) / 1e6, len(vocab.names), len(vocab.products)
+
+
+def identify_us(rounds: int) -> dict[str, float]:
+    """Median µs of identify() on one order of each shape, its text never seen before (cache cleared)."""
+    from fhir_pain.pgx import knowledge
+    out = {}
+    for shape, concept in _SHAPES.items():
+        order = {"resourceType": "MedicationRequest", "id": "o1", "status": "draft", "intent": "order",
+                 "medicationCodeableConcept": concept}
+        times = []
+        for _ in range(rounds):
+            knowledge._names_in.cache_clear()
+            t0 = time.perf_counter_ns()
+            pgx.identify(order)
+            times.append(time.perf_counter_ns() - t0)
+        out[shape] = statistics.median(times) / 1000
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     rounds = int(argv[0]) if argv else 3000
+    build_ms, n_names, n_products = vocabulary_build_ms()
     for _ in range(200):            # load the knowledge files and warm the interpreter
         recs = one_round()
     warm = _measure(rounds, cold=False)
@@ -117,8 +156,11 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"pgx engine: 10 PGx Observations + 20 MedicationRequests -> {recs} recommendations per round")
     print(f"  identify + read + resolve + recommend: median {warm[0]:.0f} µs, p99 {warm[1]:.0f} µs ({rounds} rounds)")
     print(f"  same, input caches cleared every round: median {cold[0]:.0f} µs, p99 {cold[1]:.0f} µs")
+    print(f"  drug vocabulary, built once per process: {build_ms:.1f} ms ({n_names} names, {n_products} product codes)")
+    shapes = identify_us(rounds)
+    print("  identify one order, text never seen: " + ", ".join(f"{k} {v:.1f} µs" for k, v in shapes.items()))
     return {"median_us": warm[0], "p99_us": warm[1], "cold_median_us": cold[0], "cold_p99_us": cold[1],
-            "recommendations": recs}
+            "recommendations": recs, "vocabulary_ms": build_ms, "identify_us": shapes}
 
 
 if __name__ == "__main__":

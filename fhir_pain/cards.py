@@ -49,10 +49,18 @@ def group_key(f: Finding) -> tuple:
 
 
 def group_findings(findings: Iterable[Finding]) -> list[list[Finding]]:
+    """Findings marked ``attach: first-card`` (the unidentified orders) join the first card, never make one."""
     groups: dict[tuple, list[Finding]] = {}
+    attached: list[Finding] = []
     for f in findings:
-        groups.setdefault(group_key(f), []).append(f)
-    return list(groups.values())
+        if f.extra.get("attach") == "first-card":
+            attached.append(f)
+        else:
+            groups.setdefault(group_key(f), []).append(f)
+    out = list(groups.values())
+    if out:
+        out[0].extend(attached)
+    return out
 
 
 def primary_of(group: list[Finding]) -> Finding:

@@ -9,10 +9,11 @@ Hook semantics:
   breathing risk, breastfeeding), non-response to current analgesics, referrals.
 - ``order-select``: advice on the draft orders named in ``selections`` (other drafts are context only).
 - ``order-sign``: advice on every draft order.
-Both order hooks also warn when a tricyclic or an opioid is ordered while PHQ-9 item 9 is endorsed, and never
-offer a tricyclic as a replacement draft then. Both use active medications (and the other drafts) for
-phenoconversion, and say only what concerns the ordered drug itself: referrals and the chart's summaries stay on
-patient-view (alert fatigue). Standard dosing and "no recommendation" never produce a finding on an order; uncertain
+An order whose drug cannot be identified is named in the finding ``fhir-pain/unidentified-orders`` when the call has
+other findings (cards.py carries it on the first card), never on its own. Both order hooks also warn when a
+tricyclic or an opioid is ordered while PHQ-9 item 9 is endorsed, and never offer a tricyclic as a replacement
+draft then. Both use active medications (and the other drafts) for phenoconversion, and say only what concerns
+the ordered drug itself: referrals and the chart's summaries stay on patient-view (alert fatigue). Standard dosing and "no recommendation" never produce a finding on an order; uncertain
 results always do (with the advice that is safe under every possibility, and the confirmatory test).
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ import logging
 
 from fhir_pain import pgx
 from fhir_pain.facts import Finding, MedicationUse, PatientData
+from fhir_pain.gather import relative_ref
 from fhir_pain.rules import (
     RuleContext, age_limit_finding, drug_gene_finding, non_response, opioid_for_neuropathic, pain_summary, pgx_summary,
     pretest_finding, referral_findings, suicidality_finding, tca_for_neuropathic,
@@ -29,6 +31,7 @@ from fhir_pain.rules.drug_gene import QUIET_ACTIONS
 from fhir_pain.rules.fda_limits import fda_limit_findings
 from fhir_pain.rules.knowledge import cpic_alert, rule
 from fhir_pain.rules.safety import overdose_risk_finding, withhold_tca_replacements
+from fhir_pain.rules.unidentified import unidentified_orders_finding
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,10 @@ def evaluate(data: PatientData, hook: str) -> list[Finding]:
 
 def build_context(data: PatientData, hook: str) -> RuleContext:
     def resolve(ref: str) -> dict | None:
-        return data.medications.get(ref)
+        found = data.medications.get(ref)
+        if found is None and relative_ref(ref):
+            found = data.medications.get(relative_ref(ref))
+        return found
 
     active = [pgx.identify(r, resolve=resolve) for r in data.medication_requests if _is_active(r)]
     # Earlier (completed, stopped, on-hold) requests: the pain engine links renewals to the trial they continue, and
@@ -138,6 +144,10 @@ def _orders(ctx: RuleContext, targets: list[MedicationUse]) -> list[Finding]:
         findings.extend(_drug_findings(ctx, med, orders=True))
         findings.extend(non_response(ctx, med))
     withhold_tca_replacements(ctx, findings)
+    # orders that could not be identified were not checked: said beside other advice, never a card of their own
+    missed = unidentified_orders_finding(targets) if findings else None
+    if missed is not None:
+        findings.append(missed)
     return findings
 
 

@@ -73,6 +73,26 @@ def resources_of(value: Any) -> list[dict]:
     return [value]
 
 
+def medications_by_full_url(value: Any) -> dict[str, dict]:
+    """A Bundle's Medications under their entry fullUrl ("urn:uuid:...", absolute URLs): references may use it."""
+    if not isinstance(value, dict) or not isinstance(value.get("entry"), list):
+        return {}
+    out = {}
+    for entry in value["entry"]:
+        res = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(res, dict) and res.get("resourceType") == "Medication" and isinstance(entry.get("fullUrl"), str):
+            out[entry["fullUrl"]] = res
+    return out
+
+
+def relative_ref(ref: str) -> str | None:
+    """``Medication/123`` for an absolute or versioned reference (``https://ehr/fhir/Medication/123/_history/2``)."""
+    parts = ref.split("/")
+    if "_history" in parts:
+        parts = parts[:parts.index("_history")]
+    return "/".join(parts[-2:]) if len(parts) >= 2 and parts[-2] == "Medication" and parts[-1] else None
+
+
 def draft_orders_of(context: dict) -> list[dict]:
     """context.draftOrders as a list of resources (a Bundle, a Bundle without type, or a bare list)."""
     drafts = context.get("draftOrders")
@@ -106,8 +126,16 @@ def gather(request: Any, now: datetime | None = None) -> PatientData:
                     continue
                 seen.add(ref)
             _file(data, res, ref)
+        for url, med in medications_by_full_url(prefetch[key]).items():
+            data.medications.setdefault(url, med)
 
     data.draft_orders = draft_orders_of(context)
+    # a draftOrders Bundle may carry the Medications its orders reference (medicationReference)
+    for url, med in medications_by_full_url(context.get("draftOrders")).items():
+        data.medications.setdefault(url, med)
+    for res in data.draft_orders:
+        if res.get("resourceType") == "Medication" and ref_of(res):
+            data.medications.setdefault(ref_of(res), res)
     # A draft being signed may already be stored on the server as active: it must not count twice.
     draft_refs = {ref_of(r) for r in data.draft_orders} - {None}
     if draft_refs:

@@ -1,9 +1,11 @@
 """MedicationRequest -> the ingredients it contains (RxNorm ingredient RxCUIs), however the EHR coded it.
 
 EHRs send clinical or branded drugs (e.g. 993889 "Codeine Phosphate 60 MG") as often as ingredients. Each coding is
-resolved by: an ingredient RxCUI; the product-code table; and the RxNorm-normalised names in coding.display and
-text (ingredient names catch salts, "Codeine Phosphate"; brand names and combination brands are listed in
-profiles/pgx/drugs.json). medicationReference is followed to a contained Medication or through ``resolve``.
+resolved by: an ingredient RxCUI; the product-code tables (drugs.json's own, then products.json, generated from the
+Opioid MME Toolkit's RxNorm products); and the names in coding.display and text (ingredient names catch salts,
+"Codeine Phosphate"; brands in drugs.json and products.json; shorthand such as APAP or COD beside it in
+abbreviations.json). medicationReference is followed to a contained Medication or through ``resolve``. A coding
+of another system (NDC, a local code) is not read as a code; its display still counts.
 """
 from __future__ import annotations
 

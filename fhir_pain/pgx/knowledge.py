@@ -86,6 +86,8 @@ class DrugVocabulary:
     longest: int                               # words in the longest name
 
     starts: frozenset[str] = frozenset()       # first words of the multi-word names
+    # shorthand that names a drug only beside another one ("HC/APAP": hydrocodone; "HC" alone may be hydrocortisone)
+    partners: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def names_in(self, text: str) -> tuple[str, ...]:
         """Ingredient names mentioned in free text, as whole words ("Codeine Phosphate 30 MG" -> codeine)."""
@@ -96,8 +98,9 @@ class DrugVocabulary:
 def _names_in(vocab: DrugVocabulary, text: str) -> tuple[str, ...]:
     # dictionary look-ups over 1..n-word windows: much faster than one regex alternation of every name
     words = _WORD.findall(text.lower())
-    names, starts = vocab.names, vocab.starts
+    names, starts, partners = vocab.names, vocab.starts, vocab.partners
     found: list[str] = []
+    beside: list[str] = []
     i, n = 0, len(words)
     while i < n:
         w = words[i]
@@ -115,8 +118,10 @@ def _names_in(vocab: DrugVocabulary, text: str) -> tuple[str, ...]:
         hit = names.get(w)
         if hit:
             found.extend(hit)
+        elif w in partners:
+            beside.extend(partners[w])
         i += 1
-    return tuple(found)
+    return tuple(found + beside) if found else ()
 
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -142,9 +147,19 @@ def drug_vocabulary() -> DrugVocabulary:
         for inh in gene_list:
             names.setdefault(normalise_name(inh["name"]), (inh["name"],))
     products = {code: tuple(p["ingredients"]) for code, p in data["products"].items()}
+    # the generated RxNorm product table and the curated shorthand come after: the hand-kept entries above win
+    generated = profiles.load("pgx/products.json")
+    for code, p in generated["products"].items():
+        products.setdefault(code, tuple(p["ingredients"]))
+    short = profiles.load("pgx/abbreviations.json")
+    for section in (generated["brands"], {n: e["ingredients"] for n, e in short["abbreviations"].items()},
+                    {n: e["ingredients"] for n, e in short["brands"].items()}):
+        for name, ings in section.items():
+            names.setdefault(normalise_name(name), tuple(ings))
+    partners = {n: tuple(e["ingredients"]) for n, e in short["withPartner"].items() if n not in names}
     longest = max(len(n.split()) for n in names)
     starts = frozenset(n.split()[0] for n in names if " " in n)
-    return DrugVocabulary(by_rxnorm, rxnorm_of, products, names, longest, starts)
+    return DrugVocabulary(by_rxnorm, rxnorm_of, products, names, longest, starts, partners)
 
 
 @lru_cache(maxsize=None)

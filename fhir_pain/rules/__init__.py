@@ -7,6 +7,7 @@
 - summary:      patient-view PGx summary and pain profile
 - safety:       patient-view safety alert (PHQ-9 item 9 endorsed)
 - age_limits:   codeine/tramadol contraindicated under 12 years (FDA, cited by CPIC), whatever the genotype
+- unidentified: orders whose drug could not be identified, named beside other advice (never a card alone)
 Knowledge for all of them lives in profiles/rules/*.json; fhir_pain.evaluate runs them per hook.
 """
 from fhir_pain.rules.age_limits import age_limit_finding

@@ -138,6 +138,8 @@ def procedures_in(procedures, list_name: str) -> list[Record]:
         if not isinstance(p, dict) or p.get("resourceType", "Procedure") != "Procedure":
             continue
         status = p.get("status")
+        if not isinstance(status, str):   # lenient in: a status of the wrong JSON type is no status
+            status = None
         if status in PROCEDURE_NOT_DONE:
             continue
         hit, by_text = _matches(p.get("code"), list_name, "procedure")
@@ -198,7 +200,8 @@ def latest(observations, codes: set[str], now: datetime, lookback_days: int) -> 
     best: Reading | None = None
     since, horizon = now - timedelta(days=lookback_days), now + timedelta(days=1)
     for o in observations or ():
-        if not isinstance(o, dict) or o.get("status") in OBSERVATION_VOID:
+        status = o.get("status") if isinstance(o, dict) else None
+        if not isinstance(o, dict) or (isinstance(status, str) and status in OBSERVATION_VOID):
             continue
         if not codes & _codes_of(o.get("code")):
             continue

@@ -448,6 +448,7 @@ def build() -> None:
                   pain=[phq9_panel("phq", p, [1, 0, 1, 0, 0, 1, 0, 0, 1], day(-2)), nrs("n1", p, 5, day(-2))]),
              [card("warning", "fhir-pain/safety/phq9-item9"), card("info", "fhir-pain/pain-profile")])
     safety_scenarios()
+    product_scenarios()
     p = "pv-renew"
     renewed = [active("a2", p, GABAPENTIN, authored=day(-30), prior="a1")]
     first = [medication_request("a1", p, *GABAPENTIN, status="completed", authored=day(-120))]
@@ -635,6 +636,75 @@ def hla_and_ssri_scenarios() -> None:
              sign("sign-citalopram-cyp2c19-um", p, [d("rx1", p, CITALOPRAM)],
                   pgx=[genotype("g1", p, "CYP2C19", "*17/*17")]),
              [card("warning", "cpic/citalopram/CYP2C19", removes=True)])
+
+
+def coded_as(mid, pid, concept, **extra):
+    """A draft order whose medication is exactly ``concept`` (or given by ``extra``, e.g. medicationReference)."""
+    mr = draft(mid, pid, "0", "x")
+    del mr["medicationCodeableConcept"]
+    if concept is not None:
+        mr["medicationCodeableConcept"] = concept
+    mr.update(extra)
+    return mr
+
+
+def product_scenarios() -> None:
+    """Orders coded the way EHRs code them: a product code alone, a brand with a number, pharmacy shorthand, a
+    contained Medication; and an order nothing identifies."""
+    pm = "*4/*4"
+    p = "scd-only"
+    scenario("sign-acetaminophen-codeine-scd-code-only-pm", "Acetaminophen 300 mg / codeine 30 mg ordered by its "
+             "RxNorm clinical drug code alone (SCD 993781, no display, no text) for a CYP2D6 poor metabolizer: the "
+             "product table (profiles/pgx/products.json, from OMTK) finds codeine; CPIC Strong avoid, critical; no "
+             "replacement or removal of a combination product.",
+             sign("sign-acetaminophen-codeine-scd-code-only-pm", p,
+                  [coded_as("rx1", p, {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                   "code": "993781"}]})],
+                  pgx=[genotype("g1", p, "CYP2D6", pm)]),
+             [card("critical", "cpic/codeine/CYP2D6")])
+    p = "tylenol3"
+    scenario("sign-tylenol-3-text-only-pm", "An order written \"Tylenol #3\" with no code for a CYP2D6 poor "
+             "metabolizer: the brand with its number (ISMP: Tylenol with codeine No. 3) is acetaminophen and codeine; "
+             "critical.",
+             sign("sign-tylenol-3-text-only-pm", p, [coded_as("rx1", p, {"text": "Tylenol #3"})],
+                  pgx=[genotype("g1", p, "CYP2D6", pm)]),
+             [card("critical", "cpic/codeine/CYP2D6")])
+    p = "apap-cod"
+    scenario("sign-apap-cod-shorthand-um", "An order written in pharmacy shorthand, \"APAP/COD 300-30 MG TAB\", "
+             "for a CYP2D6 ultrarapid metabolizer: APAP is acetaminophen (ISMP), COD beside it codeine; critical.",
+             sign("sign-apap-cod-shorthand-um", p, [coded_as("rx1", p, {"text": "APAP/COD 300-30 MG TAB"})],
+                  pgx=[genotype("g1", p, "CYP2D6", "*1/*2x2")]),
+             [card("critical", "cpic/codeine/CYP2D6")])
+    p = "contained"
+    med = {"resourceType": "Medication", "id": "med1",
+           "code": {"coding": [{"system": "http://hl7.org/fhir/sid/ndc", "code": "50580-0488-01"}],
+                    "text": "Local formulary item 4471"},
+           "ingredient": [
+               {"itemCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                    "code": "161", "display": "acetaminophen"}]}},
+               {"itemCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                    "code": "2670", "display": "codeine"}]}}]}
+    scenario("sign-contained-medication-pm", "A draft whose medication is a contained Medication (an NDC code and "
+             "a local text that say nothing we know, and an ingredient list with RxNorm ingredient codes) for a "
+             "CYP2D6 poor metabolizer: the ingredients identify codeine; critical.",
+             sign("sign-contained-medication-pm", p,
+                  [coded_as("rx1", p, None, contained=[med], medicationReference={"reference": "#med1"})],
+                  pgx=[genotype("g1", p, "CYP2D6", pm)]),
+             [card("critical", "cpic/codeine/CYP2D6")])
+    p = "unidentified"
+    scenario("sign-unidentified-order-beside-codeine-pm", "Codeine and an order nothing identifies (a local "
+             "text) signed together for a CYP2D6 poor metabolizer: the codeine card also says which order was not "
+             "identified and so not checked (finding fhir-pain/unidentified-orders); no card of its own.",
+             sign("sign-unidentified-order-beside-codeine-pm", p,
+                  [d("rx1", p, CODEINE), coded_as("rx2", p, {"text": "Magic mouthwash 5 mL swish and spit"})],
+                  pgx=[genotype("g1", p, "CYP2D6", pm)]),
+             [card("critical", "cpic/codeine/CYP2D6", "fhir-pain/unidentified-orders", removes=True)])
+    scenario("sign-unidentified-order-alone", "Only an order nothing identifies (an NDC code alone): no advice, so "
+             "no card; the unidentified order alone never makes one.",
+             sign("sign-unidentified-order-alone", p,
+                  [coded_as("rx2", p, {"coding": [{"system": "http://hl7.org/fhir/sid/ndc", "code": "0000-0000-00"}]})],
+                  pgx=[genotype("g1", p, "CYP2D6", pm)]),
+             [])
 
 
 def gaba_history_for(p):

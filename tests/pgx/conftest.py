@@ -15,3 +15,14 @@ def cpic_json(name: str) -> dict:
 
 def pgx_fixture(name: str):
     return json.loads((PGX_FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def order(coding: dict | None = None, text: str | None = None) -> dict:
+    """A MedicationRequest whose medicationCodeableConcept holds ``coding`` and/or ``text`` only."""
+    concept: dict = {}
+    if coding:
+        concept["coding"] = [coding]
+    if text:
+        concept["text"] = text
+    return {"resourceType": "MedicationRequest", "id": "mr1", "status": "active", "intent": "order",
+            "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": concept}

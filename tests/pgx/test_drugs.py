@@ -96,18 +96,9 @@ def test_arbitrary_json_never_breaks_identify(resource):
 
 from fhir_pain.pain import ANALGESIC_CLASSES  # noqa: E402
 from fhir_pain.profiles import load  # noqa: E402
+from .conftest import order  # noqa: E402
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-
-
-def order(coding: dict | None = None, text: str | None = None) -> dict:
-    concept: dict = {}
-    if coding:
-        concept["coding"] = [coding]
-    if text:
-        concept["text"] = text
-    return {"resourceType": "MedicationRequest", "id": "mr1", "status": "active", "intent": "order",
-            "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": concept}
 
 
 @pytest.mark.parametrize("coding, text, expected", [

@@ -242,3 +242,16 @@ def test_code_lists_have_sources_and_the_prefetch_asks_for_every_observation_cod
     assert set(observation_codes()) == {"59576-9", "39156-5", "63895-7", "413712001"}
     assert [r.ref for r in conditions_in([condition("x", "p1", "E66.01", "Morbid obesity", day(-1),
                                                     system=ICD10CM)], "obesity")] == ["Condition/x"]
+
+
+def test_a_status_of_the_wrong_json_type_is_read_as_no_status_never_a_crash():
+    # regression (hostile-input battery): {"status": {...}} in an Observation or Procedure was a TypeError -> 500
+    from fhir_pain.rules.records import latest, procedures_in
+    from datetime import datetime, timezone
+    now = datetime(2026, 5, 1, tzinfo=timezone.utc)
+    obs = {"resourceType": "Observation", "id": "o1", "status": {"a": 1},
+           "code": {"coding": [{"system": "http://loinc.org", "code": "63895-7"}]}}
+    reading = latest([obs], {"http://loinc.org|63895-7"}, now, 365)   # raised TypeError before
+    assert reading is None or reading.ref == "Observation/o1"
+    assert isinstance(procedures_in([{"resourceType": "Procedure", "id": "p", "status": ["x"],
+                                      "code": {"text": "tonsillectomy"}}], "tonsillectomy"), list)
