@@ -19,6 +19,10 @@ Precision = Literal["year", "month", "day", "time"]
 UTC = timezone.utc
 _COARSENESS = ("time", "day", "month", "year")
 _INSTANT = timedelta(microseconds=1)
+# FHIR allows years 0001-9999, but the engines add and subtract look-back windows (up to a few years) and
+# Python's datetime ends at years 1 and 9999: a value this close to either end is refused as unreadable,
+# never a real clinical date.
+YEARS = range(10, 9990 + 1)
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -59,6 +63,8 @@ def parse(value: object, *, default_tz: tzinfo = UTC, element: str = "") -> Fhir
         return None
     s = value.strip()
     n = len(s)
+    if n < 4 or not s[:4].isdigit() or int(s[:4]) not in YEARS:
+        return None
     try:
         if n == 4 and s.isdigit():
             start = datetime(int(s), 1, 1, tzinfo=default_tz)

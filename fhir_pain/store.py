@@ -35,7 +35,9 @@ def _parse_instant(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        # stored in UTC: SQLite keeps no offset, so a local time would be misread later
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):   # OverflowError: "0001-01-01T00:00:00+14:00" is before year 1 in UTC
         return None
     try:
         # stored in UTC: SQLite keeps no offset, so a local time would be misread later

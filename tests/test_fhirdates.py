@@ -82,3 +82,11 @@ def test_aware():
     assert fhirdates.utc(datetime(2024, 1, 1, 1, tzinfo=cet)) == datetime(2024, 1, 1, tzinfo=UTC)
     assert fhirdates.utc(datetime(2024, 1, 1, 1, tzinfo=cet)).tzinfo is UTC
     assert fhirdates.parse("2024-01-01T00:00:00Z").isoformat() == "2024-01-01T00:00:00+00:00"
+
+
+@pytest.mark.parametrize("value", ["0001-01-01", "0009", "0001-01-01T00:00:00+14:00", "9999-12-31",
+                                   "9999-12-31T23:59:59.999999+14:00", "9991-01"])
+def test_parse_of_a_year_at_the_ends_of_datetime_is_none(value):
+    # valid FHIR, but look-back windows added to it overflowed datetime (OverflowError lost the pain profile)
+    assert parse(value) is None
+    assert parse("0010-01-01").earliest.year == 10 and parse("9990-12-31").latest.year == 9991

@@ -43,3 +43,15 @@ def test_serve_really_starts_and_serves_discovery(tmp_path):
     assert served.proc.returncode == 0
     assert "--auth off" in output and "Local development only" in output  # the warning is clear
     assert '"event":"cds_call"' in output  # the structured access line
+
+
+def test_gunicorn_refusals_name_the_broken_rule_never_the_request():
+    # gunicorn answered these with an HTML page quoting the offending header (it may hold a token)
+    from gunicorn.http import errors
+    header = errors.InvalidHeader("Authorization: Bearer secret-token")
+    assert server.refusal(header) == (400, "Bad Request", "invalid", "malformed HTTP request (InvalidHeader)")
+    assert server.refusal(errors.LimitRequestLine(9000, 4094))[:3] == (414, "URI Too Long", "too-costly")
+    assert server.refusal(errors.LimitRequestHeaders("x"))[0] == 431
+    assert server.refusal(errors.UnsupportedTransferCoding("gzip"))[0] == 400
+    assert server.refusal(errors.InvalidResponseHeader("X: \n"))[0] == 500   # the application's fault, not the client's
+    assert server.refusal(RuntimeError("boom")) == (500, "Internal Server Error", "exception", "internal error")

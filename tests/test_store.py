@@ -217,3 +217,13 @@ def test_the_store_survives_a_postgresql_restart(postgres):
     assert [r["card_uuid"] for r in store.list_feedback()] == ["before", "after"]
     store.dispose()
     postgres.drop_database(url)
+
+
+def test_feedback_with_a_timestamp_before_year_1_in_utc_is_stored_with_its_raw_text(db_url):
+    # was OverflowError in _parse_instant ("0001-01-01T00:00:00+14:00" is in year 0 in UTC): a 500
+    store = Store(db_url)
+    late = {**entry("card-x"), "outcomeTimestamp": "0001-01-01T00:00:00+14:00"}
+    assert store.save_feedback("svc", [late], None, None) == 1
+    [row] = store.list_feedback()
+    assert row["outcome_timestamp"] is None and row["outcome_timestamp_raw"] == "0001-01-01T00:00:00+14:00"
+    store.dispose()

@@ -131,3 +131,14 @@ def test_a_renewal_of_a_request_we_do_not_have_has_no_known_start():
     first = med("MedicationRequest/dlx-1", DULOXETINE, started_days_ago=150, status="completed")
     r = only([nrs(8, 160), nrs(8, 3)], [first, renewal])          # with the earlier request the trial is known
     assert (r.status, r.trial_days) == ("non-response", 150)
+
+
+@pytest.mark.parametrize("authored_on", ["0001-01-01", "9999-12-31T23:59:59.999999+14:00"])
+def test_a_start_at_the_ends_of_the_calendar_is_an_unknown_start(authored_on):
+    # was OverflowError in _one (start +/- the trial and baseline windows): the whole pain profile was lost
+    from fhir_pain.pgx import identify
+    use = identify({"resourceType": "MedicationRequest", "id": "dlx", "status": "active", "authoredOn": authored_on,
+                    "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                              "code": DULOXETINE[0]}]}})
+    r = only([nrs(7, 70), nrs(3, 5)], [use])
+    assert r.status == "no-data" and "start date unknown" in r.reasons[0]
