@@ -11,6 +11,7 @@ learns nothing about services or payloads.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -56,18 +57,27 @@ def _is_loopback(host: str) -> bool:
     return name in LOOPBACK_HOSTS
 
 
-def deeper_than(value: Any, limit: int) -> bool:
-    """Whether a parsed JSON value nests arrays and objects more than ``limit`` levels deep. Iterative (no
-    recursion to overflow) and it stops at the first container too deep."""
-    stack = [(value, 1)] if isinstance(value, (dict, list)) else []
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        for child in node.values() if isinstance(node, dict) else node:
-            if isinstance(child, (dict, list)):
-                stack.append((child, depth + 1))
-    return False
+_NOT_STRUCTURE = bytes(range(256)).translate(None, b'[]{}"')   # delete all but brackets and quotes
+_STRING = re.compile(rb'"[^"]*"')
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+
+
+def deeper_than(data: bytes, limit: int) -> bool:
+    """Whether a valid JSON text nests arrays and objects more than ``limit`` levels deep.
+
+    Read from the text, not the parsed value: walking the parsed value visits every leaf in Python (~0.3 ms for
+    a 60 kB request, as much as parsing it); these are a few passes of C over the bytes. The text must be valid
+    JSON (orjson has parsed it): escapes are then only inside strings, and strings are then ``"[^"]*"``."""
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    if b"\\" in data:      # drop escaped backslashes, then escaped quotes: left to right, as JSON pairs them
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = _STRING.sub(b"", data.translate(None, _NOT_STRUCTURE).replace(b'""', b""))
+    for _ in range(limit):   # each pass removes exactly the innermost level (one scan, no overlap)
+        skeleton = _INNERMOST.sub(b"", skeleton)
+        if not skeleton:
+            return False
+    return True
 
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -240,7 +250,7 @@ class CDSHooks:
             body = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise BadRequest("the body is not valid JSON") from None
-        if deeper_than(body, MAX_JSON_DEPTH):
+        if deeper_than(data, MAX_JSON_DEPTH):
             raise BadRequest(f"the body nests arrays or objects more than {MAX_JSON_DEPTH} levels deep")
         return body
 

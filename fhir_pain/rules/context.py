@@ -27,7 +27,7 @@ class RuleContext:
     observations: list[dict] = field(default_factory=list)
     # earlier (completed, stopped, on-hold) requests: the pain engine's trials, CPIC's population (> 3 months of use)
     history: list[MedicationUse] = field(default_factory=list)
-    _profiles: dict[Any, Any] = field(default_factory=dict, repr=False)
+    _profiles: dict[Any, Any] = field(default_factory=dict, repr=False)   # memo: profiles, the on_drug index
 
     # ---- what is known --------------------------------------------------------------------------------------
     @property
@@ -77,7 +77,18 @@ class RuleContext:
 
     def on_drug(self, drug: Drug, *, exclude: MedicationUse | None = None) -> MedicationUse | None:
         """The active or draft medication that already contains ``drug`` (to avoid suggesting duplicates)."""
-        for m in self.active + self.drafts:
-            if m is not exclude and any(i.rxnorm == drug.rxnorm for i in m.ingredients):
+        for m in self._taking().get(drug.rxnorm, ()):
+            if m is not exclude:
                 return m
         return None
+
+    def _taking(self) -> dict[str, list[MedicationUse]]:
+        """Ingredient RxCUI -> the active and draft medications containing it, in list order (on_drug is asked
+        about every candidate of every class for every draft: one pass over the lists instead of one per ask)."""
+        if "taking" not in self._profiles:
+            index: dict[str, list[MedicationUse]] = {}
+            for m in self.active + self.drafts:
+                for rxnorm in dict.fromkeys(i.rxnorm for i in m.ingredients):
+                    index.setdefault(rxnorm, []).append(m)
+            self._profiles["taking"] = index
+        return self._profiles["taking"]

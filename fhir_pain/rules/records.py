@@ -194,6 +194,16 @@ def _codes_of(codeable: object) -> set[str]:
     return out
 
 
+def _has_code(codeable: object, codes: set[str]) -> bool:
+    """``codes & _codes_of(codeable)`` without building the set: latest() asks it of every Observation."""
+    if isinstance(codeable, dict):
+        for coding in as_list(codeable.get("coding")):
+            if isinstance(coding, dict) and isinstance(coding.get("code"), str) and \
+                    f"{norm_system(coding.get('system'))}|{coding['code'].strip()}" in codes:
+                return True
+    return False
+
+
 def latest(observations, codes: set[str], now: datetime, lookback_days: int) -> Reading | None:
     """The most recent dated Observation with one of ``codes`` ("system|code") within the look-back (not after
     now + 1 day: a value dated in the future is an error). Undated ones never stand for now."""
@@ -203,7 +213,7 @@ def latest(observations, codes: set[str], now: datetime, lookback_days: int) -> 
         status = o.get("status") if isinstance(o, dict) else None
         if not isinstance(o, dict) or (isinstance(status, str) and status in OBSERVATION_VOID):
             continue
-        if not codes & _codes_of(o.get("code")):
+        if not _has_code(o.get("code"), codes):
             continue
         when = fhirdates.effective(o)
         if when is None or when.at < since or when.earliest > horizon:

@@ -41,6 +41,13 @@ def test_each_card_and_suggestion_gets_its_own_uuid():
     assert s1.uuid != s2.uuid
 
 
+def test_card_uuids_from_random_bits_are_canonical_version_4_rfc_4122_uuids():
+    ids = [Card(summary="s", indicator="info", source=SRC).uuid for _ in range(2000)]
+    parsed = [uuid.UUID(i) for i in ids]
+    assert all(str(u) == i and u.version == 4 and u.variant == uuid.RFC_4122 for u, i in zip(parsed, ids))
+    assert len(set(ids)) == len(ids)
+
+
 def test_summary_limits():
     Card(summary="x" * 140, indicator="info", source=SRC)
     with pytest.raises(ValueError, match="140"):

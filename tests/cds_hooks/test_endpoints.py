@@ -651,10 +651,22 @@ def test_first_error_recursion_is_prevented_body_nested_deeper_than_64_is_400(cl
     assert oo_diagnostics(response) == "the body nests arrays or objects more than 64 levels deep"
 
 
+@pytest.mark.parametrize("inner", ['"]]]]"', '"[[[["', '"\\\\"', '"\\"]]]"', '"\\\\\\"[{"', '{"k]": "v{"}'])
+def test_nesting_is_read_from_the_text_so_brackets_quotes_and_escapes_in_strings_do_not_count(inner):
+    from cds_hooks.endpoints import deeper_than
+    for depth in (3, 9, 10, 11):
+        text = ("[" * depth + inner + "]" * depth).encode()
+        json.loads(text)  # valid JSON, as deeper_than requires
+        levels = depth + inner.startswith("{")
+        assert deeper_than(text, 10) == (levels > 10), (text, levels)
+        assert deeper_than(b'{"a": [{"b": [' + text + b"]}]}", 14) == (levels + 4 > 14)
+
+
 def test_a_realistic_request_is_not_near_the_nesting_limit(client, fixture_json):
     from cds_hooks.endpoints import MAX_JSON_DEPTH, deeper_than
     request = fixture_json("sandbox/patient-view-request.json")
-    assert not deeper_than(request, 12) and deeper_than(request, 2) and MAX_JSON_DEPTH == 64
+    text = json.dumps(request).encode()
+    assert not deeper_than(text, 12) and deeper_than(text, 2) and MAX_JSON_DEPTH == 64
     request["context"]["x"] = json.loads("[" * 50 + "]" * 50)
     assert client.post("/cds-services/pv", json=request).status_code == 200
 
