@@ -28,6 +28,7 @@ from fhir_pain.rules import (
 from fhir_pain.rules.drug_gene import QUIET_ACTIONS
 from fhir_pain.rules.fda_limits import fda_limit_findings
 from fhir_pain.rules.knowledge import cpic_alert, rule
+from fhir_pain.rules.opioid_safety import opioid_order_findings, opioid_patient_findings
 from fhir_pain.rules.safety import overdose_risk_finding, withhold_tca_replacements
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
 HOOKS = ORDER_HOOKS | {"patient-view"}
 _INDICATOR_RANK = {"critical": 0, "warning": 1, "info": 2}
-_KIND_RANK = {"drug-gene": 0, "pain-phenotype": 1, "treatment-response": 2, "pre-test": 3, "informational": 4}
+_KIND_RANK = {"opioid-safety": 0, "drug-gene": 0, "pain-phenotype": 1, "treatment-response": 2, "pre-test": 3, "informational": 4}
 SUMMARY_RULES = ("fhir-pain/pgx-summary", "fhir-pain/pain-profile")
 SAFETY_RULES = (rule("phq9-item9")["id"],)   # first among the cards of their severity
 
@@ -64,7 +65,7 @@ def build_context(data: PatientData, hook: str) -> RuleContext:
     return RuleContext(hook=hook, now=data.now, patient_id=data.patient_id, results=results, active=active,
                        drafts=drafts, pain=_pain_profile(data, active + history), missing=frozenset(data.missing),
                        patient=data.patient, conditions=data.conditions, procedures=data.procedures,
-                       observations=data.observations)
+                       observations=data.observations, history=history)
 
 
 def targets_for(ctx: RuleContext, data: PatientData, hook: str) -> list[MedicationUse]:
@@ -137,6 +138,7 @@ def _orders(ctx: RuleContext, targets: list[MedicationUse]) -> list[Finding]:
     for med in targets:
         findings.extend(_drug_findings(ctx, med, orders=True))
         findings.extend(non_response(ctx, med))
+        findings.extend(opioid_order_findings(ctx, med))
     withhold_tca_replacements(ctx, findings)
     return findings
 
@@ -146,6 +148,7 @@ def _patient_view(ctx: RuleContext) -> list[Finding]:
     for med in ctx.active:
         findings.extend(_drug_findings(ctx, med, orders=False))
     findings.extend(non_response(ctx))
+    findings.extend(opioid_patient_findings(ctx))
     findings.extend(referral_findings(ctx))
     return findings
 

@@ -27,7 +27,8 @@ _CODES = {"QD": 1, "QOD": Decimal("0.5"), "BID": 2, "TID": 3, "QID": 4, "AM": 1,
 _COUNT_UNITS = {"tablet", "tablets", "tab", "tabs", "{tbl}", "{tablet}", "capsule", "capsules", "cap", "caps",
                 "{capsule}", "film", "{film}", "spray", "{spray}", "actuation", "{actuation}", "{puff}", "lozenge",
                 "suppository", "{suppository}", "patch", "patches", "{patch}", "1", "each", "ea", "{each}",
-                "unit", "{unit}", "tbl", "tablet(s)", "capsule(s)"}
+                "unit", "{unit}", "tbl", "tablet(s)", "capsule(s)", "{pill}", "pill", "pills", "{dose}",
+                "{tbl}", "tab(s)", "{tab}", "{cap}", "{lozenge}", "{patch}", "{film}", "{puff}", "{actuat}"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class OrderMme:
     text: str
     by_ingredient: dict[str, Decimal] | None      # unrounded MME/d per opioid; None when unreadable
     reason: str | None = None                      # why no number
+    undosed: bool = False                          # no dosageInstruction at all (a draft not yet completed)
     excluded: tuple[str, ...] = ()                 # opioids without an MME (buprenorphine)
 
 
@@ -118,7 +120,8 @@ def order_mme(o: OrderClasses) -> OrderMme:
         return OrderMme(o.med.ref, o.med.text, {n: per_day[n] * Decimal(factors[n]["factor"]) for n in counted},
                         excluded=excluded)
     except Unreadable as why:
-        return OrderMme(o.med.ref, o.med.text, None, reason=str(why), excluded=excluded)
+        undosed = not (o.med.resource or {}).get("dosageInstruction")
+        return OrderMme(o.med.ref, o.med.text, None, reason=str(why), excluded=excluded, undosed=undosed)
 
 
 def _instructions(o: OrderClasses) -> list[dict]:

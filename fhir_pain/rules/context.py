@@ -25,6 +25,7 @@ class RuleContext:
     conditions: list[dict] = field(default_factory=list)
     procedures: list[dict] = field(default_factory=list)
     observations: list[dict] = field(default_factory=list)
+    history: list[MedicationUse] = field(default_factory=list)  # earlier (completed, stopped, on-hold) requests
     _profiles: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     # ---- what is known --------------------------------------------------------------------------------------

@@ -361,7 +361,8 @@ def build() -> None:
              sign("sign-tramadol-neuropathic-nm", p, [d("rx1", p, TRAMADOL)],
                   pgx=[genotype("g1", p, "CYP2D6", "*1/*1")], meds=[active("a1", p, GABAPENTIN, authored=day(-20))],
                   **n),
-             [card("warning", "fhir-pain/opioid-for-neuropathic-pain", creates=("MedicationRequest",))])
+             [card("warning", "fda2019/opioid-gabapentinoid", "fhir-pain/opioid-for-neuropathic-pain",
+                   creates=("MedicationRequest",))])
     p = "psych"
     scenario("sign-oxycodone-catastrophizing-depression", "Oxycodone ordered for a patient with high pain "
              "catastrophizing (PCS 36) and depression (PHQ-9 15), CYP2D6 normal metabolizer: no card. The referral "
@@ -411,13 +412,15 @@ def build() -> None:
              "metabolizer: an alert for the active medication (no automatic change), then the PGx summary.",
              view("view-active-tramadol-cyp2d6-pm", p, pgx=[genotype("g1", p, "CYP2D6", "*4/*4")],
                   meds=[active("a1", p, TRAMADOL)]),
-             [card("critical", "cpic/tramadol/CYP2D6"), card("info", "fhir-pain/pgx-summary")])
+             [card("critical", "cpic/tramadol/CYP2D6"), card("info", "fhir-pain/pgx-summary"),
+              card("info", "cdc2022/mme-total")])
     p = "pv-fluox"
     scenario("view-active-codeine-fluoxetine-phenoconversion", "patient-view: codeine with fluoxetine (strong "
              "CYP2D6 inhibitor) in a genetic normal metabolizer: phenoconverted to poor metabolizer.",
              view("view-active-codeine-fluoxetine-phenoconversion", p, pgx=[genotype("g1", p, "CYP2D6", "*1/*2")],
                   meds=[active("a1", p, CODEINE), active("a2", p, FLUOXETINE)]),
-             [card("critical", "cpic/codeine/CYP2D6"), card("info", "fhir-pain/pgx-summary")])
+             [card("critical", "cpic/codeine/CYP2D6"), card("info", "fhir-pain/pgx-summary"),
+              card("info", "cdc2022/mme-total")])
     p = "pv-noci"
     scenario("view-pain-profile-nociplastic-depression-anxiety", "patient-view: fibromyalgia with CSI 58, chronic "
              "pain, PHQ-9 12 and GAD-7 11, no PGx: the pain profile card and referrals (psychology, physiotherapy).",
