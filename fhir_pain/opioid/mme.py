@@ -168,8 +168,9 @@ def _amount(o: OrderClasses, n: str, value: Decimal, unit: str, counted: list[st
     """mg of ingredient ``n`` (mg/h for a patch) in one administration."""
     strength = next((s for s in o.strengths if s.ingredient == n), None)
     if unit in ("mg", "mcg", "ug", "µg") and not o.transdermal:
-        if len(counted) > 1 or (strength is not None and len(o.strengths) > 1):
-            raise Unreadable("a dose in mg of a product with several opioids")
+        if len(counted) > 1 or len(o.med.ingredients) > 1 or " / " in o.med.text:
+            # "10 mg" of acetaminophen/oxycodone could be either ingredient: count units, not mg
+            raise Unreadable("a dose in mg of a combination product")
         return value if unit == "mg" else value / 1000
     if strength is None:
         raise Unreadable(f"the strength of {n} is not known (no coded product or strength in the name)")
