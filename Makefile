@@ -53,6 +53,7 @@ demo: $(BIN)/.installed
 profiles: $(BIN)/.installed
 	$(BIN)/python scripts/build_cpic_profiles.py
 	$(BIN)/python scripts/build_cpic_alerts.py
+	$(BIN)/python scripts/build_opioid_profiles.py
 
 clean:
 	rm -rf $(VENV) $(FHIR_VENV) build *.egg-info .pytest_cache
