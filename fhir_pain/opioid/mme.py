@@ -37,7 +37,7 @@ class OrderMme:
     text: str
     by_ingredient: dict[str, Decimal] | None      # unrounded MME/d per opioid; None when unreadable
     reason: str | None = None                      # why no number
-    undosed: bool = False                          # no dosageInstruction at all (a draft not yet completed)
+    undosed: bool = False                          # no structured dosage (none yet, or free text only)
     excluded: tuple[str, ...] = ()                 # opioids without an MME (buprenorphine)
 
 
@@ -120,7 +120,9 @@ def order_mme(o: OrderClasses) -> OrderMme:
         return OrderMme(o.med.ref, o.med.text, {n: per_day[n] * Decimal(factors[n]["factor"]) for n in counted},
                         excluded=excluded)
     except Unreadable as why:
-        undosed = not (o.med.resource or {}).get("dosageInstruction")
+        # no structured dose at all (no instruction, or its text only): a sig a person reads, not a dose we misread
+        undosed = not any(isinstance(d, dict) and (d.get("doseAndRate") or d.get("timing"))
+                          for d in (o.med.resource or {}).get("dosageInstruction") or ())
         return OrderMme(o.med.ref, o.med.text, None, reason=str(why), excluded=excluded, undosed=undosed)
 
 

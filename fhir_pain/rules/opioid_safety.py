@@ -158,8 +158,12 @@ def _mme(ctx, st: OpioidState, order: OrderClasses | None, drug: Drug | None) ->
     rs = rules()["rules"]
     total = st.mme.total
     if total is None:
-        # an order still without any dosage (order-select) is not an unreadable dose: nothing to say yet
-        if order is None or all(o.undosed for o in st.mme.unreadable):
+        # a draft still without a (structured) dosage is not an unreadable dose: at order-select the dose is often
+        # not entered yet, so only order-sign, or an active order, says that the MME cannot be computed
+        drafts = {o.med.ref for o in st.orders if o.med.is_draft}
+        speak = [o for o in st.mme.unreadable
+                 if not o.undosed and not (ctx.hook == "order-select" and o.ref in drafts)]
+        if order is None or not speak:
             return []
         mine = next((o for o in st.mme.unreadable if o.ref == order.med.ref), None)
         summary = fit(f"Daily opioid dose (MME) cannot be computed: {st.mme.unreadable[0].text or 'an order'} "
