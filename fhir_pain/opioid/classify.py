@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 
 from fhir_pain.facts import MedicationUse
 from fhir_pain.opioid.knowledge import class_products, rules, vocabulary
@@ -80,6 +81,13 @@ def _text_strengths(texts: list[str], opioids: tuple[str, ...]) -> tuple[Strengt
     return ()
 
 
+@lru_cache(maxsize=None)
+def _words(key: str) -> re.Pattern:
+    """One pattern for a list of names (the opioids, or a class): whole words, in lower-case text."""
+    names = rules()["opioids"] if key == "opioid" else rules()["classNames"][key]
+    return re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + r")\b")
+
+
 def classify(med: MedicationUse) -> OrderClasses:
     r = rules()
     codes, texts = _codes_and_texts(med)
@@ -89,7 +97,8 @@ def classify(med: MedicationUse) -> OrderClasses:
     product = next((products[c] for c in codes if c in products), None)
     if product is not None:
         names |= {i["name"] for i in product["ingredients"]}
-    opioids = tuple(n for n in r["opioids"] if n in names or re.search(rf"\b{n}\b", joined))
+    found = names | set(_words("opioid").findall(joined))
+    opioids = tuple(n for n in r["opioids"] if n in found)
     if product is not None:
         strengths = tuple(Strength(i["name"], Decimal(str(i["strength"])), i["unit"]) for i in product["ingredients"]
                           if i["name"] in opioids)
@@ -100,7 +109,8 @@ def classify(med: MedicationUse) -> OrderClasses:
     named: list[str] = []
     by_code = class_products()
     for cls in ("benzodiazepine", "cnsDepressant", "gabapentinoid", "naloxone", "moud"):
-        words = [w for w in r["classNames"][cls] if w in names or re.search(rf"\b{w}\b", joined)]
+        hits = names | set(_words(cls).findall(joined))
+        words = [w for w in r["classNames"][cls] if w in hits]
         if words or any(c in by_code.get(cls, ()) for c in codes):
             classes.add(cls)
             named += words

@@ -32,29 +32,35 @@ def _lists() -> dict[str, tuple[frozenset[str], frozenset[str], tuple[str, ...]]
     return out
 
 
-def _hit(codeable: object, name: str, words: tuple[str, ...] = ()) -> bool:
+def _lists_of(codeable: object, words: tuple[str, ...]) -> set[str]:
+    """The lists a CodeableConcept belongs to ("text" for a match on ``words`` or a list's own words only)."""
     if not isinstance(codeable, dict):
-        return False
-    snomed, icd, own_words = _lists()[name]
+        return set()
+    out: set[str] = set()
     texts = [codeable.get("text")]
     for c in codeable.get("coding") or ():
         if not isinstance(c, dict) or not isinstance(c.get("code"), str):
             continue
         texts.append(c.get("display"))
         code, system = c["code"].strip(), c.get("system")
-        if system == SNOMED and code in snomed:
-            return True
-        if system in ICD10:
+        if system == SNOMED:
+            out |= {name for name, (snomed, _, _) in _lists().items() if code in snomed}
+        elif system in ICD10:
             k = _icd(code)
-            if any(k[:i] in icd for i in range(3, len(k) + 1)):
-                return True
+            prefixes = {k[:i] for i in range(3, len(k) + 1)}
+            out |= {name for name, (_, icd, _) in _lists().items() if prefixes & icd}
     text = " ".join(t.lower() for t in texts if isinstance(t, str))
-    return any(w in text for w in (*own_words, *words))
+    if text:
+        out |= {name for name, (_, _, own) in _lists().items() if any(w in text for w in own)}
+        if any(w in text for w in words):
+            out.add("text")
+    return out
 
 
-def current_conditions(conditions: list[dict], name: str, words: tuple[str, ...] = ()) -> list[dict]:
-    """The current Conditions in list ``name`` (or whose text has one of ``words``)."""
-    out = []
+def matching_conditions(conditions: list[dict], words: tuple[str, ...] = ()) -> dict[str, list[dict]]:
+    """list name -> the current Conditions in it (one pass over the problem list); "text" holds those whose words
+    match ``words``."""
+    out: dict[str, list[dict]] = {}
     for c in conditions or ():
         if not isinstance(c, dict) or c.get("resourceType", "Condition") != "Condition":
             continue
@@ -62,8 +68,8 @@ def current_conditions(conditions: list[dict], name: str, words: tuple[str, ...]
             continue
         if any(c.get(k) not in (None, False) for k in ABATEMENT):
             continue
-        if _hit(c.get("code"), name, words):
-            out.append(c)
+        for name in _lists_of(c.get("code"), words):
+            out.setdefault(name, []).append(c)
     return out
 
 

@@ -11,6 +11,7 @@ disorder; the MME itself is still shown. Not checked: the state PDMP (needs a st
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import timedelta
 from decimal import Decimal
 
@@ -18,7 +19,7 @@ from fhir_pain.facts import Drug, Finding, MedicationUse
 from fhir_pain.gather import CONDITIONS, MEDICATION_HISTORY, MEDICATIONS, OPIOID_TESTS
 from fhir_pain.opioid import MmeResult, OrderClasses, classify, daily_mme
 from fhir_pain.opioid.knowledge import rules
-from fhir_pain.opioid.records import current_conditions, latest_drug_test, ref
+from fhir_pain.opioid.records import latest_drug_test, matching_conditions, ref
 from fhir_pain.pgx.drugs import drug_by_name
 from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.text import fit, join_and, md
@@ -34,11 +35,15 @@ _CO_WORDS = {"benzodiazepine": "a benzodiazepine", "cnsDepressant": "another CNS
 class OpioidState:
     """One patient's opioid picture, built once per evaluation."""
     orders: list[OrderClasses]          # active + drafts, classified
-    history: list[OrderClasses]          # earlier requests
+    history_meds: list[MedicationUse]    # earlier requests (classified only when a rule asks)
     mme: MmeResult
     exclusions: list[dict]               # Conditions that put the patient outside the guideline
     oud: list[dict]
     overdose: list[dict]
+
+    @cached_property
+    def history(self) -> list[OrderClasses]:
+        return [classify(m) for m in self.history_meds]
 
     def with_class(self, cls: str, *, but: MedicationUse | None = None) -> list[OrderClasses]:
         return [o for o in self.orders if cls in o.classes and o.med is not but]
@@ -48,14 +53,11 @@ def state(ctx: RuleContext) -> OpioidState:
     if "opioid" not in ctx._profiles:
         orders = [classify(m) for m in ctx.active + ctx.drafts]
         r = rules()
-        excl: list[dict] = []
-        for name in r["exclusions"]:
-            excl += current_conditions(ctx.conditions, name, tuple(r["exclusionText"]))
+        found = matching_conditions(ctx.conditions, tuple(r["exclusionText"]))
         ctx._profiles["opioid"] = OpioidState(
-            orders=orders, history=[classify(m) for m in getattr(ctx, "history", ())],
-            mme=daily_mme(orders), exclusions=list({id(c): c for c in excl}.values()),
-            oud=current_conditions(ctx.conditions, "opioidUseDisorder"),
-            overdose=current_conditions(ctx.conditions, "overdose"))
+            orders=orders, history_meds=list(ctx.history), mme=daily_mme(orders),
+            exclusions=list({id(c): c for name in (*r["exclusions"], "text") for c in found.get(name, ())}.values()),
+            oud=found.get("opioidUseDisorder", []), overdose=found.get("overdose", []))
     return ctx._profiles["opioid"]
 
 
@@ -64,8 +66,11 @@ def state(ctx: RuleContext) -> OpioidState:
 def opioid_order_findings(ctx: RuleContext, med: MedicationUse) -> list[Finding]:
     """Findings for one ordered draft: an opioid (every rule) or a benzodiazepine / CNS depressant /
     gabapentinoid ordered while an opioid is on the list (the co-prescribing rule from its side)."""
+    order = classify(med)
+    if "opioid" not in order.classes and not order.classes & set(CO_CLASSES):
+        return []
     st = state(ctx)
-    order = next((o for o in st.orders if o.med is med), None) or classify(med)
+    order = next((o for o in st.orders if o.med is med), order)
     out: list[Finding] = []
     if "opioid" in order.classes:
         drug = _opioid_drug(order)
