@@ -114,6 +114,10 @@ def classify(med: MedicationUse) -> OrderClasses:
         if words or any(c in by_code.get(cls, ()) for c in codes):
             classes.add(cls)
             named += words
+    if "naloxone" in classes and opioids:
+        # buprenorphine/naloxone (sublingual) and pentazocine/naloxone are in CDC's naloxone value set, but their
+        # naloxone only deters misuse: they are not an overdose rescue kit on file
+        classes.discard("naloxone")
     if cls_er(codes, joined, dose_form, opioids):
         classes.add("extendedRelease")
     if opioids:

@@ -113,3 +113,66 @@ def test_poller_writes_opioid_findings_with_their_detected_issue_category(rule, 
     assert codes[0] == code and "opioid-safety" in codes and rule in codes
     # patient-level: the same key whichever order raised it, so a re-run updates instead of duplicating
     assert findings[rule].medication is None
+
+
+def _sign(drafts, meds=(), conditions=(), history=()):
+    d = _data(list(conditions), list(meds) + list(history), drafts)
+    return [f for f in evaluate(d, "order-sign") if f.kind == "opioid-safety"]
+
+
+OXYCONTIN = ("1049504", "Abuse-Deterrent 12 HR oxycodone hydrochloride 10 MG Extended Release Oral Tablet [Oxycontin]")
+
+
+def test_er_opioid_for_acute_pain_is_flagged_even_when_not_opioid_naive():
+    p = "p1"
+    er = dosed("rx1", p, *OXYCONTIN, 1, "{tbl}", every_h=12, status="draft", course="acute")
+    on_oxy = dosed("a1", p, *OXY_5, 1, "{tbl}", every_h=6, authored=day(-20))
+    [f] = [f for f in _sign([er], [on_oxy]) if f.rule == "cdc2022/er-la-opioid-naive"]
+    assert "acute pain" in f.summary and "opioid-naive" not in f.summary
+    # the same ER order, not acute, for a patient on opioids: nothing about ER/LA
+    er_chronic = dosed("rx1", p, *OXYCONTIN, 1, "{tbl}", every_h=12, status="draft")
+    assert "cdc2022/er-la-opioid-naive" not in [f.rule for f in _sign([er_chronic], [on_oxy])]
+
+
+def test_overdose_history_raises_the_naloxone_offer_and_naloxone_on_file_silences_it():
+    p = "p1"
+    oxy = dosed("rx1", p, *OXY_5, 1, "{tbl}", every_h=6, status="draft")      # 30 MME/d: under 50
+    overdose = condition("od", p, "T40.2X1A", "Poisoning by other opioids, accidental, initial encounter", day(-90),
+                         system="http://hl7.org/fhir/sid/icd-10-cm")
+    assert "cdc2022/offer-naloxone" not in [f.rule for f in _sign([oxy])]
+    [f] = [f for f in _sign([oxy], conditions=[overdose]) if f.rule == "cdc2022/offer-naloxone"]
+    assert "history of overdose" in f.summary and f.extra["naloxoneDraft"]
+    naloxone = dosed("a9", p, "1725059", "naloxone hydrochloride 40 MG/ML Nasal Spray", 1, "{spray}",
+                     timing_code="QD")
+    assert "cdc2022/offer-naloxone" not in [f.rule for f in _sign([oxy], [naloxone], [overdose])]
+
+
+def test_buprenorphine_on_the_list_is_the_treatment_for_opioid_use_disorder():
+    p = "p1"
+    oud = condition("oud", p, "F11.20", "Opioid dependence", day(-50), system="http://hl7.org/fhir/sid/icd-10-cm")
+    oxy = dosed("rx1", p, *OXY_5, 1, "{tbl}", every_h=6, status="draft")
+    assert "cdc2022/offer-moud" in [f.rule for f in _sign([oxy], conditions=[oud])]
+    bup = dosed("a1", p, "351266", "buprenorphine 2 MG / naloxone 0.5 MG Sublingual Tablet", 1, "{tbl}",
+                timing_code="QD")
+    rules_ = [f.rule for f in _sign([oxy], [bup], [oud])]
+    # the naloxone in buprenorphine/naloxone deters misuse, it is no rescue kit: naloxone is still offered
+    assert "cdc2022/offer-moud" not in rules_ and "cdc2022/offer-naloxone" in rules_
+
+
+def test_a_benzodiazepine_ordered_without_any_opioid_gives_no_opioid_finding():
+    p = "p1"
+    assert _sign([dosed("rx1", p, *ALPRAZOLAM, 1, "{tbl}", timing_code="BID", status="draft")]) == []
+
+
+def test_the_naloxone_draft_in_the_card_is_a_valid_order_of_the_verified_code():
+    from fhir_pain.cards import render
+    p = "p1"
+    d = _data([], [dosed("a1", p, *ALPRAZOLAM, 1, "{tbl}", timing_code="BID")],
+              [dosed("rx1", p, *OXY_5, 1, "{tbl}", every_h=6, status="draft")])
+    [card] = render(evaluate(d, "order-sign"), d)
+    [naloxone] = [s for s in card.suggestions if "naloxone" in s.label]
+    resource = naloxone.actions[0].resource
+    assert resource["medicationCodeableConcept"]["coding"][0]["code"] == "1725059"
+    assert resource["status"] == "draft" and resource["subject"] == {"reference": "Patient/p1"}
+    codes = {r.code for r in card.override_reasons}
+    assert {"snooze-1-month", "snooze-3-months", "snooze-6-months", "snooze-1-year"} <= codes
