@@ -61,6 +61,7 @@ profiles: $(BIN)/.installed
 	$(BIN)/python scripts/build_cpic_profiles.py
 	$(BIN)/python scripts/build_cpic_alerts.py
 	$(BIN)/python scripts/build_rxnorm_products.py
+	$(BIN)/python scripts/build_opioid_profiles.py
 
 clean:
 	rm -rf $(VENV) $(FHIR_VENV) build *.egg-info .pytest_cache

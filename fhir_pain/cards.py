@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from cds_hooks import Action, ActionType, Card, Coding, Link, LinkType, SelectionBehavior, Source, Suggestion
 from fhir_pain.facts import Drug, Finding, MedicationUse, PatientData
 from fhir_pain.pgx import code_verified
-from fhir_pain.gather import CONDITIONS, MEDICATION_HISTORY, MEDICATIONS, MISSING_MEANING, PAIN, PGX
+from fhir_pain.gather import CONDITIONS, MEDICATION_HISTORY, MEDICATIONS, MISSING_MEANING, OPIOID_TESTS, PAIN, PGX
+from fhir_pain.opioid.suggest import naloxone_suggestion, opioid_override_reasons, opioid_replacement_conflicts
 from fhir_pain.rules.classes import classes_of
 from fhir_pain.rules.drug_gene import REPLACE_ACTIONS, is_combination, removable_draft
 from fhir_pain.rules.knowledge import card_conventions, pretest_alerts
@@ -30,6 +31,7 @@ RELEVANT_MISSING = {
     "drug-gene": (PGX, MEDICATIONS), "pre-test": (PGX,), "pain-phenotype": (PAIN, CONDITIONS),
     "treatment-response": (PAIN, MEDICATIONS, MEDICATION_HISTORY),
     "informational": (PGX, PAIN, CONDITIONS, MEDICATIONS),
+    "opioid-safety": (CONDITIONS, MEDICATIONS, MEDICATION_HISTORY, OPIOID_TESTS),
 }
 
 
@@ -41,6 +43,8 @@ def render(findings: Iterable[Finding], data: PatientData) -> list[Card]:
 def group_key(f: Finding) -> tuple:
     med = f.medication.ref if f.medication else ""
     drug = f.drug.rxnorm if f.drug else ""
+    if f.extra.get("joins") == "opioid":      # patient-view: the total MME and the opioid rules, one card
+        return ("opioid",)
     if f.kind in ("drug-gene", "pre-test") or f.extra.get("joins") == "drug":
         return ("drug", med, drug)
     if f.rule.startswith("fhir-pain/referral/"):
@@ -49,14 +53,22 @@ def group_key(f: Finding) -> tuple:
 
 
 def group_findings(findings: Iterable[Finding]) -> list[list[Finding]]:
-    """Findings marked ``attach: first-card`` (the unidentified orders) join the first card, never make one."""
+    """One group per card. Opioid-safety findings about an order join the card that already speaks of that order,
+    whatever its rule (one card per decision); findings marked ``attach: first-card`` (the unidentified orders)
+    join the first card, never make one."""
+    findings = list(findings)
     groups: dict[tuple, list[Finding]] = {}
     attached: list[Finding] = []
+    by_med = {f.medication.ref: group_key(f) for f in reversed(findings)
+              if f.kind != "opioid-safety" and f.medication is not None and f.extra.get("attach") != "first-card"}
     for f in findings:
         if f.extra.get("attach") == "first-card":
             attached.append(f)
-        else:
-            groups.setdefault(group_key(f), []).append(f)
+            continue
+        key = group_key(f)
+        if f.kind == "opioid-safety" and f.medication is not None and f.medication.ref in by_med:
+            key = by_med[f.medication.ref]
+        groups.setdefault(key, []).append(f)
     out = list(groups.values())
     if out:
         out[0].extend(attached)
@@ -84,8 +96,9 @@ def card_for(group: list[Finding], data: PatientData) -> Card:
         suggestions=tuple(suggestions),
         selection_behavior=(SelectionBehavior.AT_MOST_ONE if replaces else SelectionBehavior.ANY)
         if suggestions else None,
-        override_reasons=tuple(Coding(code=r["code"], system=conv["overrideReasonSystem"], display=r["display"])
-                               for r in _override_reasons(conv, primary)),
+        override_reasons=tuple(Coding(code=r["code"], system=r.get("system", conv["overrideReasonSystem"]),
+                                      display=r["display"])
+                               for r in _override_reasons(conv, primary) + opioid_override_reasons(group)),
         links=tuple(_links(group)),
         extension={conv["findingsExtension"]: [f.to_contract() for f in group]},
     )
@@ -158,7 +171,8 @@ def _suggestions(group: list[Finding], data: PatientData) -> list[Suggestion]:
     for f in group:
         if f.medication is not None and (f.action in REPLACE_ACTIONS or f.extra.get("replace")):
             for alt in f.alternatives:
-                add(replace_suggestion(f.medication, alt, f, data))
+                if not opioid_replacement_conflicts(group, alt):
+                    add(replace_suggestion(f.medication, alt, f, data))
         for gene in f.extra.get("testGenes", ()) or ():
             add(test_suggestion(gene, f, data, confirm=False))
         for gene in f.extra.get("confirmGenes", ()) or ():
@@ -167,8 +181,11 @@ def _suggestions(group: list[Finding], data: PatientData) -> list[Suggestion]:
             add(referral_suggestion(f, data))
     if not any(s.label.startswith("Replace ") for s in out):
         for f in group:
-            if f.extra.get("offerRemoval") and f.action in REPLACE_ACTIONS:
+            # opioid safety: "remove or reduce" (a reduction is the prescriber's edit, the detail says so)
+            if f.extra.get("offerRemoval") and (f.action in REPLACE_ACTIONS or f.kind == "opioid-safety"):
                 add(removal_suggestion(f))
+    if any(f.extra.get("naloxoneDraft") for f in group):
+        add(naloxone_suggestion(data, group))
     return out
 
 

@@ -30,6 +30,7 @@ from fhir_pain.rules import (
 from fhir_pain.rules.drug_gene import QUIET_ACTIONS
 from fhir_pain.rules.fda_limits import fda_limit_findings
 from fhir_pain.rules.knowledge import cpic_alert, rule
+from fhir_pain.rules.opioid_safety import opioid_order_findings, opioid_patient_findings
 from fhir_pain.rules.safety import overdose_risk_finding, withhold_tca_replacements
 from fhir_pain.rules.unidentified import unidentified_orders_finding
 
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
 HOOKS = ORDER_HOOKS | {"patient-view"}
 _INDICATOR_RANK = {"critical": 0, "warning": 1, "info": 2}
-_KIND_RANK = {"drug-gene": 0, "pain-phenotype": 1, "treatment-response": 2, "pre-test": 3, "informational": 4}
+_KIND_RANK = {"opioid-safety": 0, "drug-gene": 0, "pain-phenotype": 1, "treatment-response": 2, "pre-test": 3, "informational": 4}
 SUMMARY_RULES = ("fhir-pain/pgx-summary", "fhir-pain/pain-profile")
 SAFETY_RULES = (rule("phq9-item9")["id"],)   # first among the cards of their severity
 
@@ -143,6 +144,7 @@ def _orders(ctx: RuleContext, targets: list[MedicationUse]) -> list[Finding]:
     for med in targets:
         findings.extend(_drug_findings(ctx, med, orders=True))
         findings.extend(non_response(ctx, med))
+        findings.extend(opioid_order_findings(ctx, med))
     withhold_tca_replacements(ctx, findings)
     # orders that could not be identified were not checked: said beside other advice, never a card of their own
     missed = unidentified_orders_finding(targets) if findings else None
@@ -156,6 +158,7 @@ def _patient_view(ctx: RuleContext) -> list[Finding]:
     for med in ctx.active:
         findings.extend(_drug_findings(ctx, med, orders=False))
     findings.extend(non_response(ctx))
+    findings.extend(opioid_patient_findings(ctx))
     findings.extend(referral_findings(ctx))
     return findings
 

@@ -26,7 +26,8 @@ PHENOTYPES = (
     "Likely Poor Metabolizer",
     "Indeterminate",
 )
-FindingKind = Literal["drug-gene", "pre-test", "pain-phenotype", "treatment-response", "informational", "safety"]
+FindingKind = Literal["drug-gene", "pre-test", "pain-phenotype", "treatment-response", "informational", "safety",
+                      "opioid-safety"]
 Classification = Literal["Strong", "Moderate", "Optional", "No Recommendation"]
 Action = Literal[
     "avoid", "use-alternative", "reduce-dose", "standard-dose", "monitor", "order-test", "refer",
@@ -152,6 +153,7 @@ class Finding:
     extra: dict[str, Any] = field(default_factory=dict)  # rule-specific data for renderers (e.g. referral kind)
     uncertainty: dict | None = None   # the contract's uncertainty object (Recommendation.uncertainty)
     population: str | None = None     # the CPIC population applied (Recommendation.population)
+    mme: dict | None = None           # opioid-safety: {"total", "byIngredient", "unit": "MME/d"}; None if unreadable
 
     def to_contract(self) -> dict:
         """The object placed in ``card.extension["io.fhir-pain.findings"]``."""
@@ -167,6 +169,7 @@ class Finding:
             "knowledge": self.knowledge,
             "uncertainty": self.uncertainty,
             "population": self.population,
+            "mme": self.mme,
         })
 
 

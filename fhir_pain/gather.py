@@ -21,6 +21,7 @@ MEDICATIONS = "activeMedications"
 MEDICATION_HISTORY = "medicationHistory"   # completed/stopped/on-hold requests: only the pain engine reads them
 PROCEDURES = "procedures"                   # tonsillectomy/adenoidectomy (FDA limit of codeine and tramadol)
 SAFETY_OBSERVATIONS = "safetyObservations"  # BMI, BMI-for-age percentile, breastfeeding status (FDA limits)
+OPIOID_TESTS = "opioidTests"                # laboratory results: urine drug tests (opioid safety, CDC 2022)
 # The statuses of that history: the services' prefetch template and the poller's search both use them.
 HISTORY_STATUSES = ("completed", "stopped", "on-hold")
 
@@ -48,6 +49,7 @@ MISSING_MEANING = {
     MEDICATION_HISTORY: "earlier prescriptions (renewals of a current analgesic may not be linked)",
     PROCEDURES: "procedures (surgery such as tonsillectomy)",
     SAFETY_OBSERVATIONS: "BMI and breastfeeding status",
+    OPIOID_TESTS: "laboratory results (urine drug tests not checked)",
 }
 
 

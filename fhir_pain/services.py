@@ -25,7 +25,7 @@ import orjson
 from cds_hooks import CDSResponse, HookRequest, Service, ServiceRegistry
 from fhir_pain.cards import render
 from fhir_pain.evaluate import evaluate
-from fhir_pain.gather import (CONDITIONS, HISTORY_STATUSES, MEDICATION_HISTORY, MEDICATIONS, PAIN, PATIENT, PGX,
+from fhir_pain.gather import (OPIOID_TESTS, CONDITIONS, HISTORY_STATUSES, MEDICATION_HISTORY, MEDICATIONS, PAIN, PATIENT, PGX,
                               PGX_CODES, PROCEDURES, SAFETY_OBSERVATIONS, gather)
 from fhir_pain.profiles import load
 from fhir_pain.rules.fda_limits import observation_codes
@@ -88,6 +88,8 @@ def prefetch_templates() -> dict[str, str]:
         # The FDA limits of codeine and tramadol: tonsillectomy/adenoidectomy, BMI, breastfeeding status
         PROCEDURES: f"Procedure?patient={patient}",
         SAFETY_OBSERVATIONS: f"Observation?patient={patient}&code=" + ",".join(observation_codes()),
+        # Opioid safety: urine drug tests (the CDC value set has 1669 LOINC codes, too many for a URL)
+        OPIOID_TESTS: f"Observation?patient={patient}&category=laboratory",
     }
 
 

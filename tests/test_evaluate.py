@@ -96,7 +96,9 @@ def test_missing_medication_list_is_said_on_cyp2d6_cards():
 def test_patient_view_semantics_for_the_poller():
     tramadol = medication_request("a1", "p1", "10689", "tramadol 50 MG Oral Tablet")
     f = evaluate(data(obs=[PM], meds=[tramadol]), "patient-view")
-    assert rules(f) == ["cpic/tramadol/CYP2D6", "fhir-pain/pgx-summary"]
+    # tramadol (no dose on file) since 200 days, no urine drug test: the opioid card joins (total not computed)
+    assert rules(f) == ["cpic/tramadol/CYP2D6", "fhir-pain/pgx-summary", "cdc2022/mme-total",
+                        "cdc2022/urine-drug-test"]
     assert f[0].medication.ref == "MedicationRequest/a1" and not f[0].medication.is_draft
 
 

@@ -48,7 +48,16 @@ _CATEGORY = {
     "safety": ("COND", "Condition Alert"),
 }
 # by rule family (the rule id is "<family>/<drug>"): an age contraindication, whatever its kind
-_RULE_CATEGORY = {"fhir-pain/age-limit": ("AGE", "Age Alert")}
+_RULE_CATEGORY = {"fhir-pain/age-limit": ("AGE", "Age Alert"),
+                  # opioid safety: dose problems, drug interactions, a condition to treat
+                  "cdc2022/mme-50": ("DOSE", "Dosage problem"), "cdc2022/mme-90": ("DOSE", "Dosage problem"),
+                  "cdc2022/mme-unreadable": ("DOSE", "Dosage problem"),
+                  "cdc2022/er-la-opioid-naive": ("DOSE", "Dosage problem"),
+                  "cdc2022/acute-over-7-days": ("DOSE", "Dosage problem"),
+                  "cdc2022/opioid-benzodiazepine": ("DRG", "Drug Interaction Alert"),
+                  "cdc2022/opioid-cns-depressant": ("DRG", "Drug Interaction Alert"),
+                  "fda2019/opioid-gabapentinoid": ("DRG", "Drug Interaction Alert"),
+                  "cdc2022/offer-moud": ("COND", "Condition Alert")}
 _KIND_TEXT = {
     "drug-gene": "Drug-gene interaction (pharmacogenomics)",
     "pre-test": "Pharmacogenomic test advised before prescribing",
@@ -56,6 +65,7 @@ _KIND_TEXT = {
     "treatment-response": "Response to the current pain treatment",
     "informational": "Pain management information",
     "safety": "Patient-safety limit (regulator's warning or screening answer)",
+    "opioid-safety": "Opioid prescribing safety (CDC 2022 guideline)",
 }
 _ID_PREFIX = "fhir-pain-"
 _VOLATILE = ("id", "meta", "status", "identifiedDateTime", "mitigation", "extension")

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from fhir_pain import profiles
 from fhir_pain.facts import Finding, MedicationUse
+from fhir_pain.opioid.classify import classify
 from fhir_pain.rules.text import md
 
 RULE = "fhir-pain/unidentified-orders"
 
 
 def unidentified(targets: list[MedicationUse]) -> list[MedicationUse]:
-    return [m for m in targets if not m.ingredients]
+    """Orders no engine identified: no known ingredient, and no opioid-safety class (a benzodiazepine such as
+    alprazolam is checked by the opioid rules although the PGx drug table does not list it)."""
+    return [m for m in targets if not m.ingredients and not classify(m).classes]
 
 
 def _label(med: MedicationUse) -> str:

@@ -367,7 +367,8 @@ def build() -> None:
              sign("sign-tramadol-neuropathic-nm", p, [d("rx1", p, TRAMADOL)],
                   pgx=[genotype("g1", p, "CYP2D6", "*1/*1")], meds=[active("a1", p, GABAPENTIN, authored=day(-20))],
                   **n),
-             [card("warning", "fhir-pain/opioid-for-neuropathic-pain", creates=("MedicationRequest",))])
+             [card("warning", "fda2019/opioid-gabapentinoid", "fhir-pain/opioid-for-neuropathic-pain",
+                   creates=("MedicationRequest",))])
     p = "psych"
     scenario("sign-oxycodone-catastrophizing-depression", "Oxycodone ordered for a patient with high pain "
              "catastrophizing (PCS 36) and depression (PHQ-9 15), CYP2D6 normal metabolizer: no card. The referral "
@@ -417,13 +418,15 @@ def build() -> None:
              "metabolizer: an alert for the active medication (no automatic change), then the PGx summary.",
              view("view-active-tramadol-cyp2d6-pm", p, pgx=[genotype("g1", p, "CYP2D6", "*4/*4")],
                   meds=[active("a1", p, TRAMADOL)]),
-             [card("critical", "cpic/tramadol/CYP2D6"), card("info", "fhir-pain/pgx-summary")])
+             [card("critical", "cpic/tramadol/CYP2D6"), card("info", "fhir-pain/pgx-summary"),
+              card("info", "cdc2022/mme-total")])
     p = "pv-fluox"
     scenario("view-active-codeine-fluoxetine-phenoconversion", "patient-view: codeine with fluoxetine (strong "
              "CYP2D6 inhibitor) in a genetic normal metabolizer: phenoconverted to poor metabolizer.",
              view("view-active-codeine-fluoxetine-phenoconversion", p, pgx=[genotype("g1", p, "CYP2D6", "*1/*2")],
                   meds=[active("a1", p, CODEINE), active("a2", p, FLUOXETINE)]),
-             [card("critical", "cpic/codeine/CYP2D6"), card("info", "fhir-pain/pgx-summary")])
+             [card("critical", "cpic/codeine/CYP2D6"), card("info", "fhir-pain/pgx-summary"),
+              card("info", "cdc2022/mme-total")])
     p = "pv-noci"
     scenario("view-pain-profile-nociplastic-depression-anxiety", "patient-view: fibromyalgia with CSI 58, chronic "
              "pain, PHQ-9 12 and GAD-7 11, no PGx: the pain profile card and referrals (psychology, physiotherapy).",
@@ -449,6 +452,7 @@ def build() -> None:
              [card("warning", "fhir-pain/safety/phq9-item9"), card("info", "fhir-pain/pain-profile")])
     safety_scenarios()
     product_scenarios()
+    opioid_scenarios()
     p = "pv-renew"
     renewed = [active("a2", p, GABAPENTIN, authored=day(-30), prior="a1")]
     first = [medication_request("a1", p, *GABAPENTIN, status="completed", authored=day(-120))]
@@ -705,6 +709,228 @@ def product_scenarios() -> None:
                   [coded_as("rx2", p, {"coding": [{"system": "http://hl7.org/fhir/sid/ndc", "code": "0000-0000-00"}]})],
                   pgx=[genotype("g1", p, "CYP2D6", pm)]),
              [])
+
+
+# ---- opioid safety (CDC 2022) ------------------------------------------------------------------------------------
+
+def dosed(mid, pid, code, display, dose, unit, *, every_h=None, per_day=None, timing_code=None, status="active",
+          authored=None, prn_max=None, course=None, supply_days=None):
+    """A MedicationRequest with a realistic dosage: ``dose`` ``unit`` every ``every_h`` hours (or ``per_day``
+    times a day, or a timing code), optionally as needed with a daily maximum, a course of therapy and a supply."""
+    mr = medication_request(mid, pid, code, display, status=status,
+                            authored=authored or (day(0) if status == "draft" else day(-200)))
+    di = {"doseAndRate": [{"doseQuantity": {"value": dose, "unit": unit, "system": "http://unitsofmeasure.org",
+                                            "code": unit}}]}
+    if every_h:
+        di["timing"] = {"repeat": {"frequency": 1, "period": every_h, "periodUnit": "h"}}
+    elif per_day:
+        di["timing"] = {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}}
+    elif timing_code:
+        di["timing"] = {"code": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation",
+                                             "code": timing_code}]}}
+    if prn_max:
+        di["asNeededBoolean"] = True
+        di["maxDosePerPeriod"] = {"numerator": {"value": prn_max, "unit": unit, "system": "http://unitsofmeasure.org",
+                                                "code": unit},
+                                  "denominator": {"value": 1, "unit": "d", "system": "http://unitsofmeasure.org",
+                                                  "code": "d"}}
+    mr["dosageInstruction"] = [di]
+    if course:
+        mr["courseOfTherapyType"] = {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy", "code": course}]}
+    if supply_days:
+        mr["dispenseRequest"] = {"expectedSupplyDuration": {"value": supply_days, "unit": "days",
+                                                            "system": "http://unitsofmeasure.org", "code": "d"}}
+    return mr
+
+
+def prn_without_limit(mr):
+    mr["dosageInstruction"][0]["asNeededBoolean"] = True
+    return mr
+
+
+def drug_test(oid, pid, when):
+    return {"resourceType": "Observation", "id": oid, "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                      "code": "laboratory"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "19295-5",
+                                 "display": "Opiates [Presence] in Urine by Screen method"}]},
+            "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": when,
+            "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "260385009",
+                                                 "display": "Negative"}]}}
+
+
+def with_tests(request, pid, *tests):
+    """The opioidTests prefetch key (laboratory results) filled, as an EHR would."""
+    from golden.fhir_builders import searchset
+    request["prefetch"]["opioidTests"] = searchset(*tests)
+    return request
+
+
+MORPHINE_ER_30 = ("891885", "12 HR morphine sulfate 30 MG Extended Release Oral Tablet")
+OXY_5 = ("1049621", "oxycodone hydrochloride 5 MG Oral Tablet")
+OXY_APAP = ("1049221", "acetaminophen 325 MG / oxycodone hydrochloride 5 MG Oral Tablet")
+TRAMADOL_50 = ("835603", "tramadol hydrochloride 50 MG Oral Tablet")
+OXYCONTIN_10 = ("1049504", "Abuse-Deterrent 12 HR oxycodone hydrochloride 10 MG Extended Release Oral Tablet "
+                           "[Oxycontin]")
+HYDROMORPHONE_2 = ("897696", "hydromorphone hydrochloride 2 MG Oral Tablet")
+FENTANYL_25 = ("245134", "72 HR fentanyl 0.025 MG/HR Transdermal System")
+ALPRAZOLAM = ("308048", "alprazolam 0.5 MG Oral Tablet")
+ZOLPIDEM = ("854873", "zolpidem tartrate 10 MG Oral Tablet")
+PREGABALIN = ("187832", "pregabalin 75 MG Oral Capsule")
+NALOXONE = ("1725059", "naloxone hydrochloride 40 MG/ML Nasal Spray")
+
+
+def opioid_scenarios() -> None:
+    """CDC 2022 opioid safety: MME thresholds, co-prescribing from either side, ER/LA for the opioid-naive, acute
+    supply, naloxone, opioid use disorder, urine drug test, and the exclusions. Doses are realistic and each MME is
+    worked in the description."""
+    p = "op-um-80"
+    scenario("sign-tramadol-cyp2d6-um-80mme-alprazolam",
+             "order-sign of tramadol 50 mg every 6 h (200 mg x 0.2 = 40 MME/d) for a CYP2D6 ultrarapid metabolizer "
+             "(*1/*2x2) already on morphine ER 30 mg every 12 h (60 mg x 1 = 60) and oxycodone 5 mg twice a day "
+             "(10 mg x 1.5 = 15; 75 + 40 = 115 MME/d) and alprazolam: ONE critical card for the tramadol order with "
+             "CPIC's avoid, the 90 MME threshold, the benzodiazepine, the naloxone offer (a naloxone draft) and the "
+             "missing urine drug test. The suggestions agree: remove the tramadol draft (no replacement opioid is "
+             "drafted), order naloxone.",
+             with_tests(sign("sign-tramadol-cyp2d6-um-80mme-alprazolam", p,
+                             [dosed("rx1", p, *TRAMADOL_50, 1, "{tbl}", every_h=6, status="draft")],
+                             pgx=[genotype("g1", p, "CYP2D6", "*1/*2x2")],
+                             meds=[dosed("a1", p, *MORPHINE_ER_30, 1, "{tbl}", every_h=12),
+                                   dosed("a2", p, *OXY_5, 1, "{tbl}", timing_code="BID"),
+                                   dosed("a3", p, *ALPRAZOLAM, 1, "{tbl}", timing_code="TID")],
+                             procedures=[], safety_obs=[]), p),
+             [card("critical", "cpic/tramadol/CYP2D6", "cdc2022/mme-90", "cdc2022/opioid-benzodiazepine",
+                   "cdc2022/offer-naloxone", "cdc2022/urine-drug-test", creates=("MedicationRequest",),
+                   removes=True)])
+    p = "op-55"
+    scenario("sign-oxycodone-apap-55mme",
+             "order-sign of acetaminophen/oxycodone 325/5, 1 tablet every 4 h as needed, at most 6 a day "
+             "(30 mg x 1.5 = 45 MME/d) with tramadol 50 mg twice a day on the list (100 mg x 0.2 = 20): 65 MME/d, "
+             "at or above 50: reassess (warning), naloxone offered (a combination product: no removal draft, the "
+             "prescriber reduces it); CYP2D6 normal metabolizer, a urine drug test 3 months ago.",
+             with_tests(sign("sign-oxycodone-apap-55mme", p,
+                             [dosed("rx1", p, *OXY_APAP, 1, "{tbl}", every_h=4, prn_max=6, status="draft")],
+                             pgx=[genotype("g1", p, "CYP2D6", "*1/*1")],
+                             meds=[dosed("a1", p, *TRAMADOL_50, 1, "{tbl}", timing_code="BID")],
+                             procedures=[], safety_obs=[]), p, drug_test("udt", p, day(-90))),
+             [card("warning", "cdc2022/mme-50", "cdc2022/offer-naloxone", creates=("MedicationRequest",))])
+    p = "op-benzo-side"
+    scenario("select-alprazolam-with-active-oxycodone",
+             "order-select of alprazolam while oxycodone 5 mg every 6 h is on the list (30 MME/d): the "
+             "benzodiazepine rule fires from the benzodiazepine's side (critical, removal offered).",
+             with_tests(select("select-alprazolam-with-active-oxycodone", p,
+                               [dosed("rx1", p, *ALPRAZOLAM, 1, "{tbl}", timing_code="BID", status="draft")],
+                               meds=[dosed("a1", p, *OXY_5, 1, "{tbl}", every_h=6, authored=day(-30))],
+                               procedures=[], safety_obs=[]), p),
+             [card("critical", "cdc2022/opioid-benzodiazepine", removes=True)])
+    p = "op-gaba-side"
+    scenario("sign-pregabalin-with-active-morphine",
+             "order-sign of pregabalin 75 mg twice a day while morphine ER 30 mg every 12 h (60 MME/d) is on the "
+             "list: FDA 2019 warning on gabapentinoids with opioids (warning, removal offered).",
+             with_tests(sign("sign-pregabalin-with-active-morphine", p,
+                             [dosed("rx1", p, *PREGABALIN, 1, "{capsule}", timing_code="BID", status="draft")],
+                             meds=[dosed("a1", p, *MORPHINE_ER_30, 1, "{tbl}", every_h=12, authored=day(-30))],
+                             procedures=[], safety_obs=[]), p),
+             [card("warning", "fda2019/opioid-gabapentinoid", removes=True)])
+    p = "op-cns"
+    scenario("sign-oxycodone-with-zolpidem",
+             "order-sign of oxycodone 5 mg every 6 h (30 MME/d) for a patient taking zolpidem (another CNS "
+             "depressant): warning, removal offered.",
+             with_tests(sign("sign-oxycodone-with-zolpidem", p,
+                             [dosed("rx1", p, *OXY_5, 1, "{tbl}", every_h=6, status="draft")],
+                             pgx=[genotype("g1", p, "CYP2D6", "*1/*1")],
+                             meds=[dosed("a1", p, *ZOLPIDEM, 1, "{tbl}", timing_code="QHS", authored=day(-30))],
+                             procedures=[], safety_obs=[]), p),
+             [card("warning", "cdc2022/opioid-cns-depressant", removes=True)])
+    p = "op-naive"
+    scenario("sign-oxycontin-opioid-naive",
+             "order-sign of OxyContin 10 mg every 12 h (20 mg x 1.5 = 30 MME/d) for a patient with no opioid in the "
+             "past 90 days (an oxycodone course completed 200 days ago): ER/LA opioid for an opioid-naive patient "
+             "(critical, removal offered).",
+             with_tests(sign("sign-oxycontin-opioid-naive", p,
+                             [dosed("rx1", p, *OXYCONTIN_10, 1, "{tbl}", every_h=12, status="draft")],
+                             pgx=[genotype("g1", p, "CYP2D6", "*1/*1")],
+                             history=[dosed("h1", p, *OXY_5, 1, "{tbl}", every_h=6, status="completed",
+                                            authored=day(-200))],
+                             procedures=[], safety_obs=[]), p),
+             [card("critical", "cdc2022/er-la-opioid-naive", removes=True)])
+    p = "op-acute"
+    scenario("sign-oxycodone-acute-14-days",
+             "order-sign of oxycodone 5 mg every 6 h as needed, at most 4 a day (30 MME/d), for acute pain with a "
+             "14-day supply: more than 7 days (warning).",
+             with_tests(sign("sign-oxycodone-acute-14-days", p,
+                             [dosed("rx1", p, *OXY_5, 1, "{tbl}", every_h=6, prn_max=4, status="draft",
+                                    course="acute", supply_days=14)],
+                             pgx=[genotype("g1", p, "CYP2D6", "*1/*1")], procedures=[], safety_obs=[]), p),
+             [card("warning", "cdc2022/acute-over-7-days")])
+    p = "op-oud"
+    scenario("view-opioid-use-disorder-fentanyl-patch",
+             "patient-view: fentanyl 25 mcg/h patch (25 x 2.4 = 60 MME/d) and opioid use disorder (ICD-10-CM "
+             "F11.20) on the problem list, no naloxone, a urine drug test 2 months ago: one opioid card with the "
+             "total (60 MME/d), the 50 MME threshold, naloxone (a draft) and the offer of medication for OUD.",
+             with_tests(view("view-opioid-use-disorder-fentanyl-patch", p,
+                             meds=[dosed("a1", p, *FENTANYL_25, 1, "{patch}", every_h=72)],
+                             conditions=[condition("oud", p, "F11.20", "Opioid dependence, uncomplicated", day(-400),
+                                                   system=ICD10CM)],
+                             procedures=[], safety_obs=[]), p, drug_test("udt", p, day(-60))),
+             [card("warning", "cdc2022/mme-total", "cdc2022/mme-50", "cdc2022/offer-naloxone", "cdc2022/offer-moud",
+                   creates=("MedicationRequest",))])
+    p = "op-udt"
+    scenario("view-long-term-oxycodone-no-drug-test",
+             "patient-view: oxycodone 5 mg every 6 h for 200 days (30 MME/d), naloxone on file, no urine drug test "
+             "in 12 months: the total and the test (info).",
+             with_tests(view("view-long-term-oxycodone-no-drug-test", p,
+                             meds=[dosed("a1", p, *OXY_5, 1, "{tbl}", every_h=6),
+                                   dosed("a2", p, *NALOXONE, 1, "{spray}", timing_code="QD")],
+                             procedures=[], safety_obs=[]), p, drug_test("old", p, day(-400))),
+             [card("info", "cdc2022/mme-total", "cdc2022/urine-drug-test")])
+    p = "op-cancer"
+    scenario("sign-hydromorphone-cancer-excluded",
+             "order-sign of hydromorphone 2 mg, 2 tablets every 4 h (24 mg x 5 = 120 MME/d) with alprazolam, for a "
+             "patient with lung cancer (ICD-10-CM C34.90): outside the CDC guideline, no opioid-safety card.",
+             with_tests(sign("sign-hydromorphone-cancer-excluded", p,
+                             [dosed("rx1", p, *HYDROMORPHONE_2, 2, "{tbl}", every_h=4, status="draft")],
+                             pgx=[genotype("g1", p, "CYP2D6", "*1/*1")],
+                             meds=[dosed("a1", p, *ALPRAZOLAM, 1, "{tbl}", timing_code="BID")],
+                             conditions=[condition("ca", p, "C34.90", "Malignant neoplasm of unspecified part of "
+                                                   "unspecified bronchus or lung", day(-60), system=ICD10CM)],
+                             procedures=[], safety_obs=[]), p),
+             [])
+    p = "op-sickle"
+    scenario("view-sickle-cell-excluded",
+             "patient-view: hydromorphone 2 mg, 2 tablets every 4 h (120 MME/d) and alprazolam, sickle cell disease "
+             "(ICD-10-CM D57.1): the total is shown with the exclusion; no threshold, benzodiazepine or naloxone "
+             "alert.",
+             with_tests(view("view-sickle-cell-excluded", p,
+                             meds=[dosed("a1", p, *HYDROMORPHONE_2, 2, "{tbl}", every_h=4),
+                                   dosed("a2", p, *ALPRAZOLAM, 1, "{tbl}", timing_code="BID")],
+                             conditions=[condition("scd", p, "D57.1", "Sickle-cell disease without crisis",
+                                                   day(-4000), system=ICD10CM)],
+                             procedures=[], safety_obs=[]), p),
+             [card("info", "cdc2022/mme-total")])
+    p = "op-hospice"
+    scenario("sign-morphine-hospice-excluded",
+             "order-sign of morphine ER 30 mg every 12 h (60 MME/d), opioid-naive, for a patient in hospice care "
+             "(SNOMED CT 170935008 'Full care by hospice'): outside the CDC guideline, no opioid-safety card.",
+             with_tests(sign("sign-morphine-hospice-excluded", p,
+                             [dosed("rx1", p, *MORPHINE_ER_30, 1, "{tbl}", every_h=12, status="draft")],
+                             pgx=[genotype("g1", p, "CYP2D6", "*1/*1")],
+                             conditions=[condition("hos", p, "170935008", "Full care by hospice", day(-10))],
+                             procedures=[], safety_obs=[]), p),
+             [])
+    p = "op-unread"
+    scenario("sign-oxycodone-prn-unreadable-with-alprazolam",
+             "order-sign of oxycodone 5 mg as needed with no frequency and no daily maximum, alprazolam on the list: "
+             "the MME cannot be computed and the card says which order (no number); the benzodiazepine warning "
+             "stands.",
+             with_tests(sign("sign-oxycodone-prn-unreadable-with-alprazolam", p,
+                             [prn_without_limit(dosed("rx1", p, *OXY_5, 1, "{tbl}", status="draft"))],
+                             pgx=[genotype("g1", p, "CYP2D6", "*1/*1")],
+                             meds=[dosed("a1", p, *ALPRAZOLAM, 1, "{tbl}", timing_code="BID")],
+                             procedures=[], safety_obs=[]), p, drug_test("udt", p, day(-30))),
+             [card("critical", "cdc2022/mme-unreadable", "cdc2022/opioid-benzodiazepine", "cdc2022/offer-naloxone",
+                   creates=("MedicationRequest",), removes=True)])
 
 
 def gaba_history_for(p):

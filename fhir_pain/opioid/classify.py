@@ -1,0 +1,139 @@
+"""What one MedicationRequest is for the opioid rules: its opioid ingredients with strengths (coded product from
+OMTK, else an RxNorm-style name "oxycodone hydrochloride 5 MG"), and its classes (benzodiazepine, other CNS
+depressant, gabapentinoid, naloxone, medication for opioid use disorder, extended-release opioid).
+
+Recognition reads product codes (the CDC value sets, OMTK) and ingredient names in display/text, so a newer product
+missing from the 2019-2020 expansions is still known by its ingredient. Nothing here raises on bad input.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import lru_cache
+
+from fhir_pain.facts import MedicationUse
+from fhir_pain.opioid.knowledge import class_products, rules, vocabulary
+from fhir_pain.pgx.drugs import RXNORM_SYSTEMS
+
+_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(mg|mcg|µg|ug)(?:\s*/\s*(ml|hr|h|actuat))?\b", re.I)
+
+
+@dataclass(frozen=True)
+class Strength:
+    ingredient: str            # lower-case ingredient name
+    value: Decimal             # mg per unit (MG), mg per mL (MG/ML), mg per hour (MG/HR), mg per actuation
+    unit: str                  # "MG" | "MG/ML" | "MG/HR" | "MG/ACTUAT"
+
+
+@dataclass(frozen=True)
+class OrderClasses:
+    med: MedicationUse
+    opioids: tuple[str, ...]                 # opioid ingredient names
+    strengths: tuple[Strength, ...]          # per opioid ingredient, when the product says
+    dose_form: str                           # OMTK dose form, or "" when not coded
+    classes: frozenset[str] = field(default_factory=frozenset)
+    names: tuple[str, ...] = ()              # the non-opioid class ingredients named (for card wording)
+
+    @property
+    def transdermal(self) -> bool:
+        text = (self.dose_form + " " + self.med.text).lower()
+        return "transdermal" in text or "patch" in text
+
+
+def _codes_and_texts(med: MedicationUse) -> tuple[list[str], list[str]]:
+    res = med.resource or {}
+    concepts = [res.get("medicationCodeableConcept")]
+    contained = [c for c in res.get("contained") or () if isinstance(c, dict) and c.get("resourceType") == "Medication"]
+    concepts += [c.get("code") for c in contained]
+    codes, texts = [], [med.text]
+    for concept in concepts:
+        if not isinstance(concept, dict):
+            continue
+        if isinstance(concept.get("text"), str):
+            texts.append(concept["text"])
+        for coding in concept.get("coding") or ():
+            if not isinstance(coding, dict):
+                continue
+            if isinstance(coding.get("code"), str) and coding.get("system") in RXNORM_SYSTEMS | {None}:
+                codes.append(coding["code"].strip())
+            if isinstance(coding.get("display"), str):
+                texts.append(coding["display"])
+    return codes, [t.lower() for t in dict.fromkeys(texts) if isinstance(t, str) and t]
+
+
+def _text_strengths(texts: list[str], opioids: tuple[str, ...]) -> tuple[Strength, ...]:
+    """RxNorm-style names: "acetaminophen 325 MG / oxycodone hydrochloride 5 MG Oral Tablet"."""
+    for text in texts:
+        out = []
+        for part in text.split(" / "):
+            name = next((o for o in opioids if o in part), None)
+            m = _STRENGTH.search(part)
+            if name is None or m is None:
+                continue
+            value, unit, per = Decimal(m.group(1)), m.group(2).lower(), (m.group(3) or "").lower()
+            if unit in ("mcg", "µg", "ug"):
+                value /= 1000
+            out.append(Strength(name, value, "MG" + {"ml": "/ML", "hr": "/HR", "h": "/HR", "actuat": "/ACTUAT"}
+                                .get(per, "")))
+        if out and {s.ingredient for s in out} == set(opioids):
+            return tuple(out)
+    return ()
+
+
+@lru_cache(maxsize=None)
+def _words(key: str) -> re.Pattern:
+    """One pattern for a list of names (the opioids, or a class): whole words, in lower-case text."""
+    names = rules()["opioids"] if key == "opioid" else rules()["classNames"][key]
+    return re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + r")\b")
+
+
+def classify(med: MedicationUse) -> OrderClasses:
+    r = rules()
+    codes, texts = _codes_and_texts(med)
+    names = {d.name for d in med.ingredients}
+    joined = " ".join(texts)
+    products = vocabulary()["products"]
+    product = next((products[c] for c in codes if c in products), None)
+    if product is not None:
+        names |= {i["name"] for i in product["ingredients"]}
+    found = names | set(_words("opioid").findall(joined))
+    opioids = tuple(n for n in r["opioids"] if n in found)
+    if product is not None:
+        strengths = tuple(Strength(i["name"], Decimal(str(i["strength"])), i["unit"]) for i in product["ingredients"]
+                          if i["name"] in opioids)
+        dose_form = product["doseForm"]
+    else:
+        strengths, dose_form = _text_strengths(texts, opioids), ""
+    classes: set[str] = set()
+    named: list[str] = []
+    by_code = class_products()
+    for cls in ("benzodiazepine", "cnsDepressant", "gabapentinoid", "naloxone", "moud"):
+        hits = names | set(_words(cls).findall(joined))
+        words = [w for w in r["classNames"][cls] if w in hits]
+        if words or any(c in by_code.get(cls, ()) for c in codes):
+            classes.add(cls)
+            named += words
+    if "naloxone" in classes and opioids:
+        # buprenorphine/naloxone (sublingual) and pentazocine/naloxone are in CDC's naloxone value set, but their
+        # naloxone only deters misuse: they are not an overdose rescue kit on file
+        classes.discard("naloxone")
+    if cls_er(codes, joined, dose_form, opioids):
+        classes.add("extendedRelease")
+    if opioids:
+        classes.add("opioid")
+    return OrderClasses(med=med, opioids=opioids, strengths=strengths, dose_form=dose_form,
+                        classes=frozenset(classes), names=tuple(dict.fromkeys(named)))
+
+
+def cls_er(codes: list[str], joined: str, dose_form: str, opioids: tuple[str, ...]) -> bool:
+    """An extended-release or long-acting opioid: the CDC value set, an ER dose form or words, or methadone
+    (long-acting whatever its form)."""
+    if not opioids:
+        return False
+    if any(c in class_products()["extendedRelease"] for c in codes) or "extended release" in dose_form.lower():
+        return True
+    if "methadone" in opioids or "transdermal" in dose_form.lower():
+        return True
+    padded = f" {joined} "
+    return any(w in padded for w in rules()["classNames"]["extendedReleaseWords"])

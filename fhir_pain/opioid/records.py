@@ -1,0 +1,101 @@
+"""The patient's records the opioid rules read: Conditions matched against the CDC value sets
+(profiles/opioid/vocabulary.json "conditions"), and urine drug tests (LOINC codes of the CDC value set).
+
+SNOMED CT codes match exactly (no terminology server: descendants are not matched); ICD-10-CM codes match a listed
+code or any listed parent (dots ignored). Refuted, entered-in-error, inactive, resolved and abated Conditions are
+skipped. Nothing here raises on bad input.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from fhir_pain import fhirdates
+from fhir_pain.opioid.knowledge import rules, vocabulary
+from fhir_pain.pain.conditions import ABATEMENT, IGNORED_VERIFICATION, INACTIVE
+from fhir_pain.rules.records import ICD10, SNOMED, OBSERVATION_VOID, _status
+
+LOINC = "http://loinc.org"
+
+
+def _icd(code: str) -> str:
+    return code.replace(".", "").strip().upper()
+
+
+@lru_cache(maxsize=None)
+def _lists() -> dict[str, tuple[frozenset[str], frozenset[str], tuple[str, ...]]]:
+    out = {}
+    for name, entry in vocabulary()["conditions"].items():
+        out[name] = (frozenset(entry.get("snomed", ())), frozenset(_icd(c) for c in entry.get("icd10", ())), ())
+    od = rules()["overdoseConditions"]
+    out["overdose"] = (frozenset(), frozenset(_icd(c) for c in od["icd10"]), tuple(od["text"]))
+    return out
+
+
+def _lists_of(codeable: object, words: tuple[str, ...]) -> set[str]:
+    """The lists a CodeableConcept belongs to ("text" for a match on ``words`` or a list's own words only)."""
+    if not isinstance(codeable, dict):
+        return set()
+    out: set[str] = set()
+    texts = [codeable.get("text")]
+    for c in codeable.get("coding") or ():
+        if not isinstance(c, dict) or not isinstance(c.get("code"), str):
+            continue
+        texts.append(c.get("display"))
+        code, system = c["code"].strip(), c.get("system")
+        if system == SNOMED:
+            out |= {name for name, (snomed, _, _) in _lists().items() if code in snomed}
+        elif system in ICD10:
+            k = _icd(code)
+            prefixes = {k[:i] for i in range(3, len(k) + 1)}
+            out |= {name for name, (_, icd, _) in _lists().items() if prefixes & icd}
+    text = " ".join(t.lower() for t in texts if isinstance(t, str))
+    if text:
+        out |= {name for name, (_, _, own) in _lists().items() if any(w in text for w in own)}
+        if any(w in text for w in words):
+            out.add("text")
+    return out
+
+
+def matching_conditions(conditions: list[dict], words: tuple[str, ...] = ()) -> dict[str, list[dict]]:
+    """list name -> the current Conditions in it (one pass over the problem list); "text" holds those whose words
+    match ``words``."""
+    out: dict[str, list[dict]] = {}
+    for c in conditions or ():
+        if not isinstance(c, dict) or c.get("resourceType", "Condition") != "Condition":
+            continue
+        if _status(c.get("verificationStatus")) in IGNORED_VERIFICATION or _status(c.get("clinicalStatus")) in INACTIVE:
+            continue
+        if any(c.get(k) not in (None, False) for k in ABATEMENT):
+            continue
+        for name in _lists_of(c.get("code"), words):
+            out.setdefault(name, []).append(c)
+    return out
+
+
+@lru_cache(maxsize=1)
+def _udt_codes() -> frozenset[str]:
+    return frozenset(vocabulary()["urineDrugTests"]["loinc"])
+
+
+def latest_drug_test(observations: list[dict], now: datetime, lookback_days: int) -> dict | None:
+    """The most recent urine drug test Observation within the look-back, None when there is none."""
+    since, best, best_at = now - timedelta(days=lookback_days), None, None
+    for o in observations or ():
+        if not isinstance(o, dict) or o.get("status") in OBSERVATION_VOID:
+            continue
+        codes = {c.get("code") for c in (o.get("code") or {}).get("coding") or () if isinstance(c, dict)
+                 and c.get("system") in (LOINC, None)}
+        if not codes & _udt_codes():
+            continue
+        when = fhirdates.effective(o)
+        if when is None or when.at < since or when.earliest > now + timedelta(days=1):
+            continue
+        if best_at is None or when.at > best_at:
+            best, best_at = o, when.at
+    return best
+
+
+def ref(resource: dict, rtype: str) -> str:
+    rid = resource.get("id")
+    return f"{rtype}/{rid}" if isinstance(rid, str) and rid else ""
