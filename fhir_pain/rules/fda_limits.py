@@ -59,14 +59,20 @@ def _adolescent(r: dict, bounds) -> tuple[bool, str] | None:
     return oldest < r["underYears"], age
 
 
-def _tonsillectomy(ctx: RuleContext, med: MedicationUse, drug: Drug, bounds) -> Finding | None:
-    r = age_limits()["restrictions"]["tonsillectomy"]
+def _adolescent_limit(name: str, drug: Drug, bounds) -> tuple[dict, bool, str] | None:
+    """(the restriction, age certain, age words) when restriction ``name`` covers ``drug`` at this age."""
+    r = age_limits()["restrictions"][name]
     if drug.name not in r["drugs"]:
         return None
     adolescent = _adolescent(r, bounds)
-    if adolescent is None:
+    return None if adolescent is None else (r, *adolescent)
+
+
+def _tonsillectomy(ctx: RuleContext, med: MedicationUse, drug: Drug, bounds) -> Finding | None:
+    limit = _adolescent_limit("tonsillectomy", drug, bounds)
+    if limit is None:
         return None
-    age_certain, age = adolescent
+    r, age_certain, age = limit
     records = _records(ctx, r["codeLists"], procedures=True)
     dated = [x for x in records if within(x.when, ctx.now, r["recentDays"], r["recentDays"])]
     undated = [x for x in records if x.when is None]
@@ -102,13 +108,10 @@ def _tonsillectomy(ctx: RuleContext, med: MedicationUse, drug: Drug, bounds) -> 
 
 
 def _breathing_risk(ctx: RuleContext, med: MedicationUse, drug: Drug, bounds) -> Finding | None:
-    r = age_limits()["restrictions"]["breathing-risk"]
-    if drug.name not in r["drugs"]:
+    limit = _adolescent_limit("breathing-risk", drug, bounds)
+    if limit is None:
         return None
-    adolescent = _adolescent(r, bounds)
-    if adolescent is None:
-        return None
-    age_certain, age = adolescent
+    r, age_certain, age = limit
     labels: list[str] = []      # the code lists' names, for the summary
     reasons: list[str] = []     # what the record shows, for the detail
     evidence: list[str] = []
