@@ -13,7 +13,8 @@ from functools import lru_cache
 from fhir_pain import fhirdates
 from fhir_pain.opioid.knowledge import rules, vocabulary
 from fhir_pain.pain.conditions import ABATEMENT, IGNORED_VERIFICATION, INACTIVE
-from fhir_pain.rules.records import ICD10, SNOMED, OBSERVATION_VOID, _status
+from fhir_pain.pain.conditions import status_code as _status
+from fhir_pain.rules.records import ICD10, SNOMED, OBSERVATION_VOID
 
 LOINC = "http://loinc.org"
 

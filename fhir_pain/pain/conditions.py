@@ -33,7 +33,7 @@ class ConditionHit:
         return f"{self.label} ({self.ref or 'Condition without id'}{'' if self.confirmed else ', unconfirmed'})"
 
 
-def _status(value: object) -> str | None:
+def status_code(value: object) -> str | None:
     """clinicalStatus / verificationStatus: a CodeableConcept in R4, a bare code in DSTU2/STU3 exports."""
     if isinstance(value, str):
         return value
@@ -49,8 +49,8 @@ def match_conditions(conditions: Iterable[dict], kn: Knowledge) -> list[Conditio
     for c in conditions:
         if not isinstance(c, dict) or c.get("resourceType", "Condition") != "Condition":
             continue
-        verification = _status(c.get("verificationStatus"))
-        clinical = _status(c.get("clinicalStatus"))
+        verification = status_code(c.get("verificationStatus"))
+        clinical = status_code(c.get("clinicalStatus"))
         if verification in IGNORED_VERIFICATION or clinical in INACTIVE:
             continue
         if any(c.get(k) not in (None, False) for k in ABATEMENT):

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from fhir_pain import fhirdates
 from fhir_pain.fhirdates import FhirTime
-from fhir_pain.pain.conditions import ABATEMENT, IGNORED_VERIFICATION, INACTIVE, UNCONFIRMED
+from fhir_pain.pain.conditions import ABATEMENT, IGNORED_VERIFICATION, INACTIVE, UNCONFIRMED, status_code
 from fhir_pain.pain.knowledge import as_list, norm_system
 from fhir_pain.rules.knowledge import age_limits
 
@@ -110,16 +110,6 @@ def _ref(resource: dict, rtype: str) -> str:
     return f"{rtype}/{rid}" if isinstance(rid, str) and rid else ""
 
 
-def _status(value: object) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        for coding in as_list(value.get("coding")):
-            if isinstance(coding, dict) and isinstance(coding.get("code"), str):
-                return coding["code"]
-    return None
-
-
 def performed(procedure: dict) -> FhirTime | None:
     """When a Procedure was (or is to be) done: performedDateTime, else performedPeriod (its end when it has one)."""
     t = fhirdates.parse(procedure.get("performedDateTime"), element="performedDateTime")
@@ -154,7 +144,7 @@ def conditions_in(conditions, list_name: str) -> list[Record]:
     for c in conditions or ():
         if not isinstance(c, dict) or c.get("resourceType", "Condition") != "Condition":
             continue
-        verification, clinical = _status(c.get("verificationStatus")), _status(c.get("clinicalStatus"))
+        verification, clinical = status_code(c.get("verificationStatus")), status_code(c.get("clinicalStatus"))
         if verification in IGNORED_VERIFICATION or clinical in INACTIVE:
             continue
         if any(c.get(k) not in (None, False) for k in ABATEMENT):

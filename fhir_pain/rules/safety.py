@@ -31,15 +31,19 @@ def _flag(ctx: RuleContext, r: dict):
     return modulator, answer, answer if answer is not None else _latest_flagged(ctx.pain, r["flag"])
 
 
+def _answered(r: dict, score) -> tuple[str, str | None, str]:
+    """(instrument label, day answered or None, "on <day>" words) for the item-9 answer that raised the flag."""
+    when = _day(score) if score is not None else None
+    return instrument_label(r["instrument"]), when, f"on {when}" if when else "(date not recorded)"
+
+
 def suicidality_finding(ctx: RuleContext) -> Finding | None:
     r = rule("phq9-item9")
     raised = _flag(ctx, r)
     if raised is None:
         return None
     modulator, answer, score = raised
-    label = instrument_label(r["instrument"])
-    when = _day(score) if score is not None else None
-    on = f"on {when}" if when else "(date not recorded)"
+    label, when, on = _answered(r, score)
     summary = fit(f"{label} item 9 (thoughts of death or self-harm) endorsed {on}: same-day suicide risk "
                   "assessment advised",
                   f"{label} item 9 endorsed {on}: same-day suicide risk assessment advised")
@@ -138,9 +142,7 @@ def overdose_risk_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> F
         return None
     modulator, _, score = raised
     g = r["drugGroups"][group]
-    label = instrument_label(r["instrument"])
-    when = _day(score) if score is not None else None
-    on = f"on {when}" if when else "(date not recorded)"
+    label, when, on = _answered(r, score)
     summary = fit(f"{label} item 9 endorsed {on}: {drug.name} ({g['label']}) carries overdose risk; assess suicide "
                   "risk, limit the supply",
                   f"{label} item 9 endorsed: {drug.name} overdose risk; assess suicide risk, limit the supply")
