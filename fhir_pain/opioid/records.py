@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from fhir_pain import fhirdates
+from fhir_pain.codesystems import ICD10, OBSERVATION_VOID, SNOMED
 from fhir_pain.opioid.knowledge import rules, vocabulary
 from fhir_pain.pain.conditions import ABATEMENT, IGNORED_VERIFICATION, INACTIVE
 from fhir_pain.pain.conditions import status_code as _status
-from fhir_pain.rules.records import ICD10, SNOMED, OBSERVATION_VOID
 
 LOINC = "http://loinc.org"
 

@@ -22,7 +22,8 @@ from fhir_pain.rules.age_limits import age_bounds
 from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.drug_gene import handling
 from fhir_pain.rules.knowledge import age_limits
-from fhir_pain.rules.records import LOINC_SYSTEM, Reading, Record, conditions_in, latest, procedures_in, within
+from fhir_pain.codesystems import LOINC_SYSTEM
+from fhir_pain.rules.records import Reading, Record, conditions_in, latest, procedures_in, within
 from fhir_pain.rules.text import fit, join_and, md, sources_md
 
 

@@ -14,21 +14,15 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from fhir_pain import fhirdates
+from fhir_pain.codesystems import CPT, ICD10, ICD10PCS, OBSERVATION_VOID, SNOMED
 from fhir_pain.fhirdates import FhirTime
 from fhir_pain.pain.conditions import ABATEMENT, IGNORED_VERIFICATION, INACTIVE, UNCONFIRMED, status_code
 from fhir_pain.pain.knowledge import as_list, norm_system
 from fhir_pain.rules.knowledge import age_limits
 
-LOINC_SYSTEM = "http://loinc.org"
-SNOMED = "http://snomed.info/sct"
-CPT = "http://www.ama-assn.org/go/cpt"
-ICD10PCS = "http://www.cms.gov/Medicare/Coding/ICD10"
-ICD10 = ("http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10", "urn:oid:2.16.840.1.113883.6.90",
-         "urn:oid:2.16.840.1.113883.6.3")
 _EXACT = {"snomed": (SNOMED,), "cpt": (CPT, "urn:oid:2.16.840.1.113883.6.12"),
           "icd10pcs": (ICD10PCS, "http://www.icd10data.com/icd10pcs", "urn:oid:2.16.840.1.113883.6.4")}
 PROCEDURE_NOT_DONE = frozenset({"not-done", "entered-in-error"})
-OBSERVATION_VOID = frozenset({"entered-in-error", "cancelled", "registered"})
 
 
 @dataclass(frozen=True, slots=True)
