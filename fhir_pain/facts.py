@@ -96,6 +96,7 @@ class GenePhenotype:
     genetic_activity_score: str | None = None
     phenoconverted_by: tuple[str, ...] = ()  # inhibitor ingredient names
     possible_scores: tuple[str, ...] = ()    # several when a duplication is ambiguous
+    genetic_possible_scores: tuple[str, ...] = ()   # several when the genotype alone is ambiguous (copy number)
     ambiguous: bool = False           # True: the possible scores lead to different advice; never act confidently
     conflicting: bool = False         # True: results on file for this gene disagree on the phenotype (newest used)
     notes: tuple[str, ...] = ()       # conflicts, mismatches, unknown alleles ... in plain words

@@ -214,7 +214,8 @@ def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationU
         genes[gene] = GenePhenotype(
             gene=gene, phenotype=c_ph, diplotype=first.call.diplotype, activity_score=c_score, source=source,
             genetic_phenotype=g_ph, genetic_activity_score=g_score, phenoconverted_by=by,
-            possible_scores=c_possible if active else g_possible, ambiguous=c_ambiguous, conflicting=len(readings) > 1,
+            possible_scores=c_possible if active else g_possible, genetic_possible_scores=g_possible,
+            ambiguous=c_ambiguous, conflicting=len(readings) > 1,
             notes=tuple(dict.fromkeys(notes)),
             evidence=tuple(dict.fromkeys(agree + [rd.result.ref for rd in readings[1:]] + [ref for _, ref in active])),
         )

@@ -46,9 +46,10 @@ def uncertainty(genes: dict[str, GenePhenotype], rec: Recommendation | None = No
 
 def confirm_genes(genes: dict[str, GenePhenotype], unsure: dict[str, str]) -> list[str]:
     """Genes a confirmatory test could settle: not those whose only doubt is an inhibitor's strength on a known
-    genotype (a test cannot change that)."""
+    genotype (a test cannot change that); an inhibitor on an ambiguous genotype (copy number) still gets it."""
     return [g for g, why in unsure.items()
-            if why != "inhibitor-strength" or not genes[g].diplotype and genes[g].source == "computed"]
+            if why != "inhibitor-strength" or genes[g].genetic_possible_scores
+            or not genes[g].diplotype and genes[g].source == "computed"]
 
 
 def drug_gene_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Finding | None:
