@@ -1,6 +1,7 @@
 """One poll cycle: what changed on the FHIR server -> which patients -> their data -> findings -> DetectedIssues.
 
-    feed     MedicationRequest / Observation / Condition with _lastUpdated >= cursor - overlap, keyset-paged
+    feed     MedicationRequest / Observation / Condition / Procedure / Patient with _lastUpdated >= cursor - overlap,
+             keyset-paged (a Procedure feeds the FDA limits, a Patient's birth date the age limits)
     group    changed resources -> patient ids (each patient read once, oldest change first)
     gather   Patient, Observations, Conditions, active and earlier MedicationRequests (+ Medications), our
              DetectedIssues: one batch round trip per patient
@@ -43,7 +44,10 @@ from fhir_pain.poller.smart_auth import SmartAuthError
 
 log = logging.getLogger(__name__)
 
-FEED_TYPES = ("MedicationRequest", "Observation", "Condition")
+FEED_TYPES = ("MedicationRequest", "Observation", "Condition", "Procedure", "Patient")
+# Feeds that joined after cursors were first stored: a stored cursor without them predates them (other types
+# missing from a stored cursor had simply taken nothing yet, and start at the beginning).
+ADDED_FEEDS = ("Procedure", "Patient")
 DEFAULT_OVERLAP_S = 120.0  # how far each feed reaches back behind the cursor for late-committed changes
 HOOK = "patient-view"   # proactive evaluation: the chart view's semantics (active medications, no drafts)
 
@@ -89,14 +93,22 @@ def load_cursor(raw: str | None) -> dict[str, TypeCursor]:
             taken = {k: ts for k in entry.get("seen") or () if isinstance(k, str)}
         floor = entry.get("floor") if _parse_instant(entry.get("floor")) else None
         cursor[rtype] = TypeCursor(ts, taken, floor)
+    # A feed added by an upgrade starts where the oldest known one stands,
+    # not at the beginning of time: the upgrade must not re-read the whole server.
+    known = [c.ts for c in cursor.values() if c.ts]
+    if known and isinstance(data, dict):
+        start = min(known, key=_parse_instant)
+        for rtype in ADDED_FEEDS:
+            if rtype not in data:
+                cursor[rtype] = TypeCursor(start, floor=start)
     return cursor
 
 
 def dump_cursor(cursor: dict[str, TypeCursor]) -> str:
     out = {}
     for rtype, c in cursor.items():
-        if c.ts:
-            out[rtype] = {"ts": c.ts, "taken": c.taken, **({"floor": c.floor} if c.floor else {})}
+        # {} for a feed that has taken nothing yet: it is known, so a load does not treat it as newly added
+        out[rtype] = {"ts": c.ts, "taken": c.taken, **({"floor": c.floor} if c.floor else {})} if c.ts else {}
     return orjson.dumps(out).decode()
 
 
@@ -132,7 +144,11 @@ class Change:
 
 
 def patient_of(resource: dict) -> str | None:
-    """The patient id a MedicationRequest/Observation/Condition is about (relative or absolute reference)."""
+    """The patient id a MedicationRequest/Observation/Condition/Procedure is about (relative or absolute
+    reference); a Patient is about itself."""
+    if resource.get("resourceType") == "Patient":
+        rid = resource.get("id")
+        return rid if isinstance(rid, str) and rid else None
     for element in ("subject", "patient"):
         ref = resource.get(element)
         ref = ref.get("reference") if isinstance(ref, dict) else None

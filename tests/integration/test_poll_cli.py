@@ -41,7 +41,7 @@ def test_poll_once_writes_then_reports_nothing_new(live_sekmet, tmp_path, monkey
 
     assert main(argv) == 0
     out, err = capsys.readouterr()
-    assert out.startswith("poll: 2 changes, 1 patients, 1 evaluated, 1 findings, 1 written (1 created")
+    assert out.startswith("poll: 3 changes, 1 patients, 1 evaluated, 1 findings, 1 written (1 created")
     assert "cursor advanced" in out and "patients/s" in out
     assert "patients 1/1" in err                     # the progress line (forced on: stderr is no terminal here)
     assert live_sekmet.token not in out + err

@@ -75,6 +75,21 @@ def test_a_new_medication_request_is_picked_up_next_cycle_and_nothing_else_is_re
         stable_issue["meta"]["versionId"]
 
 
+def test_a_patient_only_change_is_evaluated_regression_birth_date_feeds_the_age_limits(live_sekmet, make_poller):
+    """The FDA age limit reads Patient.birthDate: a corrected birth date alone must reach the rules (the feeds
+    once watched only MedicationRequest, Observation and Condition)."""
+    [(patient, _)] = seed(live_sekmet, [patient_entries("Corrected", drugs=(CODEINE,))])
+    poller = make_poller()
+    poller.run_cycle()
+    before = {i["id"] for i in issues_for(live_sekmet, patient)}
+    child = live_sekmet.read(patient) | {"birthDate": f"{time.gmtime().tm_year - 9}-01-15"}
+    live_sekmet.transaction([{"resource": child, "request": {"method": "PUT", "url": patient}}])
+    stats = poller.run_cycle()
+    assert (stats.changes, stats.patients) == (1, 1)
+    new = [i for i in issues_for(live_sekmet, patient) if i["id"] not in before]
+    assert any("12" in (i.get("detail") or "") for i in new), [i.get("detail") for i in new]
+
+
 def test_a_finding_that_no_longer_holds_is_closed_and_a_changed_one_updated(live_sekmet, make_poller):
     [(patient, genotype, order)] = seed(live_sekmet, [patient_entries("Stops", diplotype="*4/*4", drugs=(CODEINE,))])
     [(patient2, genotype2, order2)] = seed(live_sekmet, [patient_entries("Retested", diplotype="*4/*4",
@@ -247,7 +262,7 @@ def test_a_change_that_became_visible_late_is_picked_up_through_the_window(live_
     # was not yet visible
     poller = make_poller(evaluate=counting, overlap=0)
     cursor = initial_cursor(poller.since)
-    for rtype, ref in (("Observation", first[1]), ("MedicationRequest", first[2])):
+    for rtype, ref in (("Patient", first[0]), ("Observation", first[1]), ("MedicationRequest", first[2])):
         meta = live_sekmet.read(ref)["meta"]
         key = f"{ref.split('/')[1]}/{meta['versionId']}"
         cursor[rtype] = TypeCursor(meta["lastUpdated"], {key: meta["lastUpdated"]}, cursor[rtype].floor)
@@ -256,7 +271,7 @@ def test_a_change_that_became_visible_late_is_picked_up_through_the_window(live_
     assert poller.run_cycle().changes == 0 and evaluated == []   # without the window it is never seen
     poller = make_poller(evaluate=counting)                      # the default window: 120 s behind the cursor
     stats = poller.run_cycle()
-    assert (stats.changes, stats.patients, stats.created) == (2, 1, 1)
+    assert (stats.changes, stats.patients, stats.created) == (3, 1, 1)   # its Patient, Observation, MedicationRequest
     assert evaluated == [late[0]]                                # SeenFirst, already taken, is not evaluated again
     assert len(issues_for(live_sekmet, late[0])) == 1
     assert poller.run_cycle().patients == 0 and evaluated == [late[0]]

@@ -637,3 +637,24 @@ def test_a_renewal_is_linked_to_the_trial_it_continues_as_in_the_services(reques
         "activeMedications": _bundle([RENEWAL]), "medicationHistory": _bundle(history)})
     served = evaluate(gather_prefetch(request, now=NOW), "patient-view")
     assert [(f.rule, f.summary, f.evidence) for f in polled] == [(f.rule, f.summary, f.evidence) for f in served]
+
+
+def test_a_feed_added_by_an_upgrade_starts_where_the_stored_cursor_stands_not_at_the_beginning():
+    """Regression: Procedure and Patient joined the feeds; a cursor stored before that must not re-read them all."""
+    stored = orjson.dumps({"MedicationRequest": {"ts": "2026-11-21T10:00:02Z", "taken": {}},
+                           "Observation": {"ts": "2026-11-20T08:00:00Z", "taken": {}},
+                           "Condition": {"ts": "2026-11-21T11:00:00Z", "taken": {}}}).decode()
+    cursor = load_cursor(stored)
+    assert cursor["Procedure"] == TypeCursor("2026-11-20T08:00:00Z", floor="2026-11-20T08:00:00Z")
+    assert cursor["Patient"] == TypeCursor("2026-11-20T08:00:00Z", floor="2026-11-20T08:00:00Z")
+    assert cursor["Observation"].ts == "2026-11-20T08:00:00Z" and cursor["Observation"].floor is None
+    # a feed that has simply seen nothing yet stays at the beginning after a round trip
+    cursor["Condition"] = cursor["Procedure"] = TypeCursor()
+    assert load_cursor(dump_cursor(cursor))["Condition"] == TypeCursor()
+    assert load_cursor(dump_cursor(cursor))["Procedure"] == TypeCursor()
+
+
+def test_a_procedure_or_a_patient_change_names_its_patient():
+    assert patient_of({"resourceType": "Procedure", "subject": {"reference": "Patient/p9"}}) == "p9"
+    assert patient_of({"resourceType": "Patient", "id": "p9"}) == "p9"
+    assert patient_of({"resourceType": "Patient"}) is None
