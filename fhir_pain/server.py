@@ -59,6 +59,19 @@ class OperationOutcomeWorker(ThreadWorker):
     Content-Type, a malformed chunk...) are JSON FHIR OperationOutcomes like every answer of the application,
     instead of gunicorn's HTML page."""
 
+    def _cors(self, req) -> str:  # noqa: ANN001
+        """The CORS header the application would have sent, so that a browser client (the CDS Hooks sandbox) can
+        read the refusal too: '*' when every origin is allowed, else the request's Origin when it is listed (when
+        gunicorn could parse the headers at all)."""
+        allowed = getattr(getattr(self, "wsgi", None), "config", {}).get("CORS_ORIGINS")
+        if allowed == "*":
+            return "Access-Control-Allow-Origin: *\r\n"
+        origin = next((v for k, v in getattr(req, "headers", None) or () if k == "ORIGIN"), None)
+        if isinstance(allowed, (list, tuple)) and origin in allowed and origin.isascii() and "\r" not in origin \
+                and "\n" not in origin:
+            return f"Access-Control-Allow-Origin: {origin}\r\nVary: Origin\r\n"
+        return ""
+
     def handle_error(self, req, client, addr, exc):  # noqa: ANN001 - gunicorn's signature
         status, reason, code, message = refusal(exc)
         if status >= 500:
@@ -67,7 +80,7 @@ class OperationOutcomeWorker(ThreadWorker):
             self.log.warning("refused a malformed request (%s %s)", status, type(exc).__name__)
         body = orjson.dumps(operation_outcome(code, message))
         head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode("ascii")
+                f"{self._cors(req)}Content-Length: {len(body)}\r\n\r\n").encode("ascii")
         try:
             gunicorn_util.write_nonblock(client, head + body)
         except Exception:  # the client may be gone already

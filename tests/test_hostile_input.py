@@ -198,6 +198,21 @@ def test_the_server_stack_answers_every_refusal_with_an_operation_outcome(served
     assert problem_with(got, content_type, body) is None
 
 
+def test_a_refusal_by_the_server_stack_carries_the_cors_header_a_browser_client_needs(served):
+    """Regression: gunicorn's own refusals (here 431) had no Access-Control-Allow-Origin, so the sandbox in a
+    browser saw a network error instead of the OperationOutcome."""
+    data = post(VIEW, "Content-Type: application/json", "Origin: https://sandbox.cds-hooks.org",
+                "Authorization: Bearer " + "a" * 65536)
+    with socket.create_connection(("127.0.0.1", served), timeout=30) as s:
+        s.sendall(data)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    head = answer.partition(b"\r\n\r\n")[0].decode("latin-1")
+    assert head.startswith("HTTP/1.1 431")
+    assert "\r\nAccess-Control-Allow-Origin: *\r\n" in head
+
+
 def test_hostile_requests_over_the_real_server_never_get_a_5xx(served):
     failures = []
     with requests.Session() as session:
