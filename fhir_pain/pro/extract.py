@@ -1,7 +1,7 @@
 """QuestionnaireResponse -> a transaction Bundle of scored Observations (SDC observation-based extraction).
 
-The Observations are in the shapes fhir_pain.pain.scoring reads: one Observation per answered item (the item's
-code, its answer as a LOINC answer code, an integer or a boolean) and one for the total score (the instrument's
+The Observations are in the shapes fhir_pain.pain.scoring reads: one Observation per answered item marked for
+extraction (the item's code, its answer as a LOINC answer code, an integer or a boolean) and one for the total score (the instrument's
 total code, ``hasMember`` its items), all with the response's subject and ``authored`` time, category ``survey``
 and ``derivedFrom`` the response. A single-question instrument (NRS) is one Observation, its own total.
 
@@ -118,10 +118,11 @@ def _collect(items: object, out: dict[str, object], problems: list, depth: int) 
         if not isinstance(link, str) or not link:
             problems.append(("every item needs a linkId", "QuestionnaireResponse.item"))
             continue
-        if link in out:
-            problems.append((f"item {link[:64]!r} appears twice", _where(link)))
-            continue
-        out[link] = item.get("answer")
+        if "answer" in item or "item" not in item:       # a group carries items, not answers
+            if link in out:
+                problems.append((f"item {link[:64]!r} appears twice", _where(link)))
+                continue
+            out[link] = item.get("answer")
         _collect(item.get("item"), out, problems, depth + 1)
 
 
@@ -219,6 +220,8 @@ def _bundle(form: Form, qr: dict, subject: str, authored: str, scored: list, tot
             "effectiveDateTime": authored, "derivedFrom": [{"reference": response_ref}]}
     members = []
     for q, _, value in scored:
+        if not q.extract:
+            continue
         obs = _observation(digest, q.link_id, q.code, q.text, base, value)
         members.append(_urn(SID_OBSERVATION, obs["identifier"][0]["value"]))
         entries.append(_entry(members[-1], obs, SID_OBSERVATION, obs["identifier"][0]["value"]))
@@ -228,7 +231,8 @@ def _bundle(form: Form, qr: dict, subject: str, authored: str, scored: list, tot
             {"valueQuantity": {"value": number, "unit": "{score}", "system": UCUM, "code": "{score}"}}
         obs = _observation(digest, form.total["linkId"], form.total["code"][0], form.total.get("text", ""), base,
                            value)
-        obs["hasMember"] = [{"reference": m} for m in members]
+        if members:
+            obs["hasMember"] = [{"reference": m} for m in members]
         ident = obs["identifier"][0]["value"]
         entries.append(_entry(_urn(SID_OBSERVATION, ident), obs, SID_OBSERVATION, ident))
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}

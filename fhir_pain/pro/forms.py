@@ -27,6 +27,7 @@ class Question:
     code: dict                              # the item's first Coding: the Observation's code
     text: str
     type: str                               # "choice" | "integer" | "boolean"
+    extract: bool                           # written as an Observation of its own (SDC observationExtract)
     options: Mapping[tuple[str, str], tuple[float, dict]]   # choice: (system, code) -> (score, Coding)
     lo: float | None = None
     hi: float | None = None
@@ -42,7 +43,7 @@ class Form:
     item_text: bool                         # False: no text to show a patient (the fill page does not offer it)
     instrument: Instrument
     questionnaire: Mapping                  # the resource as served
-    questions: tuple[Question, ...]         # scored items, in order
+    questions: tuple[Question, ...]         # scored items, in order (some only scored, not extracted)
     total: dict | None                      # the total item (None: the one question is the score, e.g. NRS)
     displays: Mapping[str, str]             # linkId -> text of display items, for the page
 
@@ -65,8 +66,8 @@ def _question(item: dict) -> Question:
         if score is None:
             raise ValueError(f"{item['linkId']}: answer {coding.get('code')} has no ordinalValue")
         options[(coding["system"], coding["code"])] = (float(score), coding)
-    return Question(item["linkId"], item["code"][0], item.get("text", ""), item["type"], MappingProxyType(options),
-                    _ext(item, MIN_VALUE), _ext(item, MAX_VALUE))
+    return Question(item["linkId"], item["code"][0], item.get("text", ""), item["type"], _ext(item, EXTRACT) is True,
+                    MappingProxyType(options), _ext(item, MIN_VALUE), _ext(item, MAX_VALUE))
 
 
 def _form(relpath: str) -> Form:
@@ -79,7 +80,7 @@ def _form(relpath: str) -> Form:
             displays[item["linkId"]] = item.get("text", "")
         elif item.get("readOnly"):
             total = item
-        elif _ext(item, EXTRACT):
+        else:
             questions.append(_question(item))
     return Form(q["id"], q["title"], q["url"], q["version"], data["licence"], data["itemText"], inst,
                 MappingProxyType(q), tuple(questions), total, MappingProxyType(displays))
