@@ -42,7 +42,7 @@ class Form:
     licence: str                            # "free" | "codes-only"
     item_text: bool                         # False: no text to show a patient (the fill page does not offer it)
     instrument: Instrument
-    questionnaire: Mapping                  # the resource as served
+    questionnaire: dict                     # the resource as served (the knowledge cache's: read-only)
     questions: tuple[Question, ...]         # scored items, in order (some only scored, not extracted)
     total: dict | None                      # the total item (None: the one question is the score, e.g. NRS)
     displays: Mapping[str, str]             # linkId -> text of display items, for the page
@@ -83,7 +83,7 @@ def _form(relpath: str) -> Form:
         else:
             questions.append(_question(item))
     return Form(q["id"], q["title"], q["url"], q["version"], data["licence"], data["itemText"], inst,
-                MappingProxyType(q), tuple(questions), total, MappingProxyType(displays))
+                q, tuple(questions), total, MappingProxyType(displays))
 
 
 @lru_cache(maxsize=1)

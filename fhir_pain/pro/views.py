@@ -16,6 +16,7 @@ import secrets
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 from flask import Blueprint, Flask, Response, current_app, render_template, request
 from werkzeug.exceptions import HTTPException
 
@@ -70,9 +71,7 @@ def _security_headers(response: Response) -> Response:
 
 
 def _fhir(body: dict, status: int = 200) -> Response:
-    response = current_app.response_class(current_app.json.dumps(body), status=status,
-                                          mimetype="application/fhir+json")
-    return response
+    return current_app.response_class(orjson.dumps(body), status=status, mimetype="application/fhir+json")
 
 
 # -- JSON: the Questionnaires and $extract -----------------------------------------------------------------------
