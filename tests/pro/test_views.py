@@ -205,3 +205,19 @@ def test_integer_and_tampered_answers_on_the_page(client):
                                            "peg-3": "6"})
     assert re.search(r'class="total" data-system="http://loinc.org" data-code="91147-9" data-value="5.0"',
                      r.get_data(as_text=True))
+
+
+def test_a_write_to_a_server_that_is_down_is_a_502_and_on_the_page_a_clear_error(app_factory):
+    import socket
+    with socket.socket() as s:          # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}/fhir"
+    client = app_factory(FHIR_SERVER_ALLOWLIST=[down], PRO_FHIR_SERVER=down, PRO_FHIR_TOKEN="secret-token",
+                         FHIR_TIMEOUT_S=[0.5, 0.5]).test_client()
+    r = client.post(EXTRACT + "?write=true", json=response("nrs"))
+    assert r.status_code == 502
+    assert r.get_json()["issue"][0]["diagnostics"] == "the FHIR server did not take the answers: nothing was written"
+    assert "secret-token" not in r.get_data(as_text=True)
+    _, token = _open(client, "nrs")
+    page = client.post("/pro/fill/nrs", data={"patient": "pat-1", "csrf": token, "nrs": "6"})
+    assert page.status_code == 502 and "The answers were scored but not saved" in page.get_data(as_text=True)
