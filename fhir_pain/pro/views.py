@@ -30,7 +30,7 @@ _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'",
     "Cache-Control": "no-store",            # the result page shows a patient's answers
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",       # not no-referrer: with it Chromium sends "Origin: null" on the POST
     "X-Content-Type-Options": "nosniff",
 }
 
