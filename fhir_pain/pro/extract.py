@@ -160,7 +160,7 @@ def _value(q: Question, answer: dict) -> tuple[tuple[float, dict] | None, str | 
     if q.type == "choice":
         coding = answer.get("valueCoding")
         key = (coding.get("system"), coding.get("code")) if isinstance(coding, dict) else None
-        option = q.options.get(key) if key else None
+        option = q.options.get(key) if key and all(isinstance(k, str) for k in key) else None
         if option is None:
             return None, "the answer must be a valueCoding of the item's answer options"
         score, coding = option

@@ -53,7 +53,10 @@ def write(bundle: dict, cfg: Mapping[str, Any]) -> Written:
         raise err from None
     except FHIRError as exc:
         status = f" ({exc.status})" if exc.status else ""
-        raise WriteFailed(f"the FHIR server did not take the answers{status}: nothing was written") from None
+        err = WriteFailed(f"the FHIR server did not take the answers{status}: nothing was written")
+        if exc.status in (400, 409, 412, 422):      # it refused the content, which came from the caller
+            err.status, err.code = 422, "processing"
+        raise err from None
     finally:
         client.close()
     created, existing = [], []

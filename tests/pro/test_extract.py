@@ -5,6 +5,8 @@ import copy
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fhir_pain.fhir_models import validate
 from fhir_pain.pain.engine import build_profile
@@ -124,6 +126,7 @@ def test_an_item_with_an_empty_answer_counts_as_missing():
 @pytest.mark.parametrize("key, index, bad, why", [
     ("phq9", 0, {"valueCoding": {"system": "http://loinc.org", "code": "LA33-6"}}, "answer options"),
     ("phq9", 0, {"valueInteger": 2}, "answer options"),
+    ("phq9", 0, {"valueCoding": {"system": ["http://loinc.org"], "code": "LA6569-3"}}, "answer options"),
     ("peg", 1, {"valueInteger": 11}, "11 is outside 0-10"),
     ("peg", 1, {"valueDecimal": 5.5}, "must be a valueInteger"),
     ("pcs", 4, {"valueInteger": -1}, "-1 is outside 0-4"),
@@ -188,3 +191,34 @@ def test_stored_resources_keep_the_extracted_links():
     total = resources[-1]
     assert total["code"]["coding"][0]["code"] == "dn4-total" and total["valueInteger"] == 5
     assert [m["reference"] for m in total["hasMember"]] == [f"Observation/x{i}" for i in range(1, 11)]
+
+
+_KEYS = st.sampled_from(["system", "code", "linkId", "answer", "item", "reference", "valueCoding", "valueInteger",
+                         "valueBoolean"]) | st.text(max_size=8)
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
+                     max_leaves=12)
+_FIELDS = ["questionnaire", "status", "subject", "authored", "item", "identifier", "id"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st.sampled_from(sorted(CASES)), field=st.sampled_from(_FIELDS), index=st.integers(0, 12),
+       where=st.sampled_from(["field", "answer", "answer-value", "item"]), junk=_json)
+def test_any_mangled_response_is_scored_or_refused_never_a_crash(key, field, index, where, junk):
+    qr = response(key)
+    items = qr["item"]
+    i = index % len(items)
+    if where == "field":
+        qr[field] = junk
+    elif where == "answer":
+        items[i]["answer"] = junk
+    elif where == "answer-value":
+        items[i]["answer"] = [{next(iter(items[i]["answer"][0])): junk}]
+    else:
+        items[i] = junk
+    try:
+        bundle = extract(qr)
+    except InvalidResponse as exc:
+        assert exc.status in (400, 422) and exc.outcome()["issue"]
+    else:
+        assert bundle["type"] == "transaction"

@@ -221,3 +221,9 @@ def test_a_write_to_a_server_that_is_down_is_a_502_and_on_the_page_a_clear_error
     _, token = _open(client, "nrs")
     page = client.post("/pro/fill/nrs", data={"patient": "pat-1", "csrf": token, "nrs": "6"})
     assert page.status_code == 502 and "The answers were scored but not saved" in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("key, radios", [("phq9", 36), ("phq2", 8), ("gad7", 28), ("peg", 33), ("nrs", 11)])
+def test_every_instrument_with_text_has_a_page(client, key, radios):
+    r, _ = _open(client, key)
+    assert r.get_data(as_text=True).count('type="radio"') == radios

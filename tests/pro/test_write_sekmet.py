@@ -93,3 +93,13 @@ def test_the_next_hook_call_fetching_from_the_server_sees_the_answer_and_so_does
     assert issue["status"] == "final" and issue["severity"] == "moderate"
     item9 = pro_sekmet.search(f"Observation?subject={patient}&code=http://loinc.org|44260-8")[0]
     assert {"reference": f"Observation/{item9['id']}"} in issue["evidence"][0]["detail"]
+
+
+def test_a_response_the_server_refuses_is_a_422_and_nothing_is_written(client, pro_sekmet):
+    patient = _patient(pro_sekmet, "ProRefused")
+    qr = response("nrs", pid=patient.split("/")[1])
+    qr["identifier"] = {"system": "urn:ietf:rfc:3986", "value": 7}      # not a FHIR string: the server says 400
+    r = client.post(EXTRACT, json=qr)
+    assert r.status_code == 422, r.get_data(as_text=True)
+    assert r.get_json()["issue"][0]["diagnostics"].startswith("the FHIR server did not take the answers (400)")
+    assert pro_sekmet.search(f"Observation?subject={patient}") == []
