@@ -88,6 +88,22 @@ def test_with_auth_required_extract_and_the_page_answer_a_bare_401(app_factory):
     assert client.get("/pro/Questionnaire/phq9").status_code == 200    # the forms are public
 
 
+def test_with_auth_required_a_cds_client_jwt_for_this_url_opens_extract(app_factory):
+    import sys
+    from pathlib import Path
+    from cryptography.hazmat.primitives.asymmetric import ec
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cds_hooks"))
+    from cds_jwt_keys import EHR_ISS, SigningKey, mint
+
+    key = SigningKey("ES384", "ehr-es384-pro", ec.generate_private_key(ec.SECP384R1()))
+    client = app_factory(AUTH="required", TRUSTED_ISSUERS=[{"iss": EHR_ISS, "jwks": key.jwks()}]).test_client()
+    aud = "http://localhost/pro/QuestionnaireResponse/$extract"
+    ok = client.post(EXTRACT, json=response("nrs"), headers={"Authorization": f"Bearer {mint(key, aud, jku=None)}"})
+    assert ok.status_code == 200 and ok.get_json()["type"] == "transaction"
+    other = mint(key, "http://localhost/cds-services/pain-pgx-patient-view", jku=None)   # for another URL
+    assert client.post(EXTRACT, json=response("nrs"), headers={"Authorization": f"Bearer {other}"}).status_code == 401
+
+
 def test_a_phq9_answer_changes_the_next_patient_view_call(client):
     """Item 9 endorsed: the extracted Observations, as the EHR prefetches them, raise the same-day alert."""
     def call(pain):
