@@ -91,10 +91,10 @@ def extract(qr: dict) -> dict:
         problems.append((f"status must be completed or amended to be scored, not {str(qr.get('status'))[:40]!r}",
                          "QuestionnaireResponse.status"))
     subject = (qr.get("subject") or {}).get("reference") if isinstance(qr.get("subject"), dict) else None
-    if not isinstance(subject, str) or not _PATIENT.match(subject):
+    if not isinstance(subject, str) or not _PATIENT.fullmatch(subject):
         problems.append(("subject must reference the patient as 'Patient/<id>'", "QuestionnaireResponse.subject"))
     authored = qr.get("authored")
-    if not isinstance(authored, str) or not _DATETIME.match(authored):
+    if not isinstance(authored, str) or not _DATETIME.fullmatch(authored):
         problems.append(("authored must be a FHIR dateTime: it is when the answers were given",
                          "QuestionnaireResponse.authored"))
     answers: dict[str, object] = {}

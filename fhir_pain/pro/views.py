@@ -113,7 +113,7 @@ def fill(key: str) -> Response:
                             f"This service offers these questionnaires to fill: {offered}. "
                             "Licensed instruments (PCS, DN4) are scored from responses given on a site's own copy.")
         patient = request.values.get("patient", "")
-        if not _FHIR_ID.match(patient):
+        if not _FHIR_ID.fullmatch(patient):
             raise PageError(400, "Which patient?", "The address must name the patient: ?patient=<FHIR id>.")
         if request.method == "GET":
             return _form_page(form, patient, {}, [], 200)

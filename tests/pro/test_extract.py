@@ -157,6 +157,13 @@ def test_every_problem_is_reported_at_once():
     assert any("'gad7-1' appears twice" in m for m in messages)
 
 
+@pytest.mark.parametrize("field, value", [("subject", {"reference": "Patient/p1\n"}),
+                                          ("authored", "2026-11-30T09:15:00Z\n"), ("authored", "2026-11-30T09:15Z")])
+def test_a_subject_or_time_with_trailing_junk_is_refused(field, value):
+    with pytest.raises(InvalidResponse, match=field):
+        extract({**response("nrs"), field: value})
+
+
 def test_a_sent_total_must_agree_with_the_items():
     qr = response("phq9")
     qr["item"].append({"linkId": "phq9-total", "answer": [{"valueInteger": 9}]})
@@ -196,8 +203,8 @@ def test_stored_resources_keep_the_extracted_links():
 _KEYS = st.sampled_from(["system", "code", "linkId", "answer", "item", "reference", "valueCoding", "valueInteger",
                          "valueBoolean"]) | st.text(max_size=8)
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
-                     max_leaves=12)
+                     lambda children: st.one_of(st.lists(children, max_size=3),
+                                                st.dictionaries(_KEYS, children, max_size=3)), max_leaves=12)
 _FIELDS = ["questionnaire", "status", "subject", "authored", "item", "identifier", "id"]
 
 

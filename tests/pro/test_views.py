@@ -203,6 +203,7 @@ def test_a_post_without_the_pages_csrf_token_or_from_another_origin_is_refused(a
     ("/pro/fill/pcs?patient=p1", 404, "Licensed instruments (PCS, DN4)"),
     ("/pro/fill/phq9", 400, "The address must name the patient"),
     ("/pro/fill/phq9?patient=../../etc", 400, "The address must name the patient"),
+    ("/pro/fill/phq9?patient=p1%0A", 400, "The address must name the patient"),
 ])
 def test_page_errors_are_clear_pages(client, url, status, words):
     r = client.get(url)
