@@ -27,7 +27,7 @@ import orjson
 
 from cds_hooks.errors import CDSError
 from fhir_pain.pain.knowledge import UCUM
-from fhir_pain.pro.forms import Form, Question, form_for, forms
+from fhir_pain.pro.forms import Form, Question, form_for, forms, names_of
 
 SID_RESPONSE = "https://fhir-pain.io/fhir/sid/questionnaire-response"
 SID_OBSERVATION = "https://fhir-pain.io/fhir/sid/pro-observation"
@@ -133,7 +133,7 @@ def _where(link: str) -> str:
 def _score_items(form: Form, answers: dict[str, object], problems: list) -> list[tuple[Question, float, dict]]:
     scored, missing = [], []
     for q in form.questions:
-        given = answers.pop(q.link_id, None)
+        given = next((answers.pop(n) for n in q.names if n in answers), None)
         if not given:
             missing.append(q)
             continue
@@ -150,7 +150,7 @@ def _score_items(form: Form, answers: dict[str, object], problems: list) -> list
         problems.append((f"{len(missing)} of {len(form.questions)} {form.title} items missing: {names}",
                          "QuestionnaireResponse.item"))
     for link in answers:
-        if link not in form.displays and not (form.total and link == form.total["linkId"]):
+        if link not in form.displays and link not in _total_names(form):
             problems.append((f"item {link[:64]!r} is not an item of {form.title}", _where(link)))
     return scored
 
@@ -191,7 +191,7 @@ def _total(form: Form, scored: list, answers: dict[str, object], problems: list)
         total = values[0]
     else:
         total = sum(values) if items.method == "sum" else round(sum(values) / len(values), 2)
-    sent = answers.get(form.total["linkId"]) if form.total else None
+    sent = next((answers[n] for n in _total_names(form) if n in answers), None)
     if sent:
         v = sent[0].get("valueInteger", sent[0].get("valueDecimal")) if isinstance(sent, list) and \
             isinstance(sent[0], dict) else None
@@ -199,6 +199,10 @@ def _total(form: Form, scored: list, answers: dict[str, object], problems: list)
             problems.append((f"the total sent ({str(v)[:20]}) is not the items' score ({total:g})",
                              _where(form.total["linkId"])))
     return total
+
+
+def _total_names(form: Form) -> tuple[str, ...]:
+    return names_of(form.total) if form.total else ()
 
 
 def _bundle(form: Form, qr: dict, subject: str, authored: str, scored: list, total: float) -> dict:

@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from fhir_pain import profiles
-from fhir_pain.pain.knowledge import Instrument, instrument
+from fhir_pain.pain.knowledge import LOINC, Instrument, instrument
 
 EXTRACT = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-observationExtract"
 ORDINAL = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
@@ -31,6 +31,7 @@ class Question:
     options: Mapping[tuple[str, str], tuple[float, dict]]   # choice: (system, code) -> (score, Coding)
     lo: float | None = None
     hi: float | None = None
+    names: tuple[str, ...] = ()            # linkIds it is known by: ours, and LOINC forms' "/<code>" and "<code>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class Form:
     questions: tuple[Question, ...]         # scored items, in order (some only scored, not extracted)
     total: dict | None                      # the total item (None: the one question is the score, e.g. NRS)
     displays: Mapping[str, str]             # linkId -> text of display items, for the page
+    aliases: tuple[str, ...] = ()           # other canonicals of the same form: LOINC's "http://loinc.org/q/<panel>"
 
     def question(self, link_id: str) -> Question | None:
         return next((q for q in self.questions if q.link_id == link_id), None)
@@ -67,7 +69,15 @@ def _question(item: dict) -> Question:
             raise ValueError(f"{item['linkId']}: answer {coding.get('code')} has no ordinalValue")
         options[(coding["system"], coding["code"])] = (float(score), coding)
     return Question(item["linkId"], item["code"][0], item.get("text", ""), item["type"], _ext(item, EXTRACT) is True,
-                    MappingProxyType(options), _ext(item, MIN_VALUE), _ext(item, MAX_VALUE))
+                    MappingProxyType(options), _ext(item, MIN_VALUE), _ext(item, MAX_VALUE), names_of(item))
+
+
+def names_of(item: dict) -> tuple[str, ...]:
+    """The linkIds an item is known by: ours, and for a LOINC-coded item the "/<code>" and "<code>" that forms built
+    from LOINC panels (LHC-Forms, the NLM form builder) use."""
+    code = item["code"][0]
+    loinc = (f"/{code['code']}", code["code"]) if code.get("system") == LOINC else ()
+    return (item["linkId"], *loinc)
 
 
 def _form(relpath: str) -> Form:
@@ -82,8 +92,9 @@ def _form(relpath: str) -> Form:
             total = item
         else:
             questions.append(_question(item))
+    aliases = tuple(f"http://loinc.org/q/{c['code']}" for c in q.get("code", ()) if c.get("system") == LOINC)
     return Form(q["id"], q["title"], q["url"], q["version"], data["licence"], data["itemText"], inst,
-                q, tuple(questions), total, MappingProxyType(displays))
+                q, tuple(questions), total, MappingProxyType(displays), aliases)
 
 
 @lru_cache(maxsize=1)
@@ -97,12 +108,14 @@ def forms() -> Mapping[str, Form]:
 
 
 def form_for(canonical: object) -> Form | None:
-    """The form a QuestionnaireResponse.questionnaire names: its canonical URL (``|version`` allowed) or
-    ``Questionnaire/<id>``."""
+    """The form a QuestionnaireResponse.questionnaire names: its canonical URL (``|version`` allowed),
+    ``Questionnaire/<id>``, or LOINC's canonical of the panel (``http://loinc.org/q/44249-1``)."""
     if not isinstance(canonical, str):
         return None
     url, _, version = canonical.partition("|")
     for form in forms().values():
         if url in (form.url, f"Questionnaire/{form.key}") and version in ("", form.version):
+            return form
+        if url in form.aliases:     # LOINC's form of the panel: the items are LOINC's, whatever its version
             return form
     return None

@@ -100,6 +100,22 @@ def test_the_same_response_twice_gives_the_same_conditional_creates_and_other_an
     assert all(e["resource"]["identifier"][0]["system"] == SID_OBSERVATION for e in one["entry"][1:])
 
 
+def test_a_response_to_loincs_own_phq9_form_is_scored_as_ours():
+    """LHC-Forms and the NLM form builder name the form http://loinc.org/q/44249-1 and the items "/<LOINC code>"."""
+    ours = response("phq9")
+    loinc = copy.deepcopy(ours)
+    loinc["questionnaire"] = "http://loinc.org/q/44249-1"
+    codes = ["44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3", "44260-8"]
+    for item, code in zip(loinc["item"], codes):
+        item["linkId"] = f"/{code}"
+    loinc["item"].append({"linkId": "/44261-6", "text": "Patient Health Questionnaire 9 item (PHQ-9) total score",
+                          "answer": [{"valueInteger": 9}]})
+    assert extract(loinc)["entry"][1:] == extract(ours)["entry"][1:]
+    loinc["item"][-1]["answer"] = [{"valueInteger": 10}]
+    with pytest.raises(InvalidResponse, match="the total sent"):
+        extract(loinc)
+
+
 def test_items_nested_in_groups_are_found():
     assert extract(response("phq9", grouped=True))["entry"][1:] == extract(response("phq9"))["entry"][1:]
 
