@@ -134,8 +134,11 @@ def fill(key: str) -> Response:
         observations = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
         total = form.total["code"][0]["code"] if form.total else None
         observations.sort(key=lambda o: o["code"]["coding"][0]["code"] != total)   # the total first, then the items
+        head = observations[0]
+        score = head.get("valueInteger", head.get("valueQuantity", {}).get("value"))
+        band = form.instrument.band(score) if isinstance(score, (int, float)) else None
         return _page("result.html", 200, form=form, patient=patient, observations=observations, written=written,
-                     total=total)
+                     total=total, score=score, band=band)
     except PageError as exc:
         return _page("error.html", exc.status, title=exc.title, message=exc.message)
     except HTTPException as exc:   # e.g. 413 for a form too large: still a page, not JSON

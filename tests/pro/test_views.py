@@ -167,6 +167,7 @@ def test_submitting_the_page_shows_the_scored_observations(client):
     assert rows[0] == ("http://loinc.org", "44261-6", "1") and len(rows) == 10
     assert ("http://loinc.org", "44260-8", "Several days") in rows
     assert "Not saved: no FHIR server is configured" in html
+    assert '<p id="score">Score: <strong>1</strong> (minimal)</p>' in html       # Kroenke 2001's band
 
 
 def test_a_page_missing_answers_comes_back_with_them_named_and_the_given_ones_kept(client):
