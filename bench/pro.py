@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     median, p99 = _time(call, rounds)
     out["http_phq9"] = median
     print(f"  POST $extract phq9 (test client): median {median:.3f} ms, p99 {p99:.3f} ms "
-          f"({rounds} rounds; target < 5 ms)")
+          f"({rounds} rounds; target: median < 5 ms)")
     return out
 
 
