@@ -36,6 +36,11 @@ Keys:
   CORS_ORIGINS            "*" (default, as browser-based clients such as the sandbox need) or a list.
   VALIDATE_RESPONSES      false (default): the card model already cannot emit an invalid card; true adds a
                           JSON-Schema check of every response (tests, debugging).
+
+Patient-reported outcomes (fhir_pain/pro):
+  PRO_FHIR_SERVER         FHIR base URL that scored answers are written to ($extract?write=true, the fill page).
+                          Must be listed in FHIR_SERVER_ALLOWLIST. Default unset: nothing is written.
+  PRO_FHIR_TOKEN          bearer token for those writes (set it from the environment: FHIR_PAIN_PRO_FHIR_TOKEN).
 """
 from __future__ import annotations
 
@@ -66,6 +71,9 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_TIMEOUT_S": 2.0,
     "CORS_ORIGINS": "*",
     "VALIDATE_RESPONSES": False,
+    # patient-reported outcomes (fhir_pain/pro)
+    "PRO_FHIR_SERVER": None,
+    "PRO_FHIR_TOKEN": None,
 }
 
 SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
