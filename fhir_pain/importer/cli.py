@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     sub = parser.add_subparsers(dest="source", required=True)
     p = sub.add_parser("pharmcat", help="PharmCAT's *.phenotype.json or an outside-call TSV",
-                       description=__doc__.split("\n\n")[0])
+                       description="Put a PharmCAT result into the EHR's FHIR server as Genomics Reporting "
+                                   "Observations.")
     p.add_argument("file", metavar="FILE", help="PharmCAT phenotyper output (*.phenotype.json) or outside-call TSV")
     p.add_argument("--patient", required=True, metavar="ID", help="the FHIR Patient id the results belong to")
     where = p.add_mutually_exclusive_group(required=True)
@@ -115,7 +116,8 @@ def _to_server(args, result, sha: str, name: str, recorded: str) -> int:
             if plan.bundle is not None:
                 client.transaction(plan.bundle)
         except FHIRError as exc:
-            return _fail(f"the transaction failed ({_why(exc)}): the server applies all of it or none", 1)
+            return _fail(f"the transaction failed ({_why(exc)}): the server applies all of it or none, and "
+                         "importing the file again is safe (conditional updates)", 1)
     _report(plan, sys.stdout)
     return 0
 

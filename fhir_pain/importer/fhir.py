@@ -28,6 +28,7 @@ from fhir_pain.pgx.knowledge import HLA_ALLELES, gene_model, parse_score
 RESULT_SYSTEM = "https://fhir-pain.io/fhir/sid/pharmcat-result"
 LOINC = "http://loinc.org"
 HGNC_SYSTEM = "http://www.genenames.org"
+PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 GENES = {gene: hgnc for hgnc, gene in readers.HGNC.items()}          # the genes fhir-pain reads
 _LA = {phenotype: code for code, phenotype in readers.LA_PHENOTYPES.items()}
 _CATEGORY = [
@@ -156,10 +157,6 @@ def _clinical(obs: dict) -> str:
     return json.dumps({k: obs.get(k) for k in _CLINICAL_KEYS}, sort_keys=True, ensure_ascii=False)
 
 
-def _kind_label(obs: dict, gene: str) -> str:
-    return f"{gene} {'genotype' if readers.GENOTYPE in json.dumps(obs['code']) else 'phenotype'}"
-
-
 def result_identifiers(patient: str, result: PharmcatResult) -> list[str]:
     return [identifier_value(patient, c.gene, kind) for c in result.calls if c.gene in GENES
             for kind in ("genotype", "phenotype")]
@@ -201,7 +198,7 @@ def plan(patient: str, result: PharmcatResult, existing: Iterable[dict], *, file
         for obs, ref in pair:
             value = obs["identifier"][0]["value"]
             old = by_identifier.get(value)
-            label = _kind_label(obs, call.gene)
+            label = f"{call.gene} {'genotype' if obs is geno else 'phenotype'}"
             if old is not None and _clinical(old) == _clinical(obs):
                 unchanged.append(label)
                 continue
@@ -215,7 +212,6 @@ def plan(patient: str, result: PharmcatResult, existing: Iterable[dict], *, file
                             "request": {"method": "PUT", "url": f"Observation?identifier="
                                         f"{quote(RESULT_SYSTEM, safe=':/')}|{value}"}})
             targets.append({"reference": ref})
-    # a phenotype derived from a genotype written in this transaction refers to its urn:uuid: already so
     skipped = tuple(c.gene for c in result.calls if c.gene not in GENES)
     if not entries:
         return Plan(None, (), (), tuple(unchanged), skipped)
@@ -249,14 +245,14 @@ def provenance(result: PharmcatResult, targets: list[dict], key: str, *, file_sh
               "manufacturer": "PharmGKB"}
     if device_versions:
         device["version"] = device_versions
-    what = f"{file_name} ({'PharmCAT phenotyper output' if result.kind == 'phenotype.json' else 'PharmCAT outside-call file'}" \
-           f"{', sample ' + result.sample if result.sample else ''}; sha256 {file_sha256})"
+    kind = "PharmCAT phenotyper output" if result.kind == "phenotype.json" else "PharmCAT outside-call file"
+    sample = f", sample {result.sample}" if result.sample else ""
+    what = f"{file_name} ({kind}{sample}; sha256 {file_sha256})"
     return {"resourceType": "Provenance", "id": f"pharmcat-{key[:48]}", "contained": [device],
             "target": targets, "recorded": recorded,
             "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
                                      "code": "UPDATE", "display": "revise"}],
                          "text": "fhir-pain import pharmcat"},
-            "agent": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
-                                            "code": "assembler", "display": "Assembler"}]},
+            "agent": [{"type": {"coding": [{"system": PARTICIPANT_TYPE, "code": "assembler", "display": "Assembler"}]},
                        "who": {"reference": "#pharmcat", "display": "PharmCAT"}}],
             "entity": [{"role": "source", "what": {"display": what}}]}

@@ -22,7 +22,7 @@ NO_CALL_LABELS = frozenset({"Unknown/Unknown", "Unknown"})
 NO_CALL_PHENOTYPES = frozenset({"No Result", "n/a", ""})
 _GENE = re.compile(r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)?$")
 _GENE_PREFIX = re.compile(r"(?<![\w*])(?:CYP\w+|HLA-[AB]|[A-Z][A-Z0-9]+)(?=\*)")
-_COPIES_BIN = re.compile(r"(\*[\w.]+)≥(\d)")   # PharmCAT's "*1≥3" bin; ours is "*1x≥3"
+_COPIES_BIN = re.compile(r"(?<![x×])≥(\d)")   # CPIC's "*1≥3" bin; the engine reads "*1x≥3"
 
 
 class PharmcatFormatError(ValueError):
@@ -63,7 +63,7 @@ def normalize_diplotype(gene: str, label: str) -> str:
     "*1/*3"), CPIC's copy-number bin "*1≥3" written "*1x≥3"."""
     text = label.strip().replace(f"{gene}*", "*").replace(f"{gene} *", "*")
     text = _GENE_PREFIX.sub("", text)
-    return _COPIES_BIN.sub(r"\1x≥\2", text)
+    return _COPIES_BIN.sub(r"x≥\1", text)
 
 
 def parse(data: bytes, name: str = "the file") -> PharmcatResult:

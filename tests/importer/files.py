@@ -1,4 +1,5 @@
-"""Test helpers: PharmCAT example outputs (copies in reference/pharmcat/, provenance there) and fragments made from them."""
+"""Test helpers: PharmCAT example outputs (copies in reference/pharmcat/, provenance there) and fragments of
+them."""
 from __future__ import annotations
 
 import copy

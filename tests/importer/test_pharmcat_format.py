@@ -59,6 +59,7 @@ def test_outside_call_example_and_the_documented_shapes():
 @pytest.mark.parametrize("label, expected", [
     ("CYP2C9*1/CYP2C9*3", "*1/*3"),       # gene prefixes PharmCAT strips too
     ("*1≥3/*4", "*1x≥3/*4"),              # CPIC's copy-number bin in the notation the engine reads
+    ("*1x≥3/*4", "*1x≥3/*4"),
     ("*2x2/*4", "*2x2/*4"),
     ("HLA-B*15:02/HLA-B*57:01", "*15:02/*57:01"),
 ])
