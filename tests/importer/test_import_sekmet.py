@@ -245,3 +245,39 @@ def test_out_writes_the_transaction_and_calls_no_server(tmp_path, capsys):
     bundle = json.loads(out.read_text())
     assert bundle["type"] == "transaction" and len(bundle["entry"]) == 13     # 12 Observations, 1 Provenance
     assert capsys.readouterr().out.startswith("created 12 ")
+
+
+# ---- the poller sees what was imported ----------------------------------------------------------------------------
+
+def test_the_poller_writes_a_detected_issue_from_the_imported_result_and_nothing_on_a_reimport(server, pid, token,
+                                                                                               capsys, tmp_path):
+    from datetime import datetime, timezone
+
+    from cds_hooks.fhir_client import FHIRClient
+    from fhir_pain.poller.cycle import Poller
+    from fhir_pain.store import Store
+    from golden.fhir_builders import medication_request
+    from integration.written_issues import issues_for
+
+    since = datetime.now(timezone.utc)
+    server.put(medication_request(f"{pid}-citalopram", pid, CITALOPRAM[0], "citalopram 20 MG Oral Tablet"))
+    assert run_import(server, EXAMPLE2, pid, capsys)[0] == 0
+    store = Store(f"sqlite:///{tmp_path / 'poller.sqlite3'}")
+    client = FHIRClient(server.base_url, auth=server.token, timeout=(2.0, 10.0), retries=2, backoff_s=0.01,
+                        max_pages=50)
+    poller = Poller(client, store, cursor_name="poller:import", since=since, workers=1, page_size=50)
+    try:
+        stats = poller.run_cycle()
+        assert stats.failed == stats.skipped == 0
+        (issue,) = [i for i in issues_for(server, f"Patient/{pid}") if "citalopram" in i["detail"].lower()]
+        cyp2c19 = {f"Observation/{o['id']}" for o in observations(server, pid)
+                   if "CYP2C19" in json.dumps(o.get("valueCodeableConcept"))}
+        assert cyp2c19 & {r["reference"] for r in issue["implicated"]}      # the imported result is the evidence
+        version = issue["meta"]["versionId"]
+        assert run_import(server, EXAMPLE2, pid, capsys)[1].startswith("created 0; updated 0")
+        poller.run_cycle()
+        (again,) = [i for i in issues_for(server, f"Patient/{pid}") if "citalopram" in i["detail"].lower()]
+        assert again["meta"]["versionId"] == version
+    finally:
+        client.close()
+        store.dispose()
