@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _to_server(args, result, sha: str, name: str, recorded: str) -> int:
-    from cds_hooks.fhir_client import FHIRClient, FHIRError, FHIRNotFound, URLNotAllowed, normalize_base
+    from cds_hooks.fhir_client import (FHIRClient, FHIRError, FHIRNotFound, URLNotAllowed, is_tls_or_loopback,
+                                       normalize_base)
     from fhir_pain.poller.cli import _auth
 
     try:
@@ -99,6 +100,9 @@ def _to_server(args, result, sha: str, name: str, recorded: str) -> int:
         return _fail(str(exc), 2)
     except (ValueError, OSError) as exc:   # bad SMART options, unreadable key file
         return _fail(str(exc), 2)
+    if auth and not is_tls_or_loopback(args.fhir_server):
+        return _fail("a plain-http server that is not on this machine would get the credentials unencrypted: "
+                     "use https; nothing written", 2)
     with FHIRClient(args.fhir_server, auth=auth, timeout=(3.05, args.timeout), retries=args.retries,
                     backoff_s=0.5, max_pages=20) as client:
         try:
