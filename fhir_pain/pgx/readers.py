@@ -251,11 +251,13 @@ def _diplotype_in(texts: list[str], gene: str | None) -> tuple[str | None, str |
     for t in texts:
         if not _STAR.search(t):
             continue
-        if _ALTERNATIVES.search(t):     # "CYP2B6 *1/*6 or *4/*9": every diplotype stays a possibility
-            found = [_diplotype_in([part], gene) for part in _ALTERNATIVES.split(t)]
+        parts = _ALTERNATIVES.split(t)
+        if sum(1 for p in parts if _STAR.search(p) and "/" in p) > 1:
+            # "CYP2B6 *1/*6 or *4/*9": every diplotype stays a possibility, never the first alone
+            found = [_diplotype_in([part], gene) for part in parts]
             if all(d for _, d in found):
                 return found[0][0] or gene, " or ".join(dict.fromkeys(d for _, d in found))
-            return gene, None           # never the first alternative alone
+            return gene, None
         d = dip.parse(t)
         if d is None:
             m = _DIPLOTYPE_IN_TEXT.search(t)

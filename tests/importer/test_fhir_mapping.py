@@ -180,6 +180,7 @@ def test_genes_fhir_pain_does_not_read_are_named_not_imported():
 @pytest.mark.parametrize("text, gene, expected", [
     ("CYP2D6 *1/*4 or *4/*4", "CYP2D6", "*1/*4 or *4/*4"),
     ("CYP2D6 *1/*4 or [*2 + *3]/*1", "CYP2D6", None),    # an unreadable alternative: never the first one alone
+    ("CYP2D6 *1/*4 (normal or intermediate metabolizer)", "CYP2D6", "*1/*4"),   # one diplotype, "or" in words
 ])
 def test_readers_keep_every_alternative(text, gene, expected):
     obs = {"resourceType": "Observation", "id": "g", "status": "final",
@@ -187,3 +188,9 @@ def test_readers_keep_every_alternative(text, gene, expected):
            "valueCodeableConcept": {"text": text}}
     results = read_gene_results([obs])
     assert [r.diplotype for r in results] == ([expected] if expected else [])
+
+
+def test_oprm1_and_comt_outside_calls_are_imported_as_the_readers_know_them():
+    profile = profile_of(b"OPRM1\trs1799971 A/G\nCOMT\trs4680 G/A\n")
+    assert profile.genes["OPRM1"].diplotype == "OPRM1 rs1799971 A/G"
+    assert profile.genes["COMT"].diplotype == "COMT rs4680 G/A"
