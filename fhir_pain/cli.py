@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "evaluate": ("fhir_pain.services", "print the service's response for one CDS Hooks request (offline)"),
     "poll": ("fhir_pain.poller.cli", "evaluate patients on a FHIR server and write DetectedIssues"),
     "demo": ("fhir_pain.demo", "run the demo patients through the services"),
+    "import": ("fhir_pain.importer.cli", "import a lab pipeline's PGx results (PharmCAT) into a FHIR server"),
 }
 
 

@@ -76,10 +76,22 @@ def _presence(value_texts: list[str], value_codes: set[str]) -> bool | None:
     return None
 
 
+def _risk_part(gene: str, text: str) -> list[str]:
+    """A text giving several alleles each its own status ("*15:02 positive; *57:01 positive; *58:01 negative", as
+    PharmCAT lists them): only the parts naming the risk allele (or its group), so another allele's "negative" is
+    not read as the risk allele's."""
+    parts = [p for p in re.split(r"[;\n]", text) if p.strip()]
+    if len(parts) < 2 or not (_NEGATIVE.search(text) or _POSITIVE.search(text)):
+        return [text]
+    risk = [p for p in parts if any(_match(gene, a) != "no" for a in _alleles(gene, p))]
+    return risk or [text]
+
+
 def allele_status(gene: str, code_texts: list[str], value_texts: list[str], value_codes: set[str],
                   component_texts: list[str]) -> str | None:
     """CPIC's key for ``gene`` ("*15:02 positive" / "*15:02 negative"), "Indeterminate" when the result does not
     settle it, None when the result is about another allele of the gene only."""
+    value_texts = [t for text in value_texts for t in _risk_part(gene, text)]
     present = _presence(value_texts, value_codes)
     listed = next((a for a in (_alleles(gene, t) for t in value_texts) if a), [])
     if present is not None:

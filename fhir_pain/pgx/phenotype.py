@@ -30,7 +30,10 @@ class Call:
 
 @lru_cache(maxsize=4096)   # pure: the same gene + diplotype always gives the same call
 def call_diplotype(gene: str, text: str) -> Call | None:
-    """The genetic call for a diplotype string; None when the text is no diplotype at all."""
+    """The genetic call for a diplotype string; None when the text is no diplotype at all. Several diplotypes
+    joined by " or " (a caller such as PharmCAT could not tell them apart) give every option of each."""
+    if " or " in text:
+        return _call_alternatives(gene, text)
     d = dip.parse(text)
     if d is None:
         return None
@@ -63,6 +66,18 @@ def call_diplotype(gene: str, text: str) -> Call | None:
             notes.append(f"{gene} {d.text}: the possible phenotypes differ; confirm which allele is duplicated "
                          f"and its copy number before relying on this result.")
     return Call(gene, options, d.text, tuple(notes))
+
+
+def _call_alternatives(gene: str, text: str) -> Call | None:
+    calls = [call_diplotype(gene, part.strip()) for part in text.split(" or ")]
+    if not calls or any(c is None for c in calls):
+        return None
+    options = tuple(dict.fromkeys(o for c in calls for o in c.options))
+    listed = " or ".join(c.diplotype for c in calls)
+    notes = [n for c in calls for n in c.notes]
+    notes.append(f"{gene} {listed}: the lab could not tell these diplotypes apart; possible phenotypes: "
+                 f"{', '.join(dict.fromkeys(p for c in calls for _, p in c.options))}.")
+    return Call(gene, options, listed, tuple(dict.fromkeys(notes)))
 
 
 def call_reported(gene: str, phenotype: str) -> Call:

@@ -6,7 +6,8 @@ therapeutic-implication / 53040-2, the gene from the text or the derivedFrom gen
 (84413-4, PharmVar or ClinVar or plain text value, gene component 48018-6 with HGNC "HGNC:2625" or "2625"), and
 lab-style results whose code text names the gene and whose value is a diplotype or phenotype as text. HLA-B/HLA-A
 results (a genotype with the typing, a 69548-6 presence result, lab text) are read by fhir_pain.pgx.hla into CPIC's
-allele status ("*15:02 positive"), "Indeterminate" when they do not settle it.
+allele status ("*15:02 positive"), "Indeterminate" when they do not settle it. A diplotype value listing several
+diplotypes joined by "or" (a caller that could not tell them apart) keeps them all: each is a possibility.
 Only final/amended/corrected results count. Anything else is skipped cheaply; bad input never raises.
 """
 from __future__ import annotations
@@ -241,12 +242,22 @@ _DIPLOTYPE_IN_TEXT = re.compile(
     r"(?:\s*,?\s*(?:with\s+)?(?:gene\s+)?(?:dup|duplication)\b)?)", re.I)
 
 
+_ALTERNATIVES = re.compile(r"\s+or\s+", re.I)
+
+
 def _diplotype_in(texts: list[str], gene: str | None) -> tuple[str | None, str | None]:
     """(gene, normalised diplotype) from the first text that holds one, e.g. "CYP2C19*2/*2",
     "*1/*4 (intermediate metabolizer)", "CYP2D6 (*1/*4)xN"."""
     for t in texts:
         if not _STAR.search(t):
             continue
+        parts = _ALTERNATIVES.split(t)
+        if sum(1 for p in parts if _STAR.search(p) and "/" in p) > 1:
+            # "CYP2B6 *1/*6 or *4/*9": every diplotype stays a possibility, never the first alone
+            found = [_diplotype_in([part], gene) for part in parts]
+            if all(d for _, d in found):
+                return found[0][0] or gene, " or ".join(dict.fromkeys(d for _, d in found))
+            return gene, None
         d = dip.parse(t)
         if d is None:
             m = _DIPLOTYPE_IN_TEXT.search(t)
@@ -300,6 +311,8 @@ def _read(obs: dict, kind: str, gene: str | None, genes_by_ref: dict[str, str]) 
                 gene = gene or _gene_of_concept(comp.get("valueCodeableConcept"))
             elif GENE_STUDIED in codes:
                 gene = gene or _gene_of_concept(comp.get("valueCodeableConcept"))
+        if phenotype is None and gene in hla.GENES:   # an HLA phenotype: the risk allele's status
+            return _read_hla(obs, gene, ref, when, status)
         if phenotype is None:
             return None
         if gene is None:

@@ -33,17 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     when = parser.add_mutually_exclusive_group()
     when.add_argument("--once", action="store_true", help="run one cycle and exit (exit 1 if a patient failed)")
     when.add_argument("--interval", type=float, default=60.0, metavar="S", help="seconds between cycles (60)")
-    auth = parser.add_argument_group("authentication (static bearer token, or SMART Backend Services)")
-    auth.add_argument("--token-env", default=TOKEN_ENV, metavar="VAR",
-                      help=f"environment variable holding a static bearer token (default {TOKEN_ENV})")
-    auth.add_argument("--smart-client-id", metavar="ID", help="SMART Backend Services client id")
-    auth.add_argument("--smart-key", metavar="PEM", help="private key file that signs the client assertion")
-    auth.add_argument("--smart-alg", default="RS384", choices=("RS384", "ES384", "RS256", "ES256"))
-    auth.add_argument("--smart-kid", metavar="KID", help="key id of the registered public key")
-    auth.add_argument("--smart-jku", metavar="URL", help="JWKS URL to name in the assertion header")
-    auth.add_argument("--smart-token-url", metavar="URL",
-                      help="token endpoint (default: from <server>/.well-known/smart-configuration)")
-    auth.add_argument("--smart-scope", metavar="SCOPES", help="scopes to request (default: what the poller uses)")
+    add_auth_arguments(parser)
     parser.add_argument("--database-url", metavar="URL",
                         help=f"store for the poll cursor (default ${DATABASE_ENV} or the service's database)")
     parser.add_argument("--since", metavar="INSTANT",
@@ -63,6 +53,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="retries on 429/5xx/timeouts with backoff, honouring Retry-After (3)")
     parser.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                         help="live progress line on stderr (auto: when stderr is a terminal)")
+
+
+def add_auth_arguments(parser: argparse.ArgumentParser) -> None:
+    """The FHIR server credentials (also used by ``fhir-pain import``): read by ``_auth``."""
+    auth = parser.add_argument_group("authentication (static bearer token, or SMART Backend Services)")
+    auth.add_argument("--token-env", default=TOKEN_ENV, metavar="VAR",
+                      help=f"environment variable holding a static bearer token (default {TOKEN_ENV})")
+    auth.add_argument("--smart-client-id", metavar="ID", help="SMART Backend Services client id")
+    auth.add_argument("--smart-key", metavar="PEM", help="private key file that signs the client assertion")
+    auth.add_argument("--smart-alg", default="RS384", choices=("RS384", "ES384", "RS256", "ES256"))
+    auth.add_argument("--smart-kid", metavar="KID", help="key id of the registered public key")
+    auth.add_argument("--smart-jku", metavar="URL", help="JWKS URL to name in the assertion header")
+    auth.add_argument("--smart-token-url", metavar="URL",
+                      help="token endpoint (default: from <server>/.well-known/smart-configuration)")
+    auth.add_argument("--smart-scope", metavar="SCOPES", help="scopes to request (default: what the poller uses)")
 
 
 class Progress:

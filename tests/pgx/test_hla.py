@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from fhir_pain import pgx
-from fhir_pain.pgx import read_gene_results, resolve_profile
+from fhir_pain.pgx import hla, read_gene_results, resolve_profile
 from golden.fhir_builders import genotype, hla_genotype, hla_presence
 
 LOINC = "http://loinc.org"
@@ -89,3 +89,13 @@ def test_cyp_genotypes_and_hla_results_are_read_together():
                                  genotype("g2", "p1", "CYP2B6", "*6/*6")])
     assert {(r.gene, r.diplotype, r.phenotype) for r in results} == {
         ("CYP2C9", "*3/*3", None), ("HLA-B", None, "*15:02 negative"), ("CYP2B6", "*6/*6", None)}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("HLA-B *15:02 positive; *57:01 positive; *58:01 negative", "*15:02 positive"),   # PharmCAT's statuses
+    ("HLA-B*57:01 negative; HLA-B*15:02 positive", "*15:02 positive"),
+    ("HLA-B *15:02 negative; *57:01 positive", "*15:02 negative"),
+    ("HLA-B *57:01 positive; *58:01 negative", None),                                # says nothing of *15:02
+])
+def test_a_text_with_several_alleles_statuses_reads_the_risk_alleles_own(text, expected):
+    assert hla.allele_status("HLA-B", ["HLA-B alleles"], [text], set(), []) == expected
