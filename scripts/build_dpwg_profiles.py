@@ -25,9 +25,13 @@ REPO = Path(__file__).resolve().parent.parent
 SRC = REPO / "reference" / "dpwg"     # provenance and licence: reference/dpwg/README.md
 OUT = REPO / "profiles" / "dpwg"
 WORDING = REPO / "profiles" / "dpwg" / "wording.json"
+CPIC_DIR = REPO / "reference" / "cpic"
 CPIC_TABLES = REPO / "profiles" / "pgx" / "recommendations.json"   # the ingredients' RxCUIs
 GENERATED_BY = "scripts/build_dpwg_profiles.py"
 WORDING_VERSION = "1.0"
+CPIC_DIPLOTYPES = {"CYP2D6": "phenotype_cpic_CYP2D6.json", "CYP2C9": "phenotype_CYP2C9.json",
+                   "CYP2C19": "phenotype_CYP2C19.json"}   # in reference/cpic (its README)
+ACTIVITY_GENES = ("CYP2D6", "CYP2C9")     # CPIC keys these by activity score
 GROUPS = {"Poor Metabolizer": "PM", "Intermediate Metabolizer": "IM", "Normal Metabolizer": "NM",
           "Ultrarapid Metabolizer": "UM", "PM": "PM", "IM": "IM", "NM": "NM", "UM": "UM"}
 GENOTYPE_ROW = re.compile(r"^\*\d+/\*\d+$")
@@ -55,11 +59,38 @@ def group_key(name: str) -> str:
     raise BuildError(f"unknown DPWG group {name!r}")
 
 
+def from_cpic(gene: str, functions: dict[str, str], cpic_dir: Path) -> dict:
+    """CPIC activity score / phenotype -> the DPWG function pairs of the diplotypes CPIC's own table gives it: how
+    the engine reads a result without a diplotype DPWG's functions can read (fhir_pain/pgx/dpwg.py, rule 2).
+    Diplotypes without a duplication are used when any gives the key: a duplication is reported as such (a result
+    without diplotype is not read as one), and CPIC's and DPWG's duplication values differ (CPIC ``*10x2`` 0.5,
+    DPWG "Normal function"). Keys only duplications reach (CYP2D6 2.5 and up) use them all."""
+    from fhir_pain.pgx.diplotype import parse          # the engine's reader: the build must read as it does
+    from fhir_pain.pgx.dpwg import allele_function, pair_key
+    found: dict[tuple[str, str], tuple[set[str], set[str]]] = {}     # (kind, key) -> (plain pairs, with dups)
+    for row in load(cpic_dir / CPIC_DIPLOTYPES[gene])["diplotypes"]:
+        d = parse(f"{gene} {row['diplotype']}")
+        if d is None or d.unphased_copies is not None:
+            continue
+        terms = [allele_function(functions, a) for a in d.alleles]
+        if not all(terms):          # an allele DPWG does not list
+            continue
+        dup = d.has_duplication
+        keys = [("phenotype", row["phenotype"])] + ([("activityScore", row["lookupkey"])]
+                                                   if gene in ACTIVITY_GENES else [])
+        for key in keys:
+            found.setdefault(key, (set(), set()))[dup].add(pair_key(*terms))
+    out: dict[str, dict[str, list[str]]] = {}
+    for (kind, key), (plain, dups) in sorted(found.items()):
+        out.setdefault(kind, {})[key] = sorted(plain or dups)
+    return out
+
+
 def load(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def build(src: Path = SRC, wording_path: Path = WORDING) -> dict:
+def build(src: Path = SRC, wording_path: Path = WORDING, cpic_dir: Path = CPIC_DIR) -> dict:
     wording = load(wording_path)["pairs"]
     rxnorm = {name: d["rxnorm"] for name, d in load(CPIC_TABLES)["drugs"].items()}
     genes: dict[str, dict[str, str]] = {}
@@ -123,6 +154,14 @@ def build(src: Path = SRC, wording_path: Path = WORDING) -> dict:
     if len(versions) != 1:
         raise BuildError(f"the files come from several PharmGKB data versions: {sorted(versions)}")
     [version] = versions
+    mapped = {gene: from_cpic(gene, functions, cpic_dir) for gene, functions in sorted(genes.items())}
+    for gene, m in mapped.items():      # every pair CPIC's diplotypes give must have a DPWG row in every drug
+        pairs = {p for v in m.values() for ps in v.values() for p in ps}
+        for name, d in drugs.items():
+            for gl in d["guidelines"]:
+                have = {"/".join(sorted(p.split("/"))) for r in gl["rows"] for p in r["functionPairs"]}
+                if gl["gene"] == gene and pairs - have:
+                    raise BuildError(f"{name}/{gene}: no DPWG row for {sorted(pairs - have)}")
     for d in drugs.values():
         d["guidelines"].sort(key=lambda x: x["gene"])
     return {
@@ -141,6 +180,7 @@ def build(src: Path = SRC, wording_path: Path = WORDING) -> dict:
                       "(profiles/dpwg/wording.json). The annotations give no DPWG strength ('N/A')."),
         },
         "genes": {gene: {"functions": functions} for gene, functions in sorted(genes.items())},
+        "fromCpic": mapped,
         "drugs": dict(sorted(drugs.items())),
     }
 
