@@ -194,11 +194,17 @@ def _source(rec: Recommendation) -> str:
     return (rec.knowledge or {}).get("source", "CPIC")
 
 
+_ACTION_WORDS = {"avoid": "avoid", "use-alternative": "use an alternative", "reduce-dose": "lower dose",
+                 "increase-dose": "higher dose", "monitor": "monitor response", "standard-dose": "standard dosing",
+                 "no-recommendation": "no advice"}
+
+
 def _cite(rec: Recommendation) -> str:
     """The guideline (and its strength) the summary names; the other guideline's word when one is beside it."""
     own = f"CPIC {rec.classification}" if _source(rec) == "CPIC" else _source(rec)
     for other in rec.others:
-        own += f"; {_source(other)} " + ("agrees" if other.action == rec.action else f"says {other.action}")
+        own += f"; {_source(other)} " + ("agrees" if other.action == rec.action
+                                         else _ACTION_WORDS.get(other.action, other.action))
     return own
 
 
@@ -349,7 +355,8 @@ def _sources_lines(rec: Recommendation) -> list[str]:
     if rec.note:
         lines.append(f"**Guideline sources:** {md(rec.note)}")
     for other in rec.others:
-        verdict = "agrees" if other.action == rec.action else f"differs: {other.action}"
+        verdict = "agrees" if other.action == rec.action else \
+            f"differs: {_ACTION_WORDS.get(other.action, other.action)}"
         lines.append(f"**{md(_source(other))} ({verdict}):** {md(other.classification)}. "
                      f"{md(other.recommendation)}")
     return lines
