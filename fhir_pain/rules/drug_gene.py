@@ -350,8 +350,11 @@ def _sources_lines(rec: Recommendation) -> list[str]:
     lines = []
     for e in rec.sources:
         if e.get("source") == "DPWG" and e.get("phenotype"):
-            lines.append("**DPWG phenotype** (from DPWG's allele functions): " + md(", ".join(
-                f"{g} {p}" for g, p in e["phenotype"].items())))
+            lines.append("**DPWG phenotype:** " + md(", ".join(f"{g} {p}" for g, p in e["phenotype"].items())))
+        if e.get("source") == "DPWG":     # the attribution CC BY-SA 4.0 asks for, on every card citing DPWG
+            lines.append(f"**DPWG source:** {md(e.get('guideline', 'DPWG guideline'))} ({md(e.get('url', ''))}): "
+                         f"PharmGKB/ClinPGx annotation of the DPWG guideline, CC BY-SA 4.0; data "
+                         f"{md(e.get('version', ''))}.")
     if rec.note:
         lines.append(f"**Guideline sources:** {md(rec.note)}")
     for other in rec.others:

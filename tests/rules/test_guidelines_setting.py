@@ -212,3 +212,12 @@ def test_serve_with_a_bad_guidelines_value_exits_2_before_starting(monkeypatch, 
     monkeypatch.setenv("FHIR_PAIN_DATABASE_URL", "sqlite://")
     assert server.run(cli.build_parser().parse_args(["serve", "--port", str(free_port())])) == 2
     assert "GUIDELINES must be one of cpic, dpwg, both" in capsys.readouterr().err
+
+
+def test_the_patient_view_summary_names_the_source_and_dpwg_s_advice():
+    data = PatientData(patient_id="p1", now=NOW, observations=[genotype("gt", "p1", "CYP2C19", "*1/*17")])
+    cpic = next(f for f in evaluate(data, "patient-view", "cpic") if f.rule == "fhir-pain/pgx-summary")
+    dpwg_ = next(f for f in evaluate(data, "patient-view", "dpwg") if f.rule == "fhir-pain/pgx-summary")
+    assert "escitalopram" in cpic.summary          # CPIC: rapid metabolizer, escitalopram needs a look
+    assert "escitalopram" not in dpwg_.summary     # DPWG: *1/*17 is a normal metabolizer, nothing to check
+    assert "(DPWG; CPIC where DPWG has none)" in dpwg_.detail and dpwg_.knowledge["source"].startswith("DPWG")
