@@ -221,3 +221,20 @@ def test_the_patient_view_summary_names_the_source_and_dpwg_s_advice():
     assert "escitalopram" in cpic.summary          # CPIC: rapid metabolizer, escitalopram needs a look
     assert "escitalopram" not in dpwg_.summary     # DPWG: *1/*17 is a normal metabolizer, nothing to check
     assert "(DPWG; CPIC where DPWG has none)" in dpwg_.detail and dpwg_.knowledge["source"].startswith("DPWG")
+
+
+def test_the_poller_follows_the_configured_source(monkeypatch):
+    from fhir_pain import cli
+    from fhir_pain.poller.cli import build_poller
+    monkeypatch.setenv("FHIR_PAIN_GUIDELINES", "dpwg")
+    args = cli.build_parser().parse_args(["poll", "--fhir-server", "http://127.0.0.1:9/fhir",
+                                          "--database-url", "sqlite://", "--once"])
+    poller = build_poller(args)
+    try:
+        paroxetine = medication_request("mr-parox", "p1", "32937", "paroxetine 20 MG Oral Tablet")
+        data = PatientData(patient_id="p1", now=NOW, medication_requests=[paroxetine],
+                           observations=[genotype("gt", "p1", "CYP2D6", "*1/*1x≥3")])
+        [f] = [f for f in poller.evaluate(data, "patient-view") if f.kind == "drug-gene"]
+        assert (f.rule, f.action) == ("dpwg/paroxetine/CYP2D6", "avoid")
+    finally:
+        poller.store.dispose()
