@@ -153,7 +153,6 @@ class GeneAdvice:
     gp: GenePhenotype
     row: Row | None                                   # None: DPWG has no row for this result
     possibilities: tuple[tuple[Option, Row | None], ...]
-    mapped: bool                                      # possibilities come from reading a CPIC result (rule 2)
 
     @property
     def differ(self) -> bool:
@@ -169,12 +168,10 @@ def gene_advice(guideline: Guideline, profile: PgxProfile) -> GeneAdvice | None:
     options = profile.options.get(gene) or ((gp.activity_score, gp.phenotype),)
     single = len(options) == 1
     possibilities: list[tuple[Option, Row | None]] = []
-    mapped = False
     for option in options:
         if option[0] == NO_RESULT:
             continue
         pairs = _pairs(gene, gp, option, single)
-        mapped = mapped or not (single and len(pairs) == 1 and gp.diplotype and gp.source == "computed")
         idxs = tuple(dict.fromkeys(guideline.by_pair[p] for p in pairs if p in guideline.by_pair))
         if not idxs:
             possibilities.append((option, None))
@@ -182,7 +179,7 @@ def gene_advice(guideline: Guideline, profile: PgxProfile) -> GeneAdvice | None:
     possibilities = list(dict.fromkeys(possibilities))
     found = [r for _, r in possibilities if r is not None]
     row = min(found, key=_rank) if found else None
-    return GeneAdvice(guideline, gp, row, tuple(possibilities), mapped)
+    return GeneAdvice(guideline, gp, row, tuple(possibilities))
 
 
 def _why(advice: GeneAdvice) -> str | None:

@@ -238,3 +238,12 @@ def test_the_poller_follows_the_configured_source(monkeypatch):
         assert (f.rule, f.action) == ("dpwg/paroxetine/CYP2D6", "avoid")
     finally:
         poller.store.dispose()
+
+
+def test_dpwg_site_hla_b_risk_for_phenytoin_is_never_hidden_by_dpwg_s_cyp2c9_only_guideline():
+    from golden.fhir_builders import hla_genotype
+    obs = [genotype("g1", "p1", "CYP2C9", "*1/*1"), hla_genotype("h1", "p1", "HLA-B", ["*15:02:01", "*40:01:02"])]
+    f = finding("phenytoin", obs, "dpwg")
+    assert (f.action, f.indicator) == ("avoid", "critical")
+    assert sources(f) == [("DPWG", "Prescribing change: No", "standard-dose"), ("CPIC", "Strong", "avoid")]
+    assert "DPWG has no guidance for phenytoin and HLA-B" in f.detail
