@@ -247,3 +247,19 @@ def test_dpwg_site_hla_b_risk_for_phenytoin_is_never_hidden_by_dpwg_s_cyp2c9_onl
     assert (f.action, f.indicator) == ("avoid", "critical")
     assert sources(f) == [("DPWG", "Prescribing change: No", "standard-dose"), ("CPIC", "Strong", "avoid")]
     assert "DPWG has no guidance for phenytoin and HLA-B" in f.detail
+
+
+def test_an_unstated_duplication_is_looked_up_in_dpwg_for_every_copy_number_and_the_cautious_advice_wins():
+    f = finding("codeine", [genotype("gt", "p1", "CYP2D6", "*1/*41xN")], "dpwg")
+    u = f.to_contract()["uncertainty"]
+    assert {p["dpwgPhenotype"] for p in u["possibilities"]} >= {"Normal Metabolizer", "Ultrarapid Metabolizer"}
+    assert (f.action, f.indicator, u["basis"]["dpwgPhenotype"]) == ("avoid", "critical", "Ultrarapid Metabolizer")
+
+
+def test_conflicting_results_are_each_looked_up_in_dpwg():
+    obs = [genotype("g1", "p1", "CYP2D6", "*1/*1", when="2024-01-10T09:00:00Z"),
+           genotype("g2", "p1", "CYP2D6", "*4/*4", when="2025-01-10T09:00:00Z")]
+    f = finding("codeine", obs, "dpwg")
+    u = f.to_contract()["uncertainty"]
+    assert u["why"] == "conflicting" and f.action == "use-alternative"       # DPWG's PM row, not its NM row
+    assert {p["dpwgPhenotype"] for p in u["possibilities"]} == {"Normal Metabolizer", "Poor Metabolizer"}
