@@ -64,11 +64,13 @@ demo: $(BIN)/.installed
 # Regenerate the CPIC-derived knowledge from the CPIC exports in reference/cpic (provenance in its README);
 # the alert workbooks' keys are those of the recommendation tables, so they come second; the RxNorm product
 # table (reference/rxnorm, provenance in its README) maps product codes to the ingredients of drugs.json.
+# DPWG's guidance comes from reference/dpwg (provenance and CC BY-SA 4.0 attribution in its README).
 profiles: $(BIN)/.installed
 	$(BIN)/python scripts/build_cpic_profiles.py
 	$(BIN)/python scripts/build_cpic_alerts.py
 	$(BIN)/python scripts/build_rxnorm_products.py
 	$(BIN)/python scripts/build_opioid_profiles.py
+	$(BIN)/python scripts/build_dpwg_profiles.py
 
 clean:
 	rm -rf $(VENV) $(FHIR_VENV) build *.egg-info .pytest_cache

@@ -36,6 +36,10 @@ Keys:
   CORS_ORIGINS            "*" (default, as browser-based clients such as the sandbox need) or a list.
   VALIDATE_RESPONSES      false (default): the card model already cannot emit an invalid card; true adds a
                           JSON-Schema check of every response (tests, debugging).
+  GUIDELINES              the pharmacogenomic guideline source the site follows: "cpic" (default), "dpwg"
+                          (DPWG's advice for the pairs its data covers, CPIC's shown where DPWG has none) or
+                          "both" (one advice where they agree in action, both where they differ); see
+                          fhir_pain/pgx/guidance.py.
 
 Patient-reported outcomes (fhir_pain/pro):
   PRO_FHIR_SERVER         FHIR base URL that scored answers are written to ($extract?write=true, the fill page).
@@ -50,6 +54,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cds_hooks.fhir_client import is_allowed
+from fhir_pain.pgx.guidance import check as guidance_check
 
 ENV_PREFIX = "FHIR_PAIN_"
 
@@ -71,6 +76,7 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_TIMEOUT_S": 2.0,
     "CORS_ORIGINS": "*",
     "VALIDATE_RESPONSES": False,
+    "GUIDELINES": "cpic",
     # patient-reported outcomes (fhir_pain/pro)
     "PRO_FHIR_SERVER": None,
     "PRO_FHIR_TOKEN": None,
@@ -140,6 +146,7 @@ def check(config: Mapping[str, Any]) -> None:
     for key in ("FHIR_DEADLINE_S", "JWT_LEEWAY_S", "JWT_MAX_LIFETIME_S", "JWKS_TIMEOUT_S", "MAX_CONTENT_LENGTH"):
         if not isinstance(config[key], (int, float)) or config[key] < 0:
             raise ValueError(f"{key} must be a non-negative number")
+    guidance_check(config.get("GUIDELINES", "cpic"))
     cap = config["FHIR_MAX_RESPONSE_BYTES"]
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
         raise ValueError("FHIR_MAX_RESPONSE_BYTES must be a positive whole number of bytes")

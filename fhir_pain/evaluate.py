@@ -44,16 +44,17 @@ SUMMARY_RULES = ("fhir-pain/pgx-summary", "fhir-pain/pain-profile")
 SAFETY_RULES = (rule("phq9-item9")["id"],)   # first among the cards of their severity
 
 
-def evaluate(data: PatientData, hook: str) -> list[Finding]:
-    """Every finding for one patient at one hook, most severe first. Unknown hooks give no findings."""
+def evaluate(data: PatientData, hook: str, guidelines: str = "cpic") -> list[Finding]:
+    """Every finding for one patient at one hook, most severe first. Unknown hooks give no findings.
+    ``guidelines``: the site's guideline source (setting GUIDELINES, fhir_pain.pgx.guidance)."""
     if hook not in HOOKS:
         return []
-    ctx = build_context(data, hook)
+    ctx = build_context(data, hook, guidelines)
     findings = _patient_view(ctx) if hook == "patient-view" else _orders(ctx, targets_for(ctx, data, hook))
     return sorted(findings, key=_order)
 
 
-def build_context(data: PatientData, hook: str) -> RuleContext:
+def build_context(data: PatientData, hook: str, guidelines: str = "cpic") -> RuleContext:
     def resolve(ref: str) -> dict | None:
         found = data.medications.get(ref)
         if found is None and relative_ref(ref):
@@ -71,7 +72,7 @@ def build_context(data: PatientData, hook: str) -> RuleContext:
     return RuleContext(hook=hook, now=data.now, patient_id=data.patient_id, results=results, active=active,
                        drafts=drafts, pain=_pain_profile(data, active + history), missing=frozenset(data.missing),
                        patient=data.patient, conditions=data.conditions, procedures=data.procedures,
-                       observations=data.observations, history=history)
+                       observations=data.observations, history=history, guidelines=guidelines)
 
 
 def targets_for(ctx: RuleContext, data: PatientData, hook: str) -> list[MedicationUse]:
@@ -134,6 +135,8 @@ def _cpic_says_no_cds(f: Finding) -> bool:
     """CPIC's own alert design for noise: its post-test workbook writes "No CDS" for this (certain) result."""
     if f.uncertainty or f.action not in _NO_CDS_SILENCES or f.drug is None:
         return False
+    if (f.knowledge or {}).get("source", "CPIC") != "CPIC" or len({r.get("action") for r in f.recommendations or ()}) > 1:
+        return False      # CPIC's workbook speaks for CPIC's advice alone, never over a DPWG advice beside it
     keys = {g: (gp.activity_score if gp.activity_score and gp.activity_score != "n/a" else gp.phenotype)
             for g, gp in f.genes.items()}
     return cpic_alert(f.drug.name, keys) == "no-cds"

@@ -130,6 +130,11 @@ class Recommendation:
     # {"why", "possibilities": [{phenotype, activityScore | genes, classification, action, source}], "basis"}
     uncertainty: dict | None = None
     population: str | None = None     # the CPIC population looked up, for tables that have several
+    # The guideline choice (fhir_pain.pgx.guidance; all empty under the default, CPIC alone):
+    indicator: str | None = None      # an indicator the guideline's row sets (DPWG "contraindicated" rows)
+    sources: tuple[dict, ...] = ()    # the findings' ``recommendations`` entries (source, version, action, ...)
+    others: tuple["Recommendation", ...] = ()   # the other guideline's advice, shown beside this one
+    note: str = ""                    # why another guideline's advice is shown (e.g. DPWG has none for the pair)
 
 
 # ---- the rules' output ----------------------------------------------------------------------------------------
@@ -155,6 +160,7 @@ class Finding:
     uncertainty: dict | None = None   # the contract's uncertainty object (Recommendation.uncertainty)
     population: str | None = None     # the CPIC population applied (Recommendation.population)
     mme: dict | None = None           # opioid-safety: {"total", "byIngredient", "unit": "MME/d"}; None if unreadable
+    recommendations: list[dict] | None = None   # drug-gene under GUIDELINES dpwg/both: each source's advice
 
     def to_contract(self) -> dict:
         """The object placed in ``card.extension["io.fhir-pain.findings"]``."""
@@ -171,6 +177,7 @@ class Finding:
             "uncertainty": self.uncertainty,
             "population": self.population,
             "mme": self.mme,
+            "recommendations": self.recommendations,
         })
 
 

@@ -27,6 +27,7 @@ from fhir_pain.cards import render
 from fhir_pain.evaluate import evaluate
 from fhir_pain.gather import (OPIOID_TESTS, CONDITIONS, HISTORY_STATUSES, MEDICATION_HISTORY, MEDICATIONS, PAIN, PATIENT, PGX,
                               PGX_CODES, PROCEDURES, SAFETY_OBSERVATIONS, gather)
+from fhir_pain.pgx import guidance
 from fhir_pain.profiles import load
 from fhir_pain.rules.fda_limits import observation_codes
 
@@ -103,19 +104,21 @@ def clock_from(config: dict[str, Any] | None) -> Callable[[], datetime]:
     return lambda: datetime.now(timezone.utc)
 
 
-def handler_for(hook: str, clock: Callable[[], datetime]) -> Callable[[HookRequest], CDSResponse]:
+def handler_for(hook: str, clock: Callable[[], datetime],
+                guidelines: str = "cpic") -> Callable[[HookRequest], CDSResponse]:
     def handle(request: HookRequest) -> CDSResponse:
         data = gather(request, now=clock())
-        return CDSResponse(cards=tuple(render(evaluate(data, hook), data)))
+        return CDSResponse(cards=tuple(render(evaluate(data, hook, guidelines), data)))
     handle.__name__ = f"handle_{hook.replace('-', '_')}"
     return handle
 
 
 def build_services(config: dict[str, Any] | None = None) -> list[Service]:
     clock = clock_from(config)
+    guidelines = guidance.check((config or {}).get("GUIDELINES", guidance.DEFAULT))
     templates = prefetch_templates()
     return [Service(id=SERVICE_IDS[hook], hook=hook, title=DESCRIPTIONS[hook][0], description=DESCRIPTIONS[hook][1],
-                    handler=handler_for(hook, clock), prefetch=templates, required_prefetch=REQUIRED_PREFETCH,
+                    handler=handler_for(hook, clock, guidelines), prefetch=templates, required_prefetch=REQUIRED_PREFETCH,
                     usage_requirements=USAGE)
             for hook in SERVICE_IDS]
 

@@ -152,12 +152,19 @@ def build_poller(args: argparse.Namespace, progress=None):
     except URLNotAllowed as exc:
         raise ValueError(str(exc)) from None
     db_url = _database_url(args)
+    from functools import partial
+
+    from fhir_pain import config as config_mod
+    from fhir_pain.evaluate import evaluate
+    # the site's guideline source (FHIR_PAIN_GUIDELINES), as the services follow it
+    guidelines = config_mod.load()["GUIDELINES"]
     auth = _auth(args)
     client = FHIRClient(base, auth=auth, timeout=(3.05, args.timeout), retries=max(0, args.retries),
                         backoff_s=0.5, max_pages=50)
     return Poller(client, Store(db_url), cursor_name=f"poller:{base}", page_size=args.page_size,
                   max_changes=args.max_changes, workers=args.workers, since=_parse_since(args.since),
-                  progress=progress, reauthenticate=getattr(auth, "invalidate", None), overlap=args.overlap)
+                  progress=progress, reauthenticate=getattr(auth, "invalidate", None), overlap=args.overlap,
+                  evaluate=partial(evaluate, guidelines=guidelines))
 
 
 def run(args: argparse.Namespace) -> int:

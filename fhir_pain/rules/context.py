@@ -27,6 +27,7 @@ class RuleContext:
     observations: list[dict] = field(default_factory=list)
     # earlier (completed, stopped, on-hold) requests: the pain engine's trials, CPIC's population (> 3 months of use)
     history: list[MedicationUse] = field(default_factory=list)
+    guidelines: str = "cpic"             # the site's guideline source (setting GUIDELINES: cpic | dpwg | both)
     _profiles: dict[Any, Any] = field(default_factory=dict, repr=False)   # memo: profiles, the on_drug index
 
     # ---- what is known --------------------------------------------------------------------------------------

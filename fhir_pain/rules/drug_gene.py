@@ -5,23 +5,34 @@ it in our words, and never gives confident advice on an ambiguous, indeterminate
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fhir_pain import pgx
 from fhir_pain.facts import Drug, Finding, GenePhenotype, MedicationUse, Recommendation
+from fhir_pain.pgx import guidance
 from fhir_pain.pgx.knowledge import HLA_ALLELES
 from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.population import LONG_TERM, population
 from fhir_pain.rules.safety import blocked_replacement
 from fhir_pain.rules.text import code, fit, gene_line, gene_phrase, join_and, md
 
-ACTIONABLE = frozenset({"avoid", "use-alternative", "reduce-dose", "monitor"})
+ACTIONABLE = frozenset({"avoid", "use-alternative", "reduce-dose", "increase-dose", "monitor"})
 # CPIC advice that asks nothing of the prescriber: silent on orders, not in the summary's "check" list.
 QUIET_ACTIONS = frozenset({"standard-dose", "no-recommendation", "informational"})
 REPLACE_ACTIONS = frozenset({"avoid", "use-alternative"})
 MAX_ALTERNATIVES = 3
 
 
+_LOUDNESS = ("critical", "warning", "info")
+
+
 def indicator_for(rec: Recommendation) -> str:
-    """critical for a Strong 'avoid', warning for other actionable advice, info otherwise."""
+    """critical for a Strong 'avoid' (or a row its guideline makes critical), warning for other actionable advice,
+    info otherwise; with two guidelines on the card, the more cautious of the two."""
+    if rec.others:
+        return min((indicator_for(r) for r in (replace(rec, others=()), *rec.others)), key=_LOUDNESS.index)
+    if rec.indicator:
+        return rec.indicator
     if rec.action == "avoid" and rec.classification == "Strong":
         return "critical"
     return "warning" if rec.action in ACTIONABLE else "info"
@@ -55,11 +66,11 @@ def confirm_genes(genes: dict[str, GenePhenotype], unsure: dict[str, str]) -> li
 def drug_gene_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Finding | None:
     """The CPIC finding for ``drug`` (an ingredient of ``med``), or None when CPIC does not cover it or the
     patient has no result for its genes (the pre-test rule speaks then)."""
-    if pgx.guideline_for(drug) is None:
+    if not guidance.covers(drug, ctx.guidelines):
         return None
     profile = ctx.profile_for(med, drug)
     applied, why_population = population(ctx, drug) if pgx.populations(drug) else (None, "")
-    rec = pgx.recommend(drug, profile, applied)
+    rec = guidance.recommend(drug, profile, applied, ctx.guidelines)
     if rec is None:
         return None
     unsure = uncertainty(rec.genes, rec)
@@ -68,6 +79,7 @@ def drug_gene_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Findi
         rule=rec.rule, kind="drug-gene", indicator=indicator_for(rec), summary="", drug=drug, genes=rec.genes,
         classification=rec.classification, action=rec.action, evidence=evidence, knowledge=rec.knowledge,
         medication=med, uncertainty=rec.uncertainty, population=rec.population,
+        recommendations=list(rec.sources) or None,
     )
     if rec.population:
         finding.extra["populationBasis"] = why_population
@@ -155,13 +167,13 @@ def _if_inhibitor_stopped(ctx: RuleContext, f: Finding, rec: Recommendation) -> 
     converted = [(g, gp) for g, gp in rec.genes.items() if gp.phenoconverted_by and gp.genetic_phenotype]
     if not converted or f.drug is None:
         return []
-    genetic = pgx.recommend(f.drug, ctx.genetic_profile())
+    genetic = guidance.recommend(f.drug, ctx.genetic_profile(), mode=ctx.guidelines)
     if genetic is None or (genetic.action == rec.action and genetic.recommendation == rec.recommendation):
         return []
     inhibitors = join_and(sorted({n for _, gp in converted for n in gp.phenoconverted_by}))
     phenos = join_and([f"{g} {gp.genetic_phenotype}" for g, gp in converted])
     return [f"**If {md(inhibitors)} is stopped:** activity returns to the genetic phenotype ({md(phenos)}), and "
-            f"CPIC's advice becomes: {md(genetic.classification)}, {md(genetic.recommendation)}"
+            f"{md(_source(genetic))}'s advice becomes: {md(genetic.classification)}, {md(genetic.recommendation)}"
             + (" Stopping the inhibitor brings the toxicity risk back." if genetic.action in ("avoid",)
                and any(gp.genetic_phenotype == "Ultrarapid Metabolizer" for _, gp in converted) else "")]
 
@@ -179,10 +191,28 @@ def _genes_phrase(genes: dict[str, GenePhenotype]) -> str:
     return " + ".join(gene_phrase(g, gp) for g, gp in genes.items())
 
 
+def _source(rec: Recommendation) -> str:
+    return (rec.knowledge or {}).get("source", "CPIC")
+
+
+_ACTION_WORDS = {"avoid": "avoid", "use-alternative": "use an alternative", "reduce-dose": "lower dose",
+                 "increase-dose": "higher dose", "monitor": "monitor response", "standard-dose": "standard dosing",
+                 "no-recommendation": "no advice"}
+
+
+def _cite(rec: Recommendation) -> str:
+    """The guideline (and its strength) the summary names; the other guideline's word when one is beside it."""
+    own = f"CPIC {rec.classification}" if _source(rec) == "CPIC" else _source(rec)
+    for other in rec.others:
+        own += f"; {_source(other)} " + ("agrees" if other.action == rec.action
+                                         else _ACTION_WORDS.get(other.action, other.action))
+    return own
+
+
 def _summary(rec: Recommendation, alternatives: list[Drug]) -> str:
     genes, drug, cls = _genes_phrase(rec.genes), rec.drug.name, rec.classification
     alts = join_and([a.name for a in alternatives], "or")
-    tail = f" (CPIC {cls})"
+    tail = f" ({_cite(rec)})"
     if rec.action == "avoid":
         return fit(f"{genes}: avoid {drug}" + (f"; consider {alts}" if alts else "") + tail,
                    f"{genes}: avoid {drug}" + tail, f"{genes}: avoid {drug}")
@@ -209,13 +239,18 @@ def _summary(rec: Recommendation, alternatives: list[Drug]) -> str:
                    f"{genes}: label {drug} dosing; if no response, consider another drug" + tail,
                    f"{genes}: label {drug} dosing; consider another drug if no response",
                    f"{genes}: monitor {drug} response")
+    if rec.action == "increase-dose":
+        return fit(f"{genes}: higher {drug} dose with monitoring, or avoid" + tail,
+                   f"{genes}: higher {drug} dose with monitoring, or avoid")
     if rec.action == "standard-dose":
         return fit(f"{genes}: standard {drug} dosing" + tail, f"{genes}: standard {drug} dosing")
-    return fit(f"{genes}: no CPIC dosing recommendation for {drug}", f"{genes}: no CPIC advice for {drug}")
+    src = _source(rec)
+    return fit(f"{genes}: no {src} dosing recommendation for {drug}", f"{genes}: no {src} advice for {drug}")
 
 
 _WHY_WORDS = {"conflicting": "Conflicting {gene} results", "ambiguous": "Ambiguous {gene} result",
-              "indeterminate": "{gene} indeterminate", "inhibitor-strength": "{gene} inhibitor of uncertain strength"}
+              "indeterminate": "{gene} indeterminate", "inhibitor-strength": "{gene} inhibitor of uncertain strength",
+              "mapping": "{gene} result read two ways by DPWG"}
 
 
 def _uncertain_summary(rec: Recommendation, alternatives: list[Drug], unsure: dict[str, str],
@@ -233,19 +268,20 @@ def _uncertain_summary(rec: Recommendation, alternatives: list[Drug], unsure: di
         f"{g} {v.get('phenotype')}" for g, v in (basis.get("genes") or {}).items() if g in unsure)
     # "if <phenotype>" only when the possibilities disagree on what to do: when all say avoid, no hedging
     hedge = len({p.get("action") for p in u.get("possibilities", ())}) > 1 and if_what
-    tail = f" (CPIC {cls}{f' if {if_what}' if hedge else ''})"
+    src = f"CPIC {cls}" if _source(rec) == "CPIC" else _cite(rec)
+    tail = f" ({src}{f' if {if_what}' if hedge else ''})"
     test = f"; confirm {join_and(confirm)}" if confirm else ""
     doing = {
         "avoid": f"avoid {drug}", "use-alternative": f"use an alternative to {drug}",
         "reduce-dose": f"start {drug} at a lower dose",
         "monitor": f"cautiously consider {drug}" if rec.population == LONG_TERM
         else f"label {drug} dosing, consider another if no response",
-        "standard-dose": f"standard {drug} dosing",
+        "standard-dose": f"standard {drug} dosing", "increase-dose": f"higher {drug} dose with monitoring, or avoid",
     }.get(rec.action)
     if doing is None:
-        return fit(f"{head}: CPIC has no recommendation for {drug} for this result{test}",
-                   f"{head}: no CPIC recommendation for {drug}{test}")
-    return fit(f"{head}: {doing}{tail}{test}", f"{head}: {doing} (CPIC {cls}){test}", f"{head}: {doing}{test}",
+        return fit(f"{head}: {_source(rec)} has no recommendation for {drug} for this result{test}",
+                   f"{head}: no {_source(rec)} recommendation for {drug}{test}")
+    return fit(f"{head}: {doing}{tail}{test}", f"{head}: {doing} ({src}){test}", f"{head}: {doing}{test}",
                f"{gene}: {doing}")
 
 
@@ -268,6 +304,11 @@ def _uncertainty_lines(rec: Recommendation, unsure: dict[str, str]) -> list[str]
             lines.append(f"**Ambiguous result:** the {gene} result allows several activity scores ({scores}); "
                          "the advice below is the one that is safe under each. A test that resolves the copy "
                          "number or the duplicated allele settles it.")
+        elif why == "mapping":
+            lines.append(f"**DPWG phenotype uncertain:** DPWG assigns phenotypes from allele functions, not CPIC's "
+                         f"activity scores; without a diplotype DPWG can read on its own, this {gene} result can be "
+                         "more than one DPWG phenotype. The advice below is the one that is safe under each; a "
+                         "genotype (diplotype) result settles it.")
         elif why == "inhibitor-strength":
             lines.append(f"**Inhibitor of uncertain strength:** {md(join_and(gp.phenoconverted_by))} is a strong "
                          f"{gene} inhibitor in one source and moderate in another; the advice below is the one "
@@ -288,8 +329,10 @@ def _uncertainty_lines(rec: Recommendation, unsure: dict[str, str]) -> list[str]
                                                  if p.get("activityScore") and p["activityScore"] != "No Result"
                                                  else "")
             src = f" (from {md(p['source'])})" if p.get("source") else ""
-            rows.append(f"- {md(what)}: CPIC {md(p['classification'])}, {md(p['action'])}{src}")
-        lines.append("**Possibilities and CPIC's advice for each:**\n" + "\n".join(rows))
+            if p.get("dpwgPhenotype"):
+                what += f" = DPWG {p['dpwgPhenotype']}"
+            rows.append(f"- {md(what)}: {md(_source(rec))} {md(p['classification'])}, {md(p['action'])}{src}")
+        lines.append(f"**Possibilities and {md(_source(rec))}'s advice for each:**\n" + "\n".join(rows))
     return lines
 
 
@@ -303,16 +346,37 @@ def _population_line(f: Finding, rec: Recommendation) -> str:
     return line
 
 
+def _sources_lines(rec: Recommendation) -> list[str]:
+    """Under GUIDELINES dpwg/both: the DPWG phenotype applied, why another guideline is shown, and its advice."""
+    lines = []
+    for e in rec.sources:
+        if e.get("source") == "DPWG" and e.get("phenotype"):
+            lines.append("**DPWG phenotype:** " + md(", ".join(f"{g} {p}" for g, p in e["phenotype"].items())))
+        if e.get("source") == "DPWG":     # the attribution CC BY-SA 4.0 asks for, on every card citing DPWG
+            lines.append(f"**DPWG source:** {md(e.get('guideline', 'DPWG guideline'))} ({md(e.get('url', ''))}): "
+                         f"PharmGKB/ClinPGx annotation of the DPWG guideline, CC BY-SA 4.0; data "
+                         f"{md(e.get('version', ''))}.")
+    if rec.note:
+        lines.append(f"**Guideline sources:** {md(rec.note)}")
+    for other in rec.others:
+        verdict = "agrees" if other.action == rec.action else \
+            f"differs: {_ACTION_WORDS.get(other.action, other.action)}"
+        lines.append(f"**{md(_source(other))} ({verdict}):** {md(other.classification)}. "
+                     f"{md(other.recommendation)}")
+    return lines
+
+
 def _detail(ctx: RuleContext, f: Finding, rec: Recommendation, unsure: dict[str, str]) -> str:
     lines: list[str] = _uncertainty_lines(rec, unsure) if unsure else []
     basis = (rec.uncertainty or {}).get("basis")
     if basis and rec.ambiguous:
-        lines.append(f"**Advice given:** CPIC's advice for the most cautious possibility "
+        lines.append(f"**Advice given:** {md(_source(rec))}'s advice for the most cautious possibility "
                      f"({md(basis.get('phenotype') or 'see above')}" + (f", from {md(basis['source'])}"
                      if basis.get("source") else "") + ").")
     lines.append(f"**Implication:** {md(rec.implication)}")
     lines.append(f"**Recommendation:** {md(rec.recommendation)}")
-    lines.append(f"**Classification:** CPIC {md(rec.classification)}")
+    lines.append(f"**Classification:** {md(_source(rec))} {md(rec.classification)}")
+    lines.extend(_sources_lines(rec))
     if rec.population:
         lines.append(_population_line(f, rec))
     how = handling(f.medication, f.alternatives) if rec.action in REPLACE_ACTIONS else ""

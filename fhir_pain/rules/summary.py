@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from fhir_pain import pgx
+from fhir_pain.pgx import guidance
 from fhir_pain.facts import Finding
 from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.drug_gene import QUIET_ACTIONS, uncertainty
@@ -12,11 +13,14 @@ from fhir_pain.rules.text import fit, gene_line, gene_phrase, instrument_label, 
 
 _ACTION_WORDS = {
     "avoid": "Avoid", "use-alternative": "Use an alternative", "reduce-dose": "Lower starting dose",
+    "increase-dose": "Higher dose (DPWG), or avoid",
     "monitor": "Usual dose, monitor", "standard-dose": "Standard dosing", "no-recommendation": "No CPIC recommendation",
 }
 _ACTION_ORDER = list(_ACTION_WORDS)
 # The summary's "check" list, most pressing first.
-_CHECK_ORDER = ("avoid", "use-alternative", "reduce-dose", "monitor")
+_CHECK_ORDER = ("avoid", "use-alternative", "reduce-dose", "increase-dose", "monitor")
+# The guideline source the summary names, per setting GUIDELINES.
+_SOURCE_WORDS = {"cpic": "CPIC", "dpwg": "DPWG; CPIC where DPWG has none", "both": "CPIC and DPWG"}
 
 
 def pgx_summary(ctx: RuleContext) -> Finding | None:
@@ -33,18 +37,20 @@ def pgx_summary(ctx: RuleContext) -> Finding | None:
     knowledge = {}
     for name in pain_rules()["pgxSummaryDrugs"]:
         drug = pgx.drug_by_name(name)
-        if drug is None or pgx.guideline_for(drug) is None:
+        if drug is None or not guidance.covers(drug, ctx.guidelines):
             continue
         applied = population(ctx, drug)[0] if pgx.populations(drug) else None
-        rec = pgx.recommend(drug, ctx.profile_for(None, drug), applied)   # a drug is not its own phenoconverter
+        # a drug is not its own phenoconverter
+        rec = guidance.recommend(drug, ctx.profile_for(None, drug), applied, ctx.guidelines)
         if rec is None:
             continue
         # under uncertainty the advice safe under every possibility, marked so the chart says it is uncertain
         by_action.setdefault(rec.action, []).append(name)
         if uncertainty(rec.genes, rec):
             uncertain.append(name)
-        knowledge = knowledge or {"source": "CPIC", "version": (rec.knowledge or {}).get("version"),
-                                  "url": (rec.knowledge or {}).get("url")}
+        knowledge = knowledge or ({"source": "CPIC", "version": (rec.knowledge or {}).get("version"),
+                                   "url": (rec.knowledge or {}).get("url")} if ctx.guidelines == "cpic" else
+                                  {"source": _SOURCE_WORDS[ctx.guidelines], "version": guidance.dpwg.version()})
     phrases = "; ".join(gene_phrase(g, gp) for g, gp in genes.items())
     # Every drug whose advice asks something of the prescriber (the same test that makes an order card appear),
     # so "check" never leaves out a drug that would warn when ordered.
@@ -62,7 +68,7 @@ def pgx_summary(ctx: RuleContext) -> Finding | None:
         summary = fit(f"PGx: {phrases}", f"PGx results for {len(genes)} genes on file; see details")
     lines = ["**Genes:**\n" + "\n".join(f"- {gene_line(g, gp)}" for g, gp in genes.items())]
     if by_action:
-        lines.append("**What it means for pain medicines (CPIC):**\n" + "\n".join(
+        lines.append(f"**What it means for pain medicines ({_SOURCE_WORDS[ctx.guidelines]}):**\n" + "\n".join(
             f"- {_ACTION_WORDS.get(a, a)}: "
             + md(", ".join(n + (" (uncertain result: advice safe under every possibility; confirm)"
                                 if n in uncertain else "") for n in by_action[a]))
