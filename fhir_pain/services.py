@@ -163,8 +163,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"fhir-pain evaluate: --now is not an ISO 8601 date-time: {args.now}", file=sys.stderr)
             return 2
     logging.getLogger("fhir_pain.app").setLevel(logging.ERROR)  # the "AUTH is off" warning is expected here
-    app = create_app({"AUTH": "off", "DATABASE_URL": "sqlite://", "FHIR_SERVER_ALLOWLIST": [],
-                      "NOW": args.now})
+    try:
+        app = create_app({"AUTH": "off", "DATABASE_URL": "sqlite://", "FHIR_SERVER_ALLOWLIST": [],
+                          "NOW": args.now})
+    except ValueError as exc:   # a bad setting from the environment (FHIR_PAIN_GUIDELINES=...): say which
+        print(f"fhir-pain evaluate: {exc}", file=sys.stderr)
+        return 2
     response = app.test_client().post(f"/cds-services/{service_id}", data=body,
                                       headers={"Content-Type": "application/json"})
     sys.stdout.write(orjson.dumps(response.get_json(silent=True), option=orjson.OPT_INDENT_2).decode() + "\n")

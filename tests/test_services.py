@@ -127,3 +127,12 @@ def test_evaluate_with_an_explicit_service_and_errors(tmp_path, capsys):
     bad = _write(tmp_path, {"hook": "order-sign", "context": {}})        # invalid request: the app's 400 is printed
     assert cli_main(["evaluate", bad]) == 1
     assert json.loads(capsys.readouterr().out)["resourceType"] == "OperationOutcome"
+
+
+def test_evaluate_with_a_bad_setting_in_the_environment_says_which_without_a_traceback(tmp_path, capsys,
+                                                                                      monkeypatch):
+    monkeypatch.setenv("FHIR_PAIN_GUIDELINES", "bogus")
+    path = _write(tmp_path, hook_request("patient-view", "p1", name="t6", prefetch=prefetch("p1")))
+    assert cli_main(["evaluate", path]) == 2
+    err = capsys.readouterr().err
+    assert "GUIDELINES" in err and "Traceback" not in err
