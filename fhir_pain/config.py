@@ -36,6 +36,21 @@ Keys:
   CORS_ORIGINS            "*" (default, as browser-based clients such as the sandbox need) or a list.
   VALIDATE_RESPONSES      false (default): the card model already cannot emit an invalid card; true adds a
                           JSON-Schema check of every response (tests, debugging).
+
+The dashboard (fhir_pain.dashboard, /dashboard/...):
+  SMART_CLIENT_ID         the client id the EHR registered the dashboard under (unset: no SMART launch). The
+                          FHIR servers it may launch from are FHIR_SERVER_ALLOWLIST.
+  SMART_CLIENT_SECRET     for a confidential client (client_secret_basic); unset: a public client (PKCE only).
+  DASHBOARD_SECRET_KEY    signs the session cookie and encrypts the server-side session store. Set it (the same
+                          in every worker and instance); unset, a random key per process.
+  DASHBOARD_LAUNCH_URL    absolute URL of /dashboard/launch as the EHR reaches it: set, the patient-view cards
+                          carry a SMART link to it.
+  DASHBOARD_SESSION_TTL_S lifetime of a dashboard session (default 3600; the token's own expiry also applies).
+  DASHBOARD_COOKIE_SAMESITE  "Lax" (default) | "Strict" | "None" (an EHR that shows the app in a frame of
+                          another site needs "None"; the cookie is always Secure and HttpOnly).
+  DASHBOARD_FRAME_ANCESTORS  CSP frame-ancestors: the EHR origins allowed to frame the dashboard (default 'self').
+  DASHBOARD_DEMO          false (default). True serves the demo patients at /dashboard/demo/ with no launch, only
+                          with AUTH off and only to loopback clients (make run).
 """
 from __future__ import annotations
 
@@ -66,6 +81,15 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_TIMEOUT_S": 2.0,
     "CORS_ORIGINS": "*",
     "VALIDATE_RESPONSES": False,
+    # the dashboard (fhir_pain.dashboard)
+    "SMART_CLIENT_ID": None,
+    "SMART_CLIENT_SECRET": None,
+    "DASHBOARD_SECRET_KEY": None,
+    "DASHBOARD_LAUNCH_URL": None,
+    "DASHBOARD_SESSION_TTL_S": 3600,
+    "DASHBOARD_COOKIE_SAMESITE": "Lax",
+    "DASHBOARD_FRAME_ANCESTORS": None,
+    "DASHBOARD_DEMO": False,
 }
 
 SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
@@ -132,6 +156,11 @@ def check(config: Mapping[str, Any]) -> None:
     for key in ("FHIR_DEADLINE_S", "JWT_LEEWAY_S", "JWT_MAX_LIFETIME_S", "JWKS_TIMEOUT_S", "MAX_CONTENT_LENGTH"):
         if not isinstance(config[key], (int, float)) or config[key] < 0:
             raise ValueError(f"{key} must be a non-negative number")
+    if config.get("DASHBOARD_COOKIE_SAMESITE", "Lax") not in ("Lax", "Strict", "None"):
+        raise ValueError("DASHBOARD_COOKIE_SAMESITE must be Lax, Strict or None")
+    launch = config.get("DASHBOARD_LAUNCH_URL")
+    if launch is not None and not (isinstance(launch, str) and launch.startswith(("https://", "http://"))):
+        raise ValueError("DASHBOARD_LAUNCH_URL must be an absolute http(s) URL")
     cap = config["FHIR_MAX_RESPONSE_BYTES"]
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
         raise ValueError("FHIR_MAX_RESPONSE_BYTES must be a positive whole number of bytes")
