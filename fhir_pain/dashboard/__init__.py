@@ -101,7 +101,8 @@ def _redirect_uri() -> str:
     if base:
         return base.rstrip("/") + url_for("dashboard.callback")
     if not _loopback(urlsplit(request.host_url).hostname):
-        raise Problem("Not configured", "PUBLIC_BASE_URL is not set: the dashboard cannot name its own address.", 500)
+        raise Problem("Not configured", "PUBLIC_BASE_URL is not set: until it is, the dashboard answers launches on "
+                      "loopback only (a Host header must not choose the redirect URI).", 400)
     return request.host_url.rstrip("/") + url_for("dashboard.callback")
 
 

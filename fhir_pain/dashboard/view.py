@@ -248,10 +248,10 @@ def _pgx_parts(view: DashboardView, ctx) -> None:
                                       line=f"{ACTION_WORDS.get(rec.action, rec.action)}: {rec.recommendation}"))
 
 
-def _covers(m: MedicationUse, day: datetime, now: datetime) -> bool:
-    start = utc(m.authored_on)
+def _covers(m: MedicationUse, day_start: datetime, now: datetime) -> bool:
+    """Whether the request is in effect at some time of the day starting at ``day_start``."""
     end, _ = _end_of(m, now)
-    return start <= day <= end
+    return utc(m.authored_on) < day_start + timedelta(days=1) and end >= day_start
 
 
 def _mme_days(meds: list[MedicationUse], now: datetime) -> list[MmeDay]:
@@ -259,16 +259,13 @@ def _mme_days(meds: list[MedicationUse], now: datetime) -> list[MmeDay]:
     opioids = [m for m in meds if m.authored_on is not None and "opioid" in classify(m).classes]
     if not opioids:
         return []
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     first = max(min(utc(m.authored_on) for m in opioids), now - timedelta(days=MME_DAYS))
+    first = first.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
     out = []
-    day = now.replace(hour=12, minute=0, second=0, microsecond=0)
-    days = []
-    while day >= first - timedelta(days=1):
-        days.append(day)
-        day -= timedelta(days=1)
-    for day in reversed(days):
-        orders = [classify(m) for m in opioids if _covers(m, day, now)]
-        result = daily_mme(orders)
+    for n in range((today - first).days + 1):
+        day = first + timedelta(days=n)
+        result = daily_mme([classify(m) for m in opioids if _covers(m, day, now)])
         total = result.total
         out.append(MmeDay(day.date(), float(total) if total is not None else None,
                           float(result.known_total or Decimal(0))))
