@@ -14,7 +14,8 @@ from markupsafe import Markup, escape
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 
-from fhir_pain.dashboard.view import DashboardView
+from fhir_pain.dashboard.view import DashboardView, Point
+from fhir_pain.rules.text import instrument_label
 
 matplotlib.rcParams.update({
     "svg.fonttype": "none",        # text stays text: labels can be read and searched
@@ -68,7 +69,9 @@ def _axes(height: float = 2.8):
     return fig, ax
 
 
-def _dates(ax) -> None:
+def _dates(ax, span: tuple[datetime, datetime] | None = None) -> None:
+    if span is not None:
+        ax.set_xlim(date2num(span[0]), date2num(span[1]))
     locator = AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
@@ -76,6 +79,22 @@ def _dates(ax) -> None:
 
 def _iso(d: datetime | None) -> str | None:
     return d.date().isoformat() if d is not None else None
+
+
+def _series(ax, marks: _Marks, points: list[Point]) -> None:
+    """One line per instrument and one marked dot per score, with a legend under the axes."""
+    by_inst: dict[str, list[Point]] = {}
+    for p in points:
+        by_inst.setdefault(p.instrument, []).append(p)
+    for inst, series in by_inst.items():
+        color = COLORS.get(inst, "#555")
+        ax.plot([date2num(p.when) for p in series], [p.value for p in series], color=color, linewidth=1.2,
+                label=series[0].label, gid=marks.gid("series", instrument=inst))
+        for p in series:
+            ax.plot([date2num(p.when)], [p.value], "o", color=color, markersize=4,
+                    gid=marks.gid("point", instrument=inst, value=f"{p.value:g}", date=_iso(p.when), ref=p.ref))
+    if by_inst:
+        ax.legend(loc="upper left", fontsize=7, frameon=False, ncols=4, bbox_to_anchor=(0, -0.14))
 
 
 def pain_chart(view: DashboardView) -> Markup | None:
@@ -93,8 +112,13 @@ def pain_chart(view: DashboardView) -> Markup | None:
                 gid=marks.gid("band-label", drug=band.drug))
     for t in view.trials:
         if t.start is not None and t.adequate_end is not None:
-            ax.axvspan(date2num(t.start), date2num(t.adequate_end), ymin=0, ymax=0.04, color="#444",
+            ax.axvspan(date2num(t.start), date2num(t.adequate_end), ymin=0, ymax=0.025, color="#444",
                        gid=marks.gid("trial-window", drug=t.drug, start=_iso(t.start), end=_iso(t.adequate_end)))
+            ax.text(date2num(t.start), 0.45, f" adequate trial of {t.drug}", fontsize=7, color="#333")
+        for role, value, when in (("baseline", t.baseline, t.baseline_when), ("latest", t.latest, t.latest_when)):
+            if value is not None and when is not None:
+                ax.plot([date2num(when)], [value], "o", markersize=9, markerfacecolor="none", color="#2e7d32",
+                        gid=marks.gid(f"response-{role}", drug=t.drug, value=f"{value:g}", date=_iso(when)))
         if t.baseline is not None and t.start is not None:
             right = date2num(max(view.now, t.adequate_end or view.now))
             for pct, mark in (("30", t.mark30), ("50", t.mark50)):
@@ -102,19 +126,8 @@ def pain_chart(view: DashboardView) -> Markup | None:
                           color="#2e7d32" if pct == "50" else "#7cb342",
                           gid=marks.gid("response-mark", pct=pct, value=mark, drug=t.drug))
                 ax.text(right, mark, f" {pct} % less", fontsize=7, va="center", color="#2e7d32")
-    by_inst: dict[str, list] = {}
-    for p in view.pain:
-        by_inst.setdefault(p.instrument, []).append(p)
-    for inst, points in by_inst.items():
-        xs = [date2num(p.when) for p in points]
-        ax.plot(xs, [p.value for p in points], color=COLORS.get(inst, "#555"), linewidth=1.2, label=points[0].label,
-                gid=marks.gid("series", instrument=inst))
-        for p in points:
-            ax.plot([date2num(p.when)], [p.value], "o", color=COLORS.get(inst, "#555"), markersize=4,
-                    gid=marks.gid("point", instrument=inst, value=f"{p.value:g}", date=_iso(p.when), ref=p.ref))
-    if by_inst:
-        ax.legend(loc="upper left", fontsize=7, frameon=False, ncols=4, bbox_to_anchor=(0, -0.14))
-    _dates(ax)
+    _series(ax, marks, view.pain)
+    _dates(ax, view.span)
     return _svg(fig, marks, "Pain scores over time, analgesic periods as bands")
 
 
@@ -125,25 +138,23 @@ def psych_chart(view: DashboardView) -> Markup | None:
     fig, ax = _axes(2.8)
     ax.set_ylabel("score")
     present = {p.instrument for p in view.psych}
+    labels: dict[tuple[float, str], list[str]] = {}     # one label for cut-offs at the same score (PHQ-9, GAD-7)
     for c in view.cutoffs:
         if c.instrument in present:
             ax.axhline(c.value, color=COLORS.get(c.instrument, "#555"), linestyle="dotted", linewidth=0.9,
                        gid=marks.gid("cutoff", instrument=c.instrument, value=f"{c.value:g}", op=c.op))
-    by_inst: dict[str, list] = {}
-    for p in view.psych:
-        by_inst.setdefault(p.instrument, []).append(p)
-    for inst, points in by_inst.items():
-        ax.plot([date2num(p.when) for p in points], [p.value for p in points], color=COLORS.get(inst, "#555"),
-                linewidth=1.2, label=points[0].label, gid=marks.gid("series", instrument=inst))
-        for p in points:
-            ax.plot([date2num(p.when)], [p.value], "o", color=COLORS.get(inst, "#555"), markersize=4,
-                    gid=marks.gid("point", instrument=inst, value=f"{p.value:g}", date=_iso(p.when), ref=p.ref))
+            labels.setdefault((c.value, c.op), []).append(instrument_label(c.instrument))
+    for (value, op), names in labels.items():
+        ax.annotate(f" {', '.join(names)} cut-off {op} {value:g}", (1, value), xycoords=("axes fraction", "data"),
+                    fontsize=7, va="center", color="#444")
+    _series(ax, marks, view.psych)
     if view.item9 and view.item9.get("when") is not None:
         ax.plot([date2num(view.item9["when"])], [0], marker="^", color="#b3261e", markersize=9, clip_on=False,
                 gid=marks.gid("item9-flag", value=f"{view.item9['value']:g}", date=_iso(view.item9["when"])))
+        ax.annotate("PHQ-9 item 9 ", (date2num(view.item9["when"]), 0), xytext=(-4, 6), textcoords="offset points",
+                    ha="right", fontsize=7, color="#b3261e", fontweight="bold")
     ax.set_ylim(bottom=0)
-    ax.legend(loc="upper left", fontsize=7, frameon=False, ncols=4, bbox_to_anchor=(0, -0.14))
-    _dates(ax)
+    _dates(ax, view.span)
     return _svg(fig, marks, "PHQ-9, GAD-7 and PCS over time with their cut-offs")
 
 

@@ -19,6 +19,7 @@ from fhir_pain.pain.knowledge import knowledge
 from fhir_pain.profiles import load
 from fhir_pain.rules.knowledge import pain_rules
 from fhir_pain.rules.pain_context import PHENOTYPE_WORDS
+from fhir_pain.rules.text import instrument_label
 from fhir_pain.rules.population import population
 
 INTENSITY = ("nrs", "peg", "bpi-severity", "bpi-interference", "vas", "faces")
@@ -129,10 +130,18 @@ class DashboardView:
     mme: list[MmeDay] = field(default_factory=list)
     missing: tuple[str, ...] = ()
 
+    @property
+    def span(self) -> tuple[datetime, datetime]:
+        """The time axis shared by the pain and psychosocial charts: all their data, to now, at least 90 days."""
+        times = [p.when for p in (*self.pain, *self.psych)] + [t for b in self.bands for t in (b.start, b.end)]
+        end = max([self.now, *times])
+        start = min([end - timedelta(days=90), *times])
+        pad = (end - start) * 0.03
+        return start - pad, end + pad
+
 
 def _label(instrument: str) -> str:
-    inst = load("pain/instruments.json")["instruments"].get(instrument, {})
-    return inst.get("short") or instrument.upper().replace("-", " ")
+    return instrument_label(instrument).replace("-INTERFERENCE", " interference").replace("-SEVERITY", " severity")
 
 
 def _name(patient: dict | None) -> str:

@@ -42,6 +42,9 @@ def test_non_responder_trend_draws_scores_gabapentin_band_trial_window_and_respo
     assert window["start"] == band["start"]          # the trial starts with the analgesic period
     marks = {m["pct"]: float(m["value"]) for m in _drawn(page, "pain", "response-mark")}
     assert marks == {"30": 5.6, "50": 4.0}             # baseline 8 before gabapentin: 30 % and 50 % less
+    [baseline] = _drawn(page, "pain", "response-baseline")
+    [latest] = _drawn(page, "pain", "response-latest")
+    assert (float(baseline["value"]), float(latest["value"])) == (8, 7) and baseline["date"] < band["start"]
     assert page.locator('svg[data-chart="pain"] text', has_text="gabapentin").count() >= 1
     trial = page.locator("#trials-table tbody tr")
     assert trial.get_attribute("data-status") == "non-response"
