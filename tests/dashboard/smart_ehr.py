@@ -10,7 +10,8 @@ a FHIR gateway in front of a real FHIR server (sekmet). Run as its own HTTP proc
   GET  /fhir/...                               a valid, unexpired token of this server -> forwarded to sekmet
                                                with sekmet's own token; otherwise 401
 
-``GET /ehr/requests`` lists the authorization requests seen (scope, code_challenge_method), for assertions.
+``GET /ehr/requests`` lists the authorization requests seen (scope, code_challenge_method), for assertions;
+``POST /ehr/expire`` expires every token issued so far.
 """
 from __future__ import annotations
 
@@ -119,6 +120,12 @@ def make_app(*, fhir_upstream: str, upstream_token: str, client_id: str, redirec
     @app.get("/ehr/requests")
     def ehr_requests():
         return jsonify(seen)
+
+    @app.post("/ehr/expire")
+    def ehr_expire():   # every token issued so far expires now (the FHIR server's clock has passed them)
+        for key, (_, patient) in list(tokens.items()):
+            tokens[key] = (0.0, patient)
+        return jsonify({"expired": len(tokens)})
 
     def _launch_patient() -> str | None:
         launch = request.values.get("launch")

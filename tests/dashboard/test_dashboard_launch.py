@@ -145,7 +145,28 @@ def test_sign_out_needs_the_csrf_token_and_redirects_only_inside_the_dashboard(p
     assert page.goto(f"{serve.url}/dashboard/").status == 401          # the server-side session is gone
 
 
-def test_expired_token_and_fhir_server_down_give_clear_pages(page, sekmet, tmp_path):
+def test_token_the_fhir_server_no_longer_accepts_gives_session_expired(page, stack):
+    serve, ehr = stack
+    _launch(page, serve, ehr)
+    page.click("#allow")
+    page.wait_for_url(f"{serve.url}/dashboard/")
+    requests.post(f"{ehr.url}/ehr/expire", timeout=(2, 10)).raise_for_status()
+    response = page.goto(f"{serve.url}/dashboard/")
+    assert response.status == 401 and page.locator("#problem h1").inner_text() == "Session expired"
+
+
+def test_standalone_launch_lets_the_user_pick_the_patient(page, stack):
+    serve, ehr = stack
+    page.goto(f"{serve.url}/dashboard/launch?iss={ehr.iss}")
+    assert "launch/patient" in ehr.requests_seen()[-1]["scope"].split()
+    page.fill("#patient-id", "demo-12-luca-catastrophizing")
+    page.click("#allow")
+    page.wait_for_url(f"{serve.url}/dashboard/")
+    assert page.locator("#patient h1").inner_text().startswith("Luca")
+    assert page.locator("#item9-flag").is_visible()
+
+
+def test_v1_only_server_and_fhir_server_down(page, sekmet, tmp_path):
     ehr_port = free_port()
     env = serve_env(tmp_path / "store.sqlite3")
     env.update({"FHIR_PAIN_SMART_CLIENT_ID": CLIENT_ID, "FHIR_PAIN_DASHBOARD_SECRET_KEY": "k" * 40,
@@ -153,17 +174,17 @@ def test_expired_token_and_fhir_server_down_give_clear_pages(page, sekmet, tmp_p
                 "FHIR_PAIN_FHIR_DEADLINE_S": "30", "FHIR_PAIN_FHIR_TIMEOUT_S": "[3, 25]"})
     serve = ServeProcess("--workers", "1", "--threads", "4", env=env)
     serve.wait_ready()
-    ehr = SmartEHR(sekmet, f"{serve.url}/dashboard/callback", port=ehr_port, token_lifetime=3, v1_only=True)
+    ehr = SmartEHR(sekmet, f"{serve.url}/dashboard/callback", port=ehr_port, v1_only=True)
     try:
-        _launch(page, serve, ehr)
+        _launch(page, serve, ehr, "demo-07-greta-cyp2c9-pm")
         seen = ehr.requests_seen()[-1]
         assert "patient/Observation.read" in seen["scope"].split()       # v1 scopes for a v1-only server
         page.click("#allow")
         page.wait_for_url(f"{serve.url}/dashboard/")
-        time.sleep(3.5)
-        response = page.goto(f"{serve.url}/dashboard/")
-        assert response.status == 401 and page.locator("#problem h1").inner_text() == "Session expired"
+        assert page.locator('#genes-table tr[data-gene="CYP2C9"]').count() == 1
         ehr.stop()                                                       # the EHR and its FHIR server go away
+        response = page.goto(f"{serve.url}/dashboard/")
+        assert response.status == 502 and page.locator("#problem h1").inner_text() == "FHIR server unavailable"
         response = page.goto(f"{serve.url}/dashboard/launch?iss={ehr.iss}&launch=x")
         assert response.status == 502 and page.locator("#problem h1").inner_text() == "FHIR server unreachable"
         assert "Traceback" not in page.content()

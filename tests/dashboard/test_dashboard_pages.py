@@ -135,3 +135,15 @@ def test_discovery_of_a_server_that_is_down():
     with pytest.raises(smart.LaunchError) as caught:
         smart.discover("http://127.0.0.1:9/fhir")
     assert caught.value.status == 502
+
+
+def test_session_past_the_tokens_expiry_says_so_without_calling_the_fhir_server():
+    app = _app(SMART_CLIENT_ID="c", FHIR_SERVER_ALLOWLIST=["https://ehr.example.org/fhir"])
+    sid = app.extensions["fhir_pain.dashboard"].create({
+        "stage": "ready", "iss": "https://ehr.example.org/fhir", "access_token": "t", "patient": "p",
+        "expires_at": 1.0, "csrf": "x"})
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["sid"] = sid
+    response = client.get("/dashboard/")
+    assert response.status_code == 401 and b"Session expired" in response.data
