@@ -64,22 +64,29 @@ def sekmet(tmp_path_factory):
     server.stop()
 
 
+def _dashboard(folder: Path, ehr_port: int, *, workers: int) -> ServeProcess:
+    """``fhir-pain serve`` registered as the EHR's SMART client; the EHR's FHIR base is the one allowed server.
+    Generous FHIR deadlines: the gateway and sekmet share a busy 2-core machine with the rest of the suite."""
+    env = serve_env(folder / "store.sqlite3")
+    env.update({"FHIR_PAIN_SMART_CLIENT_ID": CLIENT_ID, "FHIR_PAIN_DASHBOARD_SECRET_KEY": "test-secret-" + "x" * 32,
+                "FHIR_PAIN_FHIR_SERVER_ALLOWLIST": f"http://127.0.0.1:{ehr_port}/fhir",
+                "FHIR_PAIN_FHIR_DEADLINE_S": "30", "FHIR_PAIN_FHIR_TIMEOUT_S": "[3, 25]"})
+    serve = ServeProcess("--workers", str(workers), "--threads", "4", env=env)
+    serve.wait_ready()
+    return serve
+
+
 @pytest.fixture(scope="module")
 def stack(sekmet, tmp_path_factory):
     """The dashboard (gunicorn) and the EHR that launches it; the EHR's FHIR base is the only allowed server."""
     ehr_port = free_port()
-    env = serve_env(tmp_path_factory.mktemp("dash-serve") / "store.sqlite3")
-    env.update({"FHIR_PAIN_SMART_CLIENT_ID": CLIENT_ID, "FHIR_PAIN_DASHBOARD_SECRET_KEY": "test-secret-" + "x" * 32,
-                "FHIR_PAIN_FHIR_SERVER_ALLOWLIST": f"http://127.0.0.1:{ehr_port}/fhir",
-                "FHIR_PAIN_FHIR_DEADLINE_S": "30", "FHIR_PAIN_FHIR_TIMEOUT_S": "[3, 25]"})
-    serve = ServeProcess("--workers", "2", "--threads", "4", env=env)
-    serve.wait_ready()
+    serve = _dashboard(tmp_path_factory.mktemp("dash-serve"), ehr_port, workers=2)
     ehr = SmartEHR(sekmet, f"{serve.url}/dashboard/callback", port=ehr_port)
     yield serve, ehr
     ehr.stop()
     output = serve.stop()
     assert "Bearer" not in output and "access_token" not in output   # no token in the service's log
-    assert "Mara" not in output                                       # no patient data either
+    assert "Mara" not in output and PATIENT not in output            # no patient data either
 
 
 def _launch(page, serve, ehr, patient: str = PATIENT):
@@ -168,12 +175,7 @@ def test_standalone_launch_lets_the_user_pick_the_patient(page, stack):
 
 def test_v1_only_server_and_fhir_server_down(page, sekmet, tmp_path):
     ehr_port = free_port()
-    env = serve_env(tmp_path / "store.sqlite3")
-    env.update({"FHIR_PAIN_SMART_CLIENT_ID": CLIENT_ID, "FHIR_PAIN_DASHBOARD_SECRET_KEY": "k" * 40,
-                "FHIR_PAIN_FHIR_SERVER_ALLOWLIST": f"http://127.0.0.1:{ehr_port}/fhir",
-                "FHIR_PAIN_FHIR_DEADLINE_S": "30", "FHIR_PAIN_FHIR_TIMEOUT_S": "[3, 25]"})
-    serve = ServeProcess("--workers", "1", "--threads", "4", env=env)
-    serve.wait_ready()
+    serve = _dashboard(tmp_path, ehr_port, workers=1)
     ehr = SmartEHR(sekmet, f"{serve.url}/dashboard/callback", port=ehr_port, v1_only=True)
     try:
         _launch(page, serve, ehr, "demo-07-greta-cyp2c9-pm")
