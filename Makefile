@@ -10,7 +10,7 @@ FHIR_VENV := .venv-fhir
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test fuzz bench demo profiles fhir-server-venv postgresql-server chromium-browser clean
+.PHONY: run test fuzz bench demo profiles fhir-server-venv postgresql-server chromium clean
 
 $(BIN)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,11 @@ postgresql-server:
 	  command -v apt-get >/dev/null || { echo "install a PostgreSQL server (initdb, pg_ctl) for the tests" >&2; exit 1; }; \
 	  $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; }
 
-# The browser tests (tests/pro) drive Debian's chromium through Playwright (never a Playwright browser download).
-chromium-browser:
-	@test -x /usr/bin/chromium || { \
-	  command -v apt-get >/dev/null || { echo "install Debian's chromium (/usr/bin/chromium) for the browser tests" >&2; exit 1; }; \
+# The browser tests (tests/dashboard, tests/pro) drive Debian's chromium through Playwright (never
+# `playwright install`, which downloads a browser build of its own). Quick when present.
+chromium:
+	@command -v chromium >/dev/null || test -x /usr/bin/chromium || { \
+	  command -v apt-get >/dev/null || { echo "install Chromium (/usr/bin/chromium) for the browser tests" >&2; exit 1; }; \
 	  $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 run: $(BIN)/.installed
@@ -45,9 +46,10 @@ run: $(BIN)/.installed
 	@echo "  cards:      $(BIN)/fhir-pain demo --request ava-codeine | curl -s -H 'Content-Type: application/json' --data-binary @- http://$(HOST):$(PORT)/cds-services/pain-pgx-order-select"
 	@echo "  sandbox:    https://sandbox.cds-hooks.org/?serviceDiscoveryURL=http://$(HOST):$(PORT)/cds-services (see docs/sandbox.md)"
 	@echo "  PRO form:   http://$(HOST):$(PORT)/pro/fill/phq9?patient=demo-patient (scored, not saved: see README)"
-	$(BIN)/fhir-pain serve --host $(HOST) --port $(PORT) --auth off
+	@echo "  dashboard:  http://$(HOST):$(PORT)/dashboard/demo/  (demo patients, no launch; e.g. http://$(HOST):$(PORT)/dashboard/demo/demo-13-mara-non-responder)"
+	FHIR_PAIN_DASHBOARD_DEMO=1 $(BIN)/fhir-pain serve --host $(HOST) --port $(PORT) --auth off
 
-test: $(BIN)/.installed $(FHIR_VENV)/bin/sekmet postgresql-server chromium-browser
+test: $(BIN)/.installed $(FHIR_VENV)/bin/sekmet postgresql-server chromium
 	FHIR_PAIN_SEKMET=$(abspath $(FHIR_VENV))/bin/sekmet $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The hostile-input battery at length (tests/test_hostile_input.py runs a few hundred cases in `make test`).

@@ -94,6 +94,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
              cors_origins=cfg["CORS_ORIGINS"], title="fhir-pain CDS Hooks service", version=_version())
     if cfg["REGISTER_CLINICAL_SERVICES"]:
         _register_clinical_services(registry, cfg)
+        # the dashboard reads through the patient-view service's prefetch: it comes with the clinical services
+        from fhir_pain import dashboard
+        dashboard.register(app, cfg)
     # patient-reported outcomes: /pro (Questionnaires, $extract, the fill page)
     from .pro.views import register as register_pro
     register_pro(app)

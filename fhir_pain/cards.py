@@ -9,6 +9,7 @@ Active medications and combination products are never changed from a card.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 from cds_hooks import Action, ActionType, Card, Coding, Link, LinkType, SelectionBehavior, Source, Suggestion
@@ -38,6 +39,21 @@ RELEVANT_MISSING = {
 def render(findings: Iterable[Finding], data: PatientData) -> list[Card]:
     """Cards in the order of the findings (most severe first), one per group."""
     return [card_for(group, data) for group in group_findings(findings)]
+
+
+# The patient-view summaries open the dashboard (fhir_pain.dashboard) when its launch URL is configured.
+DASHBOARD_LINK_RULES = frozenset({"fhir-pain/pgx-summary", "fhir-pain/pain-profile"})
+DASHBOARD_LINK_LABEL = "Pain and PGx dashboard (trends, pain profile, genotype)"
+
+
+def with_dashboard_link(cards: list[Card], launch_url: str, findings_key: str) -> list[Card]:
+    """The summary cards with a SMART link to the dashboard (the EHR adds ``iss`` and ``launch``)."""
+    link = Link(label=DASHBOARD_LINK_LABEL, url=launch_url, type=LinkType.SMART)
+    out = []
+    for card in cards:
+        rules = {f.get("rule") for f in (card.extension or {}).get(findings_key, ())}
+        out.append(dataclasses.replace(card, links=(*card.links, link)) if rules & DASHBOARD_LINK_RULES else card)
+    return out
 
 
 def group_key(f: Finding) -> tuple:

@@ -45,6 +45,21 @@ Patient-reported outcomes (fhir_pain/pro):
   PRO_FHIR_SERVER         FHIR base URL that scored answers are written to ($extract?write=true, the fill page).
                           Must be listed in FHIR_SERVER_ALLOWLIST. Default unset: nothing is written.
   PRO_FHIR_TOKEN          bearer token for those writes (set it from the environment: FHIR_PAIN_PRO_FHIR_TOKEN).
+
+The dashboard (fhir_pain.dashboard, /dashboard/...):
+  SMART_CLIENT_ID         the client id the EHR registered the dashboard under (unset: no SMART launch). The
+                          FHIR servers it may launch from are FHIR_SERVER_ALLOWLIST.
+  SMART_CLIENT_SECRET     for a confidential client (client_secret_basic); unset: a public client (PKCE only).
+  DASHBOARD_SECRET_KEY    signs the session cookie and encrypts the server-side session store. Set it (the same
+                          in every worker and instance); unset, a random key per process.
+  DASHBOARD_LAUNCH_URL    absolute URL of /dashboard/launch as the EHR reaches it: set, the patient-view cards
+                          carry a SMART link to it.
+  DASHBOARD_SESSION_TTL_S lifetime of a dashboard session (default 3600; the token's own expiry also applies).
+  DASHBOARD_COOKIE_SAMESITE  "Lax" (default) | "Strict" | "None" (an EHR that shows the app in a frame of
+                          another site needs "None"; the cookie is always Secure and HttpOnly).
+  DASHBOARD_FRAME_ANCESTORS  CSP frame-ancestors: the EHR origins allowed to frame the dashboard (default 'self').
+  DASHBOARD_DEMO          false (default). True serves the demo patients at /dashboard/demo/ with no launch, only
+                          with AUTH off and only to loopback clients (make run).
 """
 from __future__ import annotations
 
@@ -80,6 +95,15 @@ DEFAULTS: dict[str, Any] = {
     # patient-reported outcomes (fhir_pain/pro)
     "PRO_FHIR_SERVER": None,
     "PRO_FHIR_TOKEN": None,
+    # the dashboard (fhir_pain.dashboard)
+    "SMART_CLIENT_ID": None,
+    "SMART_CLIENT_SECRET": None,
+    "DASHBOARD_SECRET_KEY": None,
+    "DASHBOARD_LAUNCH_URL": None,
+    "DASHBOARD_SESSION_TTL_S": 3600,
+    "DASHBOARD_COOKIE_SAMESITE": "Lax",
+    "DASHBOARD_FRAME_ANCESTORS": None,
+    "DASHBOARD_DEMO": False,
 }
 
 SANDBOX_ISSUER = "https://sandbox.cds-hooks.org"
@@ -147,6 +171,11 @@ def check(config: Mapping[str, Any]) -> None:
         if not isinstance(config[key], (int, float)) or config[key] < 0:
             raise ValueError(f"{key} must be a non-negative number")
     guidance_check(config.get("GUIDELINES", "cpic"))
+    if config.get("DASHBOARD_COOKIE_SAMESITE", "Lax") not in ("Lax", "Strict", "None"):
+        raise ValueError("DASHBOARD_COOKIE_SAMESITE must be Lax, Strict or None")
+    launch = config.get("DASHBOARD_LAUNCH_URL")
+    if launch is not None and not (isinstance(launch, str) and launch.startswith(("https://", "http://"))):
+        raise ValueError("DASHBOARD_LAUNCH_URL must be an absolute http(s) URL")
     cap = config["FHIR_MAX_RESPONSE_BYTES"]
     if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
         raise ValueError("FHIR_MAX_RESPONSE_BYTES must be a positive whole number of bytes")

@@ -23,12 +23,13 @@ from typing import Any
 import orjson
 
 from cds_hooks import CDSResponse, HookRequest, Service, ServiceRegistry
-from fhir_pain.cards import render
+from fhir_pain.cards import render, with_dashboard_link
 from fhir_pain.evaluate import evaluate
 from fhir_pain.gather import (OPIOID_TESTS, CONDITIONS, HISTORY_STATUSES, MEDICATION_HISTORY, MEDICATIONS, PAIN, PATIENT, PGX,
                               PGX_CODES, PROCEDURES, SAFETY_OBSERVATIONS, gather)
 from fhir_pain.pgx import guidance
 from fhir_pain.profiles import load
+from fhir_pain.rules.knowledge import card_conventions
 from fhir_pain.rules.fda_limits import observation_codes
 
 SERVICE_IDS = {
@@ -105,21 +106,36 @@ def clock_from(config: dict[str, Any] | None) -> Callable[[], datetime]:
 
 
 def handler_for(hook: str, clock: Callable[[], datetime],
-                guidelines: str = "cpic") -> Callable[[HookRequest], CDSResponse]:
+                guidelines: str = "cpic", dashboard_url: str | None = None) -> Callable[[HookRequest], CDSResponse]:
     def handle(request: HookRequest) -> CDSResponse:
         data = gather(request, now=clock())
-        return CDSResponse(cards=tuple(render(evaluate(data, hook, guidelines), data)))
+        cards = render(evaluate(data, hook, guidelines), data)
+        if dashboard_url and hook == "patient-view":   # DASHBOARD_LAUNCH_URL: the summaries open the dashboard
+            cards = with_dashboard_link(cards, dashboard_url, card_conventions()["findingsExtension"])
+        return CDSResponse(cards=tuple(cards))
     handle.__name__ = f"handle_{hook.replace('-', '_')}"
     return handle
+
+
+def dashboard_usage(launch_url: str) -> str:
+    """What discovery tells an EHR about the SMART app the patient-view cards open (README: 'The dashboard')."""
+    from fhir_pain.dashboard.smart import scopes   # late: the dashboard reads through these services
+
+    base = launch_url.rsplit("/launch", 1)[0]
+    return (f" The patient-view summary cards link to a SMART on FHIR app (SMART App Launch 2, EHR launch, public "
+            f"client with PKCE): register it with launch URL {launch_url}, redirect URI {base}/callback and scopes "
+            f"'{scopes(True, ehr_launch=True)}' (SMART v1: .read).")
 
 
 def build_services(config: dict[str, Any] | None = None) -> list[Service]:
     clock = clock_from(config)
     guidelines = guidance.check((config or {}).get("GUIDELINES", guidance.DEFAULT))
     templates = prefetch_templates()
+    launch_url = (config or {}).get("DASHBOARD_LAUNCH_URL")
+    usage = USAGE + dashboard_usage(launch_url) if launch_url else USAGE
     return [Service(id=SERVICE_IDS[hook], hook=hook, title=DESCRIPTIONS[hook][0], description=DESCRIPTIONS[hook][1],
-                    handler=handler_for(hook, clock, guidelines), prefetch=templates, required_prefetch=REQUIRED_PREFETCH,
-                    usage_requirements=USAGE)
+                    handler=handler_for(hook, clock, guidelines, launch_url), prefetch=templates,
+                    required_prefetch=REQUIRED_PREFETCH, usage_requirements=usage)
             for hook in SERVICE_IDS]
 
 

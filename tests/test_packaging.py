@@ -14,6 +14,9 @@ def _data_files_in_repo() -> set[str]:
     wanted = {f"fhir_pain/profiles/{p.relative_to(ROOT / 'profiles')}" for p in (ROOT / "profiles").rglob("*.json")}
     for folder in ("cds_hooks", "fhir_pain"):
         wanted |= {str(p.relative_to(ROOT)) for p in (ROOT / folder).rglob("*.json")}
+    dashboard = ROOT / "fhir_pain" / "dashboard"   # its templates and stylesheet
+    wanted |= {str(p.relative_to(ROOT)) for p in [*(dashboard / "templates").rglob("*.html"),
+                                                   *(dashboard / "static").iterdir()]}
     return wanted
 
 
