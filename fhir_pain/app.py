@@ -94,6 +94,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
              cors_origins=cfg["CORS_ORIGINS"], title="fhir-pain CDS Hooks service", version=_version())
     if cfg["REGISTER_CLINICAL_SERVICES"]:
         _register_clinical_services(registry, cfg)
+    # Subscriptions (issue 17): the rest-hook receiver answers only the keys `fhir-pain subscribe` registered
+    from .subscriptions import receiver as subscriptions_receiver
+    subscriptions_receiver.init_app(app, store)
     return app
 
 
