@@ -48,6 +48,12 @@ class Receiver:
                 self._queue = work_queue.WorkQueue(self.store.url)
             return self._queue
 
+    def close(self) -> None:
+        with self._lock:
+            if self._queue is not None:
+                self._queue.close()
+                self._queue = None
+
     def notify(self, key: str, rtype: str | None = None, rid: str | None = None) -> Response:
         registration = self.registry.verify(key, request.headers.get("Authorization"))
         if registration is None:
