@@ -153,3 +153,32 @@ def test_three_workers_one_killed_mid_sweep_every_issue_once(sekmet, pg_url, tmp
     # and no worker logged a patient id
     logs = "".join(w.log() for w in workers)
     assert not any(pid in logs for pid in ids)
+
+
+def test_an_id_only_change_without_its_patient_is_resolved_by_the_worker(sekmet, pg_url, tmp_path):
+    (patient, _, order), = seed(sekmet, [patient_entries("Focus", diplotype="*4/*4", drugs=(CODEINE,))])
+    queue = q.WorkQueue(pg_url)
+    try:
+        assert queue.enqueue_focus(sekmet.base_url, order)
+        assert not queue.enqueue_focus(sekmet.base_url, order)          # coalesced too
+        assert queue.enqueue_focus(sekmet.base_url, "MedicationRequest/no-such-order")
+    finally:
+        queue.close()
+    worker = WorkerProcess(pg_url, sekmet.base_url, sekmet.token, until_empty=True, log_path=tmp_path / "w.log")
+    assert worker.wait(120) == 0, worker.log()[-2000:]
+    assert [j["status"] for j in jobs(pg_url)] == ["succeeded", "succeeded"]   # a deleted one is no failure
+    issues = sekmet.search(f"DetectedIssue?_tag={di.PATIENT_TAG_SYSTEM}|{patient.split('/')[1]}")
+    assert len(issues) == 1
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--database-url", "sqlite:///x.sqlite3"], "PostgreSQL"),
+    (["--database-url", "postgresql://u@/db", "--concurrency", "0"], "positive"),
+    (["--database-url", "postgresql://u@/db", "--heartbeat", "5", "--stalled-after", "6"], "twice"),
+])
+def test_worker_refuses_a_bad_configuration_with_exit_2(argv, words, capsys, monkeypatch):
+    from fhir_pain import cli
+
+    monkeypatch.delenv("FHIR_PAIN_DATABASE_URL", raising=False)
+    assert cli.main(["worker", "--fhir-server", SERVER, *argv]) == 2
+    assert words in capsys.readouterr().err

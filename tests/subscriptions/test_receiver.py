@@ -145,3 +145,32 @@ def test_only_the_secrets_hash_is_stored(app_factory):
         rows = conn.exec_driver_sql("SELECT * FROM fhir_subscriptions").all()
     assert rows and secret not in repr(rows)
     assert SubscriptionRegistry(store).verify(rows[0].key, f"Bearer {secret}").server == SERVER
+
+
+def test_subscribe_refuses_an_endpoint_that_is_not_a_url(capsys, tmp_path):
+    from fhir_pain import cli
+
+    argv = ["subscribe", "--fhir-server", SERVER, "--endpoint", "cds.example.org",
+            "--database-url", f"sqlite:///{tmp_path / 's.sqlite3'}"]
+    assert cli.main(argv) == 2
+    assert "--endpoint" in capsys.readouterr().err
+
+
+def test_a_topic_narrowed_by_criteria_covers_nothing():
+    from fhir_pain.subscriptions.subscribe import TOPIC, topic_coverage
+
+    def basic(*trigger_parts):
+        return {"resourceType": "Basic", "extension": [
+            {"url": f"{TOPIC}.url", "valueUri": "http://example.org/topic/t"},
+            {"url": f"{TOPIC}.resourceTrigger", "extension": [
+                {"url": "resource", "valueUri": "http://hl7.org/fhir/StructureDefinition/MedicationRequest"},
+                *trigger_parts]}]}
+
+    every = basic({"url": "supportedInteraction", "valueCode": "create"},
+                  {"url": "supportedInteraction", "valueCode": "update"})
+    assert topic_coverage(every) == ("http://example.org/topic/t", {"MedicationRequest"})
+    # "new active orders only" would never tell us an order was stopped: not a topic for us
+    narrowed = basic({"url": "fhirPathCriteria", "valueString": "%current.status = 'active'"})
+    create_only = basic({"url": "supportedInteraction", "valueCode": "create"})
+    assert topic_coverage(narrowed)[1] == set() and topic_coverage(create_only)[1] == set()
+    assert topic_coverage({"resourceType": "Basic"}) is None
