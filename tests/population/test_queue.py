@@ -12,25 +12,10 @@ from fhir_pain.poller import detected_issue as di
 from fhir_pain.population import queue as q
 from fhir_pain.store import Store
 from integration.pgx_seed import CODEINE, IBUPROFEN, patient_entries, seed
-from integration.sekmet_server import Sekmet
-from subscriptions.harness import WorkerProcess, jobs, wait_for
+from subscriptions.harness import WorkerProcess, jobs, pg_url, sekmet, wait_for  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.integration
 SERVER = "http://fhir.example.org/r4"
-
-
-@pytest.fixture(scope="module")
-def sekmet(tmp_path_factory):
-    server = Sekmet(tmp_path_factory.mktemp("sekmet-queue")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def pg_url(postgres):
-    url = postgres.create_database()
-    yield url
-    postgres.drop_database(url)
 
 
 @pytest.fixture

@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from fhir_pain.population.queue import conninfo
+from integration.sekmet_server import Sekmet
 
 HERE = Path(__file__).resolve().parent
 _STARTED: set[subprocess.Popen] = set()
@@ -28,6 +30,22 @@ def _stop_all() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def sekmet(tmp_path_factory):
+    """A FHIR server for the module's tests (it sends the notifications; the workers read and write it)."""
+    server = Sekmet(tmp_path_factory.mktemp("sekmet")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres):
+    """A database of its own on the session's PostgreSQL server: the store and its work queue."""
+    url = postgres.create_database()
+    yield url
+    postgres.drop_database(url)
 
 
 def wait_for(predicate, timeout_s: float, what: str, pause: float = 0.05):
