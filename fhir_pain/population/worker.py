@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the PostgreSQL store holding the queue (default $FHIR_PAIN_DATABASE_URL)")
     parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="patients evaluated at once (4)")
     parser.add_argument("--until-empty", action="store_true",
-                        help="exit once the queue is empty (a batch run) instead of waiting for more work")
+                        help="exit once this server's queue is empty and none of its jobs runs anywhere (a batch "
+                             "run: a Kubernetes Job) instead of waiting for more work")
     parser.add_argument("--heartbeat", type=float, default=HEARTBEAT_S, metavar="S",
                         help=f"seconds between this worker's heartbeats ({HEARTBEAT_S:g})")
     parser.add_argument("--stalled-after", type=float, default=STALLED_AFTER_S, metavar="S",
@@ -104,6 +105,14 @@ async def recover_stalled(app, *, stalled_after: float, every: float) -> None:
                 pass   # another worker retried it first (its status is no longer 'doing')
 
 
+async def unfinished(app, queue: str) -> bool:
+    """Jobs of this queue waiting (a retry not due yet, a patient locked by another job) or running."""
+    for status in ("doing", "todo"):
+        if list(await app.job_manager.list_jobs_async(queue=queue, status=status)):
+            return True
+    return False
+
+
 def _status(value: str):
     from procrastinate.jobs import Status
     return Status(value)
@@ -113,12 +122,19 @@ async def serve(app, runtime: q.Runtime, args: argparse.Namespace) -> None:
     async with app.open_async():
         recovery = asyncio.create_task(recover_stalled(app, stalled_after=args.stalled_after,
                                                        every=args.recover_every))
+        queue = q.queue_name(runtime.server)
         try:
-            await app.run_worker_async(
-                queues=[q.queue_name(runtime.server)], concurrency=args.concurrency, wait=not args.until_empty,
-                name="fhir-pain-worker", additional_context={"runtime": runtime},
-                update_heartbeat_interval=args.heartbeat, stalled_worker_timeout=args.stalled_after,
-                fetch_job_polling_interval=args.poll_every, install_signal_handlers=True)
+            while True:
+                await app.run_worker_async(
+                    queues=[queue], concurrency=args.concurrency, wait=not args.until_empty,
+                    name="fhir-pain-worker", additional_context={"runtime": runtime},
+                    update_heartbeat_interval=args.heartbeat, stalled_worker_timeout=args.stalled_after,
+                    fetch_job_polling_interval=args.poll_every, install_signal_handlers=True)
+                # a batch run ends when nothing is left: not while jobs run elsewhere (their worker may die and
+                # they come back) or wait for a retry
+                if not args.until_empty or not await unfinished(app, queue):
+                    break
+                await asyncio.sleep(args.recover_every)
         finally:
             recovery.cancel()
 

@@ -104,8 +104,9 @@ def test_three_workers_one_killed_mid_sweep_every_issue_once(sekmet, pg_url, tmp
     finally:
         store.dispose()
 
-    # 36 patients, 3 workers x 2 at a time, each evaluation paused 0.4 s between its read and its writes
-    workers = [WorkerProcess(pg_url, sekmet.base_url, sekmet.token, slow_s=0.4,
+    # 36 patients, 3 batch workers (--until-empty, as in a Kubernetes Job) x 2 at a time, each evaluation paused
+    # 0.4 s between its read and its writes
+    workers = [WorkerProcess(pg_url, sekmet.base_url, sekmet.token, slow_s=0.4, until_empty=True,
                              log_path=tmp_path / f"worker{i}.log") for i in range(3)]
     try:
         # the victim is killed once the sweep is under way: some patients done, its own jobs running
@@ -114,13 +115,15 @@ def test_three_workers_one_killed_mid_sweep_every_issue_once(sekmet, pg_url, tmp
         victim.kill()
         killed_at = time.monotonic()
         stranded = len(jobs(pg_url, "doing"))
-        wait_for(lambda: len(jobs(pg_url, "succeeded")) == len(ids), 120,
-                 "every patient evaluated by the surviving workers")
+        # the survivors finish everything, the victim's jobs included, and only then exit
+        codes = [w.wait(120) for w in workers[1:]]
         recovered_in = time.monotonic() - killed_at
     finally:
-        codes = [w.stop() for w in workers[1:]]
+        for w in workers[1:]:
+            w.stop()
     assert codes == [0, 0], [w.log()[-3000:] for w in workers]
     assert stranded >= 1
+    assert len(jobs(pg_url, "succeeded")) == len(ids)
     # the victim's jobs were put back in the queue (attempts counts the retry) and finished by the others
     assert any(j["attempts"] >= 1 for j in jobs(pg_url)), jobs(pg_url)
     assert recovered_in < 60
