@@ -90,7 +90,7 @@ def ensure_schema(database_url: str) -> None:
     import psycopg
     from procrastinate.schema import SchemaManager
 
-    with psycopg.connect(conninfo(database_url), connect_timeout=30) as conn:
+    with psycopg.connect(conninfo(database_url), connect_timeout=10) as conn:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
             present = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()[0]
@@ -195,9 +195,10 @@ class WorkQueue:
     """The sending side, for a process that queues (the service's subscription receiver, a sweep): a sync
     connection pool on the store's PostgreSQL database, opened once and shared by its threads."""
 
-    def __init__(self, database_url: str):
+    def __init__(self, database_url: str, *, wait_s: float = 30.0):
+        """``wait_s``: how long a call waits for a database connection before it fails."""
         ensure_schema(database_url)
-        self.app = build_app(database_url)
+        self.app = build_app(database_url, timeout=wait_s)
         self.app.open()
 
     def close(self) -> None:

@@ -20,7 +20,9 @@ import threading
 import orjson
 from flask import Blueprint, Flask, Response, request
 
-from cds_hooks.errors import BadRequest, PayloadTooLarge, Unauthorized, operation_outcome
+import sqlalchemy.exc
+
+from cds_hooks.errors import BadRequest, CDSError, PayloadTooLarge, Unauthorized, operation_outcome
 from fhir_pain.population import queue as work_queue
 from fhir_pain.subscriptions import notifications
 from fhir_pain.subscriptions.registry import SubscriptionRegistry
@@ -31,6 +33,23 @@ NOTIFY_PATH = "/subscriptions/notify"
 MAX_NOTIFICATION_BYTES = 1024 * 1024   # a full-resource notification is one resource; 1 MiB is generous
 MAX_PATIENTS = 100                      # patients plus unresolved resources named by one notification
 TOKEN_ENV = "FHIR_PAIN_POLL_TOKEN"
+
+
+class QueueUnavailable(CDSError):
+    """The store or its queue cannot be reached: the FHIR server should send the notification again."""
+
+    status, code = 503, "transient"
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError]
+    try:
+        import psycopg
+        from procrastinate.exceptions import ConnectorException
+        errors += [psycopg.OperationalError, ConnectorException]
+    except ImportError:   # SQLite only: no PostgreSQL drivers installed
+        pass
+    return tuple(errors)
 
 
 class Receiver:
@@ -45,7 +64,7 @@ class Receiver:
         """Opened on the first notification: a service that receives none never touches the queue."""
         with self._lock:
             if self._queue is None:
-                self._queue = work_queue.WorkQueue(self.store.url)
+                self._queue = work_queue.WorkQueue(self.store.url, wait_s=5.0)
             return self._queue
 
     def close(self) -> None:
@@ -55,6 +74,13 @@ class Receiver:
                 self._queue = None
 
     def notify(self, key: str, rtype: str | None = None, rid: str | None = None) -> Response:
+        try:
+            return self._notify(key, rtype, rid)
+        except _database_errors() as exc:
+            log.warning("notification not taken: the database is unavailable (%s)", type(exc).__name__)
+            raise QueueUnavailable("the work queue is unavailable; send the notification again") from None
+
+    def _notify(self, key: str, rtype: str | None, rid: str | None) -> Response:
         registration = self.registry.verify(key, request.headers.get("Authorization"))
         if registration is None:
             raise Unauthorized("subscription key or secret not accepted")

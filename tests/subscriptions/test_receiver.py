@@ -174,3 +174,13 @@ def test_a_topic_narrowed_by_criteria_covers_nothing():
     create_only = basic({"url": "supportedInteraction", "valueCode": "create"})
     assert topic_coverage(narrowed)[1] == set() and topic_coverage(create_only)[1] == set()
     assert topic_coverage({"resourceType": "Basic"}) is None
+
+
+def test_a_notification_while_the_database_is_away_is_503_so_the_server_sends_it_again(pg_app, pg_url, postgres):
+    url, headers = register(pg_app)
+    client = pg_app.test_client()
+    assert post(client, url, headers, order("mr1", "Patient/p1")).status_code == 200
+    postgres.drop_database(pg_url)       # the database goes away (its connections are cut)
+    resp = post(client, url, headers, order("mr1", "Patient/p1"))
+    assert resp.status_code == 503
+    assert resp.json["issue"][0]["code"] == "transient" and "again" in resp.json["issue"][0]["diagnostics"]
