@@ -140,16 +140,19 @@ async def serve(app, runtime: q.Runtime, args: argparse.Namespace) -> None:
 
 
 class JobLogFilter(logging.Filter):
-    """procrastinate's log lines name a job's arguments (a patient id): keep its action and job id only."""
+    """procrastinate's log lines name a job's arguments (a patient id): keep its action, job id and the class of
+    a failure only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith("procrastinate"):
             job = getattr(record, "job", None)
             job_id = job.get("id") if isinstance(job, dict) else None
-            record.msg = f"{getattr(record, 'action', 'procrastinate')}" + (f" job {job_id}" if job_id else "")
+            failure = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else None
+            record.msg = (f"{getattr(record, 'action', 'procrastinate')}" + (f" job {job_id}" if job_id else "")
+                          + (f" ({failure})" if failure else ""))
             record.args = ()
             record.job = {"id": job_id} if job_id else None
-            record.exc_info = record.exc_info if record.levelno >= logging.ERROR else None
+            record.exc_info = record.exc_text = None   # a traceback's message can hold the patient's data
         return True
 
 

@@ -170,3 +170,23 @@ def test_worker_refuses_a_bad_configuration_with_exit_2(argv, words, capsys, mon
     monkeypatch.delenv("FHIR_PAIN_DATABASE_URL", raising=False)
     assert cli.main(["worker", "--fhir-server", SERVER, *argv]) == 2
     assert words in capsys.readouterr().err
+
+
+def test_procrastinate_log_lines_keep_no_job_arguments_nor_tracebacks():
+    import logging
+
+    from fhir_pain.population.worker import JobLogFilter
+
+    try:
+        raise ValueError("patient pat-123 has no birthDate")
+    except ValueError:
+        import sys
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("procrastinate.worker", logging.ERROR, __file__, 1,
+                               "Job %s failed", ("fhir_pain.evaluate_patient(patient_id='pat-123')",), exc_info)
+    record.action = "job_error"
+    record.job = {"id": 42, "call_string": "fhir_pain.evaluate_patient(patient_id='pat-123')"}
+    assert JobLogFilter().filter(record)
+    line = logging.Formatter().format(record) + repr(record.__dict__)
+    assert "pat-123" not in line
+    assert record.getMessage() == "job_error job 42 (ValueError)"
