@@ -100,6 +100,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # patient-reported outcomes: /pro (Questionnaires, $extract, the fill page)
     from .pro.views import register as register_pro
     register_pro(app)
+    # Subscriptions: the rest-hook receiver answers only the keys `fhir-pain subscribe` registered
+    from .subscriptions import receiver as subscriptions_receiver
+    subscriptions_receiver.init_app(app, store)
     return app
 
 

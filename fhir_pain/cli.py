@@ -4,6 +4,8 @@
   evaluate -> fhir_pain.services     (one CDS Hooks request, offline, response JSON on stdout)
   poll     -> fhir_pain.poller.cli   (proactive evaluation with DetectedIssue write-back)
   demo     -> fhir_pain.demo         (the demo patients through the three services)
+  subscribe -> fhir_pain.subscriptions.subscribe (register rest-hook Subscriptions on a FHIR server)
+  worker   -> fhir_pain.population.worker (evaluate queued patients from the shared PostgreSQL queue)
 
 This module only parses arguments and dispatches; it holds no logic of its own.
 """
@@ -20,6 +22,9 @@ SUBCOMMANDS = {
     "poll": ("fhir_pain.poller.cli", "evaluate patients on a FHIR server and write DetectedIssues"),
     "demo": ("fhir_pain.demo", "run the demo patients through the services"),
     "import": ("fhir_pain.importer.cli", "import a lab pipeline's PGx results (PharmCAT) into a FHIR server"),
+    # population scale: Subscriptions and the PostgreSQL work queue
+    "subscribe": ("fhir_pain.subscriptions.subscribe", "register rest-hook Subscriptions on a FHIR server"),
+    "worker": ("fhir_pain.population.worker", "evaluate queued patients (shared PostgreSQL queue)"),
 }
 
 

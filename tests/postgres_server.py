@@ -127,7 +127,7 @@ class PostgresServer:
         return self.url(name)
 
     def drop_database(self, url: str) -> None:
-        name = url.split("/")[-1].split("?")[0]
+        name = url.split("?")[0].rsplit("/", 1)[-1]   # the socket folder in the query has slashes of its own
         self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def _admin(self, sql: str) -> None:

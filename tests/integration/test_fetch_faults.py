@@ -149,8 +149,12 @@ def test_sixteen_calls_to_a_slow_server_do_not_starve_a_call_to_a_healthy_one(ap
     before = fault_fhir.requests["drip"]
     with ThreadPoolExecutor(17) as pool:
         slow = [pool.submit(call, "drip", f"slow-{i}") for i in range(16)]
-        while fault_fhir.requests["drip"] - before < 16 * 6:  # every slow fetch is hanging
+        # until every slow fetch hangs; bounded (regression: on a loaded machine a slow call could reach its own
+        # deadline before the last fetches started, and the loop then waited forever)
+        waited_until = time.monotonic() + DEADLINE / 2
+        while fault_fhir.requests["drip"] - before < 16 * 6 and time.monotonic() < waited_until:
             time.sleep(0.02)
+        assert fault_fhir.requests["drip"] - before >= 16, "the slow calls did not start"
         healthy, elapsed = pool.submit(call, "healthy", "healthy").result()
         slow_answers = [f.result() for f in slow]
     assert healthy.status_code == 200, healthy.get_json()
