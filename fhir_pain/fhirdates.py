@@ -12,6 +12,7 @@ fallback) and :func:`onset` (Condition onset[x], ``recordedDate`` as fallback). 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Literal
 
@@ -61,6 +62,13 @@ def parse(value: object, *, default_tz: tzinfo = UTC, element: str = "") -> Fhir
     value covers that whole day in ``default_tz``. Returns ``None`` for anything that is not a valid value."""
     if not isinstance(value, str):
         return None
+    return _parse(value, default_tz, element)
+
+
+@lru_cache(maxsize=8192)
+def _parse(value: str, default_tz: tzinfo, element: str) -> FhirTime | None:
+    # memoised (FhirTime is read-only): every Observation, Condition and request is dated, several rules read the
+    # same dates, and each call of a patient's chart repeats them
     s = value.strip()
     n = len(s)
     if n < 4 or not s[:4].isdigit() or int(s[:4]) not in YEARS:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from fhir_pain.facts import GenePhenotype
 from fhir_pain.pgx.knowledge import HLA_ALLELES
@@ -18,7 +19,13 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")   # what could start emphasis, cod
 
 def md(text: object) -> str:
     """Plain text -> markdown-safe text (HTML neutralised, markdown punctuation escaped, one line)."""
-    s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _md(text if type(text) is str else str(text))
+
+
+@lru_cache(maxsize=8192)
+def _md(text: str) -> str:
+    # memoised: most texts are the knowledge's (CPIC's recommendations, drug names), escaped on every call
+    s = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = " ".join(s.split())
     return _MD_SPECIAL.sub(r"\\\1", s)
 
