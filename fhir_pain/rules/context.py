@@ -75,6 +75,14 @@ class RuleContext:
             self._profiles[names] = pgx.resolve_profile(self.results, others)
         return self._profiles[names]
 
+    def recommend(self, drug: Drug, profile, population: str | None = None):
+        """``pgx.recommend`` once per drug, profile and population in this evaluation: the drug's own rule, the
+        alternatives of another card, the first-line options of the pain rules ask about the same drugs."""
+        key = ("recommend", drug, id(profile), population)
+        if key not in self._profiles:
+            self._profiles[key] = (pgx.recommend(drug, profile, population), profile)   # profile kept: id stays its own
+        return self._profiles[key][0]
+
     def on_drug(self, drug: Drug, *, exclude: MedicationUse | None = None) -> MedicationUse | None:
         """The active or draft medication that already contains ``drug`` (to avoid suggesting duplicates)."""
         for m in self._taking().get(drug.rxnorm, ()):

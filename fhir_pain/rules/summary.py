@@ -36,7 +36,7 @@ def pgx_summary(ctx: RuleContext) -> Finding | None:
         if drug is None or pgx.guideline_for(drug) is None:
             continue
         applied = population(ctx, drug)[0] if pgx.populations(drug) else None
-        rec = pgx.recommend(drug, ctx.profile_for(None, drug), applied)   # a drug is not its own phenoconverter
+        rec = ctx.recommend(drug, ctx.profile_for(None, drug), applied)   # a drug is not its own phenoconverter
         if rec is None:
             continue
         # under uncertainty the advice safe under every possibility, marked so the chart says it is uncertain
