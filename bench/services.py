@@ -141,11 +141,13 @@ def make_app():
     from flask import jsonify
 
     from fhir_pain.app import create_app
+    from fhir_pain.server import settle_heap
     app = create_app({"AUTH": "off", "DATABASE_URL": os.environ["BENCH_DATABASE_URL"], "NOW": NOW})
 
     @app.get("/bench/trivial")
     def trivial():
         return jsonify(ok=True)
+    settle_heap()     # as `fhir-pain serve` does in each worker
     return app
 
 
