@@ -1,0 +1,35 @@
+"""The memoised pure functions (FHIR dates, markdown escaping, drug identification, opioid classification, the
+cards' override-reason codings) hand the same objects to every call that asks with the same text: a rule or
+renderer that changed one would change the answers of the calls after it. Every golden scenario, asked again
+after all of them were answered once (in the reverse order), must get the very same response."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fhir_pain.services import SERVICE_IDS
+from golden.test_golden import HERE, NOW, SCENARIOS, normalise
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    from fhir_pain.app import create_app
+    db = tmp_path_factory.mktemp("memoised") / "memoised.sqlite3"
+    app = create_app({"AUTH": "off", "DATABASE_URL": f"sqlite:///{db}", "NOW": NOW, "FHIR_SERVER_ALLOWLIST": []})
+    yield app.test_client()
+    app.extensions["fhir_pain.store"].dispose()
+
+
+def _answer(client, scenario: str) -> dict:
+    body = json.loads((HERE / scenario / "request.json").read_text())
+    response = client.post(f"/cds-services/{SERVICE_IDS[body['hook']]}", json=body)
+    assert response.status_code == 200, scenario
+    return normalise(response.get_json())
+
+
+def test_shared_memoised_values_leave_every_later_answer_unchanged(client):
+    first = {scenario: _answer(client, scenario) for scenario in SCENARIOS}
+    assert sum(1 for r in first.values() if r["cards"]) > len(SCENARIOS) // 2   # most scenarios give cards
+    for scenario in reversed(SCENARIOS):
+        assert _answer(client, scenario) == first[scenario], scenario
