@@ -62,6 +62,8 @@ def parse(value: object, *, default_tz: tzinfo = UTC, element: str = "") -> Fhir
     value covers that whole day in ``default_tz``. Returns ``None`` for anything that is not a valid value."""
     if not isinstance(value, str):
         return None
+    if len(value) > 64:    # no valid value is this long: not kept in the memo (the text is the sender's)
+        return _parse.__wrapped__(value, default_tz, element)
     return _parse(value, default_tz, element)
 
 

@@ -33,3 +33,22 @@ def test_shared_memoised_values_leave_every_later_answer_unchanged(client):
     assert sum(1 for r in first.values() if r["cards"]) > len(SCENARIOS) // 2   # most scenarios give cards
     for scenario in reversed(SCENARIOS):
         assert _answer(client, scenario) == first[scenario], scenario
+
+
+def test_texts_too_long_to_be_real_are_answered_but_never_kept():
+    """The memos are bounded in entries; a sender's megabyte-long strings must not fill them (memory)."""
+    from fhir_pain import fhirdates
+    from fhir_pain.facts import MedicationUse
+    from fhir_pain.opioid import classify
+    from fhir_pain.opioid.classify import _classes
+    from fhir_pain.rules.text import _md, md
+
+    long = "oxycodone 5 MG <b>*" + "x" * 100_000
+    sizes = (_md.cache_info().currsize, fhirdates._parse.cache_info().currsize, _classes.cache_info().currsize)
+    assert md(long).startswith("oxycodone 5 MG &lt;b&gt;\\*")
+    assert fhirdates.parse("2024-03-05T10:00:00Z" + " " * 100_000) is not None   # still read (stripped)
+    draft = MedicationUse(ref="MedicationRequest/1", status="draft", intent="order", ingredients=(), text=long,
+                          is_draft=True, resource={"medicationCodeableConcept": {"text": long}})
+    assert "opioid" in classify(draft).classes
+    assert (_md.cache_info().currsize, fhirdates._parse.cache_info().currsize,
+            _classes.cache_info().currsize) == sizes

@@ -90,8 +90,10 @@ def _words(key: str) -> re.Pattern:
 
 def classify(med: MedicationUse) -> OrderClasses:
     codes, texts = _codes_and_texts(med)
-    opioids, strengths, dose_form, classes, named = _classes(tuple(codes), tuple(texts),
-                                                             frozenset(d.name for d in med.ingredients))
+    key = (tuple(codes), tuple(texts), frozenset(d.name for d in med.ingredients))
+    # an order's texts are the sender's: overly long ones are classified each time, never kept in the memo
+    memo = _classes if sum(map(len, texts)) + sum(map(len, codes)) <= 2000 else _classes.__wrapped__
+    opioids, strengths, dose_form, classes, named = memo(*key)
     return OrderClasses(med=med, opioids=opioids, strengths=strengths, dose_form=dose_form, classes=classes,
                         names=named)
 

@@ -17,9 +17,13 @@ SUMMARY_MAX = 140
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")   # what could start emphasis, code, links, headings, tables
 
 
+_MEMO_LONGEST = 2000   # longer texts (rare; an EHR's, possibly hostile) are escaped each time, never kept
+
+
 def md(text: object) -> str:
     """Plain text -> markdown-safe text (HTML neutralised, markdown punctuation escaped, one line)."""
-    return _md(text if type(text) is str else str(text))
+    s = text if type(text) is str else str(text)
+    return _md(s) if len(s) <= _MEMO_LONGEST else _md.__wrapped__(s)
 
 
 @lru_cache(maxsize=8192)
