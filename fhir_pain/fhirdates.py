@@ -12,8 +12,8 @@ fallback) and :func:`onset` (Condition onset[x], ``recordedDate`` as fallback). 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 from typing import Literal
 
 Precision = Literal["year", "month", "day", "time"]
