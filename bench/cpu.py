@@ -1,7 +1,7 @@
 """CPU time per call, for comparing changes on a busy machine: ``time.process_time()`` over many in-process calls
-of the bench's order-sign request (and the trivial endpoint) through Flask's test client, repeated; min and
-median per call. Wall-clock requests/s (``bench.services``) moves with whatever else the machine runs; this
-moves far less. Not part of ``make bench``.
+of the bench's order-sign request (and the same request to the no-cards service, and the trivial endpoint)
+through Flask's test client, repeated; min and median per call. Wall-clock requests/s (``bench.services``)
+moves with whatever else the machine runs; this moves far less. Not part of ``make bench``.
 
     .venv/bin/python -m bench.cpu [CALLS] [REPEATS]
 """
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     calls, repeats = (int(argv[0]) if argv else 200), (int(argv[1]) if len(argv) > 1 else 7)
     os.environ.setdefault("BENCH_DATABASE_URL", "sqlite://")
-    from bench.services import make_app, request
+    from bench.services import EMPTY_SERVICE, make_app, request
     from fhir_pain.services import SERVICE_IDS
 
     client = make_app().test_client()
@@ -31,8 +31,12 @@ def main(argv: list[str] | None = None) -> dict:
     def trivial() -> None:
         assert client.get("/bench/trivial").status_code == 200
 
+    def floor() -> None:     # the same request, no clinical work (see bench.services)
+        assert client.post(f"/cds-services/{EMPTY_SERVICE}", data=raw, content_type="application/json"
+                           ).status_code == 200
+
     out = {}
-    for name, call in (("order-sign", sign), ("trivial", trivial)):
+    for name, call in (("order-sign", sign), ("floor", floor), ("trivial", trivial)):
         for _ in range(30):
             call()
         per_call = []

@@ -89,10 +89,14 @@ def one_round() -> int:
 
 def clear_input_caches() -> None:
     """Forget every parsed diplotype and scanned drug text: a round as for texts never seen before."""
-    from fhir_pain.pgx import diplotype, knowledge, phenotype
+    from fhir_pain import fhirdates
+    from fhir_pain.pgx import diplotype, drugs, knowledge, phenotype, readers
     diplotype._parse.cache_clear()
     phenotype.call_diplotype.cache_clear()
     knowledge._names_in.cache_clear()
+    fhirdates._parse.cache_clear()
+    readers._names_gene_memo.cache_clear()
+    drugs._ingredients.cache_clear()
 
 
 def _measure(rounds: int, cold: bool) -> tuple[float, float]:
@@ -129,8 +133,8 @@ def vocabulary_build_ms() -> tuple[float, int, int]:
 
 
 def identify_us(rounds: int) -> dict[str, float]:
-    """Median µs of identify() on one order of each shape, its text never seen before (cache cleared)."""
-    from fhir_pain.pgx import knowledge
+    """Median µs of identify() on one order of each shape, its text never seen before (caches cleared)."""
+    from fhir_pain.pgx import drugs, knowledge
     out = {}
     for shape, concept in _SHAPES.items():
         order = {"resourceType": "MedicationRequest", "id": "o1", "status": "draft", "intent": "order",
@@ -138,6 +142,7 @@ def identify_us(rounds: int) -> dict[str, float]:
         times = []
         for _ in range(rounds):
             knowledge._names_in.cache_clear()
+            drugs._ingredients.cache_clear()
             t0 = time.perf_counter_ns()
             pgx.identify(order)
             times.append(time.perf_counter_ns() - t0)

@@ -8,11 +8,16 @@
    port) for the order-sign service beside a trivial Flask endpoint in the same app, measured in the same run
    in alternating one-second slices by a pool of client threads, and their ratio (order-sign / trivial: what a call
    costs beyond HTTP, comparable between machines and runs). The server is started and stopped here.
+3. In the same run, the same order-sign request to a service that answers it with no cards (``bench-empty``: the
+   same prefetch, JWT/JSON/depth/schema checks, prefetch resolution, response and log line, no gather, rules or
+   cards): the protocol's floor. Its ratio to the trivial endpoint is the most order-sign's ratio could reach;
+   order-sign / floor is the share of the call's cost left beside the clinical work.
 
     .venv/bin/python -m bench.services [ROUNDS] [SECONDS]
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import statistics
@@ -136,16 +141,28 @@ def own_time(rounds: int) -> dict:
 
 # ---- gunicorn ---------------------------------------------------------------------------------------------
 
+EMPTY_SERVICE = "bench-empty"
+
+
 def make_app():
-    """gunicorn entry point ('bench.services:make_app()'): the real app plus a trivial endpoint to compare."""
+    """gunicorn entry point ('bench.services:make_app()'): the real app plus a trivial endpoint and a service
+    with no clinical work (``EMPTY_SERVICE``, the same hook and prefetch as order-sign) to compare."""
     from flask import jsonify
 
+    from cds_hooks import CDSResponse
+
     from fhir_pain.app import create_app
+    from fhir_pain.server import settle_heap
     app = create_app({"AUTH": "off", "DATABASE_URL": os.environ["BENCH_DATABASE_URL"], "NOW": NOW})
 
     @app.get("/bench/trivial")
     def trivial():
         return jsonify(ok=True)
+
+    sign = app.extensions["cds_hooks"].registry.get("pain-pgx-order-sign")
+    app.extensions["cds_hooks"].registry.register(dataclasses.replace(
+        sign, id=EMPTY_SERVICE, title="bench: no clinical work", handler=lambda request: CDSResponse(cards=())))
+    settle_heap()     # as `fhir-pain serve` does in each worker
     return app
 
 
@@ -220,8 +237,9 @@ def under_gunicorn(seconds: float, threads: int = 8) -> dict:
                 time.sleep(0.1)
             body = orjson.dumps(request("order-sign"))
             targets = {"trivial": (base + "/bench/trivial", None),
-                       "order-sign": (base + "/cds-services/pain-pgx-order-sign", body)}
-            for url, data in targets.values():                                     # warm both workers
+                       "order-sign": (base + "/cds-services/pain-pgx-order-sign", body),
+                       "floor": (base + f"/cds-services/{EMPTY_SERVICE}", body)}
+            for url, data in targets.values():                                     # warm the workers
                 _load(url, data, 1.0, threads)
             # alternating one-second slices: on a shared machine, load that comes and goes falls on both alike
             slices = max(1, round(seconds))
@@ -229,7 +247,7 @@ def under_gunicorn(seconds: float, threads: int = 8) -> dict:
             for _ in range(slices):
                 for name, (url, data) in targets.items():
                     runs[name].append(_load(url, data, seconds / slices, threads))
-            trivial, sign = (_merge(runs[name]) for name in targets)
+            trivial, sign, floor = (_merge(runs[name]) for name in targets)
         finally:
             server.terminate()
             try:
@@ -237,7 +255,7 @@ def under_gunicorn(seconds: float, threads: int = 8) -> dict:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait(5)
-    return {"trivial": trivial, "order-sign": sign, "threads": threads}
+    return {"trivial": trivial, "order-sign": sign, "floor": floor, "threads": threads}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -254,13 +272,16 @@ def main(argv: list[str] | None = None) -> dict:
     g = under_gunicorn(seconds)
     print(f"  gunicorn gthread 2 workers x 4 threads, {g['threads']} keep-alive client threads on the same "
           f"machine, {seconds:g} s each in alternating 1 s slices:")
-    for name in ("trivial", "order-sign"):
+    for name in ("trivial", "order-sign", "floor"):
         r = g[name]
         print(f"    {name:12s} {r['rps']:7.0f} requests/s  median {r['median_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms"
               f"  ({r['requests']} requests, {r['errors']} errors)")
     g["ratio"] = g["order-sign"]["rps"] / g["trivial"]["rps"]
     print(f"    order-sign / trivial: {g['ratio']:.2f} (requests/s in the same run; the machine's speed and load "
           f"cancel out)")
+    g["floor_ratio"] = g["floor"]["rps"] / g["trivial"]["rps"]
+    print(f"    floor / trivial: {g['floor_ratio']:.2f} (the same request answered with no cards: the most order-sign's "
+          f"ratio could reach); order-sign / floor: {g['order-sign']['rps'] / g['floor']['rps']:.2f}")
     return {"own": own, "gunicorn": g}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
+from functools import lru_cache
 
 from cds_hooks import Action, ActionType, Card, Coding, Link, LinkType, SelectionBehavior, Source, Suggestion
 from fhir_pain.facts import Drug, Finding, MedicationUse, PatientData
@@ -107,17 +108,28 @@ def card_for(group: list[Finding], data: PatientData) -> Card:
     return Card(
         summary=_referral_summary(group) if primary.rule.startswith("fhir-pain/referral/") else primary.summary,
         indicator=indicator,
-        source=Source(label=conv["source"]["label"], url=conv["source"].get("url")),
+        source=_source(conv["source"]["label"], conv["source"].get("url")),
         detail=_detail(group, primary, data),
         suggestions=tuple(suggestions),
         selection_behavior=(SelectionBehavior.AT_MOST_ONE if replaces else SelectionBehavior.ANY)
         if suggestions else None,
-        override_reasons=tuple(Coding(code=r["code"], system=r.get("system", conv["overrideReasonSystem"]),
-                                      display=r["display"])
+        override_reasons=tuple(_coding(r["code"], r.get("system", conv["overrideReasonSystem"]), r["display"])
                                for r in _override_reasons(conv, primary) + opioid_override_reasons(group)),
         links=tuple(_links(group)),
         extension={conv["findingsExtension"]: [f.to_contract() for f in group]},
     )
+
+
+# The override reasons and the source come from the card conventions: the same few (immutable, checked when built)
+# objects on every card, built once each.
+@lru_cache(maxsize=256)
+def _coding(code: str, system: str, display: str) -> Coding:
+    return Coding(code=code, system=system, display=display)
+
+
+@lru_cache(maxsize=16)
+def _source(label: str, url: str | None) -> Source:
+    return Source(label=label, url=url)
 
 
 def _override_reasons(conv: dict, primary: Finding) -> list[dict]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 from typing import Literal
 
 Precision = Literal["year", "month", "day", "time"]
@@ -61,6 +62,15 @@ def parse(value: object, *, default_tz: tzinfo = UTC, element: str = "") -> Fhir
     value covers that whole day in ``default_tz``. Returns ``None`` for anything that is not a valid value."""
     if not isinstance(value, str):
         return None
+    if len(value) > 64:    # no valid value is this long: not kept in the memo (the text is the sender's)
+        return _parse.__wrapped__(value, default_tz, element)
+    return _parse(value, default_tz, element)
+
+
+@lru_cache(maxsize=8192)
+def _parse(value: str, default_tz: tzinfo, element: str) -> FhirTime | None:
+    # memoised (FhirTime is read-only): every Observation, Condition and request is dated, several rules read the
+    # same dates, and each call of a patient's chart repeats them
     s = value.strip()
     n = len(s)
     if n < 4 or not s[:4].isdigit() or int(s[:4]) not in YEARS:

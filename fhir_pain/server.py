@@ -7,6 +7,7 @@ workers (feedback, the JWT replay cache) lives in the store.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import ssl
@@ -110,7 +111,18 @@ class _Gunicorn(BaseApplication):
 
     def load(self):  # noqa: ANN201 - called in each worker after the fork
         from .app import create_app
-        return create_app(dict(self.app_config))
+        app = create_app(dict(self.app_config))
+        settle_heap()
+        return app
+
+
+def settle_heap() -> None:
+    """Once per worker, after the app is built: the modules, the app and what it loaded live as long as the
+    process, so they are moved out of the cyclic collector's reach (gc.freeze). Otherwise every full collection,
+    which the garbage of a few calls triggers, walks those ~85,000 objects again (about 0.3 ms per call, measured
+    on order-sign). Garbage made before is collected first, so nothing unreachable is kept for good."""
+    gc.collect()
+    gc.freeze()
 
 
 def gunicorn_options(args: argparse.Namespace) -> dict[str, Any]:

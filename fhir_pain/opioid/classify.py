@@ -89,9 +89,21 @@ def _words(key: str) -> re.Pattern:
 
 
 def classify(med: MedicationUse) -> OrderClasses:
-    r = rules()
     codes, texts = _codes_and_texts(med)
-    names = {d.name for d in med.ingredients}
+    key = (tuple(codes), tuple(texts), frozenset(d.name for d in med.ingredients))
+    # an order's texts are the sender's: overly long ones are classified each time, never kept in the memo
+    memo = _classes if sum(map(len, texts)) + sum(map(len, codes)) <= 2000 else _classes.__wrapped__
+    opioids, strengths, dose_form, classes, named = memo(*key)
+    return OrderClasses(med=med, opioids=opioids, strengths=strengths, dose_form=dose_form, classes=classes,
+                        names=named)
+
+
+@lru_cache(maxsize=4096)
+def _classes(codes: tuple[str, ...], texts: tuple[str, ...], ingredients: frozenset[str]) -> tuple:
+    """What an order's codes, texts and identified ingredients say, as a pure function of them: every draft and
+    active medication is classified on each call, and the same products recur (bounded: keys come from requests)."""
+    r = rules()
+    names = set(ingredients)
     joined = " ".join(texts)
     products = vocabulary()["products"]
     product = next((products[c] for c in codes if c in products), None)
@@ -104,7 +116,7 @@ def classify(med: MedicationUse) -> OrderClasses:
                           if i["name"] in opioids)
         dose_form = product["doseForm"]
     else:
-        strengths, dose_form = _text_strengths(texts, opioids), ""
+        strengths, dose_form = _text_strengths(list(texts), opioids), ""
     classes: set[str] = set()
     named: list[str] = []
     by_code = class_products()
@@ -118,12 +130,11 @@ def classify(med: MedicationUse) -> OrderClasses:
         # buprenorphine/naloxone (sublingual) and pentazocine/naloxone are in CDC's naloxone value set, but their
         # naloxone only deters misuse: they are not an overdose rescue kit on file
         classes.discard("naloxone")
-    if cls_er(codes, joined, dose_form, opioids):
+    if cls_er(list(codes), joined, dose_form, opioids):
         classes.add("extendedRelease")
     if opioids:
         classes.add("opioid")
-    return OrderClasses(med=med, opioids=opioids, strengths=strengths, dose_form=dose_form,
-                        classes=frozenset(classes), names=tuple(dict.fromkeys(named)))
+    return opioids, strengths, dose_form, frozenset(classes), tuple(dict.fromkeys(named))
 
 
 def cls_er(codes: list[str], joined: str, dose_form: str, opioids: tuple[str, ...]) -> bool:

@@ -28,9 +28,10 @@ def _same(a: Drug, b: Drug) -> bool:
 
 def _trial_start(m: MedicationUse, ing: AnalgesicIngredient, history: list[tuple[datetime, MedicationUse]],
                  gap: timedelta) -> tuple[datetime, list[str]]:
-    """Walk back through earlier requests of the same ingredient while each follows the previous closely."""
+    """Walk back through earlier requests of the same ingredient (``history``: newest first) while each follows the
+    previous closely."""
     start, refs = utc(m.authored_on), [m.ref]
-    for when, other in sorted(history, key=lambda x: x[0], reverse=True):
+    for when, other in history:          # newest first
         if other is m or when >= start or not any(_same(d, ing.drug) for d in other.ingredients):
             continue
         if start - when > gap:
@@ -53,7 +54,8 @@ def _prior_prescription(m: MedicationUse) -> str | None:
 def treatment_responses(medications: Iterable[MedicationUse], by_inst: ScoreIndex, kn: Knowledge,
                         now: datetime) -> tuple[TreatmentResponse, ...]:
     meds = [m for m in medications if isinstance(m, MedicationUse)]
-    history = [(utc(m.authored_on), m) for m in meds if m.authored_on is not None and m.status in CONTINUING]
+    history = sorted(((utc(m.authored_on), m) for m in meds if m.authored_on is not None and m.status in CONTINUING),
+                     key=lambda x: x[0], reverse=True)   # newest first, once for every trial's walk back
     current = [(m, a) for m in meds if m.status == "active" and not m.is_draft for a in [_analgesics(m, kn)] if a]
     starts = {m.ref: utc(m.authored_on) for m, _ in current if m.authored_on is not None}
     p = kn.params["response"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from functools import lru_cache
 
 from fhir_pain import fhirdates
 from fhir_pain.facts import Drug, MedicationUse
@@ -96,6 +97,13 @@ def _medication(resource: dict, resolve: Callable[[str], dict | None] | None) ->
     return med if isinstance(med, dict) else None
 
 
+@lru_cache(maxsize=4096)
+def _ingredients(names: tuple[str, ...]) -> tuple[Drug, ...]:
+    """The known ingredients among ``names``, once each, in order (memoised: orders name the same drugs)."""
+    vocab = drug_vocabulary()
+    return tuple(Drug(rxnorm=vocab.rxnorm_of[n], name=n) for n in dict.fromkeys(names) if n in vocab.rxnorm_of)
+
+
 def identify(resource: dict, *, resolve: Callable[[str], dict | None] | None = None,
              is_draft: bool = False) -> MedicationUse:
     """A MedicationRequest dict -> MedicationUse with its ingredients (empty when nothing is recognised)."""
@@ -112,16 +120,14 @@ def identify(resource: dict, *, resolve: Callable[[str], dict | None] | None = N
     names: list[str] = []
     for concept in concepts:
         _concept_names(concept, names)
-    vocab = drug_vocabulary()
-    ingredients = tuple(Drug(rxnorm=vocab.rxnorm_of[n], name=n) for n in dict.fromkeys(names) if n in vocab.rxnorm_of)
+    ingredients = _ingredients(tuple(names))
     text = next((t for t in (_display(c) for c in concepts) if t), "")
     if not text and isinstance(resource.get("medicationReference"), dict):
         display = resource["medicationReference"].get("display")
         text = display if isinstance(display, str) else ""
         if text and not ingredients:
             _concept_names({"text": text}, names)
-            ingredients = tuple(Drug(rxnorm=vocab.rxnorm_of[n], name=n)
-                                for n in dict.fromkeys(names) if n in vocab.rxnorm_of)
+            ingredients = _ingredients(tuple(names))
     rid = resource.get("id")
     ref = f"MedicationRequest/{rid}" if isinstance(rid, str) and rid else f"urn:uuid:{uuid.uuid4()}"
     authored = fhirdates.parse(resource.get("authoredOn"))

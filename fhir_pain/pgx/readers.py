@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 
 from fhir_pain import fhirdates
 from fhir_pain.facts import GeneResult
@@ -160,6 +161,17 @@ def _ref(obs: dict) -> str:
     return f"Observation/{rid}" if isinstance(rid, str) and rid else "Observation/unidentified"
 
 
+def _names_gene(text: str) -> bool:
+    """Whether a code's text names a PGx gene. Memoised: _kind asks it of every coding of every Observation, and
+    the same few codes (pain scores, vitals) recur; texts too long to be a code's are searched, never kept."""
+    return _GENE_RE.search(text) is not None if len(text) > 300 else _names_gene_memo(text)
+
+
+@lru_cache(maxsize=4096)
+def _names_gene_memo(text: str) -> bool:
+    return _GENE_RE.search(text) is not None
+
+
 def _kind(obs: dict) -> str | None:
     """'genotype' | 'implication' | 'lab' | None (not a PGx result), from the code alone. Runs for every
     Observation of the patient (pain scores, vitals ...), so it allocates nothing on the way to None."""
@@ -179,10 +191,10 @@ def _kind(obs: dict) -> str | None:
         if value == HAPLOTYPE:
             return None
         display = c.get("display")
-        named = named or (isinstance(display, str) and _GENE_RE.search(display) is not None) \
-            or (isinstance(value, str) and _GENE_RE.search(value) is not None)
+        named = named or (isinstance(display, str) and _names_gene(display)) \
+            or (isinstance(value, str) and _names_gene(value))
     text = code.get("text")
-    if named or (isinstance(text, str) and _GENE_RE.search(text) is not None):
+    if named or (isinstance(text, str) and _names_gene(text)):
         return "lab"
     return None
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from fhir_pain import pgx
+from fhir_pain.pgx import guidance
 from fhir_pain.facts import Drug, GeneResult, MedicationUse
 from fhir_pain.gather import CONDITIONS, MEDICATIONS, PAIN, PGX
 
@@ -75,6 +76,17 @@ class RuleContext:
             others = [m for m in self.active + self.drafts if not names & {d.name for d in m.ingredients}]
             self._profiles[names] = pgx.resolve_profile(self.results, others)
         return self._profiles[names]
+
+    def recommend(self, drug: Drug, profile, population: str | None = None, *, mode: str = "cpic"):
+        """The recommendation once per drug, profile, population and guideline mode in this evaluation: the drug's
+        own rule, the alternatives of another card, the first-line options of the pain rules ask about the same
+        drugs. ``mode`` is the site's GUIDELINES for the drug-gene cards; CPIC alone elsewhere."""
+        key = ("recommend", drug, id(profile), population, mode)
+        if key not in self._profiles:
+            rec = pgx.recommend(drug, profile, population) if mode == "cpic" else \
+                guidance.recommend(drug, profile, population, mode)
+            self._profiles[key] = (rec, profile)   # profile kept: its id stays its own
+        return self._profiles[key][0]
 
     def on_drug(self, drug: Drug, *, exclude: MedicationUse | None = None) -> MedicationUse | None:
         """The active or draft medication that already contains ``drug`` (to avoid suggesting duplicates)."""

@@ -70,7 +70,7 @@ def drug_gene_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Findi
         return None
     profile = ctx.profile_for(med, drug)
     applied, why_population = population(ctx, drug) if pgx.populations(drug) else (None, "")
-    rec = guidance.recommend(drug, profile, applied, ctx.guidelines)
+    rec = ctx.recommend(drug, profile, applied, mode=ctx.guidelines)
     if rec is None:
         return None
     unsure = uncertainty(rec.genes, rec)
@@ -150,7 +150,7 @@ def safe_alternatives(ctx: RuleContext, med: MedicationUse | None, alternatives,
             dropped.append(f"{alt.name} (already prescribed)")
             continue
         if pgx.guideline_for(alt) is not None:
-            arec = pgx.recommend(alt, profile)
+            arec = ctx.recommend(alt, profile)
             if arec is not None and (arec.action in REPLACE_ACTIONS or uncertainty(arec.genes, arec)):
                 genes = ", ".join(gene_phrase(g, gp) for g, gp in arec.genes.items())
                 dropped.append(f"{alt.name} (CPIC advice for {genes}: {arec.action})")
@@ -167,7 +167,7 @@ def _if_inhibitor_stopped(ctx: RuleContext, f: Finding, rec: Recommendation) -> 
     converted = [(g, gp) for g, gp in rec.genes.items() if gp.phenoconverted_by and gp.genetic_phenotype]
     if not converted or f.drug is None:
         return []
-    genetic = guidance.recommend(f.drug, ctx.genetic_profile(), mode=ctx.guidelines)
+    genetic = ctx.recommend(f.drug, ctx.genetic_profile(), mode=ctx.guidelines)
     if genetic is None or (genetic.action == rec.action and genetic.recommendation == rec.recommendation):
         return []
     inhibitors = join_and(sorted({n for _, gp in converted for n in gp.phenoconverted_by}))

@@ -50,7 +50,7 @@ def first_line_options(ctx: RuleContext, med: MedicationUse | None, exclude_clas
                 dropped.append(blocked)
                 continue
             if pgx.guideline_for(drug) is not None:
-                rec = pgx.recommend(drug, profile)
+                rec = ctx.recommend(drug, profile)
                 if rec is not None and (rec.action in r["excludeCandidateWhenActions"] or uncertainty(rec.genes, rec)):
                     why = " + ".join(gene_phrase(g, gp) for g, gp in rec.genes.items())
                     dropped.append(f"{drug.name} ({why}: CPIC {rec.action})")
@@ -248,7 +248,7 @@ def _non_response_finding(ctx, r, resp, drug: Drug, med: MedicationUse | None) -
              "improvement (IMMPACT). The trial has lasted at least the adequate duration for this drug class."]
     genes = {}
     if pgx.guideline_for(drug) is not None:
-        rec = pgx.recommend(drug, ctx.profile_for(med))
+        rec = ctx.recommend(drug, ctx.profile_for(med))
         if rec is not None and rec.action in REPLACE_ACTIONS | {"monitor", "reduce-dose"} and not rec.ambiguous:
             genes = rec.genes
             lines.append("**Pharmacogenomics may explain it:** "

@@ -178,13 +178,15 @@ def _codes_of(codeable: object) -> set[str]:
     return out
 
 
-def _has_code(codeable: object, codes: set[str]) -> bool:
-    """``codes & _codes_of(codeable)`` without building the set: latest() asks it of every Observation."""
+def _has_code(codeable: object, codes: set[str], bare: frozenset[str]) -> bool:
+    """``codes & _codes_of(codeable)`` without building the set: latest() asks it of every Observation. ``bare``:
+    the codes without their systems, so that the other Observations' codings cost one set look-up each."""
     if isinstance(codeable, dict):
         for coding in as_list(codeable.get("coding")):
-            if isinstance(coding, dict) and isinstance(coding.get("code"), str) and \
-                    f"{norm_system(coding.get('system'))}|{coding['code'].strip()}" in codes:
-                return True
+            if isinstance(coding, dict) and isinstance(coding.get("code"), str):
+                code = coding["code"].strip()
+                if code in bare and f"{norm_system(coding.get('system'))}|{code}" in codes:
+                    return True
     return False
 
 
@@ -193,11 +195,12 @@ def latest(observations, codes: set[str], now: datetime, lookback_days: int) -> 
     now + 1 day: a value dated in the future is an error). Undated ones never stand for now."""
     best: Reading | None = None
     since, horizon = now - timedelta(days=lookback_days), now + timedelta(days=1)
+    bare = frozenset(c.partition("|")[2] for c in codes)   # knowledge systems hold no "|"
     for o in observations or ():
         status = o.get("status") if isinstance(o, dict) else None
         if not isinstance(o, dict) or (isinstance(status, str) and status in OBSERVATION_VOID):
             continue
-        if not _has_code(o.get("code"), codes):
+        if not _has_code(o.get("code"), codes, bare):
             continue
         when = fhirdates.effective(o)
         if when is None or when.at < since or when.earliest > horizon:

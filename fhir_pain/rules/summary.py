@@ -41,7 +41,7 @@ def pgx_summary(ctx: RuleContext) -> Finding | None:
             continue
         applied = population(ctx, drug)[0] if pgx.populations(drug) else None
         # a drug is not its own phenoconverter
-        rec = guidance.recommend(drug, ctx.profile_for(None, drug), applied, ctx.guidelines)
+        rec = ctx.recommend(drug, ctx.profile_for(None, drug), applied, mode=ctx.guidelines)
         if rec is None:
             continue
         # under uncertainty the advice safe under every possibility, marked so the chart says it is uncertain

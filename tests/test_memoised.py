@@ -1,0 +1,54 @@
+"""The memoised pure functions (FHIR dates, markdown escaping, drug identification, opioid classification, the
+cards' override-reason codings) hand the same objects to every call that asks with the same text: a rule or
+renderer that changed one would change the answers of the calls after it. Every golden scenario, asked again
+after all of them were answered once (in the reverse order), must get the very same response."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fhir_pain.services import SERVICE_IDS
+from golden.test_golden import HERE, NOW, SCENARIOS, normalise
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    from fhir_pain.app import create_app
+    db = tmp_path_factory.mktemp("memoised") / "memoised.sqlite3"
+    app = create_app({"AUTH": "off", "DATABASE_URL": f"sqlite:///{db}", "NOW": NOW, "FHIR_SERVER_ALLOWLIST": []})
+    yield app.test_client()
+    app.extensions["fhir_pain.store"].dispose()
+
+
+def _answer(client, scenario: str) -> dict:
+    body = json.loads((HERE / scenario / "request.json").read_text())
+    response = client.post(f"/cds-services/{SERVICE_IDS[body['hook']]}", json=body)
+    assert response.status_code == 200, scenario
+    return normalise(response.get_json())
+
+
+def test_shared_memoised_values_leave_every_later_answer_unchanged(client):
+    first = {scenario: _answer(client, scenario) for scenario in SCENARIOS}
+    assert sum(1 for r in first.values() if r["cards"]) > len(SCENARIOS) // 2   # most scenarios give cards
+    for scenario in reversed(SCENARIOS):
+        assert _answer(client, scenario) == first[scenario], scenario
+
+
+def test_texts_too_long_to_be_real_are_answered_but_never_kept():
+    """The memos are bounded in entries; a sender's megabyte-long strings must not fill them (memory)."""
+    from fhir_pain import fhirdates
+    from fhir_pain.facts import MedicationUse
+    from fhir_pain.opioid import classify
+    from fhir_pain.opioid.classify import _classes
+    from fhir_pain.rules.text import _md, md
+
+    long = "oxycodone 5 MG <b>*" + "x" * 100_000
+    sizes = (_md.cache_info().currsize, fhirdates._parse.cache_info().currsize, _classes.cache_info().currsize)
+    assert md(long).startswith("oxycodone 5 MG &lt;b&gt;\\*")
+    assert fhirdates.parse("2024-03-05T10:00:00Z" + " " * 100_000) is not None   # still read (stripped)
+    draft = MedicationUse(ref="MedicationRequest/1", status="draft", intent="order", ingredients=(), text=long,
+                          is_draft=True, resource={"medicationCodeableConcept": {"text": long}})
+    assert "opioid" in classify(draft).classes
+    assert (_md.cache_info().currsize, fhirdates._parse.cache_info().currsize,
+            _classes.cache_info().currsize) == sizes
