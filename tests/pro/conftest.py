@@ -1,5 +1,6 @@
 """Fixtures of the patient-reported-outcome tests: a real FHIR server (sekmet, as tests/integration starts it), a
-real ``fhir-pain serve`` writing to it, and the suite's one headless Chromium (tests/browser.py).
+real ``fhir-pain serve`` writing to it, and the suite's one headless Chromium
+(``browser``/``page`` of tests/browser.py, registered by tests/conftest.py).
 """
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from browser import browser, page  # noqa: F401  (fixtures: one Playwright for the whole suite)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 from sekmet_server import Sekmet  # noqa: E402
