@@ -2,8 +2,10 @@
 
 JSON routes answer errors as FHIR OperationOutcomes through the app's one error handler (cds_hooks.endpoints);
 the fill page answers them as HTML pages of its own. With AUTH=required, ``$extract`` needs the same CDS Client
-JWT as the services, and the fill page is closed (401) until a SMART session can say who fills it; with AUTH=off
-(local development, the demo) both are open. The Questionnaires themselves are public.
+JWT as the services, and the fill page is closed (401): in production a questionnaire is filled in the dashboard's
+SMART session (fhir_pain.dashboard, /dashboard/record/<instrument>), which reuses this page's template and pieces
+(answers_of, questionnaire_response, scored). With AUTH=off (local development, the demo) both are open. The
+Questionnaires themselves are public.
 
 The fill page's form carries a CSRF token (double-submit: a random value in an HttpOnly, SameSite=Strict cookie
 and in the form, compared in constant time) and a POST from another origin is refused.
