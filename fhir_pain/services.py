@@ -124,7 +124,7 @@ def dashboard_usage(launch_url: str) -> str:
     base = launch_url.rsplit("/launch", 1)[0]
     return (f" The patient-view summary cards link to a SMART on FHIR app (SMART App Launch 2, EHR launch, public "
             f"client with PKCE): register it with launch URL {launch_url}, redirect URI {base}/callback and scopes "
-            f"'{scopes(True, ehr_launch=True)}' (SMART v1: .read).")
+            f"'{scopes(True, ehr_launch=True)}' (SMART v1: .read and .write).")
 
 
 def build_services(config: dict[str, Any] | None = None) -> list[Service]:

@@ -1,5 +1,7 @@
 """A real headless Chromium (Debian's ``chromium``, installed by ``make test`` when missing) driven by Playwright,
-for the browser tests of any test package: ``from browser import browser, page, LiveServer``.
+for the browser tests of any test package: the ``browser`` and ``page`` fixtures are registered once for the
+suite by tests/conftest.py (``pytest_plugins``: Playwright's sync API allows one instance per process), and
+``from browser import LiveServer`` serves an app for them.
 
 Never ``playwright install``: Playwright drives the system browser through ``executable_path``. The flags keep
 the browser from calling home (no component updates, sync, QUIC or background networking), so a test only ever

@@ -6,6 +6,8 @@
 - ``app_factory(**config)``: ``create_app`` with a throw-away SQLite store and responses checked against the
   CDS Hooks response schema. Clinical services are off unless the test passes REGISTER_CLINICAL_SERVICES=True,
   auth is off unless it passes AUTH="required".
+- ``browser``, ``page``: the suite's one headless Chromium (browser.py), for tests/dashboard and tests/pro alike
+  (Playwright's sync API allows one instance per process).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+pytest_plugins = ["browser"]
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
   GET  /dashboard/launch?iss=..&launch=..   EHR launch (standalone: iss only) -> the EHR's authorize endpoint
   GET  /dashboard/callback?code=..&state=.. the token, kept server side; the browser gets an opaque session id
   GET  /dashboard/                          the launched patient's page
+  GET  /dashboard/record/<instrument>       a questionnaire for the session's patient (fhir_pain.pro's form)
+  POST /dashboard/record/<instrument>       scored, written to the session's FHIR server with its token, -> 303 /
   POST /dashboard/logout                    ends the session (CSRF token; only a local ``next``)
   GET  /dashboard/demo/[<patient id>]       the demo patients, no launch: only with DASHBOARD_DEMO, AUTH off and
                                             a loopback client (``make run``)
@@ -12,6 +14,7 @@ Data come through the hook path (dashboard.data), pages are rendered server side
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import logging
@@ -26,13 +29,17 @@ from werkzeug.exceptions import HTTPException
 from cds_hooks.fhir_client import FHIRError, FHIRNotFound, FHIRUnauthorized, URLNotAllowed
 from fhir_pain.dashboard import charts, data, smart, view
 from fhir_pain.dashboard.sessions import SessionStore
+from fhir_pain.pro import views as pro_views
+from fhir_pain.pro import write as pro_write
+from fhir_pain.pro.extract import InvalidResponse, extract
+from fhir_pain.pro.forms import forms
 
 log = logging.getLogger("fhir_pain.dashboard")
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates",
                static_folder="static", static_url_path="/static")
 SID = "sid"
-PRO_FILL = "/pro/fill/{instrument}?patient={patient}"   # the questionnaire pages (fhir_pain.pro)
+PRO_FILL = "/pro/fill/{instrument}?patient={patient}"   # the demo's questionnaire pages (fhir_pain.pro)
 
 
 def register(app: Flask, cfg: dict[str, Any]) -> None:
@@ -89,7 +96,7 @@ def _headers(resp):
         + " ".join(current_app.config["FHIR_SERVER_ALLOWLIST"]) + "; frame-ancestors "
         + (current_app.config["DASHBOARD_FRAME_ANCESTORS"] or "'self'") + "; base-uri 'none'")
     resp.headers["X-Content-Type-Options"] = "nosniff"
-    resp.headers["Referrer-Policy"] = "no-referrer"   # the callback URL holds the code
+    resp.headers.setdefault("Referrer-Policy", "no-referrer")   # the callback URL holds the code
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -156,9 +163,10 @@ def callback():
     token = smart.exchange(oauth, pending["token_endpoint"], code, pending["verifier"])
     expires_in = token.get("expires_in")
     expires_at = time.time() + float(expires_in) if isinstance(expires_in, (int, float)) else None
+    granted = token.get("scope") if isinstance(token.get("scope"), str) else pending["scope"]  # none: as asked
     session[SID] = _sessions().create({"stage": "ready", "iss": pending["iss"], "access_token": token["access_token"],
                                        "patient": token["patient"], "expires_at": expires_at,
-                                       "csrf": secrets.token_urlsafe(24)})
+                                       "csrf": secrets.token_urlsafe(24), "scope": granted or ""})
     log.info("dashboard: launch completed")
     return redirect(url_for("dashboard.home"), 303)
 
@@ -193,12 +201,16 @@ def home():
     return _render(patient_data, csrf=state["csrf"])
 
 
-@bp.post("/logout")
-def logout():
-    state = _sessions().get(session.get(SID)) or {}
+def _check_csrf(state: dict) -> None:
     sent = request.form.get("csrf", "")
     if not state.get("csrf") or not hmac.compare_digest(sent.encode(), state["csrf"].encode()):
         raise Problem("Request refused", "This form was not sent from the dashboard page (CSRF check).", 400)
+
+
+@bp.post("/logout")
+def logout():
+    state = _sessions().get(session.get(SID)) or {}
+    _check_csrf(state)
     _sessions().delete(session.pop(SID, None))
     session.clear()
     target = request.form.get("next", "")
@@ -216,6 +228,81 @@ def _local_path(target: str) -> bool:
         return False
     parts = urlsplit(target)
     return not parts.scheme and not parts.netloc
+
+
+# ---- questionnaires for the session's patient -------------------------------------------------------------
+
+@bp.route("/record/<key>", methods=["GET", "POST"])
+def record(key: str):
+    """fhir_pain.pro's form for the session's patient (never one named by the request). The POST is scored by
+    fhir_pain.pro.extract and written to the session's FHIR server with the session's token, as one transaction of
+    conditional creates; ``authored`` is the signed time the form was served, so the same POST sent again (a
+    reload, a double click) is the same response and writes nothing new."""
+    state = _ready()
+    form = forms().get(key)
+    if form is None or not form.item_text:
+        offered = ", ".join(f.key for f in forms().values() if f.item_text)
+        raise Problem("No such questionnaire", f"The dashboard offers these questionnaires: {offered}.", 404)
+    may_save = all(smart.can_write(state.get("scope", ""), r) for r in smart.WRITES)
+    if request.method == "GET":
+        return _fill_page(form, state, pro_views.authored_now(), {}, [], 200, may_save)
+    _same_origin()
+    _check_csrf(state)
+    authored = request.form.get("authored", "")
+    if not hmac.compare_digest(request.form.get("sig", "").encode(), _sign(state, key, authored).encode()):
+        raise Problem("Request refused", "This form was not served by the dashboard for this session.", 400)
+    answers = pro_views.answers_of(form, request.form)
+    try:
+        bundle = extract(pro_views.questionnaire_response(form, state["patient"], answers, authored))
+    except InvalidResponse as exc:
+        return _fill_page(form, state, authored, answers, [m for m, _ in exc.problems], 422, may_save)
+    if not may_save:
+        return _result(form, state, bundle, 403, "the EHR did not grant this app permission to write to the "
+                       "patient's record (Observation and QuestionnaireResponse create scopes). The answers above "
+                       "were scored; note them in the chart, or ask for the app to be registered with write access.")
+    try:
+        written = pro_write.write_to(bundle, state["iss"], state["access_token"], current_app.config)
+    except pro_write.WriteFailed as exc:
+        if exc.upstream_status in (401, 403):
+            return _result(form, state, bundle, 403, "the FHIR server refused this session's access for writing. "
+                           "The answers above were scored; open the dashboard again from the EHR to save them.")
+        return _result(form, state, bundle, exc.status, f"{exc.message}. The answers above were scored; "
+                       "try again in a moment (sending the same form again does not save them twice).")
+    log.info("dashboard: questionnaire written (%d new, %d already there)", len(written.created),
+             len(written.existing))
+    return redirect(url_for("dashboard.home"), 303)
+
+
+def _sign(state: dict, key: str, authored: str) -> str:
+    """Binds the form's ``authored`` time to this session and instrument (the session's CSRF secret as key)."""
+    return hmac.new(state["csrf"].encode(), f"{key}|{authored}".encode(), hashlib.sha256).hexdigest()
+
+
+def _same_origin() -> None:
+    """A POST from a page of another origin is refused (a browser sends ``Origin`` on every POST; none: the
+    CSRF token alone decides)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    own = urlsplit(current_app.config["PUBLIC_BASE_URL"] or request.host_url)
+    if origin != f"{own.scheme}://{own.netloc}":
+        raise Problem("Request refused", "This form can only be sent from the dashboard's own page.", 403)
+
+
+def _fill_page(form, state: dict, authored: str, answers: dict, errors: list, status: int, may_save: bool):
+    notice = None if may_save else ("The EHR did not grant this app permission to write to the record: the "
+                                    "answers will be scored and shown, not saved.")
+    resp = current_app.make_response((render_template(
+        "fill.html", form=form, answers=answers, errors=errors, notice=notice, back=url_for("dashboard.home"),
+        action=url_for("dashboard.record", key=form.key),
+        hidden={"csrf": state["csrf"], "authored": authored, "sig": _sign(state, form.key, authored)}), status))
+    resp.headers["Referrer-Policy"] = "same-origin"   # no-referrer would make Chromium send "Origin: null"
+    return resp
+
+
+def _result(form, state: dict, bundle: dict, status: int, not_saved: str):
+    return render_template("result.html", **pro_views.scored(form, state["patient"], bundle), written=None,
+                           not_saved=not_saved, back=url_for("dashboard.home")), status
 
 
 # ---- demo (make run) --------------------------------------------------------------------------------------
@@ -262,8 +349,13 @@ def _now():
 
 def _render(patient_data, *, csrf: str | None = None, demo: bool = False):
     v = view.build(patient_data)
+    patient = quote(v.patient_id, safe="")
+    # in a session the dashboard's own pages (written to the session's FHIR server); in the demo /pro's (scored,
+    # not saved)
+    questionnaires = [(f.key, f.title, PRO_FILL.format(instrument=f.key, patient=patient) if demo
+                       else url_for("dashboard.record", key=f.key)) for f in forms().values() if f.item_text]
     return render_template(
         "dashboard/patient.html", v=v, demo=demo, csrf=csrf,
         pain_svg=charts.pain_chart(v), psych_svg=charts.psych_chart(v), mme_svg=charts.mme_chart(v),
-        pro_fill=PRO_FILL.format(instrument="peg", patient=quote(v.patient_id, safe="")),
+        questionnaires=questionnaires,
         mme_points=[d for d in v.mme if d.known or d.total is None])

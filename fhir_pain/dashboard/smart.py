@@ -3,11 +3,14 @@
 EHR launch: ``iss`` + ``launch`` from the EHR; standalone: ``iss`` only (scope ``launch/patient``). The FHIR
 server must be on FHIR_SERVER_ALLOWLIST; its ``.well-known/smart-configuration`` names the endpoints, which
 must be https (or loopback, for tests). Scopes are v2 (``patient/Observation.rs``) unless the server says it
-offers only v1 (``permission-v1`` without ``permission-v2``), then ``patient/Observation.read``.
+offers only v1 (``permission-v1`` without ``permission-v2``), then ``patient/Observation.read``. Writing a filled
+questionnaire asks ``patient/Observation.c`` and ``patient/QuestionnaireResponse.c`` (v1 ``.write``); the EHR
+may grant less, and the dashboard then scores without saving.
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import requests
@@ -19,6 +22,9 @@ from cds_hooks.fhir_client import is_allowed, is_tls_or_loopback, normalize_base
 
 # the resource types the patient-view prefetch reads (fhir_pain.services.prefetch_templates)
 RESOURCES = ("Patient", "Observation", "Condition", "MedicationRequest", "Medication", "Procedure")
+# what a filled questionnaire writes (fhir_pain.pro.extract: the response and its scored Observations)
+WRITES = ("Observation", "QuestionnaireResponse")
+_V2_PERMS = re.compile(r"c?r?u?d?s?")
 DISCOVERY_MAX_BYTES = 256 * 1024
 TIMEOUT = (2.0, 5.0)
 
@@ -78,8 +84,22 @@ def discover(iss: str) -> Endpoints:
 
 
 def scopes(v2: bool, *, ehr_launch: bool) -> str:
-    perm = "rs" if v2 else "read"
-    return " ".join(["launch" if ehr_launch else "launch/patient", *(f"patient/{r}.{perm}" for r in RESOURCES)])
+    perm, create = ("rs", "c") if v2 else ("read", "write")
+    return " ".join(["launch" if ehr_launch else "launch/patient", *(f"patient/{r}.{perm}" for r in RESOURCES),
+                     *(f"patient/{r}.{create}" for r in WRITES)])
+
+
+def can_write(granted: str, resource: str) -> bool:
+    """Whether a granted scope string lets the app create ``resource``: v2 ``patient/Observation.c`` (or
+    ``.cruds``, ``patient/*.c``...), v1 ``patient/Observation.write`` or ``.*``; ``user/`` scopes too."""
+    for scope in granted.split():
+        context, _, rest = scope.partition("/")
+        kind, _, perm = rest.partition("?")[0].partition(".")
+        if context not in ("patient", "user") or kind not in (resource, "*"):
+            continue
+        if perm in ("write", "*") or (_V2_PERMS.fullmatch(perm) and "c" in perm):
+            return True
+    return False
 
 
 def client(client_id: str, client_secret: str | None, redirect_uri: str, scope: str | None = None) -> OAuth2Session:

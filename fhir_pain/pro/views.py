@@ -2,8 +2,10 @@
 
 JSON routes answer errors as FHIR OperationOutcomes through the app's one error handler (cds_hooks.endpoints);
 the fill page answers them as HTML pages of its own. With AUTH=required, ``$extract`` needs the same CDS Client
-JWT as the services, and the fill page is closed (401) until a SMART session can say who fills it; with AUTH=off
-(local development, the demo) both are open. The Questionnaires themselves are public.
+JWT as the services, and the fill page is closed (401): in production a questionnaire is filled in the dashboard's
+SMART session (fhir_pain.dashboard, /dashboard/record/<instrument>), which reuses this page's template and pieces
+(answers_of, questionnaire_response, scored). With AUTH=off (local development, the demo) both are open. The
+Questionnaires themselves are public.
 
 The fill page's form carries a CSRF token (double-submit: a random value in an HttpOnly, SameSite=Strict cookie
 and in the form, compared in constant time) and a POST from another origin is refused.
@@ -14,10 +16,10 @@ import hmac
 import re
 import secrets
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 
 import orjson
-from flask import Blueprint, Flask, Response, current_app, render_template, request
+from flask import Blueprint, Flask, Response, current_app, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from cds_hooks.errors import CDSError, NotFound
@@ -118,10 +120,9 @@ def fill(key: str) -> Response:
         if request.method == "GET":
             return _form_page(form, patient, {}, [], 200)
         _check_csrf()
-        answers = {q.link_id: request.form.get(q.link_id, "") for q in form.questions}
-        qr = _response(form, patient, answers)
+        answers = answers_of(form, request.form)
         try:
-            bundle = extract(qr)
+            bundle = extract(questionnaire_response(form, patient, answers, authored_now()))
         except InvalidResponse as exc:
             return _form_page(form, patient, answers, [m for m, _ in exc.problems], 422)
         written = None
@@ -131,14 +132,7 @@ def fill(key: str) -> Response:
             except CDSError as exc:
                 raise PageError(exc.status, "Not saved", f"The answers were scored but not saved: {exc.message}. "
                                 "Please try again later.") from None
-        observations = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
-        total = form.total["code"][0]["code"] if form.total else None
-        observations.sort(key=lambda o: o["code"]["coding"][0]["code"] != total)   # the total first, then the items
-        head = observations[0]
-        score = head.get("valueInteger", head.get("valueQuantity", {}).get("value"))
-        band = form.instrument.band(score) if isinstance(score, (int, float)) else None
-        return _page("result.html", 200, form=form, patient=patient, observations=observations, written=written,
-                     total=total, score=score, band=band)
+        return _page("result.html", 200, **scored(form, patient, bundle), written=written)
     except PageError as exc:
         return _page("error.html", exc.status, title=exc.title, message=exc.message)
     except HTTPException as exc:   # e.g. 413 for a form too large: still a page, not JSON
@@ -151,10 +145,28 @@ def _page(template: str, status: int, **context: Any) -> Response:
 
 def _form_page(form: Form, patient: str, answers: dict[str, str], errors: list[str], status: int) -> Response:
     token = secrets.token_urlsafe(32)
-    response = _page("fill.html", status, form=form, patient=patient, answers=answers, errors=errors, csrf=token)
+    response = _page("fill.html", status, form=form, answers=answers, errors=errors,
+                     action=url_for("pro.fill", key=form.key), hidden={"patient": patient, "csrf": token})
     response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="Strict", secure=request.is_secure,
                         path="/pro/fill")
     return response
+
+
+def scored(form: Form, patient: str, bundle: dict) -> dict[str, Any]:
+    """What result.html shows of an extracted Bundle: the Observations (the total first), the score and its band."""
+    observations = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
+    total = form.total["code"][0]["code"] if form.total else None
+    observations.sort(key=lambda o: o["code"]["coding"][0]["code"] != total)   # the total first, then the items
+    head = observations[0]
+    score = head.get("valueInteger", head.get("valueQuantity", {}).get("value"))
+    band = form.instrument.band(score) if isinstance(score, (int, float)) else None
+    return {"form": form, "patient": patient, "observations": observations, "total": total, "score": score,
+            "band": band}
+
+
+def answers_of(form: Form, values: Mapping[str, str]) -> dict[str, str]:
+    """The form's fields as sent (an unanswered item is "")."""
+    return {q.link_id: values.get(q.link_id, "") for q in form.questions}
 
 
 def _check_csrf() -> None:
@@ -167,7 +179,7 @@ def _check_csrf() -> None:
                         "Please open it again and re-enter the answers.")
 
 
-def _response(form: Form, patient: str, answers: dict[str, str]) -> dict:
+def questionnaire_response(form: Form, patient: str, answers: dict[str, str], authored: str) -> dict:
     """The QuestionnaireResponse the form's fields make (unanswered items left out: extract names them)."""
     items = []
     for q in form.questions:
@@ -183,10 +195,11 @@ def _response(form: Form, patient: str, answers: dict[str, str]) -> dict:
             answer = {"valueBoolean": raw == "yes"} if raw in ("yes", "no") else {"valueString": raw[:40]}
         items.append({"linkId": q.link_id, "text": q.text, "answer": [answer]})
     return {"resourceType": "QuestionnaireResponse", "questionnaire": f"{form.url}|{form.version}",
-            "status": "completed", "subject": {"reference": f"Patient/{patient}"}, "authored": _now(), "item": items}
+            "status": "completed", "subject": {"reference": f"Patient/{patient}"}, "authored": authored, "item": items}
 
 
-def _now() -> str:
+def authored_now() -> str:
+    """Now (the configured NOW in tests), as a FHIR dateTime in UTC to the second."""
     fixed = current_app.config.get("NOW")
     when = datetime.fromisoformat(str(fixed).replace("Z", "+00:00")) if fixed else datetime.now(timezone.utc)
     if when.tzinfo is None:

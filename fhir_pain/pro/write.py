@@ -1,7 +1,8 @@
 """Write an extracted Bundle to the configured FHIR server, in one transaction, through the project's FHIR client.
 
-Only ``PRO_FHIR_SERVER`` is ever written to, and only when ``FHIR_SERVER_ALLOWLIST`` allows it (checked at
-start-up, and by the client on every URL). The Bundle's entries are conditional creates on derived identities
+The /pro routes write only to ``PRO_FHIR_SERVER`` (``write``); the dashboard writes to its session's FHIR
+server with the session's access token (``write_to``). Either way only where ``FHIR_SERVER_ALLOWLIST`` allows it
+(PRO_FHIR_SERVER checked at start-up, every URL by the client). The Bundle's entries are conditional creates on derived identities
 (fhir_pain.pro.extract), so writing the same response again creates nothing: the server answers ``200`` for
 each entry instead of ``201``. The token (``PRO_FHIR_TOKEN``) is never logged.
 """
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from cds_hooks.errors import BadRequest, CDSError
-from cds_hooks.fhir_client import FHIRClient, FHIRError, FHIRTimeout, is_allowed, normalize_base
+from cds_hooks.fhir_client import FHIRClient, FHIRError, FHIRTimeout, URLNotAllowed, is_allowed, normalize_base
 from fhir_pain.config import timeout_pair
 
 
@@ -19,6 +20,7 @@ class WriteFailed(CDSError):
     """The FHIR server did not take the transaction (502), or did not answer in time (504)."""
 
     status, code = 502, "transient"
+    upstream_status: int | None = None     # the FHIR server's HTTP status, when it answered one
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +41,21 @@ def check_config(cfg: Mapping[str, Any]) -> str | None:
 
 
 def write(bundle: dict, cfg: Mapping[str, Any]) -> Written:
+    """To PRO_FHIR_SERVER with PRO_FHIR_TOKEN (the /pro routes)."""
     base = check_config(cfg)
     if base is None:
         raise BadRequest("no FHIR server is configured to write to (PRO_FHIR_SERVER)")
-    client = FHIRClient(base, auth=cfg.get("PRO_FHIR_TOKEN") or None,
-                        allowed_bases=list(cfg["FHIR_SERVER_ALLOWLIST"]),
-                        timeout=timeout_pair(cfg["FHIR_TIMEOUT_S"]), retries=1)
+    return write_to(bundle, base, cfg.get("PRO_FHIR_TOKEN") or None, cfg)
+
+
+def write_to(bundle: dict, base: str, token: str | None, cfg: Mapping[str, Any]) -> Written:
+    """To ``base`` with ``token`` (a dashboard session's FHIR server and access token); the client still refuses
+    a base or entry URL that FHIR_SERVER_ALLOWLIST does not allow (WriteFailed, nothing sent)."""
+    try:
+        client = FHIRClient(base, auth=token, allowed_bases=list(cfg["FHIR_SERVER_ALLOWLIST"]),
+                            timeout=timeout_pair(cfg["FHIR_TIMEOUT_S"]), retries=1)
+    except URLNotAllowed:
+        raise WriteFailed("this FHIR server is not configured (FHIR_SERVER_ALLOWLIST): nothing was written") from None
     try:
         answer = client.transaction(bundle)
     except FHIRTimeout:
@@ -54,6 +65,7 @@ def write(bundle: dict, cfg: Mapping[str, Any]) -> Written:
     except FHIRError as exc:
         status = f" ({exc.status})" if exc.status else ""
         err = WriteFailed(f"the FHIR server did not take the answers{status}: nothing was written")
+        err.upstream_status = exc.status
         if exc.status in (400, 409, 412, 422):      # it refused the content, which came from the caller
             err.status, err.code = 422, "processing"
         raise err from None

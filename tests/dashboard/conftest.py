@@ -1,9 +1,10 @@
-"""Fixtures of the dashboard's tests: the browser (tests/browser.py) and the demo dashboard served on loopback."""
+"""Fixtures of the dashboard's tests: the demo dashboard served on loopback (the browser: tests/browser.py, registered
+by tests/conftest.py)."""
 from __future__ import annotations
 
 import pytest
 
-from browser import LiveServer, browser, page  # noqa: F401  (fixtures)
+from browser import LiveServer
 from fhir_pain.app import create_app
 
 

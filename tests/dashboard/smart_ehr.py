@@ -9,6 +9,11 @@ a FHIR gateway in front of a real FHIR server (sekmet). Run as its own HTTP proc
   POST /auth/token                             authorization code + PKCE verifier -> access token + patient
   GET  /fhir/...                               a valid, unexpired token of this server -> forwarded to sekmet
                                                with sekmet's own token; otherwise 401
+  POST /fhir                                   a transaction, forwarded likewise when the token was granted
+                                               Observation and QuestionnaireResponse create (else 403) and
+                                               every resource is about the token's patient (else 403)
+
+The consent page has "Allow", "Allow read only" (the write scopes asked are not granted) and "Deny".
 
 ``GET /ehr/requests`` lists the authorization requests seen (scope, code_challenge_method), for assertions;
 ``POST /ehr/expire`` expires every token issued so far.
@@ -29,7 +34,9 @@ from flask import Flask, Response, jsonify, request
 
 V2_SCOPES = "launch launch/patient " + " ".join(
     f"patient/{r}.{p}" for r in ("Patient", "Observation", "Condition", "MedicationRequest", "Medication",
-                                 "Procedure") for p in ("rs", "read"))
+                                 "Procedure") for p in ("rs", "read")) + " " + " ".join(
+    f"patient/{r}.{p}" for r in ("Observation", "QuestionnaireResponse") for p in ("c", "write"))
+WRITE_PERMS = (".c", ".write")
 
 
 class Client(ClientMixin):
@@ -64,7 +71,7 @@ def make_app(*, fhir_upstream: str, upstream_token: str, client_id: str, redirec
     clients = {client_id: Client(client_id, redirect_uri)}
     launches: dict[str, str] = {}       # launch id -> patient id
     codes: dict[str, Code] = {}
-    tokens: dict[str, tuple[float, str]] = {}   # access token -> (expires at, patient)
+    tokens: dict[str, tuple[float, str, str]] = {}   # access token -> (expires at, patient, granted scope)
     seen: list[dict] = []
 
     class AuthorizationCode(grants.AuthorizationCodeGrant):
@@ -72,7 +79,10 @@ def make_app(*, fhir_upstream: str, upstream_token: str, client_id: str, redirec
 
         def save_authorization_code(self, code, req):
             payload = req.payload
-            codes[code] = Code(code, req.client.get_client_id(), payload.redirect_uri, payload.scope,
+            scope = payload.scope
+            if req.user.get("read_only"):      # the user allowed reading only: the write scopes are not granted
+                scope = " ".join(s for s in scope.split() if not s.endswith(WRITE_PERMS))
+            codes[code] = Code(code, req.client.get_client_id(), payload.redirect_uri, scope,
                                payload.data.get("code_challenge"), payload.data.get("code_challenge_method"),
                                req.user["patient"])
 
@@ -88,7 +98,7 @@ def make_app(*, fhir_upstream: str, upstream_token: str, client_id: str, redirec
 
     def save_token(token, req):
         patient = req.authorization_code.patient
-        tokens[token["access_token"]] = (time.time() + token_lifetime, patient)
+        tokens[token["access_token"]] = (time.time() + token_lifetime, patient, token.get("scope", ""))
         token["patient"] = patient     # SMART launch context in the token response
 
     server = AuthorizationServer(app, query_client=clients.get, save_token=save_token)
@@ -123,8 +133,8 @@ def make_app(*, fhir_upstream: str, upstream_token: str, client_id: str, redirec
 
     @app.post("/ehr/expire")
     def ehr_expire():   # every token issued so far expires now (the FHIR server's clock has passed them)
-        for key, (_, patient) in list(tokens.items()):
-            tokens[key] = (0.0, patient)
+        for key, (_, patient, scope) in list(tokens.items()):
+            tokens[key] = (0.0, patient, scope)
         return jsonify({"expired": len(tokens)})
 
     def _launch_patient() -> str | None:
@@ -149,25 +159,54 @@ def make_app(*, fhir_upstream: str, upstream_token: str, client_id: str, redirec
             pick = "" if request.args.get("launch") else '<input name="standalone_patient" id="patient-id">'
             return Response(f"<!doctype html><title>Consent</title><h1>Allow the dashboard to read this patient's "
                             f"record?</h1><form method=post action=/auth/authorize>{hidden}{pick}<button name=consent value=allow id=allow>"
-                            f"Allow</button><button name=consent value=deny id=deny>Deny</button></form>")
-        granted = request.form.get("consent") == "allow" and patient is not None
-        return server.create_authorization_response(grant_user={"patient": patient} if granted else None)
+                            f"Allow</button><button name=consent value=read id=allow-read>Allow read only</button>"
+                            f"<button name=consent value=deny id=deny>Deny</button></form>")
+        consent = request.form.get("consent")
+        granted = consent in ("allow", "read") and patient is not None
+        return server.create_authorization_response(
+            grant_user={"patient": patient, "read_only": consent == "read"} if granted else None)
 
     @app.post("/auth/token")
     def token():
         return server.create_token_response()
 
-    @app.route("/fhir/<path:path>", methods=["GET"])
-    def fhir(path):
+    def _held():
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         held = tokens.get(value) if scheme.lower() == "bearer" else None
-        if held is None or held[0] < time.time():
-            return jsonify({"resourceType": "OperationOutcome", "issue": [
-                {"severity": "error", "code": "login", "diagnostics": "invalid or expired token"}]}), 401
+        return held if held is not None and held[0] >= time.time() else None
+
+    def _outcome(status: int, code: str, why: str):
+        return jsonify({"resourceType": "OperationOutcome", "issue": [
+            {"severity": "error", "code": code, "diagnostics": why}]}), status
+
+    @app.route("/fhir/<path:path>", methods=["GET"])
+    def fhir(path):
+        if _held() is None:
+            return _outcome(401, "login", "invalid or expired token")
         upstream = requests.get(f"{fhir_upstream}/{path}", params=request.args, timeout=(5, 60),
                                 headers={"Authorization": f"Bearer {upstream_token}",
                                          "Accept": "application/fhir+json"})
         body = upstream.content.replace(fhir_upstream.encode(), f"{base['url']}/fhir".encode())  # next links
+        return Response(body, upstream.status_code, content_type="application/fhir+json")
+
+    @app.post("/fhir")
+    def fhir_transaction():
+        held = _held()
+        if held is None:
+            return _outcome(401, "login", "invalid or expired token")
+        _, patient, scope = held
+        granted = scope.split()
+        bundle = request.get_json(force=True, silent=True) or {}
+        resources = [e.get("resource") or {} for e in bundle.get("entry") or []]
+        for r in resources:
+            if not any(f"patient/{r.get('resourceType')}{p}" in granted for p in WRITE_PERMS):
+                return _outcome(403, "forbidden", f"this token may not create {r.get('resourceType')}")
+            if (r.get("subject") or {}).get("reference") != f"Patient/{patient}":
+                return _outcome(403, "forbidden", "a resource is not about the patient in context")
+        upstream = requests.post(fhir_upstream, data=request.get_data(), timeout=(5, 60),
+                                 headers={"Authorization": f"Bearer {upstream_token}",
+                                          "Content-Type": "application/fhir+json", "Accept": "application/fhir+json"})
+        body = upstream.content.replace(fhir_upstream.encode(), f"{base['url']}/fhir".encode())
         return Response(body, upstream.status_code, content_type="application/fhir+json")
 
     return app

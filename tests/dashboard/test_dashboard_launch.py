@@ -5,82 +5,29 @@ Then every way a launch can fail gives a page that says what happened, never a t
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from fhir_pain.demo.loader import load_patients
-from integration.sekmet_server import Sekmet
-from serve_process import ServeProcess, free_port, serve_env
+from ehr_stack import SmartEHR, dashboard, demo_sekmet, launch
+from serve_process import free_port
 
 pytestmark = pytest.mark.integration
-CLIENT_ID = "fhir-pain-dashboard"
-EHR_SCRIPT = Path(__file__).with_name("smart_ehr.py")
 PATIENT = "demo-13-mara-non-responder"
-
-
-class SmartEHR:
-    """tests/dashboard/smart_ehr.py as its own HTTP process on a free port."""
-
-    def __init__(self, sekmet: Sekmet, redirect_uri: str, *, port: int, token_lifetime: int = 3600,
-                 v1_only: bool = False):
-        self.port = port
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.iss = f"{self.url}/fhir"
-        args = [sys.executable, str(EHR_SCRIPT), "--port", str(self.port), "--fhir-upstream", sekmet.base_url,
-                "--upstream-token", sekmet.token, "--client-id", CLIENT_ID, "--redirect-uri", redirect_uri,
-                "--token-lifetime", str(token_lifetime)] + (["--v1-only"] if v1_only else [])
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                requests.get(f"{self.iss}/.well-known/smart-configuration", timeout=(2, 10)).raise_for_status()
-                break
-            except requests.RequestException:
-                assert self.proc.poll() is None and time.monotonic() < deadline, "the test EHR did not start"
-                time.sleep(0.2)
-
-    def launch(self, patient: str) -> str:
-        return requests.get(f"{self.url}/ehr/launch", params={"patient": patient}, timeout=(2, 10)).json()["launch"]
-
-    def requests_seen(self) -> list[dict]:
-        return requests.get(f"{self.url}/ehr/requests", timeout=(2, 10)).json()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
 def sekmet(tmp_path_factory):
-    server = Sekmet(tmp_path_factory.mktemp("sekmet-dash")).start()
-    results = load_patients(server.base_url, token=server.token)
-    assert not [r for r in results if r.error], results
+    server = demo_sekmet(tmp_path_factory.mktemp("sekmet-dash"))
     yield server
     server.stop()
-
-
-def _dashboard(folder: Path, ehr_port: int, *, workers: int) -> ServeProcess:
-    """``fhir-pain serve`` registered as the EHR's SMART client; the EHR's FHIR base is the one allowed server.
-    Generous FHIR deadlines: the gateway and sekmet share a busy 2-core machine with the rest of the suite."""
-    env = serve_env(folder / "store.sqlite3")
-    env.update({"FHIR_PAIN_SMART_CLIENT_ID": CLIENT_ID, "FHIR_PAIN_DASHBOARD_SECRET_KEY": "test-secret-" + "x" * 32,
-                "FHIR_PAIN_FHIR_SERVER_ALLOWLIST": f"http://127.0.0.1:{ehr_port}/fhir",
-                "FHIR_PAIN_FHIR_DEADLINE_S": "30", "FHIR_PAIN_FHIR_TIMEOUT_S": "[3, 25]"})
-    serve = ServeProcess("--workers", str(workers), "--threads", "4", env=env)
-    serve.wait_ready()
-    return serve
 
 
 @pytest.fixture(scope="module")
 def stack(sekmet, tmp_path_factory):
     """The dashboard (gunicorn) and the EHR that launches it; the EHR's FHIR base is the only allowed server."""
     ehr_port = free_port()
-    serve = _dashboard(tmp_path_factory.mktemp("dash-serve"), ehr_port, workers=2)
+    serve = dashboard(tmp_path_factory.mktemp("dash-serve"), ehr_port, workers=2)
     ehr = SmartEHR(sekmet, f"{serve.url}/dashboard/callback", port=ehr_port)
     yield serve, ehr
     ehr.stop()
@@ -90,8 +37,7 @@ def stack(sekmet, tmp_path_factory):
 
 
 def _launch(page, serve, ehr, patient: str = PATIENT):
-    launch = ehr.launch(patient)
-    page.goto(f"{serve.url}/dashboard/launch?iss={ehr.iss}&launch={launch}")
+    launch(page, serve, ehr, patient)
 
 
 def test_ehr_launch_with_consent_shows_the_patient_from_the_fhir_server(page, stack):
@@ -137,7 +83,7 @@ def test_launch_from_a_server_not_on_the_allowlist_is_refused_without_redirect(p
     assert page.locator("#problem h1").inner_text() == "FHIR server not allowed"
 
 
-def test_sign_out_needs_the_csrf_token_and_redirects_only_inside_the_dashboard(page, stack):
+def test_sign_out_needs_the_csrf_token_and_redirects_only_inside_thedashboard(page, stack):
     serve, ehr = stack
     _launch(page, serve, ehr)
     page.click("#allow")
@@ -175,7 +121,7 @@ def test_standalone_launch_lets_the_user_pick_the_patient(page, stack):
 
 def test_v1_only_server_and_fhir_server_down(page, sekmet, tmp_path):
     ehr_port = free_port()
-    serve = _dashboard(tmp_path, ehr_port, workers=1)
+    serve = dashboard(tmp_path, ehr_port, workers=1)
     ehr = SmartEHR(sekmet, f"{serve.url}/dashboard/callback", port=ehr_port, v1_only=True)
     try:
         _launch(page, serve, ehr, "demo-07-greta-cyp2c9-pm")

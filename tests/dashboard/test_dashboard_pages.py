@@ -3,6 +3,7 @@ server-side session store, SMART discovery and scopes against a real HTTP server
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -108,6 +109,62 @@ def test_scopes_v2_and_v1():
     assert smart.scopes(True, ehr_launch=True).split()[:3] == ["launch", "patient/Patient.rs", "patient/Observation.rs"]
     assert "patient/Observation.read" in smart.scopes(False, ehr_launch=False).split()
     assert smart.scopes(False, ehr_launch=False).startswith("launch/patient ")
+    # a filled questionnaire writes its response and the scored Observations
+    assert smart.scopes(True, ehr_launch=True).split()[-2:] == ["patient/Observation.c",
+                                                                 "patient/QuestionnaireResponse.c"]
+    assert smart.scopes(False, ehr_launch=True).split()[-2:] == ["patient/Observation.write",
+                                                                  "patient/QuestionnaireResponse.write"]
+
+
+@pytest.mark.parametrize("granted, allowed", [
+    ("launch patient/Observation.rs patient/Observation.c", True),
+    ("patient/Observation.cruds", True),
+    ("patient/*.cud", True),
+    ("user/Observation.write", True),
+    ("patient/Observation.*", True),
+    ("patient/Observation.c?category=survey", True),         # a v2 scope narrowed by a query still creates
+    ("launch patient/Observation.rs patient/Observation.read", False),
+    ("patient/Observation.rs patient/Condition.c", False),  # another type
+    ("patient/Observation.sc", False),                       # not a v2 permission string (order c r u d s)
+    ("system/Observation.c", False),                         # not a user-facing context
+    ("", False),
+])
+def test_write_is_allowed_only_by_a_create_or_write_scope_for_the_type(granted, allowed):
+    assert smart.can_write(granted, "Observation") is allowed
+
+
+def _signed_in_client(app, *, scope: str, iss: str = "https://ehr.example.org/fhir"):
+    sid = app.extensions["fhir_pain.dashboard"].create({
+        "stage": "ready", "iss": iss, "access_token": "t", "patient": "p1", "expires_at": None, "csrf": "tok",
+        "scope": scope})
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["sid"] = sid
+    return client
+
+
+def test_record_needs_a_session_and_offers_only_instruments_with_item_text():
+    app = _app(SMART_CLIENT_ID="c", FHIR_SERVER_ALLOWLIST=["https://ehr.example.org/fhir"])
+    assert app.test_client().get("/dashboard/record/peg").status_code == 401
+    client = _signed_in_client(app, scope="patient/Observation.rs")
+    assert client.get("/dashboard/record/pcs").status_code == 404          # licensed text: not shown
+    assert client.get("/dashboard/record/nope").status_code == 404
+    page = client.get("/dashboard/record/peg")
+    assert page.status_code == 200 and b"not saved" in page.data            # no write scope: said before filling
+    assert page.headers["Referrer-Policy"] == "same-origin"                 # so the POST carries its Origin
+
+
+def test_a_fhir_server_refusing_the_sessions_token_for_writing_gives_a_403_page_with_the_score(httpserver):
+    iss = httpserver.url_for("/fhir")
+    httpserver.expect_request("/fhir", method="POST").respond_with_json(
+        {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "forbidden"}]}, status=403)
+    app = _app(SMART_CLIENT_ID="c", FHIR_SERVER_ALLOWLIST=[iss])
+    client = _signed_in_client(app, iss=iss, scope="patient/Observation.c patient/QuestionnaireResponse.c")
+    page = client.get("/dashboard/record/nrs").data.decode()
+    fields = dict(re.findall(r'name="(csrf|authored|sig)" value="([^"]*)"', page))
+    answer = client.post("/dashboard/record/nrs", data={**fields, "nrs": "5"})
+    assert answer.status_code == 403 and b"refused this session" in answer.data
+    assert b'data-code="72514-3" data-value="5"' in answer.data               # scored, shown, not saved
 
 
 def test_discovery_reads_endpoints_and_permission_version(httpserver):

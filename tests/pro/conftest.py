@@ -1,8 +1,6 @@
 """Fixtures of the patient-reported-outcome tests: a real FHIR server (sekmet, as tests/integration starts it), a
-real ``fhir-pain serve`` writing to it, and a real headless Chromium driven by Playwright.
-
-The browser is Debian's /usr/bin/chromium (never a Playwright download); the lead may merge this fixture with the
-dashboard's.
+real ``fhir-pain serve`` writing to it, and the suite's one headless Chromium
+(``browser``/``page`` of tests/browser.py, registered by tests/conftest.py).
 """
 from __future__ import annotations
 
@@ -14,35 +12,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 from sekmet_server import Sekmet  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
 
 @pytest.fixture(scope="session")
 def pro_sekmet(tmp_path_factory):
     server = Sekmet(tmp_path_factory.mktemp("pro-sekmet")).start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: make test installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(chromium):
-    context = chromium.new_context()
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 @pytest.fixture(scope="module")
@@ -58,4 +33,3 @@ def pro_server(pro_sekmet, tmp_path_factory):
     server.wait_ready()
     yield server
     server.stop()
-
