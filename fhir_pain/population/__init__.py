@@ -1,0 +1,1 @@
+"""Population-scale evaluation: bulk sweeps, the work queue, subscriptions."""
