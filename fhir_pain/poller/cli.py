@@ -63,6 +63,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="retries on 429/5xx/timeouts with backoff, honouring Retry-After (3)")
     parser.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                         help="live progress line on stderr (auto: when stderr is a terminal)")
+    # -- bulk sweeps (issue 17): fhir_pain/population -------------------------------------------------------
+    bulk = parser.add_argument_group("bulk sweeps (FHIR Bulk Data $export instead of per-patient searches)")
+    bulk.add_argument("--bulk", action="store_true",
+                      help="sweep with $export: everyone on the first run, then what changed since the last sweep")
+    bulk.add_argument("--group", metavar="ID", help="export Group/ID's members only (default: Patient/$export)")
+    bulk.add_argument("--reevaluate", action="store_true",
+                      help="re-check every patient not yet evaluated under the current knowledge version")
+    bulk.add_argument("--export-wait", type=float, default=6 * 3600.0, metavar="S",
+                      help="longest wait for an export to finish; then it is cancelled (21600)")
+    bulk.add_argument("--max-file-bytes", type=int, default=8 << 30, metavar="N",
+                      help="largest NDJSON file read, decoded (8 GiB); a larger one fails the sweep")
+    bulk.add_argument("--bulk-file-origin", action="append", default=[], metavar="URL",
+                      help="another origin the manifest's files may come from (e.g. a storage bucket); "
+                           "by default only the FHIR server's own")
 
 
 class Progress:
@@ -156,6 +170,12 @@ def build_poller(args: argparse.Namespace, progress=None):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.bulk or args.group or args.reevaluate:
+        if not args.bulk:
+            print("fhir-pain poll: --group and --reevaluate need --bulk", file=sys.stderr)
+            return 2
+        from fhir_pain.population.cli import run_bulk
+        return run_bulk(args)
     progress = Progress(sys.stderr, args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty()))
     try:
         poller = build_poller(args, progress)
