@@ -19,7 +19,7 @@ import threading
 
 def build_sweep(args: argparse.Namespace, stop: threading.Event, progress=None):
     """The Sweep the arguments describe (raises ValueError on a configuration error)."""
-    from cds_hooks.fhir_client import URLNotAllowed, normalize_base
+    from cds_hooks.fhir_client import URLNotAllowed, is_tls_or_loopback, normalize_base
     from fhir_pain.poller.cli import build_poller
     from fhir_pain.population.bulk import BulkClient
     from fhir_pain.population.sweep import Sweep
@@ -30,6 +30,8 @@ def build_sweep(args: argparse.Namespace, stop: threading.Event, progress=None):
     for origin in args.bulk_file_origin:
         try:
             origins.append(normalize_base(origin))
+            if not is_tls_or_loopback(origin):
+                raise URLNotAllowed(f"--bulk-file-origin must be https (or loopback): {origin}")
         except URLNotAllowed as exc:
             raise ValueError(str(exc)) from None
     poller = build_poller(args)        # the same client, authentication and store as the poller's
