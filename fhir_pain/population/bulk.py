@@ -1,6 +1,7 @@
 """FHIR Bulk Data Access client: kick-off, status polling, the manifest, and DELETE of the job.
 
-    kick-off   GET [base]/Patient/$export or [base]/Group/{id}/$export with ``Prefer: respond-async``,
+    kick-off   GET [base]/Patient/$export or [base]/Group/{id}/$export (or [base]/$export for our own
+               DetectedIssues) with ``Prefer: respond-async``,
                ``_type`` = only what the rules read, ``_since`` = the cursor on incremental runs -> 202 and the
                status URL (Content-Location)
     status     GET it until 200 + manifest; 202 means running (``X-Progress`` is reported, ``Retry-After`` is
@@ -30,10 +31,11 @@ from fhir_pain.population.ndjson import OffOrigin, check_origin
 
 log = logging.getLogger(__name__)
 
-# What the rules read (fhir_pain.poller.cycle.patient_queries), and our own DetectedIssues (reconciled)
-FULL_TYPES = ("Patient", "Observation", "Condition", "Procedure", "MedicationRequest", "DetectedIssue")
-# An incremental run only learns who changed: the changed patients are then read whole (patient_job)
-CHANGE_TYPES = ("Patient", "Observation", "Condition", "Procedure", "MedicationRequest")
+# What the rules read (fhir_pain.poller.cycle.patient_queries)
+RULE_TYPES = ("Patient", "Observation", "Condition", "Procedure", "MedicationRequest")
+# Our own DetectedIssues, to reconcile against: a system-level export of their own, because a server need not
+# put DetectedIssue in the Patient compartment (sekmet-fhir 0.1.1 does not index DetectedIssue.patient)
+ISSUE_TYPES = ("DetectedIssue",)
 MAX_MANIFEST_BYTES = 16 << 20
 
 
@@ -100,9 +102,10 @@ class BulkClient:
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     # -- kick-off -----------------------------------------------------------------------------------------------
-    def kickoff(self, *, types: tuple[str, ...], since: str | None = None, group: str | None = None) -> str:
-        """Start an export; returns the status URL."""
-        path = f"Group/{group}/$export" if group else "Patient/$export"
+    def kickoff(self, *, types: tuple[str, ...], since: str | None = None, group: str | None = None,
+                system: bool = False) -> str:
+        """Start an export (Patient level, Group level, or system level); returns the status URL."""
+        path = "$export" if system else f"Group/{group}/$export" if group else "Patient/$export"
         params = {"_type": ",".join(types)}
         if since:
             params["_since"] = since

@@ -4,7 +4,9 @@ the patients in keyset chunks and each patient's resources with one indexed quer
 
 Tables (added to ``Store.metadata``):
     bulk_sweeps       one row per sweep: the FHIR server, mode, state, the export's transactionTime, a summary
-    bulk_spool        (sweep, patient, resource JSON); a NULL resource only names a patient to read whole
+    bulk_spool        (sweep, patient, type, resource JSON); a NULL resource only names a patient to read
+                      whole. A patient is evaluated when its Patient resource (or a NULL row) is there: the
+                      DetectedIssues of a system-level export name patients outside a Group too
     bulk_medications  (sweep, id, resource JSON): Medications the spooled requests reference (not in the
                       Patient compartment, so read separately); NULL until fetched
     bulk_done         (sweep, patient, outcome): evaluated and written; a resumed sweep skips them
@@ -21,6 +23,7 @@ import sqlalchemy as sa
 from fhir_pain.poller.cycle import patient_of
 
 INSERT_BATCH = 1000
+_ROOTS = ("Patient", "")     # the rows that make a patient part of the sweep
 
 
 def tables(store) -> dict[str, sa.Table]:
@@ -46,8 +49,10 @@ def tables(store) -> dict[str, sa.Table]:
                            autoincrement=True),
                  sa.Column("sweep", sa.String(64), nullable=False),
                  sa.Column("patient", sa.String(128), nullable=False),
+                 sa.Column("rtype", sa.String(64), nullable=False),
                  sa.Column("resource", sa.LargeBinary),
-                 sa.Index("ix_bulk_spool_sweep_patient", "sweep", "patient"))
+                 sa.Index("ix_bulk_spool_sweep_patient", "sweep", "patient"),
+                 sa.Index("ix_bulk_spool_sweep_rtype_patient", "sweep", "rtype", "patient"))
         sa.Table("bulk_medications", md,
                  sa.Column("sweep", sa.String(64), primary_key=True),
                  sa.Column("id", sa.String(128), primary_key=True),
@@ -137,7 +142,7 @@ class Writer:
             if not isinstance(pid, str) or not pid:
                 self.orphans += 1
                 return
-            self.rows.append({"sweep": self.sweep, "patient": pid, "resource": orjson.dumps(resource)})
+            self.rows.append({"sweep": self.sweep, "patient": pid, "rtype": rtype, "resource": orjson.dumps(resource)})
             self.spooled += 1
             ref = (resource.get("medicationReference") or {}).get("reference") if rtype == "MedicationRequest" \
                 else None
@@ -148,7 +153,7 @@ class Writer:
 
     def add_patient(self, patient_id: str) -> None:
         """A patient to read whole (incremental sweeps): no resource."""
-        self.rows.append({"sweep": self.sweep, "patient": patient_id, "resource": None})
+        self.rows.append({"sweep": self.sweep, "patient": patient_id, "rtype": "", "resource": None})
         if len(self.rows) >= self.batch:
             self.flush()
 
@@ -199,7 +204,7 @@ def patients(store, sweep: str, *, chunk: int = 500) -> Iterator[list[str]]:
     after = ""
     while True:
         query = (sa.select(spool.c.patient).distinct()
-                 .where(spool.c.sweep == sweep, spool.c.patient > after)
+                 .where(spool.c.sweep == sweep, spool.c.rtype.in_(_ROOTS), spool.c.patient > after)
                  .where(~sa.exists().where(done.c.sweep == sweep, done.c.patient == spool.c.patient))
                  .order_by(spool.c.patient).limit(chunk))
         with store.engine.connect() as conn:
@@ -213,9 +218,20 @@ def patients(store, sweep: str, *, chunk: int = 500) -> Iterator[list[str]]:
 def count_patients(store, sweep: str, *, pending_only: bool = True) -> int:
     t = tables(store)
     spool, done = t["bulk_spool"], t["bulk_done"]
-    query = sa.select(sa.func.count(sa.distinct(spool.c.patient))).where(spool.c.sweep == sweep)
+    query = sa.select(sa.func.count(sa.distinct(spool.c.patient))).where(spool.c.sweep == sweep,
+                                                                        spool.c.rtype.in_(_ROOTS))
     if pending_only:
         query = query.where(~sa.exists().where(done.c.sweep == sweep, done.c.patient == spool.c.patient))
+    with store.engine.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)
+
+
+def unrooted(store, sweep: str) -> int:
+    """Patients whose resources were exported without their Patient resource (not evaluated)."""
+    spool = tables(store)["bulk_spool"]
+    roots = sa.select(spool.c.patient).where(spool.c.sweep == sweep, spool.c.rtype.in_(_ROOTS))
+    query = sa.select(sa.func.count(sa.distinct(spool.c.patient))).where(
+        spool.c.sweep == sweep, spool.c.rtype != "DetectedIssue", spool.c.patient.not_in(roots))
     with store.engine.connect() as conn:
         return int(conn.execute(query).scalar() or 0)
 

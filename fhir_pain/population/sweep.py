@@ -29,7 +29,7 @@ from fhir_pain.knowledge_version import knowledge_version
 from fhir_pain.poller import detected_issue as di
 from fhir_pain.poller.cycle import BATCH_UNSUPPORTED, _describe, _is_transient, _opaque, patient_of
 from fhir_pain.population import ndjson, spool
-from fhir_pain.population.bulk import CHANGE_TYPES, FULL_TYPES, BulkClient, ExportError, ExportInterrupted
+from fhir_pain.population.bulk import ISSUE_TYPES, RULE_TYPES, BulkClient, ExportError, ExportInterrupted
 from fhir_pain.population.patient_job import PatientMissing, evaluate_patient
 from fhir_pain.population.progress import SweepStats
 
@@ -101,43 +101,23 @@ class Sweep:
         since = None if self.reevaluate else self.store.get_cursor(cursor_name(self.server))
         stats.mode = "reevaluate" if self.reevaluate else ("incremental" if since else "full")
         sweep = spool.new_sweep(self.store, self.server, stats.mode, knowledge_version())
-        status_url = manifest = None
+        jobs: list[str] = []
         try:
-            status_url = self.bulk.kickoff(types=CHANGE_TYPES if since else FULL_TYPES, since=since,
-                                           group=self.group)
-            manifest = self.bulk.wait(status_url)
-            stats.transaction_time = manifest.transaction_time
+            # the patients' data; on a full run also our DetectedIssues to reconcile against (system level)
+            jobs.append(self.bulk.kickoff(types=RULE_TYPES, since=since, group=self.group))
+            if not since:
+                jobs.append(self.bulk.kickoff(types=ISSUE_TYPES, system=True))
+            manifests = [self.bulk.wait(url) for url in jobs]
+            stats.transaction_time = manifests[0].transaction_time
             writer = spool.Writer(self.store, sweep)
-            headers = self.bulk.headers() if manifest.requires_token else {}
-            for item in manifest.output:
-                stats.files += 1
-                tally = ndjson.Tally()
-                try:
-                    for n, resource in enumerate(ndjson.download(
-                            self.bulk.session, item["url"], tally, allowed=self.bulk.allowed, headers=headers,
-                            timeout=self.bulk.timeout, max_bytes=self.max_file_bytes)):
-                        if n % 1000 == 0 and self.stop.is_set():
-                            raise ExportInterrupted("interrupted while downloading")
-                        if since:
-                            pid = resource.get("id") if resource.get("resourceType") == "Patient" \
-                                else patient_of(resource)
-                            if isinstance(pid, str) and pid:
-                                writer.add_patient(pid)
-                            else:
-                                writer.orphans += 1
-                        else:
-                            writer.add(resource)
-                finally:
-                    stats.resources += tally.resources
-                    stats.bytes += tally.bytes
-                    stats.malformed_lines += tally.malformed
-                    if tally.malformed:
-                        log.warning("%s: %d malformed NDJSON lines skipped (lines %s)", item.get("type"),
-                                    tally.malformed, tally.malformed_lines)
-            for item in manifest.error:
-                stats.error("export-reported-errors")   # the server's OperationOutcomes file: counted, not read
+            for manifest in manifests:
+                headers = self.bulk.headers() if manifest.requires_token else {}
+                for item in manifest.output:
+                    self._download(item, headers, writer, incremental=bool(since), stats=stats)
+                for _item in manifest.error:
+                    stats.error("export-reported-errors")   # the server's OperationOutcome files: counted
             writer.close()
-            stats.orphans = writer.orphans
+            stats.orphans = writer.orphans + spool.unrooted(self.store, sweep)
             self._fetch_medications(sweep, stats)
         except (ExportError, ndjson.NDJSONError, FHIRError) as exc:
             cause = getattr(exc, "cause", None) or {
@@ -146,16 +126,43 @@ class Sweep:
             stats.error(cause)
             stats.interrupted = isinstance(exc, ExportInterrupted)
             log.error("bulk export: %s", exc if not isinstance(exc, FHIRError) else _describe(exc))
-            if status_url is not None and (manifest is not None or not isinstance(exc, ExportError)):
-                self.bulk.cancel(status_url)   # an ExportError from wait() has cancelled it already
+            for url in jobs:      # a job wait() gave up on is deleted already; a second DELETE is harmless
+                self.bulk.cancel(url)
             spool.drop(self.store, sweep)
             spool.set_state(self.store, sweep, "failed", summary=str(exc)[:500])
             stats.export_seconds = time.perf_counter() - t0
             return None
-        self.bulk.cancel(status_url)     # files are read: the server may drop them
+        for url in jobs:        # files are read: the server may drop them
+            self.bulk.cancel(url)
         spool.set_state(self.store, sweep, "evaluating", transaction_time=stats.transaction_time)
         stats.export_seconds = time.perf_counter() - t0
         return sweep
+
+    def _download(self, item: dict, headers: dict, writer: spool.Writer, *, incremental: bool,
+                  stats: SweepStats) -> None:
+        stats.files += 1
+        tally = ndjson.Tally()
+        try:
+            for n, resource in enumerate(ndjson.download(
+                    self.bulk.session, item["url"], tally, allowed=self.bulk.allowed, headers=headers,
+                    timeout=self.bulk.timeout, max_bytes=self.max_file_bytes)):
+                if n % 1000 == 0 and self.stop.is_set():
+                    raise ExportInterrupted("interrupted while downloading")
+                if not incremental:
+                    writer.add(resource)
+                    continue
+                pid = resource.get("id") if resource.get("resourceType") == "Patient" else patient_of(resource)
+                if isinstance(pid, str) and pid:
+                    writer.add_patient(pid)
+                else:
+                    writer.orphans += 1
+        finally:
+            stats.resources += tally.resources
+            stats.bytes += tally.bytes
+            stats.malformed_lines += tally.malformed
+            if tally.malformed:
+                log.warning("%s: %d malformed NDJSON lines skipped (lines %s)", item.get("type"),
+                            tally.malformed, tally.malformed_lines)
 
     def _fetch_medications(self, sweep: str, stats: SweepStats) -> None:
         """Medications are outside the Patient compartment: read the ones the requests reference."""

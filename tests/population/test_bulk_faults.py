@@ -19,6 +19,7 @@ from fhir_pain.store import Store
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 STATUS = "/fhir/bulk-status/job-1"
+ISSUES_STATUS = "/fhir/bulk-status/job-issues"
 
 
 def patient(pid: str) -> dict:
@@ -37,7 +38,8 @@ def store(tmp_path):
 
 
 class Export:
-    """The export server's script: kick-off -> status (``polls`` answers of 202, then the manifest)."""
+    """The export server's script: kick-off -> status (``polls`` answers of 202, then the manifest). The
+    system-level export of DetectedIssues finishes at once, empty."""
 
     def __init__(self, httpserver, *, files: dict[str, bytes] | None = None, polls: int = 1,
                  manifest_urls: list[str] | None = None, status: Response | None = None, retry_after: str = "0"):
@@ -53,6 +55,10 @@ class Export:
                          "requiresAccessToken": True, "error": [],
                          "output": [{"type": name.split(".")[0], "url": url} for name, url in zip(files, urls)]}
         httpserver.expect_request("/fhir/Patient/$export").respond_with_handler(self._kickoff)
+        httpserver.expect_request("/fhir/$export").respond_with_handler(self._kickoff_issues)
+        httpserver.expect_request(ISSUES_STATUS, method="GET").respond_with_json(
+            {"transactionTime": "2026-11-20T08:00:00Z", "request": "x", "output": [], "error": []})
+        httpserver.expect_request(ISSUES_STATUS, method="DELETE").respond_with_data("", status=202)
         httpserver.expect_request(STATUS, method="DELETE").respond_with_handler(self._delete)
         httpserver.expect_request(STATUS, method="GET").respond_with_handler(
             (lambda _r: status) if status is not None else self._status)
@@ -64,6 +70,10 @@ class Export:
         self.kickoffs.append({"args": dict(request.args), "prefer": request.headers.get("Prefer"),
                               "auth": request.headers.get("Authorization")})
         return Response(status=202, headers={"Content-Location": self.server.url_for(STATUS)})
+
+    def _kickoff_issues(self, request):
+        self.kickoffs.append({"system": dict(request.args)})
+        return Response(status=202, headers={"Content-Location": self.server.url_for(ISSUES_STATUS)})
 
     def _status(self, _request):
         if self.polls > 0:
@@ -87,9 +97,9 @@ def sweep(httpserver, store, **kwargs) -> Sweep:
 def test_kickoff_asks_async_for_only_what_the_rules_read_and_deletes_the_job_once_downloaded(httpserver, store):
     export = Export(httpserver, files={"Patient.ndjson": ndjson(patient("a"), patient("b"))})
     stats = sweep(httpserver, store).run()
-    assert export.kickoffs == [{"args": {"_type": "Patient,Observation,Condition,Procedure,MedicationRequest,"
-                                                  "DetectedIssue"},
-                                "prefer": "respond-async", "auth": "Bearer tok"}]
+    assert export.kickoffs == [{"args": {"_type": "Patient,Observation,Condition,Procedure,MedicationRequest"},
+                                "prefer": "respond-async", "auth": "Bearer tok"},
+                               {"system": {"_type": "DetectedIssue"}}]
     assert stats.evaluated == 2 and not stats.errors and stats.cursor_advanced
     assert export.deleted.is_set()
     assert store.get_cursor(cursor_name(httpserver.url_for("/fhir"))) == "2026-11-20T08:00:00Z"
@@ -100,7 +110,7 @@ def test_second_sweep_asks_since_the_first_sweeps_transaction_time(httpserver, s
     sweep(httpserver, store).run()
     export.polls = 0
     sweep(httpserver, store).run()
-    assert export.kickoffs[1]["args"] == {"_type": "Patient,Observation,Condition,Procedure,MedicationRequest",
+    assert export.kickoffs[2]["args"] == {"_type": "Patient,Observation,Condition,Procedure,MedicationRequest",
                                           "_since": "2026-11-20T08:00:00Z"}
 
 
@@ -221,9 +231,10 @@ def test_interrupted_evaluation_resumes_without_redoing_finished_patients(httpse
     assert sorted(seen) == [f"p{i:02d}" for i in range(30)]      # each exactly once
 
 
-def test_patient_without_a_patient_resource_is_an_error_by_cause(httpserver, store):
+def test_resources_of_a_patient_not_exported_are_counted_not_evaluated(httpserver, store):
     orphan_obs = {"resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "x"},
                   "subject": {"reference": "Patient/gone"}}
     Export(httpserver, files={"Patient.ndjson": ndjson(patient("a")), "Observation.ndjson": ndjson(orphan_obs)})
     stats = sweep(httpserver, store).run()
-    assert stats.evaluated == 1 and stats.errors == {"patient-missing": 1}
+    assert stats.evaluated == 1 and not stats.errors and stats.orphans == 1
+    assert "1 without a patient" in stats.summary()
