@@ -18,8 +18,7 @@ from cds_hooks.fhir_client import FHIRError
 from fhir_pain.facts import Finding, PatientData
 from fhir_pain.gather import HISTORY_STATUSES, ref_of
 from fhir_pain.poller import detected_issue as di
-from fhir_pain.poller.cycle import (BATCH_UNSUPPORTED, HOOK, PatientOutcome, _base_of, default_evaluate, gather,
-                                    patient_of, reconcile)
+from fhir_pain.poller.cycle import BATCH_UNSUPPORTED, HOOK, PatientOutcome, _base_of, gather, patient_of, reconcile
 
 PAGE_SIZE = 100
 MEDICATION_STATUSES = frozenset({"active", *HISTORY_STATUSES})   # what the poller's two searches return
@@ -83,6 +82,13 @@ def patient_data(patient_id: str, resources: list[dict], now: datetime) -> tuple
     return data, issues
 
 
+def writeback_evaluate(data: PatientData, hook: str) -> list[Finding]:
+    """The services' rules without the informational summaries, which are never written back: the same
+    DetectedIssues as the poller's full evaluation (tests/population check it), at half the cost."""
+    from fhir_pain.evaluate import evaluate
+    return evaluate(data, hook, summaries=False)
+
+
 def evaluate_patient(client, store, *, patient_id: str, resources: list[dict] | None, now: datetime,
                      evaluate: Callable[[PatientData, str], list[Finding]] | None = None,
                      writes: list[dict] | None = None) -> PatientOutcome:
@@ -92,7 +98,7 @@ def evaluate_patient(client, store, *, patient_id: str, resources: list[dict] | 
     evaluation needs nothing from it. Raises what the reads or writes raise (FHIRError: the caller decides
     whether to retry) and PatientMissing."""
     del store  # part of the shared interface (population/queue.py); nothing per patient is kept there
-    evaluate = evaluate or default_evaluate()
+    evaluate = evaluate or writeback_evaluate
     if resources is None:
         try:
             data, existing = gather(client, patient_id, now, PAGE_SIZE, batch=hasattr(client, "batch_get"))
