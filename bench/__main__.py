@@ -7,7 +7,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-PARTS = ("bench.services", "bench.pgx_engine", "bench.pain_engine")
+PARTS = ("bench.services", "bench.pgx_engine", "bench.pain_engine",
+         "bench.bulk")   # population sweeps (issue 17)
 
 
 def main() -> int:

@@ -75,3 +75,14 @@ def fresh_sekmet(tmp_path_factory):
     server = Sekmet(tmp_path_factory.mktemp("sekmet-population")).start()
     yield server
     server.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Population-size tests run only when asked for (``-m slow``: make test-population); otherwise they are
+    deselected, not skipped."""
+    if "slow" in (config.getoption("-m") or ""):
+        return
+    slow = [item for item in items if "slow" in item.keywords]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if "slow" not in item.keywords]

@@ -74,6 +74,23 @@ def test_bulk_sweep_writes_exactly_what_the_per_patient_poller_writes(population
         "SELECT count(*) FROM bulk_spool").scalar() == 0
 
 
+@pytest.mark.slow
+def test_ten_thousand_patients_bulk_sweep_writes_what_the_poller_would(tmp_path_factory, tmp_path):
+    server = Sekmet(tmp_path_factory.mktemp("sekmet-10k")).start()
+    try:
+        since = datetime.now(timezone.utc) - timedelta(seconds=5)
+        ids = load_population(server, 10_000, seed=31, per_bundle=250)
+        bulk = make_sweep(server, Store(f"sqlite:///{tmp_path / 'bulk.sqlite3'}")).run()
+        assert bulk.evaluated == len(ids) == 10_000 and not bulk.errors and bulk.created > 1000
+        polled = poll(server, Store(f"sqlite:///{tmp_path / 'poll.sqlite3'}"), since)
+        assert polled.evaluated == 10_000 and polled.failed == polled.skipped == 0
+        assert (polled.created, polled.updated, polled.closed) == (0, 0, 0)
+        assert polled.findings == bulk.findings == polled.unchanged == len(our_issues(server))
+        print(f"\n{bulk.summary()}\n{polled.summary()}")
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory):
     server = Sekmet(tmp_path_factory.mktemp("sekmet-bulk-small")).start()
