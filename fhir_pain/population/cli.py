@@ -56,13 +56,15 @@ def run_bulk(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"fhir-pain poll: {exc}", file=sys.stderr)
         return 2
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    status = 0
-    while True:
-        stats = sweep.run()
-        progress.finish()
-        print(stats.summary(), flush=True)
-        status = 130 if stats.interrupted else (1 if stats.failed else 0)
-        if args.once or stats.interrupted or stop.wait(args.interval):
-            return status if args.once or stats.interrupted else 0
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            stats = sweep.run()
+            progress.finish()
+            print(stats.summary(), flush=True)
+            status = 130 if stats.interrupted else (1 if stats.failed else 0)
+            if args.once or stats.interrupted or stop.wait(args.interval):
+                return status if args.once or stats.interrupted else 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
