@@ -62,7 +62,7 @@ def run_bulk(args: argparse.Namespace) -> int:
             stats = sweep.run()
             progress.finish()
             print(stats.summary(), flush=True)
-            status = 130 if stats.interrupted else (1 if stats.failed else 0)
+            status = 130 if stats.interrupted else (1 if stats.has_errors else 0)
             if args.once or stats.interrupted or stop.wait(args.interval):
                 return status if args.once or stats.interrupted else 0
     finally:

@@ -6,21 +6,20 @@ The summary says what was evaluated and written and the errors by cause; it name
 """
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TextIO
 
 import orjson
 
-from fhir_pain.poller.cycle import PatientOutcome
+from fhir_pain.poller.cycle import CycleStats
 
 @dataclass
-class SweepStats(PatientOutcome):
+class SweepStats(CycleStats):
+    """The poller's counters (``add``, ``written``) and the sweep's own; ``failed``/``skipped``/``changes`` of
+    the poller stay 0: a sweep counts its errors by cause."""
     mode: str = "full"
-    patients: int = 0             # to evaluate in this run
-    evaluated: int = 0
     current: int = 0              # --reevaluate: already evaluated under the current knowledge, not re-checked
     files: int = 0
     resources: int = 0
@@ -29,37 +28,23 @@ class SweepStats(PatientOutcome):
     orphans: int = 0              # exported resources about no patient we could name
     errors: Counter = field(default_factory=Counter)   # cause -> patients (or files, for export causes)
     transaction_time: str | None = None
-    cursor_advanced: bool = False
     resumed: bool = False
     interrupted: bool = False
     export_seconds: float = 0.0
-    seconds: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    @property
-    def written(self) -> int:
-        return self.created + self.updated + self.closed
 
     @property
     def done(self) -> int:
         return self.evaluated + self.current + sum(v for k, v in self.errors.items() if k.startswith("patient-"))
-
-    def add(self, outcome: PatientOutcome) -> None:
-        with self._lock:
-            self.evaluated += 1
-            for f in fields(PatientOutcome):
-                setattr(self, f.name, getattr(self, f.name) + getattr(outcome, f.name))
 
     def error(self, cause: str, n: int = 1) -> None:
         with self._lock:
             self.errors[cause] += n
 
     @property
-    def failed(self) -> bool:
+    def has_errors(self) -> bool:
         return bool(self.errors) or self.interrupted
 
     def summary(self) -> str:
-        rate = self.evaluated / self.seconds if self.seconds > 0 else 0.0
         errors = ", ".join(f"{cause} {n}" for cause, n in sorted(self.errors.items())) or "none"
         return (f"bulk sweep ({self.mode}{', resumed' if self.resumed else ''}"
                 f"{', interrupted' if self.interrupted else ''}): {self.patients} patients, {self.evaluated} "
@@ -69,13 +54,7 @@ class SweepStats(PatientOutcome):
                 f"{self.malformed_lines} malformed lines, {self.orphans} without a patient, "
                 f"{self.export_seconds:.1f}s; errors: {errors}; cursor "
                 f"{'advanced to ' + str(self.transaction_time) if self.cursor_advanced else 'held'}; "
-                f"{self.seconds:.1f}s ({rate:.1f} patients/s)")
-
-    def as_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
-        out["errors"] = dict(self.errors)
-        out["written"] = self.written
-        return out
+                f"{self.seconds:.1f}s ({self.patients_per_second:.1f} patients/s)")
 
 
 class Progress:

@@ -1,7 +1,7 @@
 """Fixtures for the population tests: a real sekmet-fhir (tests/integration/sekmet_server.py) loaded with the
 synthetic population of scripts/build_population.py, a Store, and sweeps/pollers pointed at them.
 
-Each sekmet fixture here is a server of its own (module scope): the bulk export is Patient-level, so a test's
+Each sekmet a test module starts is a server of its own: the bulk export is Patient-level, so a test's
 patients must be the only ones on its server.
 """
 from __future__ import annotations
@@ -68,13 +68,6 @@ def store(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'population.sqlite3'}")
     yield store
     store.dispose()
-
-
-@pytest.fixture(scope="module")
-def fresh_sekmet(tmp_path_factory):
-    server = Sekmet(tmp_path_factory.mktemp("sekmet-population")).start()
-    yield server
-    server.stop()
 
 
 def pytest_collection_modifyitems(config, items):
