@@ -4,20 +4,23 @@
 JSON object naming a ``resourceType`` is counted in ``Tally.malformed`` (with its line number, first few only)
 and skipped: one bad line never stops a sweep. ``download(...)`` streams one file's URL, checking first that
 it lies on the FHIR server's own origin or an allowed one, and stops at ``max_bytes`` of decoded body (a gzip
-bomb counts by what it inflates to). A single line longer than ``max_line_bytes`` is malformed, not buffered.
+bomb counts by what it inflates to) or after ``max_seconds`` (each read has its own timeout as well). A single line longer than ``max_line_bytes`` is malformed, not buffered.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import orjson
 import requests
+import urllib3
 
-CHUNK_BYTES = 1 << 16
+READ_BYTES = 1 << 14
 DEFAULT_MAX_FILE_BYTES = 8 << 30      # 8 GiB of decoded NDJSON per file
 DEFAULT_MAX_LINE_BYTES = 16 << 20     # one resource: 16 MiB
+DEFAULT_MAX_FILE_SECONDS = 4 * 3600.0  # one file; each read also has its own timeout
 MALFORMED_KEPT = 20                   # line numbers kept for the summary
 
 
@@ -70,11 +73,15 @@ def _redact(url: str) -> str:
 
 
 def resources(chunks: Iterable[bytes], tally: Tally, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES,
-              max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, name: str = "file") -> Iterator[dict]:
-    """The resources of an NDJSON byte stream, in order (see the module)."""
+              max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, name: str = "file",
+              deadline: float | None = None) -> Iterator[dict]:
+    """The resources of an NDJSON byte stream, in order (see the module). ``deadline``: a ``time.monotonic()``
+    instant after which the stream is given up (a server that drips its file)."""
     pending = bytearray()
     skipping = False          # inside a line already judged too long: drop bytes up to its end
     for chunk in chunks:
+        if deadline is not None and time.monotonic() > deadline:
+            raise DownloadFailed(f"{name}: not read within its time limit")
         if not chunk:
             continue
         tally.bytes += len(chunk)
@@ -125,12 +132,13 @@ def _line(raw: bytearray, tally: Tally) -> dict | None:
 
 def download(session: requests.Session, url: str, tally: Tally, *, allowed: Iterable[str],
              headers: dict[str, str] | None = None, timeout: tuple[float, float] = (5.0, 60.0),
-             max_bytes: int = DEFAULT_MAX_FILE_BYTES,
-             max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[dict]:
+             max_bytes: int = DEFAULT_MAX_FILE_BYTES, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+             max_seconds: float = DEFAULT_MAX_FILE_SECONDS) -> Iterator[dict]:
     """Stream the resources of one manifest file (see the module). Redirects are not followed: a redirect
     could leave the allowed origins."""
     check_origin(url, allowed)
     name = _redact(url)
+    deadline = time.monotonic() + max_seconds
     try:
         response = session.get(url, headers={"Accept": "application/fhir+ndjson", **(headers or {})},
                                stream=True, timeout=timeout, allow_redirects=False)
@@ -144,7 +152,18 @@ def download(session: requests.Session, url: str, tally: Tally, *, allowed: Iter
                 and not response.headers.get("Content-Encoding"):
             raise FileTooLarge(f"{name}: {declared} bytes declared, the limit is {max_bytes}")
         try:
-            yield from resources(response.iter_content(CHUNK_BYTES), tally, max_bytes=max_bytes,
-                                 max_line_bytes=max_line_bytes, name=name)
-        except requests.RequestException as exc:
+            yield from resources(_arriving(response), tally, max_bytes=max_bytes,
+                                 max_line_bytes=max_line_bytes, name=name, deadline=deadline)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise DownloadFailed(f"{name}: {type(exc).__name__} while reading") from None
+
+
+def _arriving(response: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives, decoded: one socket read at a time (``iter_content`` waits for a full chunk,
+    so a server dripping bytes would never reach the time limit's check). A compressed read inflates to at
+    most about a thousand times its size: READ_BYTES keeps that in the megabytes."""
+    while True:
+        data = response.raw.read1(READ_BYTES, decode_content=True)
+        if not data:
+            return
+        yield data

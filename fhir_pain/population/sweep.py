@@ -47,7 +47,8 @@ class Sweep:
     def __init__(self, client, bulk: BulkClient, store, *, group: str | None = None, reevaluate: bool = False,
                  evaluate=None, clock: Callable[[], datetime] | None = None,
                  progress: Callable[..., None] | None = None, stop: threading.Event | None = None,
-                 max_file_bytes: int = ndjson.DEFAULT_MAX_FILE_BYTES, chunk: int = 500,
+                 max_file_bytes: int = ndjson.DEFAULT_MAX_FILE_BYTES,
+                 max_file_seconds: float = ndjson.DEFAULT_MAX_FILE_SECONDS, chunk: int = 500,
                  write_batch: int = WRITE_BATCH):
         self.client = client
         self.bulk = bulk
@@ -60,6 +61,7 @@ class Sweep:
         self.progress = progress or (lambda *_a, **_k: None)
         self.stop = stop or bulk.stop
         self.max_file_bytes = max_file_bytes
+        self.max_file_seconds = max_file_seconds
         self.chunk = chunk
         self.write_batch = write_batch
         self.transactions = True
@@ -145,7 +147,8 @@ class Sweep:
         try:
             for n, resource in enumerate(ndjson.download(
                     self.bulk.session, item["url"], tally, allowed=self.bulk.allowed, headers=headers,
-                    timeout=self.bulk.timeout, max_bytes=self.max_file_bytes)):
+                    timeout=self.bulk.timeout, max_bytes=self.max_file_bytes,
+                    max_seconds=self.max_file_seconds)):
                 if n % 1000 == 0 and self.stop.is_set():
                     raise ExportInterrupted("interrupted while downloading")
                 if not incremental:

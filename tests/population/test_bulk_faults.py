@@ -10,9 +10,11 @@ from datetime import datetime, timezone
 
 import orjson
 import pytest
+import requests
 from werkzeug.wrappers import Response
 
 from cds_hooks.fhir_client import FHIRClient
+from fhir_pain.population import ndjson as ndjson_mod
 from fhir_pain.population.bulk import BulkClient, ExportTimeout
 from fhir_pain.population.sweep import Sweep, cursor_name
 from fhir_pain.store import Store
@@ -33,6 +35,14 @@ def ndjson(*resources: dict) -> bytes:
 @pytest.fixture
 def store(tmp_path):
     s = Store(f"sqlite:///{tmp_path / 'faults.sqlite3'}")
+    yield s
+    s.dispose()
+
+
+@pytest.fixture
+def any_store(store_url):
+    """The store on SQLite and on a real PostgreSQL."""
+    s = Store(store_url)
     yield s
     s.dispose()
 
@@ -212,7 +222,8 @@ def test_interrupt_while_the_export_runs_deletes_the_job(httpserver, store):
     assert export.deleted.is_set() and not stats.cursor_advanced
 
 
-def test_interrupted_evaluation_resumes_without_redoing_finished_patients(httpserver, store):
+def test_interrupted_evaluation_resumes_without_redoing_finished_patients(httpserver, any_store):
+    store = any_store
     Export(httpserver, files={"Patient.ndjson": ndjson(*[patient(f"p{i:02d}") for i in range(30)])})
     seen: list[str] = []
     stop = threading.Event()
@@ -238,3 +249,37 @@ def test_resources_of_a_patient_not_exported_are_counted_not_evaluated(httpserve
     stats = sweep(httpserver, store).run()
     assert stats.evaluated == 1 and not stats.errors and stats.orphans == 1
     assert "1 without a patient" in stats.summary()
+
+
+def test_file_dripped_slower_than_its_time_limit_is_given_up(httpserver, store):
+    def drip():
+        yield orjson.dumps(patient("a")) + b"\n"
+        for _ in range(30):
+            time.sleep(0.05)
+            yield b" "
+    httpserver.expect_request("/fhir/files/slow.ndjson").respond_with_response(
+        Response(drip(), content_type="application/fhir+ndjson"))
+    url = httpserver.url_for("/fhir/files/slow.ndjson")
+    got = []
+    t0 = time.monotonic()
+    with pytest.raises(ndjson_mod.DownloadFailed, match="time limit"):
+        for r in ndjson_mod.download(requests.Session(), url, ndjson_mod.Tally(), allowed=[url],
+                                     max_seconds=0.4):
+            got.append(r)
+    assert time.monotonic() - t0 < 1.2          # the drip would take 1.5 s
+    assert [r["id"] for r in got] == ["a"]
+
+
+def test_slow_file_is_a_download_failure_in_the_summary(httpserver, store):
+    def drip():
+        yield orjson.dumps(patient("a")) + b"\n"
+        time.sleep(0.5)
+        yield b"\n"
+    Export(httpserver)
+    httpserver.expect_request("/fhir/files/slow.ndjson").respond_with_response(
+        Response(drip(), content_type="application/fhir+ndjson"))
+    s = sweep(httpserver, store, max_file_seconds=0.2)
+    s.bulk.wait = lambda url, _w=s.bulk.wait: _with_output(
+        _w(url), {"url": httpserver.url_for("/fhir/files/slow.ndjson"), "type": "Patient"})
+    stats = s.run()
+    assert stats.errors == {"file-download-failed": 1} and stats.evaluated == 0 and not stats.cursor_advanced
