@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import orjson
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from fhir_pain.poller.cycle import patient_of
 
 INSERT_BATCH = 1000
+STALE_AFTER = timedelta(hours=6)   # an exporting sweep silent this long has crashed (see ``abandoned``)
 _ROOTS = ("Patient", "")     # the rows that make a patient part of the sweep
 
 
@@ -97,12 +98,14 @@ def unfinished(store, server: str) -> dict | None:
     return dict(row._mapping) if row else None
 
 
-def abandoned(store, server: str) -> list[str]:
-    """Sweeps of ``server`` that crashed while exporting (their spool is incomplete and is dropped)."""
+def abandoned(store, server: str, *, quiet_for: timedelta = STALE_AFTER) -> list[str]:
+    """Sweeps of ``server`` that crashed while exporting (their spool is incomplete and is dropped): still
+    exporting, and not a row spooled for ``quiet_for``. A sweep exporting now in another process touches its
+    row with every batch it spools, so it is never taken for one."""
     t = tables(store)["bulk_sweeps"]
     with store.engine.connect() as conn:
-        return list(conn.execute(sa.select(t.c.sweep).where(t.c.server == server, t.c.state == "exporting"))
-                    .scalars())
+        return list(conn.execute(sa.select(t.c.sweep).where(t.c.server == server, t.c.state == "exporting",
+                                                            t.c.updated_at < _now() - quiet_for)).scalars())
 
 
 def drop(store, sweep: str) -> None:
@@ -161,7 +164,9 @@ class Writer:
         if not (self.rows or self.meds):
             return
         meds = self.t["bulk_medications"]
+        sweeps = self.t["bulk_sweeps"]
         with self.store.engine.begin() as conn:
+            conn.execute(sweeps.update().where(sweeps.c.sweep == self.sweep).values(updated_at=_now()))
             if self.rows:
                 conn.execute(self.t["bulk_spool"].insert(), self.rows)
             for mid, body in self.meds.items():
