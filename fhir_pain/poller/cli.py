@@ -68,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bulk.add_argument("--bulk", action="store_true",
                       help="sweep with $export: everyone on the first run, then what changed since the last sweep")
     bulk.add_argument("--group", metavar="ID", help="export Group/ID's members only (default: Patient/$export)")
+    bulk.add_argument("--full", action="store_true",
+                      help="export and re-check everyone, whatever the cursor (deletions are seen only so)")
     bulk.add_argument("--reevaluate", action="store_true",
                       help="re-check every patient not yet evaluated under the current knowledge version")
     bulk.add_argument("--export-wait", type=float, default=6 * 3600.0, metavar="S",
@@ -170,9 +172,9 @@ def build_poller(args: argparse.Namespace, progress=None):
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.bulk or args.group or args.reevaluate:
+    if args.bulk or args.group or args.reevaluate or args.full:
         if not args.bulk:
-            print("fhir-pain poll: --group and --reevaluate need --bulk", file=sys.stderr)
+            print("fhir-pain poll: --group, --full and --reevaluate need --bulk", file=sys.stderr)
             return 2
         from fhir_pain.population.cli import run_bulk
         return run_bulk(args)

@@ -3,6 +3,7 @@
     fhir-pain poll --fhir-server URL --bulk --once                 # first run: everyone; later: what changed
     fhir-pain poll --fhir-server URL --bulk --group high-risk --once
     fhir-pain poll --fhir-server URL --bulk --reevaluate --once    # after a knowledge (CPIC) update
+    fhir-pain poll --fhir-server URL --bulk --full --once          # everyone again (e.g. weekly: deletions)
     fhir-pain poll --fhir-server URL --bulk --interval 3600        # an incremental sweep every hour
 
 SIGINT/SIGTERM: a running export is cancelled (DELETE); an evaluation stops after the patient at hand, its
@@ -38,7 +39,7 @@ def build_sweep(args: argparse.Namespace, stop: threading.Event, progress=None):
     auth = poller.client._auth       # the static token or the SMART Backend Services token source
     bulk = BulkClient(poller.client.base_url, auth=auth, allowed_origins=origins,
                       timeout=(3.05, args.timeout), max_wait_s=args.export_wait, stop=stop)
-    return Sweep(poller.client, bulk, poller.store, group=args.group, reevaluate=args.reevaluate,
+    return Sweep(poller.client, bulk, poller.store, group=args.group, reevaluate=args.reevaluate, full=args.full,
                  progress=progress, stop=stop, max_file_bytes=args.max_file_bytes)
 
 

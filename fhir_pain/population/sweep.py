@@ -9,6 +9,9 @@
                  already (an issue carries the current knowledge version and no open one an older version).
                  A patient without any issue is re-checked: nothing records the knowledge they were judged by
 
+A deletion is not in an export (nor in the poller's searches): ``full`` (``--full``) ignores the cursor and
+re-checks everyone, which closes the issues whose evidence was deleted.
+
 Durability: the sweep's state, spool and done patients are in the Store. A crash while exporting drops that
 spool (the next run exports again); a crash while evaluating is resumed by the next run, which evaluates only
 the patients not yet done. The cursor advances when every patient of the sweep is done without a transient
@@ -45,6 +48,7 @@ def cursor_name(server: str) -> str:
 
 class Sweep:
     def __init__(self, client, bulk: BulkClient, store, *, group: str | None = None, reevaluate: bool = False,
+                 full: bool = False,
                  evaluate=None, clock: Callable[[], datetime] | None = None,
                  progress: Callable[..., None] | None = None, stop: threading.Event | None = None,
                  max_file_bytes: int = ndjson.DEFAULT_MAX_FILE_BYTES,
@@ -56,6 +60,7 @@ class Sweep:
         self.server = client.base_url
         self.group = group
         self.reevaluate = reevaluate
+        self.full = full
         self.evaluate = evaluate
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.progress = progress or (lambda *_a, **_k: None)
@@ -72,7 +77,7 @@ class Sweep:
         started = time.perf_counter()
         stats = SweepStats()
         try:
-            resume = None if self.reevaluate else spool.unfinished(self.store, self.server)
+            resume = None if self.reevaluate or self.full else spool.unfinished(self.store, self.server)
             for crashed in spool.abandoned(self.store, self.server):
                 spool.drop(self.store, crashed)
                 spool.set_state(self.store, crashed, "abandoned")
@@ -100,7 +105,7 @@ class Sweep:
         """Kick off, wait, stream every file into the spool; the sweep id, or None when the export failed
         (the cause is in ``stats.errors``; nothing is evaluated and the cursor stays)."""
         t0 = time.perf_counter()
-        since = None if self.reevaluate else self.store.get_cursor(cursor_name(self.server))
+        since = None if self.reevaluate or self.full else self.store.get_cursor(cursor_name(self.server))
         stats.mode = "reevaluate" if self.reevaluate else ("incremental" if since else "full")
         sweep = spool.new_sweep(self.store, self.server, stats.mode, knowledge_version())
         jobs: list[str] = []

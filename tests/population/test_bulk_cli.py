@@ -42,7 +42,7 @@ def test_bulk_errors_give_exit_1_and_name_the_cause(httpserver, tmp_path, capsys
 
 def test_group_without_bulk_is_a_usage_error(httpserver, tmp_path, capsys):
     assert main(["poll", "--fhir-server", httpserver.url_for("/fhir"), "--once", "--group", "g1"]) == 2
-    assert "--group and --reevaluate need --bulk" in capsys.readouterr().err
+    assert "--group, --full and --reevaluate need --bulk" in capsys.readouterr().err
 
 
 def test_sigterm_while_exporting_deletes_the_job_and_exits_130(httpserver, tmp_path):
@@ -63,3 +63,12 @@ def test_sigterm_while_exporting_deletes_the_job_and_exits_130(httpserver, tmp_p
     assert proc.returncode == 130
     assert export.deleted.is_set()
     assert "interrupted" in out and "cursor held" in out
+
+
+def test_full_ignores_the_cursor(httpserver, tmp_path, capsys):
+    export = Export(httpserver, files={"Patient.ndjson": ndjson(patient("a"))})
+    assert main(argv(httpserver, tmp_path)) == 0
+    export.polls = 0
+    assert main(argv(httpserver, tmp_path, "--full")) == 0
+    assert "_since" not in export.kickoffs[2]["args"]
+    assert capsys.readouterr().out.splitlines()[-1].startswith("bulk sweep (full): 1 patients, 1 evaluated")
