@@ -172,3 +172,21 @@ def test_reevaluate_rechecks_only_patients_judged_by_older_knowledge(small_serve
     assert stats.current == len(with_issues) - len(stale)
     assert stats.updated == old and stats.created == stats.closed == 0
     assert all(di.knowledge_of(r) == knowledge_version() for r in our_issues(small_server))
+
+
+def test_group_sweep_evaluates_the_groups_members_only(small_server, tmp_path):
+    members = [f"p23-{i:07d}" for i in (5, 17, 42, 99, 140)]
+    small_server.put({"resourceType": "Group", "id": "bulk-test-group", "type": "person", "actual": True,
+                      "member": [{"entity": {"reference": f"Patient/{pid}"}} for pid in members]})
+    seen: list[str] = []
+
+    def evaluate(data, hook):
+        from fhir_pain.population.patient_job import writeback_evaluate
+        seen.append(data.patient_id)
+        return writeback_evaluate(data, hook)
+
+    stats = make_sweep(small_server, Store(f"sqlite:///{tmp_path / 'group.sqlite3'}"), group="bulk-test-group",
+                       evaluate=evaluate).run()
+    assert sorted(seen) == members
+    assert stats.evaluated == 5 and not stats.errors and stats.orphans == 0
+    assert stats.written == 0          # the earlier sweeps wrote their issues already
