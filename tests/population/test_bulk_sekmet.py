@@ -99,8 +99,9 @@ def small_server(tmp_path_factory):
     server.stop()
 
 
-def test_two_sweeps_started_together_write_each_issue_once(small_server, tmp_path):
-    stores = [Store(f"sqlite:///{tmp_path / f'twin{i}.sqlite3'}") for i in range(2)]
+@pytest.mark.parametrize("one_store", [False, True], ids=["two-stores", "one-store"])
+def test_two_sweeps_started_together_write_each_issue_once(small_server, tmp_path, one_store):
+    stores = [Store(f"sqlite:///{tmp_path / f'twin{0 if one_store else i}.sqlite3'}") for i in range(2)]
     results = [None, None]
     barrier = threading.Barrier(2)
 
