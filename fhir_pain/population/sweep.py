@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from cds_hooks.fhir_client import FHIRError
 from fhir_pain.knowledge_version import knowledge_version
 from fhir_pain.poller import detected_issue as di
-from fhir_pain.poller.cycle import BATCH_UNSUPPORTED, _describe, _is_transient, _opaque, patient_of
+from fhir_pain.poller.cycle import BATCH_UNSUPPORTED, PatientOutcome, _describe, _is_transient, _opaque, patient_of
 from fhir_pain.population import ndjson, spool
 from fhir_pain.population.bulk import ISSUE_TYPES, RULE_TYPES, BulkClient, ExportError, ExportInterrupted
 from fhir_pain.population.patient_job import PatientMissing, evaluate_patient
@@ -189,6 +189,7 @@ class Sweep:
             batch = spool.load_many(self.store, sweep, ids)
             pending: list[dict] = []
             waiting: dict[str, str] = {}      # patient -> outcome, marked done once its writes are sent
+            outcomes: list[PatientOutcome] = []   # counted once their writes are sent
             for pid in ids:
                 if self.stop.is_set():
                     stats.interrupted = True
@@ -217,28 +218,33 @@ class Sweep:
                         log.error("patient %s: skipped (%s)", _opaque(pid), _describe(exc),
                                   exc_info=log.isEnabledFor(logging.DEBUG))
                 else:
-                    stats.add(outcome)
+                    outcomes.append(outcome)
                     pending.extend(mine)
                     waiting[pid] = "evaluated"
                 if len(pending) >= self.write_batch:
-                    self._flush(sweep, pending, waiting, stats)
+                    self._flush(sweep, pending, waiting, outcomes, stats)
                 self.progress(stats)
-            self._flush(sweep, pending, waiting, stats)
+            self._flush(sweep, pending, waiting, outcomes, stats)
             if stats.interrupted:
                 return
 
-    def _flush(self, sweep: str, pending: list[dict], waiting: dict[str, str], stats: SweepStats) -> None:
+    def _flush(self, sweep: str, pending: list[dict], waiting: dict[str, str], outcomes: list[PatientOutcome],
+               stats: SweepStats) -> None:
         """Send the writes (one transaction Bundle, or one PUT each where the server takes no transactions),
-        then mark their patients done. A failed write leaves its patients pending (counted)."""
-        failed = self._write(pending, stats) if pending else False
-        if failed:
-            stats.error("write-failed", len([p for p, o in waiting.items() if o == "evaluated"]))
+        then count and mark their patients done. A failed write leaves its patients pending, counted under
+        ``write-failed``, for the next run."""
+        if pending and self._write(pending):
+            stats.error("write-failed", len(outcomes))
         else:
+            for outcome in outcomes:
+                stats.add(outcome)
             spool.mark_done(self.store, sweep, waiting)
         pending.clear()
         waiting.clear()
+        outcomes.clear()
 
-    def _write(self, resources: list[dict], stats: SweepStats) -> bool:
+    def _write(self, resources: list[dict]) -> bool:
+        """True when the writes failed."""
         if self.transactions:
             bundle = {"resourceType": "Bundle", "type": "transaction",
                       "entry": [{"resource": r, "request": {"method": "PUT", "url": f"DetectedIssue/{r['id']}"}}

@@ -4,6 +4,7 @@ summary, a bounded wait, the job DELETEd, nothing evaluated from incomplete data
 from __future__ import annotations
 
 import gzip
+import re
 import threading
 import time
 from datetime import datetime, timezone
@@ -14,6 +15,7 @@ import requests
 from werkzeug.wrappers import Response
 
 from cds_hooks.fhir_client import FHIRClient
+from fhir_pain.facts import Drug, Finding
 from fhir_pain.population import ndjson as ndjson_mod
 from fhir_pain.population.bulk import BulkClient, ExportTimeout
 from fhir_pain.population.sweep import Sweep, cursor_name
@@ -283,3 +285,29 @@ def test_slow_file_is_a_download_failure_in_the_summary(httpserver, store):
         _w(url), {"url": httpserver.url_for("/fhir/files/slow.ndjson"), "type": "Patient"})
     stats = s.run()
     assert stats.errors == {"file-download-failed": 1} and stats.evaluated == 0 and not stats.cursor_advanced
+
+
+def test_failed_writes_leave_their_patients_for_the_next_run(httpserver, store):
+    def evaluate(data, hook):
+        return [Finding(rule="cpic/codeine/CYP2D6", kind="drug-gene", indicator="critical",
+                        summary="avoid codeine", drug=Drug(rxnorm="2670", name="codeine"), action="avoid")]
+
+    Export(httpserver, files={"Patient.ndjson": ndjson(patient("a"), patient("b"))})
+    refused = orjson.dumps({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "transient"}]})
+    puts: list[dict] = []
+
+    def put(request):
+        puts.append(orjson.loads(request.data))
+        if len(puts) == 1:       # the server is down for the first write, then back
+            return Response(refused, status=503, content_type="application/fhir+json")
+        return Response(request.data, status=200, content_type="application/fhir+json")
+
+    # no transactions here: the sweep falls back to one PUT each
+    httpserver.expect_request("/fhir", method="POST").respond_with_response(
+        Response(refused, status=503, content_type="application/fhir+json"))
+    httpserver.expect_request(re.compile(r"/fhir/DetectedIssue/.*"), method="PUT").respond_with_handler(put)
+    first = sweep(httpserver, store, evaluate=evaluate).run()
+    assert first.errors == {"write-failed": 2} and first.created == 0 and not first.cursor_advanced
+    second = sweep(httpserver, store, evaluate=evaluate).run()
+    assert second.resumed and second.evaluated == 2 and second.created == 2 and second.cursor_advanced
+    assert {p["patient"]["reference"] for p in puts[1:]} == {"Patient/a", "Patient/b"}
