@@ -4,6 +4,7 @@
     FHIR_PAIN_POLL_TOKEN=... fhir-pain poll --fhir-server URL --interval 300
     fhir-pain poll --fhir-server URL --smart-client-id poller --smart-key key.pem --smart-kid k1
     fhir-pain poll --fhir-server URL --overlap 300     # a server whose write transactions can run for minutes
+    fhir-pain poll --fhir-server URL --bulk --once     # Bulk Data sweeps instead: fhir_pain/population/cli.py
 
 Credentials never go on the command line (where ``ps`` shows them): a static bearer token comes from an
 environment variable, SMART Backend Services from a private key file.
