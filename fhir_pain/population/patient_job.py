@@ -18,7 +18,8 @@ from cds_hooks.fhir_client import FHIRError
 from fhir_pain.facts import Finding, PatientData
 from fhir_pain.gather import HISTORY_STATUSES, ref_of
 from fhir_pain.poller import detected_issue as di
-from fhir_pain.poller.cycle import BATCH_UNSUPPORTED, HOOK, PatientOutcome, _base_of, gather, patient_of, reconcile
+from fhir_pain.poller.cycle import (BATCH_UNSUPPORTED, HOOK, PatientOutcome, _base_of, by_id, gather, patient_of,
+                                    reconcile)
 
 PAGE_SIZE = 100
 MEDICATION_STATUSES = frozenset({"active", *HISTORY_STATUSES})   # what the poller's two searches return
@@ -76,9 +77,9 @@ def patient_data(patient_id: str, resources: list[dict], now: datetime) -> tuple
                 requests.setdefault(ref, r)
     if patient is None:
         raise PatientMissing(f"no Patient resource for {patient_id}")
-    data = PatientData(patient_id=patient_id, now=now, patient=patient, observations=observations,
-                       conditions=conditions, procedures=procedures,
-                       medication_requests=[*requests.values(), *unnamed], medications=medications)
+    data = PatientData(patient_id=patient_id, now=now, patient=patient, observations=by_id(observations),
+                       conditions=by_id(conditions), procedures=by_id(procedures),
+                       medication_requests=[*by_id(requests.values()), *unnamed], medications=medications)
     return data, issues
 
 
