@@ -277,7 +277,9 @@ def load_many(store, sweep: str, patient_ids: list[str]) -> dict[str, list[dict]
 
 
 def load(store, sweep: str, patient_id: str) -> list[dict]:
-    """One patient's spooled resources (the work queue's entry point, population/queue.py)."""
+    """One patient's spooled resources (the work queue's entry point, population/queue.py). Empty when the
+    sweep spooled none for them: an incremental sweep's patients are read whole, so they are queued with
+    ``sweep=None``."""
     return load_many(store, sweep, [patient_id]).get(patient_id) or []
 
 
