@@ -10,7 +10,7 @@ FHIR_VENV := .venv-fhir
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test fuzz bench demo profiles fhir-server-venv postgresql-server chromium clean
+.PHONY: run test fuzz bench demo profiles fhir-server-venv postgresql-server chromium clean test-population
 
 $(BIN)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ fuzz: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench
+
+# Population scale (issue 17): a bulk sweep of 10,000 synthetic patients loaded into sekmet writes exactly the
+# DetectedIssues the per-patient poller writes (several minutes; `make test` runs the same with a few hundred).
+test-population: $(BIN)/.installed $(FHIR_VENV)/bin/sekmet
+	FHIR_PAIN_SEKMET=$(abspath $(FHIR_VENV))/bin/sekmet $(BIN)/python -m pytest -q -m slow tests/population $(PYTEST_ARGS)
 
 demo: $(BIN)/.installed
 	$(BIN)/fhir-pain demo

@@ -7,7 +7,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-PARTS = ("bench.services", "bench.pgx_engine", "bench.pain_engine", "bench.pro")
+PARTS = ("bench.services", "bench.pgx_engine", "bench.pain_engine", "bench.pro",
+         "bench.bulk")   # population sweeps
 
 
 def main() -> int:

@@ -44,13 +44,16 @@ SUMMARY_RULES = ("fhir-pain/pgx-summary", "fhir-pain/pain-profile")
 SAFETY_RULES = (rule("phq9-item9")["id"],)   # first among the cards of their severity
 
 
-def evaluate(data: PatientData, hook: str, guidelines: str = "cpic") -> list[Finding]:
+def evaluate(data: PatientData, hook: str, guidelines: str = "cpic", *, summaries: bool = True) -> list[Finding]:
     """Every finding for one patient at one hook, most severe first. Unknown hooks give no findings.
-    ``guidelines``: the site's guideline source (setting GUIDELINES, fhir_pain.pgx.guidance)."""
+    ``guidelines``: the site's guideline source (setting GUIDELINES, fhir_pain.pgx.guidance).
+    ``summaries=False`` leaves out the patient-view summaries (SUMMARY_RULES: informational, never written
+    back as DetectedIssues, and half the cost of a patient-view evaluation): for population sweeps."""
     if hook not in HOOKS:
         return []
     ctx = build_context(data, hook, guidelines)
-    findings = _patient_view(ctx) if hook == "patient-view" else _orders(ctx, targets_for(ctx, data, hook))
+    findings = _patient_view(ctx, summaries) if hook == "patient-view" else \
+        _orders(ctx, targets_for(ctx, data, hook))
     return sorted(findings, key=_order)
 
 
@@ -156,8 +159,9 @@ def _orders(ctx: RuleContext, targets: list[MedicationUse]) -> list[Finding]:
     return findings
 
 
-def _patient_view(ctx: RuleContext) -> list[Finding]:
-    findings = [f for f in (pgx_summary(ctx), pain_summary(ctx), suicidality_finding(ctx)) if f is not None]
+def _patient_view(ctx: RuleContext, summaries: bool = True) -> list[Finding]:
+    first = (pgx_summary(ctx), pain_summary(ctx)) if summaries else ()
+    findings = [f for f in (*first, suicidality_finding(ctx)) if f is not None]
     for med in ctx.active:
         findings.extend(_drug_findings(ctx, med, orders=False))
     findings.extend(non_response(ctx))

@@ -4,6 +4,7 @@
     FHIR_PAIN_POLL_TOKEN=... fhir-pain poll --fhir-server URL --interval 300
     fhir-pain poll --fhir-server URL --smart-client-id poller --smart-key key.pem --smart-kid k1
     fhir-pain poll --fhir-server URL --overlap 300     # a server whose write transactions can run for minutes
+    fhir-pain poll --fhir-server URL --bulk --once     # Bulk Data sweeps instead: fhir_pain/population/cli.py
 
 Credentials never go on the command line (where ``ps`` shows them): a static bearer token comes from an
 environment variable, SMART Backend Services from a private key file.
@@ -53,6 +54,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="retries on 429/5xx/timeouts with backoff, honouring Retry-After (3)")
     parser.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                         help="live progress line on stderr (auto: when stderr is a terminal)")
+    # -- bulk sweeps (issue 17): fhir_pain/population -------------------------------------------------------
+    bulk = parser.add_argument_group("bulk sweeps (FHIR Bulk Data $export instead of per-patient searches)")
+    bulk.add_argument("--bulk", action="store_true",
+                      help="sweep with $export: everyone on the first run, then what changed since the last sweep")
+    bulk.add_argument("--group", metavar="ID", help="export Group/ID's members only (default: Patient/$export)")
+    bulk.add_argument("--full", action="store_true",
+                      help="export and re-check everyone, whatever the cursor (deletions are seen only so)")
+    bulk.add_argument("--reevaluate", action="store_true",
+                      help="re-check every patient not yet evaluated under the current knowledge version")
+    bulk.add_argument("--export-wait", type=float, default=6 * 3600.0, metavar="S",
+                      help="longest wait for an export to finish; then it is cancelled (21600)")
+    bulk.add_argument("--max-file-bytes", type=int, default=8 << 30, metavar="N",
+                      help="largest NDJSON file read, decoded (8 GiB); a larger one fails the sweep")
+    bulk.add_argument("--bulk-file-origin", action="append", default=[], metavar="URL",
+                      help="another origin the manifest's files may come from (e.g. a storage bucket); "
+                           "by default only the FHIR server's own")
 
 
 def add_auth_arguments(parser: argparse.ArgumentParser) -> None:
@@ -168,6 +185,12 @@ def build_poller(args: argparse.Namespace, progress=None):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.bulk or args.group or args.reevaluate or args.full:
+        if not args.bulk:
+            print("fhir-pain poll: --group, --full and --reevaluate need --bulk", file=sys.stderr)
+            return 2
+        from fhir_pain.population.cli import run_bulk
+        return run_bulk(args)
     progress = Progress(sys.stderr, args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty()))
     try:
         poller = build_poller(args, progress)

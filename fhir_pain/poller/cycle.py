@@ -322,6 +322,13 @@ def read_patient(client, patient_id: str, page_size: int, *, batch: bool) -> tup
     return answers[0], [_all_pages(client, b) for b in answers[1:]]
 
 
+def by_id(resources: Iterable[dict]) -> list[dict]:
+    """Resources in the order of their ids. A server's search order is its own (and a bulk export's another),
+    while the rules can depend on it where two resources say the same (of two paroxetine orders, the first is
+    named as the CYP2D6 inhibitor): one order makes the DetectedIssues the same however the data was read."""
+    return sorted(resources, key=lambda r: str(r.get("id") or ""))
+
+
 def gather(client, patient_id: str, now: datetime, page_size: int, *,
            batch: bool = False) -> tuple[PatientData, list[dict]]:
     """The patient's data as the rules read it, plus the DetectedIssues the poller wrote for them before.
@@ -344,10 +351,10 @@ def gather(client, patient_id: str, now: datetime, page_size: int, *,
         patient_id=patient_id,
         now=now,
         patient=patient,
-        observations=[r for r in observations if r.get("resourceType") == "Observation"],
-        conditions=[r for r in conditions if r.get("resourceType") == "Condition"],
-        procedures=[r for r in procedures if r.get("resourceType") == "Procedure"],
-        medication_requests=[*requests.values(), *unnamed],
+        observations=by_id(r for r in observations if r.get("resourceType") == "Observation"),
+        conditions=by_id(r for r in conditions if r.get("resourceType") == "Condition"),
+        procedures=by_id(r for r in procedures if r.get("resourceType") == "Procedure"),
+        medication_requests=[*by_id(requests.values()), *unnamed],
         medications={f"Medication/{r['id']}": r for r in (*active, *history)
                      if r.get("resourceType") == "Medication" and isinstance(r.get("id"), str)},
     )

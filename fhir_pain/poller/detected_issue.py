@@ -7,7 +7,9 @@ Every DetectedIssue the poller writes carries:
 - a content hash (extension) over what the finding says, so a changed finding updates its resource and an
   unchanged one is left alone;
 - a ``meta.tag`` naming the patient, because ``_tag`` is the one search parameter every server indexes on
-  every type (sekmet-fhir 0.1.1 has no ``patient`` or ``identifier`` search on DetectedIssue).
+  every type (sekmet-fhir 0.1.1 has no ``patient`` or ``identifier`` search on DetectedIssue);
+- a ``meta.tag`` naming the knowledge version that produced it (fhir_pain.knowledge_version): an issue written
+  under older knowledge is rewritten when re-evaluated, even if its content is the same.
 
 Pure functions over plain dicts: no HTTP, no fhir.resources (tests validate the output with the R4B models).
 """
@@ -19,10 +21,12 @@ from datetime import datetime, timezone
 import orjson
 
 from fhir_pain.facts import Finding
+from fhir_pain.knowledge_version import cpic_version, knowledge_version
 
 BASE = "https://fhir-pain.io/fhir"
 IDENTIFIER_SYSTEM = f"{BASE}/sid/detected-issue"
 PATIENT_TAG_SYSTEM = f"{BASE}/CodeSystem/poller-patient"
+KNOWLEDGE_TAG_SYSTEM = f"{BASE}/CodeSystem/knowledge-version"
 CONTENT_HASH_URL = f"{BASE}/StructureDefinition/detected-issue-content-hash"
 FINDING_KIND_SYSTEM = f"{BASE}/CodeSystem/finding-kind"
 RULE_SYSTEM = f"{BASE}/CodeSystem/rule"
@@ -170,7 +174,7 @@ def render(finding: Finding, patient_id: str, now: datetime) -> dict:
     return {
         "resourceType": "DetectedIssue",
         "id": resource_id(key),
-        "meta": {"tag": [{"system": PATIENT_TAG_SYSTEM, "code": patient_id}]},
+        "meta": {"tag": [{"system": PATIENT_TAG_SYSTEM, "code": patient_id}, knowledge_tag()]},
         "extension": [{"url": CONTENT_HASH_URL, "valueString": digest}],
         "status": OPEN,
         "identifiedDateTime": _instant(now),
@@ -178,9 +182,22 @@ def render(finding: Finding, patient_id: str, now: datetime) -> dict:
     }
 
 
+def knowledge_tag() -> dict:
+    return {"system": KNOWLEDGE_TAG_SYSTEM, "code": knowledge_version(), "display": f"CPIC {cpic_version()}"}
+
+
+def knowledge_of(resource: dict) -> str | None:
+    """The knowledge version a DetectedIssue was written under (None: before versions were recorded)."""
+    for tag in (resource.get("meta") or {}).get("tag") or ():
+        if isinstance(tag, dict) and tag.get("system") == KNOWLEDGE_TAG_SYSTEM:
+            return tag.get("code")
+    return None
+
+
 def needs_write(existing: dict, wanted: dict) -> bool:
-    """False when the server already holds what we would write (same content, open)."""
-    return existing.get("status") != wanted["status"] or stored_hash(existing) != stored_hash(wanted)
+    """False when the server already holds what we would write (same content, open, same knowledge)."""
+    return existing.get("status") != wanted["status"] or stored_hash(existing) != stored_hash(wanted) \
+        or knowledge_of(existing) != knowledge_of(wanted)
 
 
 def updated(existing: dict, wanted: dict) -> dict:

@@ -340,7 +340,7 @@ def test_a_patient_is_read_in_one_batch_and_further_pages_are_followed(client):
     responses.get(f"{BASE}/Observation", json=_searchset([dict(OBS, id="o2")]))
     data, existing = gather(client, "p1", NOW, 50, batch=True)
     assert [o["id"] for o in data.observations] == ["o1", "o2"]
-    assert [m["id"] for m in data.medication_requests] == ["m1", "m0"]
+    assert [m["id"] for m in data.medication_requests] == ["m0", "m1"]   # by id, whichever search found them
     assert list(data.medications) == ["Medication/med1", "Medication/med0"]
     assert [p["id"] for p in data.procedures] == ["pr1"]
     assert existing == [mine]
@@ -610,7 +610,7 @@ def test_the_history_search_asks_for_what_the_services_medication_history_prefet
 def test_a_request_returned_by_both_searches_counts_once():
     server = SearchingServer([RENEWAL, ORIGINAL], honour_status=False)   # the server ignores the status filter
     data, _ = gather(server, "p1", NOW, 50, batch=True)
-    assert [m["id"] for m in data.medication_requests] == ["a2", "a1"]
+    assert [m["id"] for m in data.medication_requests] == ["a1", "a2"]   # once each, by id
     assert sum(p.startswith("MedicationRequest?") for p in server.paths) == 2
 
 

@@ -5,6 +5,7 @@ import pytest
 from fhir_pain.facts import Drug, Finding, GenePhenotype, MedicationUse
 from fhir_pain.fhir_models import validate
 from fhir_pain.poller import detected_issue as di
+from fhir_pain.knowledge_version import knowledge_version
 
 NOW = datetime(2026, 11, 21, 9, 30, tzinfo=timezone.utc)
 CODEINE = Drug(rxnorm="2670", name="codeine")
@@ -46,7 +47,8 @@ def test_rendered_issue_is_valid_r4_and_says_what_the_finding_says():
     codes = {(c["system"], c["code"]) for c in issue["code"]["coding"]}
     assert (di.V3_ACT_CODE, "GEN") in codes
     assert (di.RULE_SYSTEM, "cpic/codeine/CYP2D6") in codes
-    assert issue["meta"]["tag"] == [{"system": di.PATIENT_TAG_SYSTEM, "code": "pat-1"}]
+    assert issue["meta"]["tag"] == [{"system": di.PATIENT_TAG_SYSTEM, "code": "pat-1"}, di.knowledge_tag()]
+    assert di.knowledge_of(issue) == knowledge_version()
 
 
 @pytest.mark.parametrize("indicator, severity", [("critical", "high"), ("warning", "moderate"), ("info", "low")])
@@ -149,3 +151,13 @@ def test_other_safety_limits_are_filed_as_condition_alerts():
     issue = di.render(f, "p1", NOW)
     validate(issue)
     assert [c["code"] for c in issue["code"]["coding"] if c["system"] == di.V3_ACT_CODE] == ["COND"]
+
+
+def test_issue_from_older_knowledge_is_rewritten_though_its_content_is_the_same():
+    wanted = di.render(codeine_pm_finding(), "pat-1", NOW)
+    older = dict(wanted, meta={"tag": [{"system": di.PATIENT_TAG_SYSTEM, "code": "pat-1"},
+                                       {"system": di.KNOWLEDGE_TAG_SYSTEM, "code": "cpic-v1.29.0+p.000000000000"}]})
+    untagged = dict(wanted, meta={"tag": [{"system": di.PATIENT_TAG_SYSTEM, "code": "pat-1"}]})
+    assert di.needs_write(older, wanted)
+    assert di.needs_write(untagged, wanted)     # written before versions were recorded
+    assert not di.needs_write(dict(wanted), wanted)
