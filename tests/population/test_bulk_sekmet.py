@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import NOW, fhir_client, load_population, make_sweep
+from population_helpers import NOW, fhir_client, load_population, make_sweep
 from fhir_pain.knowledge_version import knowledge_version
 from fhir_pain.poller import detected_issue as di
 from fhir_pain.poller.cycle import Poller
