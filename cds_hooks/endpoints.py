@@ -59,7 +59,6 @@ def _is_loopback(host: str) -> bool:
 
 _NOT_STRUCTURE = bytes(range(256)).translate(None, b'[]{}"')   # delete all but brackets and quotes
 _STRING = re.compile(rb'"[^"]*"')
-_INNERMOST = re.compile(rb"\[\]|\{\}")
 
 
 def deeper_than(data: bytes, limit: int) -> bool:
@@ -73,8 +72,10 @@ def deeper_than(data: bytes, limit: int) -> bool:
     if b"\\" in data:      # drop escaped backslashes, then escaped quotes: left to right, as JSON pairs them
         data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
     skeleton = _STRING.sub(b"", data.translate(None, _NOT_STRUCTURE).replace(b'""', b""))
-    for _ in range(limit):   # each pass removes exactly the innermost level (one scan, no overlap)
-        skeleton = _INNERMOST.sub(b"", skeleton)
+    for _ in range(limit):   # each pass removes exactly the innermost level: pairs are marked, then dropped, so
+        # a pair that the first removal uncovers ("{[]}" -> "{}") waits for the next pass. Plain byte replaces,
+        # not a regex: a third of the cost of the request's parse.
+        skeleton = skeleton.replace(b"[]", b"\0").replace(b"{}", b"\0").replace(b"\0", b"")
         if not skeleton:
             return False
     return True

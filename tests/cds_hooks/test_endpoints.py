@@ -698,3 +698,28 @@ def test_a_body_the_server_cannot_read_is_400(client):
                                                          "Transfer-Encoding": "chunked"},
                            environ_overrides={"wsgi.input": Broken(), "wsgi.input_terminated": True})
     assert response.status_code == 400 and oo_diagnostics(response) == "the body could not be read"
+
+
+def _depth(value) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+def test_nesting_read_from_the_text_agrees_with_a_walk_of_the_value_for_mixed_structures():
+    """Each pass must remove exactly one level: '{[]}' is two levels although dropping '[]' uncovers '{}'."""
+    from hypothesis import given, settings, strategies as st
+
+    from cds_hooks.endpoints import deeper_than
+    values = st.recursive(st.none() | st.integers() | st.text(alphabet='[]{}"\\ab', max_size=6),
+                          lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                              st.text(alphabet='[]{}"a', max_size=3), inner, max_size=3), max_leaves=30)
+
+    @settings(max_examples=400, deadline=None, derandomize=True)
+    @given(values, st.integers(min_value=0, max_value=12))
+    def agrees(value, limit):
+        text = json.dumps(value).encode()
+        assert deeper_than(text, limit) == (_depth(value) > limit), (text, limit)
+    agrees()
