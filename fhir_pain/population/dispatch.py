@@ -25,7 +25,9 @@ from fhir_pain.population import spool
 from fhir_pain.population.progress import SweepStats
 
 EVALUATED = "evaluated"
-POLL_S = 0.5                     # how often the coordinator looks at the spool and the queue
+POLL_S = 0.5                     # how often the coordinator looks at the spool and the queue, at least
+MAX_POLL_S = 30.0
+LOOK_SHARE = 20                  # ... and at most 1/20 of its time spent looking
 _COUNTS = [f.name for f in fields(PatientOutcome)]
 
 
@@ -55,8 +57,9 @@ def tally(store, sweep: str, stats: SweepStats, *, export_errors: Counter) -> No
     for value, n in rows:
         outcome = _outcome(value)
         if outcome is not None:
-            for _ in range(n):
-                fresh.add(outcome)
+            fresh.evaluated += n
+            for name in _COUNTS:
+                setattr(fresh, name, getattr(fresh, name) + n * getattr(outcome, name))
         elif value == "current":
             fresh.current += n
         else:
@@ -68,14 +71,15 @@ def tally(store, sweep: str, stats: SweepStats, *, export_errors: Counter) -> No
     stats.errors.update(fresh.errors)
 
 
-def active_jobs(store, sweep: str) -> int:
+def active_jobs(store, server: str, sweep: str) -> int:
     """This sweep's jobs waiting (a retry not due yet included) or running, on any worker."""
-    from fhir_pain.population.queue import EVALUATE_TASK
+    from fhir_pain.population.queue import EVALUATE_TASK, queue_name
 
-    query = sa.text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = :task AND status IN "
-                    "('todo', 'doing') AND args->>'sweep' = :sweep")
+    query = sa.text("SELECT count(*) FROM procrastinate_jobs WHERE queue_name = :queue AND task_name = :task "
+                    "AND status IN ('todo', 'doing') AND args->>'sweep' = :sweep")
     with store.engine.connect() as conn:
-        return int(conn.execute(query, {"task": EVALUATE_TASK, "sweep": sweep}).scalar() or 0)
+        return int(conn.execute(query, {"queue": queue_name(server), "task": EVALUATE_TASK,
+                                        "sweep": sweep}).scalar() or 0)
 
 
 def queue_patients(sweeper, sweep: str, stats: SweepStats) -> None:
@@ -107,9 +111,12 @@ def run(sweeper, sweep: str, stats: SweepStats) -> None:
     while True:
         # the jobs first, then the spool: a job marks its patient before it leaves 'doing', so "no job active"
         # seen first means every mark it made is visible to the count after it
-        active = active_jobs(store, sweep)
+        looked = time.monotonic()
+        active = active_jobs(store, sweeper.server, sweep)
         pending = spool.count_patients(store, sweep)
         tally(store, sweep, stats, export_errors=export_errors)
+        # a large population makes these counts slow: look less often rather than load the database
+        pause = max(POLL_S, min(MAX_POLL_S, LOOK_SHARE * (time.monotonic() - looked)))
         sweeper.progress(stats)
         if pending == 0:
             return
@@ -122,4 +129,4 @@ def run(sweeper, sweep: str, stats: SweepStats) -> None:
         if time.monotonic() > deadline:
             stats.error("patient-transient-queue-timeout", pending)
             return
-        sweeper.stop.wait(POLL_S)
+        sweeper.stop.wait(pause)

@@ -19,6 +19,9 @@ evaluates one patient of one FHIR server (``evaluate_patient_task``):
   (defaults 10 + 5 s; ``fhir-pain worker --help``). Re-running a job writes nothing twice: each DetectedIssue
   has a deterministic id (a create is a PUT) and an unchanged finding is not written.
 
+A job with a ``sweep`` (a bulk sweep in queue mode, population/dispatch.py) evaluates the patient from the sweep's
+spool and marks it done there after its writes, which is what the sweep's coordinator waits for.
+
 With the embedded SQLite store (one process) there is no procrastinate: ``enqueue_patients`` evaluates the
 patients inline, at once, in the calling process, and returns when they are written.
 """

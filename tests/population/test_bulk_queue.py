@@ -171,3 +171,22 @@ def test_queue_mode_needs_the_postgresql_store(tmp_path, capsys, monkeypatch):
     assert "--workers-queue needs the PostgreSQL store" in capsys.readouterr().err
     assert cli.main(argv) == 2
     assert "--workers-queue needs --bulk" in capsys.readouterr().err
+
+
+def test_sigterm_while_waiting_for_the_workers_leaves_their_jobs_queued_and_exits_130(sekmet, population, pg_url):
+    import signal
+    import time
+
+    sweep = coordinator(sekmet, pg_url, "--full")      # no worker: it waits
+    try:
+        wait_for(lambda: len(jobs(pg_url, "todo")) == PATIENTS, 120, "the patients to be queued")
+        sweep.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        code, out = finish(sweep, 30)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert code == 130, out
+    assert time.monotonic() - sent < 10
+    assert "interrupted" in out and "cursor held" in out
+    assert len(jobs(pg_url, "todo")) == PATIENTS     # the workers' work, for when they come
