@@ -190,3 +190,22 @@ def test_sigterm_while_waiting_for_the_workers_leaves_their_jobs_queued_and_exit
     assert time.monotonic() - sent < 10
     assert "interrupted" in out and "cursor held" in out
     assert len(jobs(pg_url, "todo")) == PATIENTS     # the workers' work, for when they come
+
+
+def test_reevaluate_in_queue_mode_queues_only_the_patients_not_judged_by_the_current_knowledge(
+        sekmet, population, pg_url, tmp_path):
+    inline = make_sweep(sekmet, Store(f"sqlite:///{tmp_path / 'inline.sqlite3'}"), full=True)
+    inline.clock = lambda: datetime.now(timezone.utc)
+    assert not inline.run().errors                 # every issue there, under the current knowledge
+    judged = {patient_of_issue(r) for r in our_issues(sekmet)}
+    assert 0 < len(judged) < PATIENTS
+    worker = WorkerProcess(pg_url, sekmet.base_url, sekmet.token, log_path=tmp_path / "w.log")
+    try:
+        code, out = finish(coordinator(sekmet, pg_url, "--reevaluate"))
+    finally:
+        worker.stop()
+    assert code == 0, out + worker.log()[-2000:]
+    assert (f"{PATIENTS} patients, {PATIENTS - len(judged)} evaluated, {len(judged)} already current" in out), out
+    assert "(0 created, 0 updated, 0 closed" in out and "cursor advanced" in out
+    queued = {j["args"]["patient_id"] for j in jobs(pg_url)}
+    assert queued == set(population) - judged
