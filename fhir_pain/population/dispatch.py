@@ -29,12 +29,14 @@ POLL_S = 0.5                     # how often the coordinator looks at the spool 
 MAX_POLL_S = 30.0
 LOOK_SHARE = 20                  # ... and at most 1/20 of its time spent looking
 _COUNTS = [f.name for f in fields(PatientOutcome)]
+MARK_CHARS = 32                  # bulk_done.outcome
 
 
 def mark(outcome: PatientOutcome) -> str:
     """A done mark that carries the patient's counts ("evaluated 2,1,0,0,1": findings, created, updated, closed,
     unchanged), so that the coordinator sums what the workers wrote without a table of its own."""
-    return f"{EVALUATED} " + ",".join(str(getattr(outcome, name)) for name in _COUNTS)
+    value = f"{EVALUATED} " + ",".join(str(getattr(outcome, name)) for name in _COUNTS)
+    return value if len(value) <= MARK_CHARS else EVALUATED    # the column's width: counted, without its numbers
 
 
 def _outcome(value: str) -> PatientOutcome | None:

@@ -209,3 +209,14 @@ def test_reevaluate_in_queue_mode_queues_only_the_patients_not_judged_by_the_cur
     assert "(0 created, 0 updated, 0 closed" in out and "cursor advanced" in out
     queued = {j["args"]["patient_id"] for j in jobs(pg_url)}
     assert queued == set(population) - judged
+
+
+def test_a_done_mark_carries_the_counts_and_fits_its_column():
+    from fhir_pain.poller.cycle import PatientOutcome
+    from fhir_pain.population import dispatch
+
+    assert dispatch.mark(PatientOutcome(findings=2, created=1, unchanged=1)) == "evaluated 2,1,0,0,1"
+    assert dispatch._outcome("evaluated 2,1,0,0,1") == PatientOutcome(findings=2, created=1, unchanged=1)
+    huge = PatientOutcome(findings=10 ** 6, created=10 ** 6, updated=10 ** 6)
+    assert dispatch.mark(huge) == "evaluated"                    # still counted as evaluated
+    assert dispatch._outcome("evaluated") == PatientOutcome()    # as the inline sweep marks it
