@@ -28,6 +28,7 @@ EVALUATED = "evaluated"
 POLL_S = 0.5                     # how often the coordinator looks at the spool and the queue, at least
 MAX_POLL_S = 30.0
 LOOK_SHARE = 20                  # ... and at most 1/20 of its time spent looking
+STRANDED_AFTER_S = 5.0           # patients pending and no job of theirs active this long: their jobs failed
 _COUNTS = [f.name for f in fields(PatientOutcome)]
 MARK_CHARS = 32                  # bulk_done.outcome
 
@@ -110,6 +111,8 @@ def run(sweeper, sweep: str, stats: SweepStats) -> None:
     sweeper.progress(stats, force=True)
     queue_patients(sweeper, sweep, stats)
     deadline = time.monotonic() + sweeper.queue_wait_s
+    stranded_since: float | None = None
+    stranded_pending = 0
     while True:
         # the jobs first, then the spool: a job marks its patient before it leaves 'doing', so "no job active"
         # seen first means every mark it made is visible to the count after it
@@ -126,8 +129,15 @@ def run(sweeper, sweep: str, stats: SweepStats) -> None:
             stats.interrupted = True    # the jobs stay queued and the workers go on; the next run waits for them
             return
         if active == 0:
-            stats.error("patient-transient-queue", pending)   # retries exhausted: the next run queues them again
-            return
+            # a worker whose heartbeat was late is taken for dead and its job cancelled or put back while it
+            # still runs: only nothing active for STRANDED_AFTER_S, no patient marked meanwhile, is final
+            if stranded_since is None or pending != stranded_pending:
+                stranded_since, stranded_pending = time.monotonic(), pending
+            elif time.monotonic() - stranded_since >= STRANDED_AFTER_S:
+                stats.error("patient-transient-queue", pending)   # retries exhausted: the next run queues them
+                return
+        else:
+            stranded_since = None
         if time.monotonic() > deadline:
             stats.error("patient-transient-queue-timeout", pending)
             return

@@ -155,7 +155,9 @@ def test_two_queue_sweeps_started_together_write_no_duplicates(pg_url, tmp_path_
         finally:
             for w in workers:
                 w.stop()
-        assert [code for code, _ in results] == [0, 0], results
+        assert [code for code, _ in results] == [0, 0], (results, [(j["status"], j["attempts"]) for j in jobs(pg_url)
+                                                                   if j["status"] != "succeeded"],
+                                                         [w.log()[-1500:] for w in workers])
         assert all("errors: none" in out for _, out in results)
         assert_once_each_and_what_an_inline_sweep_writes(server, tmp_path)
     finally:
