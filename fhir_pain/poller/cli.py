@@ -70,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bulk.add_argument("--bulk-file-origin", action="append", default=[], metavar="URL",
                       help="another origin the manifest's files may come from (e.g. a storage bucket); "
                            "by default only the FHIR server's own")
+    bulk.add_argument("--workers-queue", action="store_true",
+                      help="hand the patients to `fhir-pain worker` processes through the PostgreSQL work queue "
+                           "and wait for them, instead of evaluating them in this process (PostgreSQL store only)")
+    bulk.add_argument("--queue-wait", type=float, default=24 * 3600.0, metavar="S",
+                      help="with --workers-queue: longest wait for the workers; then the patients left are "
+                           "reported and the cursor held (86400)")
 
 
 def add_auth_arguments(parser: argparse.ArgumentParser) -> None:
@@ -185,9 +191,10 @@ def build_poller(args: argparse.Namespace, progress=None):
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.bulk or args.group or args.reevaluate or args.full:
+    if args.bulk or args.group or args.reevaluate or args.full or args.workers_queue:
         if not args.bulk:
-            print("fhir-pain poll: --group, --full and --reevaluate need --bulk", file=sys.stderr)
+            print("fhir-pain poll: --group, --full and --reevaluate need --bulk" if not args.workers_queue
+                  else "fhir-pain poll: --workers-queue needs --bulk", file=sys.stderr)
             return 2
         from fhir_pain.population.cli import run_bulk
         return run_bulk(args)

@@ -5,6 +5,8 @@
     fhir-pain poll --fhir-server URL --bulk --reevaluate --once    # after a knowledge (CPIC) update
     fhir-pain poll --fhir-server URL --bulk --full --once          # everyone again (e.g. weekly: deletions)
     fhir-pain poll --fhir-server URL --bulk --interval 3600        # an incremental sweep every hour
+    fhir-pain poll --fhir-server URL --bulk --workers-queue --database-url postgresql://... --once
+                                            # evaluated by N `fhir-pain worker`s (population/dispatch.py)
 
 SIGINT/SIGTERM: a running export is cancelled (DELETE); an evaluation stops after the patient at hand, its
 writes sent and recorded: the next run resumes where it stopped. Exit status: 0 all done, 1 errors (see the
@@ -35,12 +37,25 @@ def build_sweep(args: argparse.Namespace, stop: threading.Event, progress=None):
                 raise URLNotAllowed(f"--bulk-file-origin must be https (or loopback): {origin}")
         except URLNotAllowed as exc:
             raise ValueError(str(exc)) from None
+    if args.queue_wait <= 0:
+        raise ValueError("--queue-wait must be positive")
     poller = build_poller(args)        # the same client, authentication and store as the poller's
+    queue = None
+    if args.workers_queue:
+        from fhir_pain.population.queue import WorkQueue, is_postgresql
+        if not is_postgresql(poller.store.url):
+            raise ValueError("--workers-queue needs the PostgreSQL store (--database-url postgresql://... or "
+                             "FHIR_PAIN_DATABASE_URL): the workers share its queue and spool")
+        try:
+            queue = WorkQueue(poller.store.url)
+        except Exception as exc:  # noqa: BLE001 - psycopg's or procrastinate's: the database is not reachable
+            raise ValueError(f"the work queue's database is not usable ({type(exc).__name__})") from None
     auth = poller.client._auth       # the static token or the SMART Backend Services token source
     bulk = BulkClient(poller.client.base_url, auth=auth, allowed_origins=origins,
                       timeout=(3.05, args.timeout), max_wait_s=args.export_wait, stop=stop)
     return Sweep(poller.client, bulk, poller.store, group=args.group, reevaluate=args.reevaluate, full=args.full,
-                 progress=progress, stop=stop, max_file_bytes=args.max_file_bytes)
+                 progress=progress, stop=stop, max_file_bytes=args.max_file_bytes, queue=queue,
+                 queue_wait_s=args.queue_wait)
 
 
 def run_bulk(args: argparse.Namespace) -> int:
@@ -69,3 +84,5 @@ def run_bulk(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if sweep.queue is not None:
+            sweep.queue.close()

@@ -11,8 +11,10 @@ they are appended there instead of sent, for the caller to send in transaction B
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import datetime
+from functools import lru_cache
 
 from cds_hooks.fhir_client import FHIRError
 from fhir_pain.facts import Finding, PatientData
@@ -85,9 +87,21 @@ def patient_data(patient_id: str, resources: list[dict], now: datetime) -> tuple
 
 def writeback_evaluate(data: PatientData, hook: str) -> list[Finding]:
     """The services' rules without the informational summaries, which are never written back: the same
-    DetectedIssues as the poller's full evaluation (tests/population check it), at half the cost."""
+    DetectedIssues as the poller's full evaluation (tests/population check it), at half the cost. The site's
+    guideline source (GUIDELINES), as the services and ``fhir-pain poll`` follow it."""
     from fhir_pain.evaluate import evaluate
-    return evaluate(data, hook, summaries=False)
+    return evaluate(data, hook, site_guidelines(os.environ.get(GUIDELINES_ENV)), summaries=False)
+
+
+GUIDELINES_ENV = "FHIR_PAIN_GUIDELINES"
+
+
+@lru_cache(maxsize=8)
+def site_guidelines(setting: str | None) -> str:
+    """The checked GUIDELINES setting (fhir_pain.config), read once per value of its environment variable rather
+    than once per patient."""
+    from fhir_pain import config
+    return config.load(environ={GUIDELINES_ENV: setting} if setting is not None else {})["GUIDELINES"]
 
 
 def evaluate_patient(client, store, *, patient_id: str, resources: list[dict] | None, now: datetime,

@@ -19,6 +19,9 @@ evaluates one patient of one FHIR server (``evaluate_patient_task``):
   (defaults 10 + 5 s; ``fhir-pain worker --help``). Re-running a job writes nothing twice: each DetectedIssue
   has a deterministic id (a create is a PUT) and an unchanged finding is not written.
 
+A job with a ``sweep`` (a bulk sweep in queue mode, population/dispatch.py) evaluates the patient from the sweep's
+spool and marks it done there after its writes, which is what the sweep's coordinator waits for.
+
 With the embedded SQLite store (one process) there is no procrastinate: ``enqueue_patients`` evaluates the
 patients inline, at once, in the calling process, and returns when they are written.
 """
@@ -34,7 +37,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cds_hooks.fhir_client import normalize_base
+from cds_hooks.fhir_client import FHIRError, normalize_base
 from fhir_pain.poller.cycle import PatientOutcome, _is_transient, patient_of
 from fhir_pain.population import patient_job
 
@@ -119,16 +122,6 @@ def _runtime(context, server: str) -> Runtime:
     return runtime
 
 
-def _spooled(store, sweep: str, patient_id: str) -> list[dict] | None:
-    """The patient's resources as the bulk sweep spooled them; None (read from the server) where the bulk
-    sweep is not part of this build."""
-    try:
-        from fhir_pain.population import spool
-    except ImportError:
-        return None
-    return spool.load(store, sweep, patient_id)
-
-
 def _run(runtime: Runtime, patient_id: str, resources: list[dict] | None) -> PatientOutcome:
     try:
         outcome = patient_job.evaluate_patient(runtime.client, runtime.store, patient_id=patient_id,
@@ -144,11 +137,37 @@ def _run(runtime: Runtime, patient_id: str, resources: list[dict] | None) -> Pat
     return outcome
 
 
+def _run_for_sweep(runtime: Runtime, patient_id: str, sweep: str) -> PatientOutcome | None:
+    """A bulk sweep's patient (population/dispatch.py): evaluated from the spool, then marked done there with its
+    outcome, after its writes. A permanent failure is marked too (the sweep counts it) and fails the job; a
+    transient one marks nothing and is retried. None: the sweep is gone (finished or dropped), nothing to do."""
+    from fhir_pain.population import dispatch, spool
+
+    found = spool.load_many(runtime.store, sweep, [patient_id])
+    if patient_id not in found:
+        return None
+    try:
+        outcome = _run(runtime, patient_id, found[patient_id])   # None: an incremental sweep's, read whole
+    except patient_job.PatientMissing:
+        spool.mark_done(runtime.store, sweep, {patient_id: "patient-missing"})
+        return PatientOutcome()
+    except TransientFailure:
+        raise
+    except Exception as exc:
+        cause = "patient-read-refused" if isinstance(exc, FHIRError) else "patient-rules-error"
+        spool.mark_done(runtime.store, sweep, {patient_id: cause})
+        raise
+    spool.mark_done(runtime.store, sweep, {patient_id: dispatch.mark(outcome)})
+    return outcome
+
+
 def evaluate_patient_task(context, server: str, patient_id: str, sweep: str | None = None) -> dict:
     """Evaluate one patient and write its DetectedIssues (the job of ``enqueue_patients``)."""
     runtime = _runtime(context, server)
-    resources = _spooled(runtime.store, sweep, patient_id) if sweep else None
-    outcome = _run(runtime, patient_id, resources)
+    if sweep:
+        outcome = _run_for_sweep(runtime, patient_id, sweep) or PatientOutcome()
+    else:
+        outcome = _run(runtime, patient_id, None)
     return {"findings": outcome.findings, "created": outcome.created, "updated": outcome.updated,
             "closed": outcome.closed}
 
@@ -277,7 +296,10 @@ def enqueue_patients(items: Iterable[Item], *, store, queue: WorkQueue | None = 
         if now is not None:
             runtime.clock = lambda: now
         try:
-            _run(runtime, patient_id, _spooled(store, sweep, patient_id) if sweep else None)
+            if sweep:
+                _run_for_sweep(runtime, patient_id, sweep)
+            else:
+                _run(runtime, patient_id, None)
             done += 1
         except Exception as exc:  # noqa: BLE001 - one patient never stops the others
             log.warning("inline evaluation failed (%s); the next poll or sweep takes the patient up",

@@ -13,6 +13,7 @@ Tables (added to ``Store.metadata``):
 """
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -25,10 +26,19 @@ from fhir_pain.poller.cycle import patient_of
 INSERT_BATCH = 1000
 STALE_AFTER = timedelta(hours=6)   # an exporting sweep silent this long has crashed (see ``abandoned``)
 _ROOTS = ("Patient", "")     # the rows that make a patient part of the sweep
+_TABLES_LOCK = threading.Lock()
 
 
 def tables(store) -> dict[str, sa.Table]:
     """The spool's tables on ``store`` (created once per Store)."""
+    existing = getattr(store, "_bulk_tables", None)
+    if existing is not None:
+        return existing
+    with _TABLES_LOCK:      # a worker's first jobs start together: one thread defines the tables, whole
+        return _define(store)
+
+
+def _define(store) -> dict[str, sa.Table]:
     existing = getattr(store, "_bulk_tables", None)
     if existing is not None:
         return existing

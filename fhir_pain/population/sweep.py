@@ -31,7 +31,7 @@ from cds_hooks.fhir_client import FHIRError
 from fhir_pain.knowledge_version import knowledge_version
 from fhir_pain.poller import detected_issue as di
 from fhir_pain.poller.cycle import BATCH_UNSUPPORTED, PatientOutcome, _describe, _is_transient, _opaque, patient_of
-from fhir_pain.population import ndjson, spool
+from fhir_pain.population import dispatch, ndjson, spool
 from fhir_pain.population.bulk import ISSUE_TYPES, RULE_TYPES, BulkClient, ExportError, ExportInterrupted
 from fhir_pain.population.patient_job import PatientMissing, evaluate_patient
 from fhir_pain.population.progress import SweepStats
@@ -53,7 +53,9 @@ class Sweep:
                  progress: Callable[..., None] | None = None, stop: threading.Event | None = None,
                  max_file_bytes: int = ndjson.DEFAULT_MAX_FILE_BYTES,
                  max_file_seconds: float = ndjson.DEFAULT_MAX_FILE_SECONDS, chunk: int = 500,
-                 write_batch: int = WRITE_BATCH):
+                 write_batch: int = WRITE_BATCH, queue=None, queue_wait_s: float = 24 * 3600.0):
+        """``queue``: a WorkQueue (population/queue.py) to hand the patients to ``fhir-pain worker``s instead of
+        evaluating them here, waiting at most ``queue_wait_s`` seconds for them (population/dispatch.py)."""
         self.client = client
         self.bulk = bulk
         self.store = store
@@ -70,6 +72,8 @@ class Sweep:
         self.chunk = chunk
         self.write_batch = write_batch
         self.transactions = True
+        self.queue = queue
+        self.queue_wait_s = queue_wait_s
         spool.tables(store)
 
     # -- the run ------------------------------------------------------------------------------------------------
@@ -89,7 +93,10 @@ class Sweep:
                 sweep = self._export(stats)
                 if sweep is None:
                     return stats
-            self._evaluate(sweep, stats)
+            if self.queue is not None:
+                dispatch.run(self, sweep, stats)
+            else:
+                self._evaluate(sweep, stats)
             if not stats.interrupted and not any(k.startswith(("patient-transient", "write-")) for k in stats.errors):
                 self.store.set_cursor(cursor_name(self.server), stats.transaction_time)
                 stats.cursor_advanced = True

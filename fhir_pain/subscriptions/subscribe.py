@@ -18,8 +18,9 @@ import sys
 
 from fhir_pain.subscriptions.receiver import NOTIFY_PATH
 
-# what the rules read, as the poller's change feed watches it, and Procedures (the FDA tonsillectomy limit)
-WATCHED_TYPES = ("MedicationRequest", "Observation", "Condition", "Procedure")
+# what the rules read, as the poller's change feed watches it: Procedures (the FDA tonsillectomy limit) and the
+# Patient (a birth date feeds the FDA age limits) included
+WATCHED_TYPES = ("MedicationRequest", "Observation", "Condition", "Procedure", "Patient")
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 TOPIC = "http://hl7.org/fhir/5.0/StructureDefinition/extension-SubscriptionTopic"
 REASON = "fhir-pain: re-evaluate the patient's pain pharmacogenomics"

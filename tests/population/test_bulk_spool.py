@@ -109,3 +109,39 @@ def test_a_crash_while_evaluating_is_resumed_one_while_exporting_is_dropped(stor
     writer.close()
     spool.drop(store, evaluating)
     assert spool.count_patients(store, evaluating) == 0
+
+
+def test_a_workers_first_jobs_defining_the_tables_together_all_get_them(tmp_path, monkeypatch):
+    # the queue runs a worker's jobs in threads: the first ones reach spool.tables() on a fresh Store at once
+    import threading
+    import time
+
+    import sqlalchemy as sa
+
+    from fhir_pain.population import spool as spool_mod
+    from fhir_pain.store import Store as StoreCls
+
+    real_table = sa.Table
+
+    def slow_table(*args, **kwargs):     # widens the window between the first table and the last
+        time.sleep(0.02)
+        return real_table(*args, **kwargs)
+
+    monkeypatch.setattr(spool_mod.sa, "Table", slow_table)
+    store = StoreCls(f"sqlite:///{tmp_path / 'race.sqlite3'}")
+    barrier, errors = threading.Barrier(4), []
+
+    def first_job():
+        barrier.wait()
+        try:
+            assert set(spool_mod.tables(store)) == {"bulk_sweeps", "bulk_spool", "bulk_medications", "bulk_done"}
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_job) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store.dispose()
+    assert errors == []

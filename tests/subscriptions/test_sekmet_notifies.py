@@ -179,3 +179,27 @@ def test_duplicate_and_out_of_order_notifications_are_harmless(sekmet, pg_url, s
     assert worker.wait(120) == 0, worker.log()[-2000:]
     # evaluated against the server's current state: a stopped order raises no issue
     assert issues(sekmet, patient) == []
+
+
+def test_a_birth_date_change_is_notified_and_the_fda_age_limit_is_written(sekmet, pg_url, service, monkeypatch,
+                                                                          tmp_path):
+    from datetime import date
+
+    # an adult normal metabolizer on codeine: nothing to say, and nothing evaluated yet (no Subscription then)
+    (patient, _, _), = seed(sekmet, [patient_entries("SubsAge", diplotype="*1/*1", drugs=(CODEINE,))])
+    svc = service()
+    subscribe(sekmet, svc.url, pg_url, monkeypatch, "--topics", "never")
+    mine = [s for s in sekmet.search("Subscription?_count=100") if svc.url in s["channel"]["endpoint"]]
+    assert sorted(s["criteria"] for s in mine) == ["Condition?", "MedicationRequest?", "Observation?", "Patient?",
+                                                   "Procedure?"]
+    worker = WorkerProcess(pg_url, sekmet.base_url, sekmet.token, log_path=tmp_path / "worker.log")
+    try:
+        workers_ready(pg_url)
+        # the birth date is corrected: the patient is 8 (codeine is contraindicated under 12, FDA)
+        sekmet.put(dict(sekmet.read(patient), birthDate=f"{date.today().year - 8}-01-01"))
+        found = wait_for(lambda: issues(sekmet, patient), 30, "the age-limit DetectedIssue")
+    finally:
+        worker.stop()
+    assert len(found) == 1, worker.log()[-2000:]
+    assert any(c["code"].endswith("/codeine") and "age" in c["code"] for c in found[0]["code"]["coding"]
+               if c["system"] == di.RULE_SYSTEM), found[0]["code"]
