@@ -59,26 +59,30 @@ def _is_loopback(host: str) -> bool:
 
 _NOT_STRUCTURE = bytes(range(256)).translate(None, b'[]{}"')   # delete all but brackets and quotes
 _STRING = re.compile(rb'"[^"]*"')
+# valid JSON closes each bracket with its own kind, so both kinds can be one: a pass then needs a single replace
+_ONE_KIND = bytes.maketrans(b"[]", b"{}")
 
 
 def deeper_than(data: bytes, limit: int) -> bool:
     """Whether a valid JSON text nests arrays and objects more than ``limit`` levels deep.
 
     Read from the text, not the parsed value: walking the parsed value visits every leaf in Python (~0.3 ms for
-    a 60 kB request, as much as parsing it); these are a few passes of C over the bytes. The text must be valid
-    JSON (orjson has parsed it): escapes are then only inside strings, and strings are then ``"[^"]*"``."""
-    if data.count(b"[") + data.count(b"{") <= limit:
-        return False
+    a 60 kB request, as much as parsing it); these are a few passes of C over the bytes, the first over the whole
+    text and the rest over its brackets alone. The text must be valid JSON (orjson has parsed it): escapes are then
+    only inside strings, and strings are then ``"[^"]*"``."""
     if b"\\" in data:      # drop escaped backslashes, then escaped quotes: left to right, as JSON pairs them
         data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-    skeleton = _STRING.sub(b"", data.translate(None, _NOT_STRUCTURE).replace(b'""', b""))
-    for _ in range(limit):   # each pass removes exactly the innermost level: pairs are marked, then dropped, so
-        # a pair that the first removal uncovers ("{[]}" -> "{}") waits for the next pass. Plain byte replaces,
-        # not a regex: a third of the cost of the request's parse.
-        skeleton = skeleton.replace(b"[]", b"\0").replace(b"{}", b"\0").replace(b"\0", b"")
+    skeleton = data.translate(None, _NOT_STRUCTURE)
+    if len(skeleton) <= limit:      # fewer brackets and quotes than levels: nothing to count (most small bodies)
+        return False
+    skeleton = _STRING.sub(b"", skeleton.replace(b'""', b"")).translate(_ONE_KIND)
+    for _ in range(limit):
+        # bytes.replace scans the text as it was: it drops exactly the innermost pairs, and a pair that the removal
+        # uncovers ("{{}}" -> "{}") waits for the next pass, so each pass is one level
+        skeleton = skeleton.replace(b"{}", b"")
         if not skeleton:
             return False
-    return True
+    return bool(skeleton)    # brackets left after ``limit`` levels (limit 0: any at all)
 
 
 def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
