@@ -115,7 +115,8 @@ def run(sweeper, sweep: str, stats: SweepStats) -> None:
     stats.patients = spool.count_patients(store, sweep, pending_only=False)
     sweeper.progress(stats, force=True)
     queue_patients(sweeper, sweep, stats)
-    deadline = time.monotonic() + sweeper.queue_wait_s
+    waiting_since = time.monotonic()
+    deadline = waiting_since + sweeper.queue_wait_s
     stranded_since: float | None = None
     stranded_pending = 0
     while True:
@@ -125,8 +126,10 @@ def run(sweeper, sweep: str, stats: SweepStats) -> None:
         active = active_jobs(store, sweeper.server, sweep)
         pending = spool.count_patients(store, sweep)
         tally(store, sweep, stats, export_errors=export_errors)
-        # a large population makes these counts slow: look less often rather than load the database
-        pause = max(POLL_S, min(MAX_POLL_S, LOOK_SHARE * (time.monotonic() - looked)))
+        # a large population makes these counts slow: look less often rather than load the database, but never
+        # pause longer than a quarter of the wait so far (a short sweep is not kept waiting for its last look)
+        pause = max(POLL_S, min(MAX_POLL_S, LOOK_SHARE * (time.monotonic() - looked),
+                                (time.monotonic() - waiting_since) / 4))
         sweeper.progress(stats)
         if pending == 0:
             return
