@@ -76,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bulk.add_argument("--queue-wait", type=float, default=24 * 3600.0, metavar="S",
                       help="with --workers-queue: longest wait for the workers; then the patients left are "
                            "reported and the cursor held (86400)")
+    bulk.add_argument("--queue-batch", type=int, default=100, metavar="N",
+                      help="with --workers-queue: patients per job; a job reads them from the spool in one query "
+                           "and writes their DetectedIssues in transaction Bundles (100)")
 
 
 def add_auth_arguments(parser: argparse.ArgumentParser) -> None:

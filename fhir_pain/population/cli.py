@@ -37,8 +37,8 @@ def build_sweep(args: argparse.Namespace, stop: threading.Event, progress=None):
                 raise URLNotAllowed(f"--bulk-file-origin must be https (or loopback): {origin}")
         except URLNotAllowed as exc:
             raise ValueError(str(exc)) from None
-    if args.queue_wait <= 0:
-        raise ValueError("--queue-wait must be positive")
+    if args.queue_wait <= 0 or args.queue_batch < 1:
+        raise ValueError("--queue-wait and --queue-batch must be positive")
     poller = build_poller(args)        # the same client, authentication and store as the poller's
     queue = None
     if args.workers_queue:
@@ -55,7 +55,7 @@ def build_sweep(args: argparse.Namespace, stop: threading.Event, progress=None):
                       timeout=(3.05, args.timeout), max_wait_s=args.export_wait, stop=stop)
     return Sweep(poller.client, bulk, poller.store, group=args.group, reevaluate=args.reevaluate, full=args.full,
                  progress=progress, stop=stop, max_file_bytes=args.max_file_bytes, queue=queue,
-                 queue_wait_s=args.queue_wait)
+                 queue_wait_s=args.queue_wait, queue_batch=args.queue_batch)
 
 
 def run_bulk(args: argparse.Namespace) -> int:

@@ -2,7 +2,9 @@
 inline sweep does, then hands every pending patient to the work queue (population/queue.py) and waits while any
 number of ``fhir-pain worker`` processes evaluate them from the spool.
 
-- A worker's job marks its patient done in the spool (``bulk_done``) after its writes, with the outcome and its
+- The patients go in jobs of up to ``--queue-batch`` (100): a job reads them from the spool in one query and
+  evaluates and writes them as the inline sweep does (transaction Bundles; population/queue.py ``_run_batch``).
+- A worker's job marks each patient done in the spool (``bulk_done``) after its writes, with the outcome and its
   counts (``mark``); the coordinator's progress and summary are read back from those marks (``tally``).
 - ``--reevaluate``: the coordinator itself skips the patients already evaluated under the current knowledge (as
   the inline sweep does, from the spool) and queues only the rest.
@@ -76,29 +78,32 @@ def tally(store, sweep: str, stats: SweepStats, *, export_errors: Counter) -> No
 
 def active_jobs(store, server: str, sweep: str) -> int:
     """This sweep's jobs waiting (a retry not due yet included) or running, on any worker."""
-    from fhir_pain.population.queue import EVALUATE_TASK, queue_name
+    from fhir_pain.population.queue import SWEEP_TASKS, queue_name
 
-    query = sa.text("SELECT count(*) FROM procrastinate_jobs WHERE queue_name = :queue AND task_name = :task "
-                    "AND status IN ('todo', 'doing') AND args->>'sweep' = :sweep")
+    query = sa.text("SELECT count(*) FROM procrastinate_jobs WHERE queue_name = :queue "
+                    "AND task_name IN :tasks AND status IN ('todo', 'doing') AND args->>'sweep' = :sweep"
+                    ).bindparams(sa.bindparam("tasks", expanding=True))
     with store.engine.connect() as conn:
-        return int(conn.execute(query, {"queue": queue_name(server), "task": EVALUATE_TASK,
+        return int(conn.execute(query, {"queue": queue_name(server), "tasks": list(SWEEP_TASKS),
                                         "sweep": sweep}).scalar() or 0)
 
 
 def queue_patients(sweeper, sweep: str, stats: SweepStats) -> None:
-    """Queue the sweep's pending patients; in the reevaluate mode the current ones are marked done, not queued."""
+    """Queue the sweep's pending patients in jobs of ``sweeper.queue_batch``; in the reevaluate mode the current
+    ones are marked done, not queued."""
     from fhir_pain.population.sweep import _is_current
 
     store = sweeper.store
     current = knowledge_version()
-    for ids in spool.patients(store, sweep, chunk=sweeper.chunk):
+    size = max(1, sweeper.queue_batch)
+    for ids in spool.patients(store, sweep, chunk=max(sweeper.chunk, size)):
         if stats.mode == "reevaluate":
             batch = spool.load_many(store, sweep, ids)
             skipped = {pid: "current" for pid in ids
                        if batch.get(pid) is not None and _is_current(pid, batch[pid], current)}
             spool.mark_done(store, sweep, skipped)
             ids = [pid for pid in ids if pid not in skipped]
-        sweeper.queue.enqueue((sweeper.server, pid, sweep) for pid in ids)
+        sweeper.queue.enqueue_batches(sweeper.server, sweep, (ids[i:i + size] for i in range(0, len(ids), size)))
         if sweeper.stop.is_set():
             return
 
@@ -110,7 +115,8 @@ def run(sweeper, sweep: str, stats: SweepStats) -> None:
     stats.patients = spool.count_patients(store, sweep, pending_only=False)
     sweeper.progress(stats, force=True)
     queue_patients(sweeper, sweep, stats)
-    deadline = time.monotonic() + sweeper.queue_wait_s
+    waiting_since = time.monotonic()
+    deadline = waiting_since + sweeper.queue_wait_s
     stranded_since: float | None = None
     stranded_pending = 0
     while True:
@@ -120,8 +126,10 @@ def run(sweeper, sweep: str, stats: SweepStats) -> None:
         active = active_jobs(store, sweeper.server, sweep)
         pending = spool.count_patients(store, sweep)
         tally(store, sweep, stats, export_errors=export_errors)
-        # a large population makes these counts slow: look less often rather than load the database
-        pause = max(POLL_S, min(MAX_POLL_S, LOOK_SHARE * (time.monotonic() - looked)))
+        # a large population makes these counts slow: look less often rather than load the database, but never
+        # pause longer than a quarter of the wait so far (a short sweep is not kept waiting for its last look)
+        pause = max(POLL_S, min(MAX_POLL_S, LOOK_SHARE * (time.monotonic() - looked),
+                                (time.monotonic() - waiting_since) / 4))
         sweeper.progress(stats)
         if pending == 0:
             return

@@ -19,8 +19,12 @@ evaluates one patient of one FHIR server (``evaluate_patient_task``):
   (defaults 10 + 5 s; ``fhir-pain worker --help``). Re-running a job writes nothing twice: each DetectedIssue
   has a deterministic id (a create is a PUT) and an unchanged finding is not written.
 
-A job with a ``sweep`` (a bulk sweep in queue mode, population/dispatch.py) evaluates the patient from the sweep's
-spool and marks it done there after its writes, which is what the sweep's coordinator waits for.
+A bulk sweep in queue mode (population/dispatch.py) queues its patients in batches (``evaluate_batch_task``, up to
+``--queue-batch`` patients a job, coalesced per sweep and batch, no per-patient ``lock``: a sweep's batches are
+disjoint): a job reads its patients from the sweep's spool in one query, evaluates and writes them as the inline
+sweep does (``sweep.evaluate_spooled``: DetectedIssues in transaction Bundles) and marks each done there after
+its writes, which is what the sweep's coordinator waits for. A retried batch skips its patients marked done. A
+single patient's job with a ``sweep`` (``evaluate_patient_task``) does the same for one patient.
 
 With the embedded SQLite store (one process) there is no procrastinate: ``enqueue_patients`` evaluates the
 patients inline, at once, in the calling process, and returns when they are written.
@@ -44,6 +48,8 @@ from fhir_pain.population import patient_job
 log = logging.getLogger(__name__)
 
 EVALUATE_TASK = "fhir_pain.evaluate_patient"
+BATCH_TASK = "fhir_pain.evaluate_sweep_batch"
+SWEEP_TASKS = (EVALUATE_TASK, BATCH_TASK)   # the tasks whose jobs carry a ``sweep``
 FOCUS_TASK = "fhir_pain.evaluate_focus"
 MAX_ATTEMPTS = 6                 # a transient failure: retried after 2, 4, 8, 16, 32 s, then the job fails
 ENQUEUE_CHUNK = 500              # jobs deferred per round trip
@@ -112,6 +118,8 @@ class Runtime:
     evaluate: Callable | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     on_outcome: Callable[[PatientOutcome], None] | None = None
+    writer: Any = None           # the sweep's IssueWriter for batch jobs (made on first use)
+    write_batch: int | None = None   # DetectedIssues per transaction Bundle of a batch job (None: the sweep's)
 
 
 def _runtime(context, server: str) -> Runtime:
@@ -161,6 +169,41 @@ def _run_for_sweep(runtime: Runtime, patient_id: str, sweep: str) -> PatientOutc
     return outcome
 
 
+def _run_batch(runtime: Runtime, sweep: str, patient_ids: list[str]) -> dict:
+    """A batch of a bulk sweep's patients (population/dispatch.py), evaluated as the inline sweep evaluates a
+    chunk (``sweep.evaluate_spooled``: one spool read, DetectedIssues in transaction Bundles, each patient marked
+    done with its outcome after its writes). Patients marked done already (a retry of this job, a worker that died
+    mid-batch) are skipped; so are patients whose sweep is gone. A permanent failure is marked with its cause and
+    does not fail the others or the job; a transient one leaves its patients unmarked and the job is retried
+    (TransientFailure) for them alone."""
+    from fhir_pain.population import spool
+    from fhir_pain.population.progress import SweepStats
+    from fhir_pain.population.sweep import WRITE_BATCH, IssueWriter, evaluate_spooled
+
+    todo = spool.not_done(runtime.store, sweep, patient_ids)
+    found = spool.load_many(runtime.store, sweep, todo) if todo else {}
+    todo = [pid for pid in todo if pid in found]
+    stats = SweepStats()
+    if todo:
+        if runtime.writer is None:
+            runtime.writer = IssueWriter(runtime.client)
+        left = evaluate_spooled(runtime.client, runtime.writer, runtime.store, sweep, todo, found, stats,
+                                now=runtime.clock(), evaluate=runtime.evaluate,
+                                write_batch=runtime.write_batch or WRITE_BATCH)
+        if left:
+            raise TransientFailure(f"{len(left)} of {len(todo)} patients left pending ("
+                                   + ", ".join(sorted(c for c in stats.errors if c.startswith(("patient-transient",
+                                                                                               "write-")))) + ")")
+    return {"patients": len(patient_ids), "evaluated": stats.evaluated, "findings": stats.findings,
+            "created": stats.created, "updated": stats.updated, "closed": stats.closed,
+            "errors": dict(stats.errors)}
+
+
+def evaluate_batch_task(context, server: str, sweep: str, patient_ids: list[str]) -> dict:
+    """Evaluate a batch of a sweep's spooled patients and write their DetectedIssues (``WorkQueue.enqueue_batches``)."""
+    return _run_batch(_runtime(context, server), sweep, list(patient_ids))
+
+
 def evaluate_patient_task(context, server: str, patient_id: str, sweep: str | None = None) -> dict:
     """Evaluate one patient and write its DetectedIssues (the job of ``enqueue_patients``)."""
     runtime = _runtime(context, server)
@@ -205,6 +248,7 @@ def build_app(database_url: str, **pool_args: Any):
                                                                      **pool_args))
     app.task(name=EVALUATE_TASK, pass_context=True, retry=retry)(evaluate_patient_task)
     app.task(name=FOCUS_TASK, pass_context=True, retry=retry)(evaluate_focus_task)
+    app.task(name=BATCH_TASK, pass_context=True, retry=retry)(evaluate_batch_task)
     return app
 
 
@@ -237,6 +281,9 @@ class WorkQueue:
             jobs.append(task.configure(queue=queue_name(server), queueing_lock=key,
                                        lock=patient_lock(server, patient_id))
                         .make_new_job(server=normalize_base(server), patient_id=patient_id, sweep=sweep))
+        return self._defer(jobs, AlreadyEnqueued)
+
+    def _defer(self, jobs: list, already_enqueued: type[Exception]) -> int:
         queued = 0
         manager = self.app.job_manager
         for start in range(0, len(jobs), ENQUEUE_CHUNK):
@@ -244,15 +291,26 @@ class WorkQueue:
             try:
                 queued += len(manager.batch_defer_jobs(chunk))
                 continue
-            except AlreadyEnqueued:
+            except already_enqueued:
                 pass   # one of them is waiting already: the chunk went in whole or not at all, so one by one
             for job in chunk:
                 try:
                     manager.defer_job(job)
                     queued += 1
-                except AlreadyEnqueued:
+                except already_enqueued:
                     pass
         return queued
+
+    def enqueue_batches(self, server: str, sweep: str, batches: Iterable[list[str]]) -> int:
+        """Queue each batch of a sweep's patients as one job (``evaluate_batch_task``) unless the same batch is
+        waiting already (two coordinators resuming one sweep); returns how many were queued."""
+        from procrastinate.exceptions import AlreadyEnqueued
+
+        task = self.app.tasks[BATCH_TASK]
+        base = normalize_base(server)
+        jobs = [task.configure(queue=queue_name(server), queueing_lock="b:" + _digest(base, sweep, *ids))
+                .make_new_job(server=base, sweep=sweep, patient_ids=list(ids)) for ids in batches if ids]
+        return self._defer(jobs, AlreadyEnqueued)
 
     def enqueue_focus(self, server: str, reference: str) -> bool:
         from procrastinate.exceptions import AlreadyEnqueued

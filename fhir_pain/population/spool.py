@@ -293,6 +293,15 @@ def load(store, sweep: str, patient_id: str) -> list[dict]:
     return load_many(store, sweep, [patient_id]).get(patient_id) or []
 
 
+def not_done(store, sweep: str, patient_ids: list[str]) -> list[str]:
+    """Those of ``patient_ids`` not marked done in the sweep (one query), in their order."""
+    done = tables(store)["bulk_done"]
+    with store.engine.connect() as conn:
+        marked = set(conn.execute(sa.select(done.c.patient).where(done.c.sweep == sweep,
+                                                                  done.c.patient.in_(patient_ids))).scalars())
+    return [pid for pid in patient_ids if pid not in marked]
+
+
 def mark_done(store, sweep: str, outcomes: dict[str, str]) -> None:
     """Record patients as evaluated (idempotent: a patient marked twice, by two sweeps resuming, stays once)."""
     if not outcomes:

@@ -39,6 +39,7 @@ from fhir_pain.population.progress import SweepStats
 log = logging.getLogger(__name__)
 
 WRITE_BATCH = 100          # DetectedIssues per transaction Bundle
+QUEUE_BATCH = 100          # patients per job of a sweep in queue mode
 MEDICATION_IDS_PER_SEARCH = 50
 
 
@@ -53,9 +54,11 @@ class Sweep:
                  progress: Callable[..., None] | None = None, stop: threading.Event | None = None,
                  max_file_bytes: int = ndjson.DEFAULT_MAX_FILE_BYTES,
                  max_file_seconds: float = ndjson.DEFAULT_MAX_FILE_SECONDS, chunk: int = 500,
-                 write_batch: int = WRITE_BATCH, queue=None, queue_wait_s: float = 24 * 3600.0):
+                 write_batch: int = WRITE_BATCH, queue=None, queue_wait_s: float = 24 * 3600.0,
+                 queue_batch: int = QUEUE_BATCH):
         """``queue``: a WorkQueue (population/queue.py) to hand the patients to ``fhir-pain worker``s instead of
-        evaluating them here, waiting at most ``queue_wait_s`` seconds for them (population/dispatch.py)."""
+        evaluating them here, waiting at most ``queue_wait_s`` seconds for them (population/dispatch.py), in jobs of at
+        most ``queue_batch`` patients."""
         self.client = client
         self.bulk = bulk
         self.store = store
@@ -71,8 +74,9 @@ class Sweep:
         self.max_file_seconds = max_file_seconds
         self.chunk = chunk
         self.write_batch = write_batch
-        self.transactions = True
+        self.writer = IssueWriter(client)
         self.queue = queue
+        self.queue_batch = queue_batch
         self.queue_wait_s = queue_wait_s
         spool.tables(store)
 
@@ -191,66 +195,25 @@ class Sweep:
         stats.patients = spool.count_patients(self.store, sweep)
         self.progress(stats, force=True)
         now = self.clock()
-        current = knowledge_version()
+        current = knowledge_version() if stats.mode == "reevaluate" else None
         for ids in spool.patients(self.store, sweep, chunk=self.chunk):
             batch = spool.load_many(self.store, sweep, ids)
-            pending: list[dict] = []
-            waiting: dict[str, str] = {}      # patient -> outcome, marked done once its writes are sent
-            outcomes: list[PatientOutcome] = []   # counted once their writes are sent
-            for pid in ids:
-                if self.stop.is_set():
-                    stats.interrupted = True
-                    break
-                resources = batch.get(pid)
-                if stats.mode == "reevaluate" and resources is not None and _is_current(pid, resources, current):
-                    stats.current += 1
-                    waiting[pid] = "current"
-                    continue
-                mine: list[dict] = []
-                try:
-                    outcome = evaluate_patient(self.client, self.store, patient_id=pid, resources=resources,
-                                               now=now, evaluate=self.evaluate, writes=mine)
-                except PatientMissing:
-                    stats.error("patient-missing")
-                    waiting[pid] = "patient-missing"
-                except Exception as exc:  # noqa: BLE001 - one patient never stops the sweep
-                    if _is_transient(exc):
-                        stats.error("patient-transient-read")   # stays pending: retried by the next run
-                        log.warning("patient %s: FHIR server failure (%s), retried next run", _opaque(pid),
-                                    _describe(exc))
-                    else:
-                        stats.error("patient-rules-error" if not isinstance(exc, FHIRError) else
-                                    "patient-read-refused")
-                        waiting[pid] = "error"
-                        log.error("patient %s: skipped (%s)", _opaque(pid), _describe(exc),
-                                  exc_info=log.isEnabledFor(logging.DEBUG))
-                else:
-                    outcomes.append(outcome)
-                    pending.extend(mine)
-                    waiting[pid] = "evaluated"
-                if len(pending) >= self.write_batch:
-                    self._flush(sweep, pending, waiting, outcomes, stats)
-                self.progress(stats)
-            self._flush(sweep, pending, waiting, outcomes, stats)
+            evaluate_spooled(self.client, self.writer, self.store, sweep, ids, batch, stats, now=now,
+                             evaluate=self.evaluate, write_batch=self.write_batch, current=current, stop=self.stop,
+                             progress=self.progress)
             if stats.interrupted:
                 return
 
-    def _flush(self, sweep: str, pending: list[dict], waiting: dict[str, str], outcomes: list[PatientOutcome],
-               stats: SweepStats) -> None:
-        """Send the writes (one transaction Bundle, or one PUT each where the server takes no transactions),
-        then count and mark their patients done. A failed write leaves its patients pending, counted under
-        ``write-failed``, for the next run."""
-        if pending and self._write(pending):
-            stats.error("write-failed", len(outcomes))
-        else:
-            for outcome in outcomes:
-                stats.add(outcome)
-            spool.mark_done(self.store, sweep, waiting)
-        pending.clear()
-        waiting.clear()
-        outcomes.clear()
 
-    def _write(self, resources: list[dict]) -> bool:
+class IssueWriter:
+    """Sends DetectedIssue PUTs: one transaction Bundle per call, or one PUT each where the server takes no
+    transactions (learnt once, kept). Shared by the inline sweep and the queue's batch jobs (population/queue.py)."""
+
+    def __init__(self, client):
+        self.client = client
+        self.transactions = True
+
+    def write(self, resources: list[dict]) -> bool:
         """True when the writes failed."""
         if self.transactions:
             bundle = {"resourceType": "Bundle", "type": "transaction",
@@ -273,6 +236,81 @@ class Sweep:
             log.error("DetectedIssue writes failed (%s); their patients stay pending", _describe(exc))
             return True
         return False
+
+
+def evaluate_spooled(client, writer: IssueWriter, store, sweep: str, ids: list[str],
+                     batch: dict[str, list[dict] | None], stats: SweepStats, *, now: datetime, evaluate=None,
+                     write_batch: int = WRITE_BATCH, current: str | None = None,
+                     stop: threading.Event | None = None, progress: Callable[..., None] | None = None) -> list[str]:
+    """Evaluate spooled patients (``batch``: ``spool.load_many``'s answer for ``ids``), send their DetectedIssues in
+    transaction Bundles of ``write_batch``, then mark each patient done in the spool with its outcome and count it in
+    ``stats``. The inline sweep runs it per chunk, a queue worker per batch job (population/queue.py).
+
+    A permanent failure of one patient is counted and marked with its cause (``patient-missing``,
+    ``patient-rules-error``, ``patient-read-refused``); the others go on. ``current``: the knowledge version of
+    a reevaluate sweep, whose current patients are marked ``current`` without evaluation. ``stop`` set: the
+    patients evaluated so far are written and marked, ``stats.interrupted`` is set. Returns the patients left
+    pending by a transient failure (a read, or the writes: ``patient-transient-read``, ``write-failed``)."""
+    pending: list[dict] = []
+    waiting: dict[str, str] = {}                  # patient -> done mark, set once its writes are sent
+    outcomes: list[PatientOutcome] = []           # counted once their writes are sent
+    left: list[str] = []
+    for pid in ids:
+        if stop is not None and stop.is_set():
+            stats.interrupted = True
+            break
+        resources = batch.get(pid)
+        if current is not None and resources is not None and _is_current(pid, resources, current):
+            stats.current += 1
+            waiting[pid] = "current"
+            continue
+        mine: list[dict] = []
+        try:
+            outcome = evaluate_patient(client, store, patient_id=pid, resources=resources, now=now,
+                                       evaluate=evaluate, writes=mine)
+        except PatientMissing:
+            stats.error("patient-missing")
+            waiting[pid] = "patient-missing"
+        except Exception as exc:  # noqa: BLE001 - one patient never stops the others
+            if _is_transient(exc):
+                stats.error("patient-transient-read")   # stays pending: retried (the next run, the queue)
+                left.append(pid)
+                log.warning("patient %s: FHIR server failure (%s), retried later", _opaque(pid), _describe(exc))
+            else:
+                cause = "patient-read-refused" if isinstance(exc, FHIRError) else "patient-rules-error"
+                stats.error(cause)
+                waiting[pid] = cause
+                log.error("patient %s: skipped (%s)", _opaque(pid), _describe(exc),
+                          exc_info=log.isEnabledFor(logging.DEBUG))
+        else:
+            outcomes.append(outcome)
+            pending.extend(mine)
+            waiting[pid] = dispatch.mark(outcome)
+        if len(pending) >= write_batch:
+            left += _flush(writer, store, sweep, pending, waiting, outcomes, stats)
+        if progress is not None:
+            progress(stats)
+    left += _flush(writer, store, sweep, pending, waiting, outcomes, stats)
+    return left
+
+
+def _flush(writer: IssueWriter, store, sweep: str, pending: list[dict], waiting: dict[str, str],
+           outcomes: list[PatientOutcome], stats: SweepStats) -> list[str]:
+    """Send the writes, then count and mark their patients done. A failed write leaves its patients pending (they
+    are returned), counted under ``write-failed``."""
+    left: list[str] = []
+    if pending and writer.write(pending):
+        stats.error("write-failed", len(outcomes))
+        left = [pid for pid, value in waiting.items() if value.startswith(dispatch.EVALUATED)]
+        spool.mark_done(store, sweep, {pid: value for pid, value in waiting.items() if pid not in left})
+    else:
+        for outcome in outcomes:
+            stats.add(outcome)
+        spool.mark_done(store, sweep, waiting)
+    pending.clear()
+    waiting.clear()
+    outcomes.clear()
+    return left
 
 
 def _is_current(patient_id: str, resources: list[dict], current: str) -> bool:

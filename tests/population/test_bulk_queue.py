@@ -42,6 +42,11 @@ def coordinator(server, database_url: str, *extra: str) -> subprocess.Popen:
                             stdin=subprocess.DEVNULL)
 
 
+def queued_patients(database_url: str, status: str | None = None) -> list[str]:
+    """The patients of the sweep's jobs (batches of ``--queue-batch``) in the queue."""
+    return [pid for j in jobs(database_url, status) for pid in j["args"].get("patient_ids", [])]
+
+
 def finish(proc: subprocess.Popen, timeout_s: float = 300) -> tuple[int, str]:
     try:
         out, _ = proc.communicate(timeout=timeout_s)
@@ -91,12 +96,13 @@ def population(sekmet):
 
 def test_three_workers_one_killed_mid_sweep_write_every_issue_once_and_the_cursor_advances(
         sekmet, population, pg_url, tmp_path):
-    # 3 workers x 2 at a time, each evaluation paused 0.3 s between its read and its writes: a kill lands mid-job
+    # 3 workers x 2 at a time, each evaluation paused 0.3 s between its read and its writes, jobs of 4 patients:
+    # a kill lands mid-batch
     workers = [WorkerProcess(pg_url, sekmet.base_url, sekmet.token, slow_s=0.3, log_path=tmp_path / f"w{i}.log")
                for i in range(3)]
-    sweep = coordinator(sekmet, pg_url)
+    sweep = coordinator(sekmet, pg_url, "--queue-batch", "4")
     try:
-        wait_for(lambda: len(jobs(pg_url, "succeeded")) >= 6, 120, "the sweep to get under way")
+        wait_for(lambda: len(jobs(pg_url, "succeeded")) >= 3, 120, "the sweep to get under way")
         workers[0].kill()
         stranded = len(jobs(pg_url, "doing"))
         code, out = finish(sweep)
@@ -117,7 +123,7 @@ def test_patients_whose_jobs_failed_for_good_hold_the_cursor_and_the_next_run_re
         sekmet, population, pg_url, tmp_path):
     sweep = coordinator(sekmet, pg_url, "--full")      # no worker yet
     try:
-        wait_for(lambda: len(jobs(pg_url, "todo")) == PATIENTS, 120, "the patients to be queued")
+        wait_for(lambda: len(queued_patients(pg_url, "todo")) == PATIENTS, 120, "the patients to be queued")
     except AssertionError:
         finish(sweep, 5)
         raise
@@ -179,9 +185,9 @@ def test_sigterm_while_waiting_for_the_workers_leaves_their_jobs_queued_and_exit
     import signal
     import time
 
-    sweep = coordinator(sekmet, pg_url, "--full")      # no worker: it waits
+    sweep = coordinator(sekmet, pg_url, "--full", "--queue-batch", "25")      # no worker: it waits
     try:
-        wait_for(lambda: len(jobs(pg_url, "todo")) == PATIENTS, 120, "the patients to be queued")
+        wait_for(lambda: len(jobs(pg_url, "todo")) == 3, 120, "the patients to be queued")
         sweep.send_signal(signal.SIGTERM)
         sent = time.monotonic()
         code, out = finish(sweep, 30)
@@ -191,7 +197,7 @@ def test_sigterm_while_waiting_for_the_workers_leaves_their_jobs_queued_and_exit
     assert code == 130, out
     assert time.monotonic() - sent < 10
     assert "interrupted" in out and "cursor held" in out
-    assert len(jobs(pg_url, "todo")) == PATIENTS     # the workers' work, for when they come
+    assert sorted(queued_patients(pg_url, "todo")) == sorted(population)   # the workers' work, for when they come
 
 
 def test_reevaluate_in_queue_mode_queues_only_the_patients_not_judged_by_the_current_knowledge(
@@ -209,8 +215,8 @@ def test_reevaluate_in_queue_mode_queues_only_the_patients_not_judged_by_the_cur
     assert code == 0, out + worker.log()[-2000:]
     assert (f"{PATIENTS} patients, {PATIENTS - len(judged)} evaluated, {len(judged)} already current" in out), out
     assert "(0 created, 0 updated, 0 closed" in out and "cursor advanced" in out
-    queued = {j["args"]["patient_id"] for j in jobs(pg_url)}
-    assert queued == set(population) - judged
+    queued = queued_patients(pg_url)
+    assert len(queued) == len(set(queued)) and set(queued) == set(population) - judged
 
 
 def test_a_done_mark_carries_the_counts_and_fits_its_column():
@@ -222,3 +228,108 @@ def test_a_done_mark_carries_the_counts_and_fits_its_column():
     huge = PatientOutcome(findings=10 ** 6, created=10 ** 6, updated=10 ** 6)
     assert dispatch.mark(huge) == "evaluated"                    # still counted as evaluated
     assert dispatch._outcome("evaluated") == PatientOutcome()    # as the inline sweep marks it
+
+
+# ---- batches of patients per job (--queue-batch) ------------------------------------------------------------------
+
+def done_marks(database_url: str) -> dict[str, str]:
+    """The spool's done marks (none before the coordinator made its tables)."""
+    store = Store(database_url)
+    try:
+        with store.engine.connect() as conn:
+            if conn.exec_driver_sql("SELECT to_regclass('bulk_done')").scalar() is None:
+                return {}
+            return dict(conn.exec_driver_sql("SELECT patient, outcome FROM bulk_done").all())
+    finally:
+        store.dispose()
+
+
+def versions(server) -> dict[str, str]:
+    """Our DetectedIssues' ids and their versions (a PUT makes a new version)."""
+    return {r["id"]: r["meta"]["versionId"] for r in our_issues(server)}
+
+
+def test_a_patient_failing_for_good_inside_a_batch_is_marked_with_its_cause_and_the_others_are_written(
+        pg_url, tmp_path_factory, tmp_path):
+    from fhir_pain.population import queue as q
+    from fhir_pain.population import spool
+    from fhir_pain.population.patient_job import writeback_evaluate
+    from fhir_pain.population.progress import SweepStats
+    from population_helpers import NOW, fhir_client
+
+    server = Sekmet(tmp_path_factory.mktemp("sekmet-batch-failure")).start()
+    store = Store(pg_url)
+    try:
+        load_population(server, PATIENTS)
+        sweeper = make_sweep(server, store, full=True)
+        sweep = sweeper._export(SweepStats())              # the coordinator's spool
+        batch = next(spool.patients(store, sweep, chunk=20))
+        victim = batch[7]
+
+        def evaluate(data, hook):
+            if data.patient_id == victim:
+                raise KeyError("valueCodeableConcept")     # what a rule does with data it cannot read
+            return writeback_evaluate(data, hook)
+
+        runtime = q.Runtime(server=normalize_base(server.base_url), client=fhir_client(server), store=store,
+                            evaluate=evaluate, clock=lambda: NOW)
+        result = q._run_batch(runtime, sweep, batch)       # the job: no exception, the others are not failed
+        marks = done_marks(pg_url)
+        assert set(marks) == set(batch)
+        assert marks[victim] == "patient-rules-error"
+        assert all(marks[pid].startswith("evaluated ") for pid in batch if pid != victim)
+        assert result["evaluated"] == len(batch) - 1 and result["errors"] == {"patient-rules-error": 1}
+        issues = our_issues(server)
+        assert {patient_of_issue(r) for r in issues} <= set(batch) - {victim}
+        assert result["created"] == len(issues) > 0
+
+        written = versions(server)
+        again = q._run_batch(runtime, sweep, batch)        # a retry of the job: every patient is marked done
+        assert again["evaluated"] == 0 and not again["errors"] and versions(server) == written
+
+        # what the batch wrote is what an inline sweep writes for those patients: it finds them all, unchanged
+        inline = make_sweep(server, Store(f"sqlite:///{tmp_path / 'inline.sqlite3'}"), full=True)
+        stats = inline.run()
+        assert not stats.errors and (stats.updated, stats.closed) == (0, 0)
+        assert {k: v for k, v in versions(server).items() if k in written} == written
+    finally:
+        store.dispose()
+        server.stop()
+
+
+def test_a_batch_job_killed_mid_way_is_retried_skips_its_patients_marked_done_and_writes_no_duplicate(
+        pg_url, tmp_path_factory, tmp_path):
+    server = Sekmet(tmp_path_factory.mktemp("sekmet-batch-kill")).start()
+    try:
+        load_population(server, PATIENTS)
+        # one job for the whole population; the worker writes and marks every 2 DetectedIssues, 0.2 s a patient
+        victim = WorkerProcess(pg_url, server.base_url, server.token, concurrency=1, slow_s=0.2, write_batch=2,
+                               log_path=tmp_path / "victim.log")
+        sweep = coordinator(server, pg_url, "--queue-batch", str(PATIENTS))
+        rescuer = None
+        try:
+            wait_for(lambda: len(done_marks(pg_url)) >= 10, 120, "the batch to mark its first patients")
+            victim.kill()
+            marked_before = done_marks(pg_url)
+            written_before = versions(server)
+            assert 10 <= len(marked_before) < PATIENTS and written_before
+            rescuer = WorkerProcess(pg_url, server.base_url, server.token, log_path=tmp_path / "rescuer.log")
+            code, out = finish(sweep)
+        finally:
+            if rescuer is not None:
+                rescuer.stop()
+        assert code == 0, out + victim.log()[-2000:] + (rescuer.log()[-2000:] if rescuer else "")
+        assert f"{PATIENTS} patients, {PATIENTS} evaluated" in out and "errors: none" in out, out
+        assert "cursor advanced" in out
+        [job] = jobs(pg_url)
+        assert job["status"] == "succeeded" and job["attempts"] >= 1 and len(job["args"]["patient_ids"]) == PATIENTS
+        # the patients marked done before the kill were not evaluated again: their issues were not written again
+        done_before = {pid for pid, mark in marked_before.items() if mark.startswith("evaluated")}
+        after = {r["id"]: (patient_of_issue(r), r["meta"]["versionId"]) for r in our_issues(server)}
+        mine = {i: v for i, (pid, v) in after.items() if pid in done_before}
+        assert mine and all(written_before[i] == v for i, v in mine.items())
+        # nothing twice, the summary's counts add up to what is there
+        issues = assert_once_each_and_what_an_inline_sweep_writes(server, tmp_path)
+        assert f"{len(issues)} written ({len(issues)} created, 0 updated" in out, out
+    finally:
+        server.stop()

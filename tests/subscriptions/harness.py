@@ -75,12 +75,16 @@ def jobs(database_url: str, status: str | None = None) -> list[dict]:
 class WorkerProcess:
     """``fhir-pain worker`` for one FHIR server (static token), with short heartbeat and recovery times so a
     dead worker's jobs come back within about 3 s. ``slow_s``: each evaluation pauses this long between reading
-    the patient and writing its DetectedIssues (tests/subscriptions/slow_worker.py), so a kill lands mid-job."""
+    the patient and writing its DetectedIssues (tests/subscriptions/slow_worker.py), so a kill lands mid-job;
+    ``write_batch`` (with ``slow_s``): a batch job writes and marks done every few patients."""
 
     def __init__(self, database_url: str, fhir_base: str, token: str, *, concurrency: int = 2,
-                 slow_s: float = 0.0, until_empty: bool = False, log_path: Path | None = None):
+                 slow_s: float = 0.0, until_empty: bool = False, log_path: Path | None = None,
+                 write_batch: int | None = None):
         env = {k: v for k, v in os.environ.items() if not k.startswith("FHIR_PAIN_")}
         env["FHIR_PAIN_POLL_TOKEN"] = token
+        if write_batch:     # slow workers only: DetectedIssues per transaction Bundle of a batch job
+            env["SLOW_WORKER_WRITE_BATCH"] = str(write_batch)
         args = ["worker", "--fhir-server", fhir_base, "--database-url", database_url,
                 "--concurrency", str(concurrency), "--heartbeat", "0.5", "--stalled-after", "2",
                 "--recover-every", "0.5", "--poll-every", "0.5", "--retries", "1", "--timeout", "30"]
