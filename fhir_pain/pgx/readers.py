@@ -161,9 +161,34 @@ def _ref(obs: dict) -> str:
     return f"Observation/{rid}" if isinstance(rid, str) and rid else "Observation/unidentified"
 
 
+_NAMED = "named"    # _coding_kind: a coding whose code or display names a PGx gene (a lab-style result)
+_CODE_KINDS = {GENOTYPE: "genotype", VARIANT_ASSESSMENT: "genotype", HAPLOTYPE: "haplotype",
+               **{c: "implication" for c in IMPLICATION_CODES}}
+
+
+def _coding_kind(value: str | None, display: str | None) -> str | None:
+    """What one coding says of its Observation: 'genotype' | 'implication' | 'haplotype' | _NAMED | None. Memoised:
+    _kind asks it of every coding of every Observation, and the same few codings (pain scores, vitals) recur;
+    texts too long to be a code's are searched, never kept."""
+    if (value is not None and len(value) > 300) or (display is not None and len(display) > 300):
+        return _coding_kind_of(value, display)
+    return _coding_kind_memo(value, display)
+
+
+def _coding_kind_of(value: str | None, display: str | None) -> str | None:
+    kind = _CODE_KINDS.get(value) if value is not None else None
+    if kind is not None:
+        return kind
+    if (display is not None and _GENE_RE.search(display)) or (value is not None and _GENE_RE.search(value)):
+        return _NAMED
+    return None
+
+
+_coding_kind_memo = lru_cache(maxsize=4096)(_coding_kind_of)
+
+
 def _names_gene(text: str) -> bool:
-    """Whether a code's text names a PGx gene. Memoised: _kind asks it of every coding of every Observation, and
-    the same few codes (pain scores, vitals) recur; texts too long to be a code's are searched, never kept."""
+    """Whether a code's text names a PGx gene (memoised like _coding_kind)."""
     return _GENE_RE.search(text) is not None if len(text) > 300 else _names_gene_memo(text)
 
 
@@ -183,16 +208,16 @@ def _kind(obs: dict) -> str | None:
     for c in codings if isinstance(codings, list) else ():
         if not isinstance(c, dict):
             continue
-        value = c.get("code")
-        if value in (GENOTYPE, VARIANT_ASSESSMENT):
-            return "genotype"
-        if isinstance(value, str) and value in IMPLICATION_CODES:
-            return "implication"
-        if value == HAPLOTYPE:
+        value, display = c.get("code"), c.get("display")
+        kind = _coding_kind(value if isinstance(value, str) else None, display if isinstance(display, str) else None)
+        if kind is None:
+            continue
+        if kind == _NAMED:
+            named = True
+        elif kind == "haplotype":
             return None
-        display = c.get("display")
-        named = named or (isinstance(display, str) and _names_gene(display)) \
-            or (isinstance(value, str) and _names_gene(value))
+        else:
+            return kind
     text = code.get("text")
     if named or (isinstance(text, str) and _names_gene(text)):
         return "lab"
@@ -205,7 +230,7 @@ def read_gene_results(observations: Iterable[dict]) -> list[GeneResult]:
     genes_by_ref: dict[str, str] = {}
     for obs in _iter_resources(observations):
         status = obs.get("status")
-        if not isinstance(status, str) or status.lower() not in USABLE_STATUS:
+        if not isinstance(status, str) or (status not in USABLE_STATUS and status.lower() not in USABLE_STATUS):
             continue
         try:
             kind = _kind(obs)
