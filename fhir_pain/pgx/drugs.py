@@ -22,14 +22,23 @@ RXNORM_SYSTEMS = frozenset({"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:
 
 
 def drug_by_name(name: str) -> Drug | None:
-    """An ingredient by name, salt-free name or single-ingredient brand ("oxycodone", "Celebrex")."""
+    """An ingredient by name, salt-free name or single-ingredient brand ("oxycodone", "Celebrex"). Memoised: the
+    rules ask for the same class members and CPIC alternatives on every call; texts too long to be a drug's name
+    are looked up, never kept."""
     if not isinstance(name, str):
         return None
+    return _drug_by_name(name) if len(name) > 300 else _drug_by_name_memo(name)
+
+
+def _drug_by_name(name: str) -> Drug | None:
     vocab = drug_vocabulary()
     ings = vocab.names.get(normalise_name(name))
     if not ings or len(ings) != 1 or ings[0] not in vocab.rxnorm_of:
         return None
     return Drug(rxnorm=vocab.rxnorm_of[ings[0]], name=ings[0])
+
+
+_drug_by_name_memo = lru_cache(maxsize=2048)(_drug_by_name)
 
 
 def code_verified(code: str) -> bool:

@@ -65,22 +65,33 @@ def _date(r: GeneResult) -> str:
 
 def _active_inhibitors(gene: str, medications: Iterable[MedicationUse]) -> list[tuple[Inhibitor, str]]:
     """(inhibitor, medication ref) for active or draft orders; ingredients first, else the order's text."""
-    table = inhibitors().get(gene)
-    if not table:
-        return []
+    return _inhibitors_in(gene, _taken(medications))
+
+
+def _taken(medications: Iterable[MedicationUse]) -> list[tuple[set[str], str]]:
+    """(ingredient names, ref) of the active and draft orders, read once for every gene's inhibitor table."""
     vocab = drug_vocabulary()
-    found: list[tuple[Inhibitor, str]] = []
+    taken: list[tuple[set[str], str]] = []
     for med in medications:
         if not (med.is_draft or (med.status or "").lower() in ACTIVE_STATUSES):
             continue
         names = {d.name for d in med.ingredients}
         if med.text:     # inhibitors without a verified RxCUI are only recognisable by name
             names.update(vocab.names_in(med.text))
-        names.intersection_update(table)
-        for name in sorted(names):
+        taken.append((names, med.ref))
+    return taken
+
+
+def _inhibitors_in(gene: str, taken: list[tuple[set[str], str]]) -> list[tuple[Inhibitor, str]]:
+    table = inhibitors().get(gene)
+    if not table:
+        return []
+    found: list[tuple[Inhibitor, str]] = []
+    for names, ref in taken:
+        for name in sorted(names.intersection(table)):
             inh = table.get(name)
             if inh is not None and all(i.name != name for i, _ in found):
-                found.append((inh, med.ref))
+                found.append((inh, ref))
     return found
 
 
@@ -215,7 +226,7 @@ def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationU
     duplication, an inhibitor of uncertain strength), and phenoconversion by active and draft CYP2D6 inhibitors
     (CPIC: strong -> activity score 0, moderate -> x 0.5) -- with or without a genotype on file. ``genotypes``:
     ``read_genotypes(results)`` when the caller already has it (it must be of these results)."""
-    meds = list(medications)
+    taken = _taken(medications)
     if genotypes is None:
         genotypes = read_genotypes(results)
     genes: dict[str, GenePhenotype] = {}
@@ -229,7 +240,7 @@ def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationU
         readings, first = call.readings, call.readings[0]
         notes = list(call.notes)
         g_ph, g_score, g_possible, g_ambiguous = call.genetic
-        active = _active_inhibitors(gene, meds) if meds else []
+        active = _inhibitors_in(gene, taken) if taken else []
         factors = ph.factors_of([i for i, _ in active])
         by_option: dict[ph.Option, list[str]] = {}
         for rd, rd_label in zip(readings, call.labels):
@@ -261,8 +272,8 @@ def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationU
         options[gene] = tuple(by_option)
         origins[gene] = {o: tuple(dict.fromkeys(v)) for o, v in by_option.items()}
     # CPIC: a strong inhibitor means activity score 0 whatever the genotype, so it needs no genotype on file
-    if "CYP2D6" not in genes and meds:
-        active = _active_inhibitors("CYP2D6", meds)
+    if "CYP2D6" not in genes and taken:
+        active = _inhibitors_in("CYP2D6", taken)
         factors = ph.factors_of([i for i, _ in active]) if active else ()
         if 0 in factors:
             by = tuple(i.name for i, _ in active)
