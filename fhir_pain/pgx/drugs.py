@@ -60,6 +60,7 @@ def _as_list(v: object) -> list:
 def _concept_names(concept: dict, names: list[str]) -> None:
     """Ingredient names for one CodeableConcept, in order of appearance, appended to ``names``."""
     vocab = drug_vocabulary()
+    by_rxnorm, products = vocab.by_rxnorm, vocab.products
     texts: list[str] = []
     for coding in _as_list(concept.get("coding")):
         if not isinstance(coding, dict):
@@ -67,14 +68,17 @@ def _concept_names(concept: dict, names: list[str]) -> None:
         code, system = coding.get("code"), coding.get("system")
         if isinstance(code, str) and (system is None or (isinstance(system, str) and system in RXNORM_SYSTEMS)):
             code = code.strip()
-            if code in vocab.by_rxnorm:
-                names.append(vocab.by_rxnorm[code])
-            names.extend(vocab.products.get(code, ()))
-        if isinstance(coding.get("display"), str):
-            texts.append(coding["display"])
-    if isinstance(concept.get("text"), str):
-        texts.append(concept["text"])
-    for text in dict.fromkeys(texts):     # text and display are often the same string
+            name = by_rxnorm.get(code)
+            if name is not None:
+                names.append(name)
+            names.extend(products.get(code, ()))
+        display = coding.get("display")
+        if isinstance(display, str):
+            texts.append(display)
+    text = concept.get("text")
+    if isinstance(text, str):
+        texts.append(text)
+    for text in dict.fromkeys(texts) if len(texts) > 1 else texts:     # text and display are often the same
         names.extend(vocab.names_in(text))
 
 
@@ -119,7 +123,7 @@ def identify(resource: dict, *, resolve: Callable[[str], dict | None] | None = N
     if not isinstance(resource, dict):
         resource = {}
     concepts: list[dict] = [c for c in _as_list(resource.get("medicationCodeableConcept")) if isinstance(c, dict)]
-    med = _medication(resource, resolve)
+    med = _medication(resource, resolve) if "medicationReference" in resource else None
     if med is not None:
         if isinstance(med.get("code"), dict):
             concepts.append(med["code"])
@@ -130,7 +134,11 @@ def identify(resource: dict, *, resolve: Callable[[str], dict | None] | None = N
     for concept in concepts:
         _concept_names(concept, names)
     ingredients = _ingredients(tuple(names))
-    text = next((t for t in (_display(c) for c in concepts) if t), "")
+    text = ""
+    for concept in concepts:
+        text = _display(concept)
+        if text:
+            break
     if not text and isinstance(resource.get("medicationReference"), dict):
         display = resource["medicationReference"].get("display")
         text = display if isinstance(display, str) else ""
