@@ -104,16 +104,26 @@ def _texts(cc: object) -> list[str]:
 
 
 def _gene_of_concept(cc: object) -> str | None:
-    for c in _codings(cc):
+    codings = _codings(cc)
+    for c in codings:
         code = c.get("code")
         if isinstance(code, str):
             gene = HGNC.get(code.upper().removeprefix("HGNC:"))
             if gene:
                 return gene
-    for t in _texts(cc):
-        gene = gene_from_text(t)
+    # then the texts in _texts' order (text, each coding's code and display), without building the list
+    text = cc.get("text") if isinstance(cc, dict) else None
+    if isinstance(text, str):
+        gene = gene_from_text(text)
         if gene:
             return gene
+    for c in codings:
+        for k in ("code", "display"):
+            value = c.get(k)
+            if isinstance(value, str):
+                gene = gene_from_text(value)
+                if gene:
+                    return gene
     return None
 
 
