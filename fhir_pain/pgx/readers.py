@@ -296,25 +296,38 @@ def _diplotype_in(texts: list[str], gene: str | None) -> tuple[str | None, str |
     """(gene, normalised diplotype) from the first text that holds one, e.g. "CYP2C19*2/*2",
     "*1/*4 (intermediate metabolizer)", "CYP2D6 (*1/*4)xN"."""
     for t in texts:
-        if not _STAR.search(t):
-            continue
-        parts = _ALTERNATIVES.split(t)
-        if sum(1 for p in parts if _STAR.search(p) and "/" in p) > 1:
-            # "CYP2B6 *1/*6 or *4/*9": every diplotype stays a possibility, never the first alone
-            found = [_diplotype_in([part], gene) for part in parts]
-            if all(d for _, d in found):
-                return found[0][0] or gene, " or ".join(dict.fromkeys(d for _, d in found))
-            return gene, None
-        d = dip.parse(t)
-        if d is None:
-            m = _DIPLOTYPE_IN_TEXT.search(t)
-            if m:
-                d = dip.parse(m.group(2))
-                if d is not None and m.group(1):
-                    return m.group(1).upper(), d.text
-        if d is not None:
-            return d.gene or gene, d.text
+        found = _diplotype_in_text(t, gene) if len(t) > 300 else _diplotype_in_text_memo(t, gene)
+        if found is not None:
+            return found
     return gene, None
+
+
+def _diplotype_in_text(t: str, gene: str | None) -> tuple[str | None, str | None] | None:
+    """_diplotype_in for one text; None when the text holds no diplotype (the next text is tried)."""
+    if not _STAR.search(t):
+        return None
+    parts = _ALTERNATIVES.split(t)
+    if sum(1 for p in parts if _STAR.search(p) and "/" in p) > 1:
+        # "CYP2B6 *1/*6 or *4/*9": every diplotype stays a possibility, never the first alone
+        found = [_diplotype_in([part], gene) for part in parts]
+        if all(d for _, d in found):
+            return found[0][0] or gene, " or ".join(dict.fromkeys(d for _, d in found))
+        return gene, None
+    d = dip.parse(t)
+    if d is None:
+        m = _DIPLOTYPE_IN_TEXT.search(t)
+        if m:
+            d = dip.parse(m.group(2))
+            if d is not None and m.group(1):
+                return m.group(1).upper(), d.text
+    if d is not None:
+        return d.gene or gene, d.text
+    return None
+
+
+# memoised (pure; the same few result texts recur across patients); texts too long to be a result's are read,
+# never kept
+_diplotype_in_text_memo = lru_cache(maxsize=4096)(_diplotype_in_text)
 
 
 def _read_hla(obs: dict, gene: str, ref: str, when, status) -> GeneResult | None:
