@@ -6,14 +6,16 @@ scripts/build_cpic_profiles.py, plus hand-encoded files that say so in their met
     identify(MedicationRequest)            -> MedicationUse (ingredients)
     read_gene_results(observations)        -> [GeneResult]
     resolve_profile(results, medications)  -> PgxProfile (GenePhenotype per gene, phenoconversion, conflicts)
+    read_genotypes(results)                -> Genotypes (the results' part of a profile, to share between profiles)
     guideline_for(drug) / recommend(drug, profile[, population]) / populations(drug) / drug_by_name(name)
 """
 from fhir_pain.pgx.drugs import code_verified, drug_by_name, drug_by_rxnorm, identify
-from fhir_pain.pgx.profile import PgxProfile, resolve_profile
+from fhir_pain.pgx.profile import Genotypes, PgxProfile, read_genotypes, resolve_profile
 from fhir_pain.pgx.readers import read_gene_results
 from fhir_pain.pgx.recommend import Guideline, guideline_for, informational_recommendations, populations, recommend
 
 __all__ = [
-    "Guideline", "PgxProfile", "code_verified", "drug_by_name", "drug_by_rxnorm", "guideline_for", "identify",
-    "informational_recommendations", "populations", "read_gene_results", "recommend", "resolve_profile",
+    "Genotypes", "Guideline", "PgxProfile", "code_verified", "drug_by_name", "drug_by_rxnorm", "guideline_for",
+    "identify", "informational_recommendations", "populations", "read_gene_results", "read_genotypes", "recommend",
+    "resolve_profile",
 ]

@@ -22,14 +22,23 @@ RXNORM_SYSTEMS = frozenset({"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:
 
 
 def drug_by_name(name: str) -> Drug | None:
-    """An ingredient by name, salt-free name or single-ingredient brand ("oxycodone", "Celebrex")."""
+    """An ingredient by name, salt-free name or single-ingredient brand ("oxycodone", "Celebrex"). Memoised: the
+    rules ask for the same class members and CPIC alternatives on every call; texts too long to be a drug's name
+    are looked up, never kept."""
     if not isinstance(name, str):
         return None
+    return _drug_by_name(name) if len(name) > 300 else _drug_by_name_memo(name)
+
+
+def _drug_by_name(name: str) -> Drug | None:
     vocab = drug_vocabulary()
     ings = vocab.names.get(normalise_name(name))
     if not ings or len(ings) != 1 or ings[0] not in vocab.rxnorm_of:
         return None
     return Drug(rxnorm=vocab.rxnorm_of[ings[0]], name=ings[0])
+
+
+_drug_by_name_memo = lru_cache(maxsize=2048)(_drug_by_name)
 
 
 def code_verified(code: str) -> bool:
@@ -51,6 +60,7 @@ def _as_list(v: object) -> list:
 def _concept_names(concept: dict, names: list[str]) -> None:
     """Ingredient names for one CodeableConcept, in order of appearance, appended to ``names``."""
     vocab = drug_vocabulary()
+    by_rxnorm, products = vocab.by_rxnorm, vocab.products
     texts: list[str] = []
     for coding in _as_list(concept.get("coding")):
         if not isinstance(coding, dict):
@@ -58,14 +68,17 @@ def _concept_names(concept: dict, names: list[str]) -> None:
         code, system = coding.get("code"), coding.get("system")
         if isinstance(code, str) and (system is None or (isinstance(system, str) and system in RXNORM_SYSTEMS)):
             code = code.strip()
-            if code in vocab.by_rxnorm:
-                names.append(vocab.by_rxnorm[code])
-            names.extend(vocab.products.get(code, ()))
-        if isinstance(coding.get("display"), str):
-            texts.append(coding["display"])
-    if isinstance(concept.get("text"), str):
-        texts.append(concept["text"])
-    for text in dict.fromkeys(texts):     # text and display are often the same string
+            name = by_rxnorm.get(code)
+            if name is not None:
+                names.append(name)
+            names.extend(products.get(code, ()))
+        display = coding.get("display")
+        if isinstance(display, str):
+            texts.append(display)
+    text = concept.get("text")
+    if isinstance(text, str):
+        texts.append(text)
+    for text in dict.fromkeys(texts) if len(texts) > 1 else texts:     # text and display are often the same
         names.extend(vocab.names_in(text))
 
 
@@ -110,7 +123,7 @@ def identify(resource: dict, *, resolve: Callable[[str], dict | None] | None = N
     if not isinstance(resource, dict):
         resource = {}
     concepts: list[dict] = [c for c in _as_list(resource.get("medicationCodeableConcept")) if isinstance(c, dict)]
-    med = _medication(resource, resolve)
+    med = _medication(resource, resolve) if "medicationReference" in resource else None
     if med is not None:
         if isinstance(med.get("code"), dict):
             concepts.append(med["code"])
@@ -121,7 +134,11 @@ def identify(resource: dict, *, resolve: Callable[[str], dict | None] | None = N
     for concept in concepts:
         _concept_names(concept, names)
     ingredients = _ingredients(tuple(names))
-    text = next((t for t in (_display(c) for c in concepts) if t), "")
+    text = ""
+    for concept in concepts:
+        text = _display(concept)
+        if text:
+            break
     if not text and isinstance(resource.get("medicationReference"), dict):
         display = resource["medicationReference"].get("display")
         text = display if isinstance(display, str) else ""

@@ -65,22 +65,33 @@ def _date(r: GeneResult) -> str:
 
 def _active_inhibitors(gene: str, medications: Iterable[MedicationUse]) -> list[tuple[Inhibitor, str]]:
     """(inhibitor, medication ref) for active or draft orders; ingredients first, else the order's text."""
-    table = inhibitors().get(gene)
-    if not table:
-        return []
+    return _inhibitors_in(gene, _taken(medications))
+
+
+def _taken(medications: Iterable[MedicationUse]) -> list[tuple[set[str], str]]:
+    """(ingredient names, ref) of the active and draft orders, read once for every gene's inhibitor table."""
     vocab = drug_vocabulary()
-    found: list[tuple[Inhibitor, str]] = []
+    taken: list[tuple[set[str], str]] = []
     for med in medications:
         if not (med.is_draft or (med.status or "").lower() in ACTIVE_STATUSES):
             continue
         names = {d.name for d in med.ingredients}
         if med.text:     # inhibitors without a verified RxCUI are only recognisable by name
             names.update(vocab.names_in(med.text))
-        names.intersection_update(table)
-        for name in sorted(names):
+        taken.append((names, med.ref))
+    return taken
+
+
+def _inhibitors_in(gene: str, taken: list[tuple[set[str], str]]) -> list[tuple[Inhibitor, str]]:
+    table = inhibitors().get(gene)
+    if not table:
+        return []
+    found: list[tuple[Inhibitor, str]] = []
+    for names, ref in taken:
+        for name in sorted(names.intersection(table)):
             inh = table.get(name)
             if inh is not None and all(i.name != name for i, _ in found):
-                found.append((inh, med.ref))
+                found.append((inh, ref))
     return found
 
 
@@ -164,25 +175,39 @@ def join_names(names) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationUse]) -> PgxProfile:
-    """Per gene, the result to act on with every possibility it leaves open (conflicting results, an ambiguous
-    duplication, an inhibitor of uncertain strength), and phenoconversion by active and draft CYP2D6 inhibitors
-    (CPIC: strong -> activity score 0, moderate -> x 0.5) -- with or without a genotype on file."""
-    meds = list(medications)
+@dataclass(frozen=True)
+class _GeneCall:
+    """One gene's results before phenoconversion: its distinct readings (the first one shown), notes and the refs
+    that agree with the first."""
+    readings: tuple[Reading, ...]
+    labels: tuple[str, ...]           # Reading.label of each reading
+    notes: tuple[str, ...]
+    agree: tuple[str, ...]
+    genetic: tuple                    # ph.summarize of the first reading's options
+
+
+@dataclass(frozen=True)
+class Genotypes:
+    """What the results say before any medication is considered (per gene, in the order first seen). A patient's
+    profile is resolved for several medication lists in one evaluation (with and without the judged drug, without
+    any inhibitor): this part is read once and shared (``resolve_profile(..., genotypes=)``)."""
+    genes: tuple[tuple[str, GenePhenotype | _GeneCall], ...]   # OPRM1/COMT: the final GenePhenotype
+    notes: tuple[str, ...]                                     # from genes none of whose results could be read
+
+
+def read_genotypes(results: list[GeneResult]) -> Genotypes:
     by_gene: dict[str, list[GeneResult]] = {}
     for r in results:
         if isinstance(r, GeneResult) and r.gene:
             by_gene.setdefault(r.gene.upper(), []).append(r)
-    genes: dict[str, GenePhenotype] = {}
-    options: dict[str, tuple[ph.Option, ...]] = {}
-    origins: dict[str, dict[ph.Option, tuple[str, ...]]] = {}
+    genes: list[tuple[str, GenePhenotype | _GeneCall]] = []
     profile_notes: list[str] = []
     for gene, rs in by_gene.items():
         if gene in ("OPRM1", "COMT"):
             newest = max(rs, key=_when)
-            genes[gene] = GenePhenotype(gene=gene, phenotype="Indeterminate", diplotype=newest.diplotype,
-                                        source="reported", notes=(f"CPIC defines no {gene} phenotypes.",),
-                                        evidence=(newest.ref,))
+            genes.append((gene, GenePhenotype(gene=gene, phenotype="Indeterminate", diplotype=newest.diplotype,
+                                              source="reported", notes=(f"CPIC defines no {gene} phenotypes.",),
+                                              evidence=(newest.ref,))))
             continue
         readings, notes, agree = _readings(gene, rs)
         if not readings:
@@ -190,14 +215,38 @@ def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationU
             continue
         first = readings[0]
         notes = list(first.call.notes) + [n for rd in readings[1:] for n in rd.call.notes] + notes
-        g_ph, g_score, g_possible, g_ambiguous = ph.summarize(first.call.options)
-        active = _active_inhibitors(gene, meds)
+        genes.append((gene, _GeneCall(tuple(readings), tuple(rd.label for rd in readings), tuple(notes),
+                                      tuple(agree), ph.summarize(first.call.options))))
+    return Genotypes(tuple(genes), tuple(profile_notes))
+
+
+def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationUse],
+                    genotypes: Genotypes | None = None) -> PgxProfile:
+    """Per gene, the result to act on with every possibility it leaves open (conflicting results, an ambiguous
+    duplication, an inhibitor of uncertain strength), and phenoconversion by active and draft CYP2D6 inhibitors
+    (CPIC: strong -> activity score 0, moderate -> x 0.5) -- with or without a genotype on file. ``genotypes``:
+    ``read_genotypes(results)`` when the caller already has it (it must be of these results)."""
+    taken = _taken(medications)
+    if genotypes is None:
+        genotypes = read_genotypes(results)
+    genes: dict[str, GenePhenotype] = {}
+    options: dict[str, tuple[ph.Option, ...]] = {}
+    origins: dict[str, dict[ph.Option, tuple[str, ...]]] = {}
+    profile_notes: list[str] = list(genotypes.notes)
+    for gene, call in genotypes.genes:
+        if isinstance(call, GenePhenotype):
+            genes[gene] = call
+            continue
+        readings, first = call.readings, call.readings[0]
+        notes = list(call.notes)
+        g_ph, g_score, g_possible, g_ambiguous = call.genetic
+        active = _inhibitors_in(gene, taken) if taken else []
         factors = ph.factors_of([i for i, _ in active])
         by_option: dict[ph.Option, list[str]] = {}
-        for rd in readings:
+        for rd, rd_label in zip(readings, call.labels):
             for f in factors:
                 for opt in ph.convert(gene, rd.call.options, (f,)):
-                    label = rd.label + (f" {_factor_words(gene, active, f)}" if len(factors) > 1 else "")
+                    label = rd_label + (f" {_factor_words(gene, active, f)}" if len(factors) > 1 else "")
                     by_option.setdefault(opt, []).append(label)
         first_converted = ph.convert(gene, first.call.options, factors) if active else first.call.options
         c_ph, c_score, c_possible, c_ambiguous = ph.summarize(first_converted)
@@ -217,13 +266,14 @@ def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationU
             possible_scores=c_possible if active else g_possible, genetic_possible_scores=g_possible,
             ambiguous=c_ambiguous, conflicting=len(readings) > 1,
             notes=tuple(dict.fromkeys(notes)),
-            evidence=tuple(dict.fromkeys(agree + [rd.result.ref for rd in readings[1:]] + [ref for _, ref in active])),
+            evidence=tuple(dict.fromkeys(call.agree + tuple(rd.result.ref for rd in readings[1:])
+                                         + tuple(ref for _, ref in active))),
         )
         options[gene] = tuple(by_option)
         origins[gene] = {o: tuple(dict.fromkeys(v)) for o, v in by_option.items()}
     # CPIC: a strong inhibitor means activity score 0 whatever the genotype, so it needs no genotype on file
-    if "CYP2D6" not in genes:
-        active = _active_inhibitors("CYP2D6", meds)
+    if "CYP2D6" not in genes and taken:
+        active = _inhibitors_in("CYP2D6", taken)
         factors = ph.factors_of([i for i, _ in active]) if active else ()
         if 0 in factors:
             by = tuple(i.name for i, _ in active)

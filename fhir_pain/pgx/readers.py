@@ -104,16 +104,26 @@ def _texts(cc: object) -> list[str]:
 
 
 def _gene_of_concept(cc: object) -> str | None:
-    for c in _codings(cc):
+    codings = _codings(cc)
+    for c in codings:
         code = c.get("code")
         if isinstance(code, str):
             gene = HGNC.get(code.upper().removeprefix("HGNC:"))
             if gene:
                 return gene
-    for t in _texts(cc):
-        gene = gene_from_text(t)
+    # then the texts in _texts' order (text, each coding's code and display), without building the list
+    text = cc.get("text") if isinstance(cc, dict) else None
+    if isinstance(text, str):
+        gene = gene_from_text(text)
         if gene:
             return gene
+    for c in codings:
+        for k in ("code", "display"):
+            value = c.get(k)
+            if isinstance(value, str):
+                gene = gene_from_text(value)
+                if gene:
+                    return gene
     return None
 
 
@@ -161,9 +171,34 @@ def _ref(obs: dict) -> str:
     return f"Observation/{rid}" if isinstance(rid, str) and rid else "Observation/unidentified"
 
 
+_NAMED = "named"    # _coding_kind: a coding whose code or display names a PGx gene (a lab-style result)
+_CODE_KINDS = {GENOTYPE: "genotype", VARIANT_ASSESSMENT: "genotype", HAPLOTYPE: "haplotype",
+               **{c: "implication" for c in IMPLICATION_CODES}}
+
+
+def _coding_kind(value: str | None, display: str | None) -> str | None:
+    """What one coding says of its Observation: 'genotype' | 'implication' | 'haplotype' | _NAMED | None. Memoised:
+    _kind asks it of every coding of every Observation, and the same few codings (pain scores, vitals) recur;
+    texts too long to be a code's are searched, never kept."""
+    if (value is not None and len(value) > 300) or (display is not None and len(display) > 300):
+        return _coding_kind_of(value, display)
+    return _coding_kind_memo(value, display)
+
+
+def _coding_kind_of(value: str | None, display: str | None) -> str | None:
+    kind = _CODE_KINDS.get(value) if value is not None else None
+    if kind is not None:
+        return kind
+    if (display is not None and _GENE_RE.search(display)) or (value is not None and _GENE_RE.search(value)):
+        return _NAMED
+    return None
+
+
+_coding_kind_memo = lru_cache(maxsize=4096)(_coding_kind_of)
+
+
 def _names_gene(text: str) -> bool:
-    """Whether a code's text names a PGx gene. Memoised: _kind asks it of every coding of every Observation, and
-    the same few codes (pain scores, vitals) recur; texts too long to be a code's are searched, never kept."""
+    """Whether a code's text names a PGx gene (memoised like _coding_kind)."""
     return _GENE_RE.search(text) is not None if len(text) > 300 else _names_gene_memo(text)
 
 
@@ -183,16 +218,16 @@ def _kind(obs: dict) -> str | None:
     for c in codings if isinstance(codings, list) else ():
         if not isinstance(c, dict):
             continue
-        value = c.get("code")
-        if value in (GENOTYPE, VARIANT_ASSESSMENT):
-            return "genotype"
-        if isinstance(value, str) and value in IMPLICATION_CODES:
-            return "implication"
-        if value == HAPLOTYPE:
+        value, display = c.get("code"), c.get("display")
+        kind = _coding_kind(value if isinstance(value, str) else None, display if isinstance(display, str) else None)
+        if kind is None:
+            continue
+        if kind == _NAMED:
+            named = True
+        elif kind == "haplotype":
             return None
-        display = c.get("display")
-        named = named or (isinstance(display, str) and _names_gene(display)) \
-            or (isinstance(value, str) and _names_gene(value))
+        else:
+            return kind
     text = code.get("text")
     if named or (isinstance(text, str) and _names_gene(text)):
         return "lab"
@@ -205,7 +240,7 @@ def read_gene_results(observations: Iterable[dict]) -> list[GeneResult]:
     genes_by_ref: dict[str, str] = {}
     for obs in _iter_resources(observations):
         status = obs.get("status")
-        if not isinstance(status, str) or status.lower() not in USABLE_STATUS:
+        if not isinstance(status, str) or (status not in USABLE_STATUS and status.lower() not in USABLE_STATUS):
             continue
         try:
             kind = _kind(obs)
@@ -261,25 +296,38 @@ def _diplotype_in(texts: list[str], gene: str | None) -> tuple[str | None, str |
     """(gene, normalised diplotype) from the first text that holds one, e.g. "CYP2C19*2/*2",
     "*1/*4 (intermediate metabolizer)", "CYP2D6 (*1/*4)xN"."""
     for t in texts:
-        if not _STAR.search(t):
-            continue
-        parts = _ALTERNATIVES.split(t)
-        if sum(1 for p in parts if _STAR.search(p) and "/" in p) > 1:
-            # "CYP2B6 *1/*6 or *4/*9": every diplotype stays a possibility, never the first alone
-            found = [_diplotype_in([part], gene) for part in parts]
-            if all(d for _, d in found):
-                return found[0][0] or gene, " or ".join(dict.fromkeys(d for _, d in found))
-            return gene, None
-        d = dip.parse(t)
-        if d is None:
-            m = _DIPLOTYPE_IN_TEXT.search(t)
-            if m:
-                d = dip.parse(m.group(2))
-                if d is not None and m.group(1):
-                    return m.group(1).upper(), d.text
-        if d is not None:
-            return d.gene or gene, d.text
+        found = _diplotype_in_text(t, gene) if len(t) > 300 else _diplotype_in_text_memo(t, gene)
+        if found is not None:
+            return found
     return gene, None
+
+
+def _diplotype_in_text(t: str, gene: str | None) -> tuple[str | None, str | None] | None:
+    """_diplotype_in for one text; None when the text holds no diplotype (the next text is tried)."""
+    if not _STAR.search(t):
+        return None
+    parts = _ALTERNATIVES.split(t)
+    if sum(1 for p in parts if _STAR.search(p) and "/" in p) > 1:
+        # "CYP2B6 *1/*6 or *4/*9": every diplotype stays a possibility, never the first alone
+        found = [_diplotype_in([part], gene) for part in parts]
+        if all(d for _, d in found):
+            return found[0][0] or gene, " or ".join(dict.fromkeys(d for _, d in found))
+        return gene, None
+    d = dip.parse(t)
+    if d is None:
+        m = _DIPLOTYPE_IN_TEXT.search(t)
+        if m:
+            d = dip.parse(m.group(2))
+            if d is not None and m.group(1):
+                return m.group(1).upper(), d.text
+    if d is not None:
+        return d.gene or gene, d.text
+    return None
+
+
+# memoised (pure; the same few result texts recur across patients); texts too long to be a result's are read,
+# never kept
+_diplotype_in_text_memo = lru_cache(maxsize=4096)(_diplotype_in_text)
 
 
 def _read_hla(obs: dict, gene: str, ref: str, when, status) -> GeneResult | None:

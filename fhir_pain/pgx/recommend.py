@@ -57,6 +57,12 @@ def _guideline(rxnorm: str) -> Guideline | None:
                      pmids=tuple(g.get("pmids", ())), origin=t.origin)
 
 
+@lru_cache(maxsize=None)
+def _rule_id(rxnorm: str) -> str:
+    t = drug_tables()[rxnorm]
+    return f"cpic/{t.name}/{'+'.join(t.genes)}"
+
+
 def _options(profile: PgxProfile, gene: str, gp: GenePhenotype | None) -> tuple[Option, ...]:
     if gp is None:
         return ((NO_RESULT, NO_RESULT),)
@@ -201,18 +207,22 @@ def recommend(drug: Drug, profile: PgxProfile, population: str | None = None) ->
         return None
     per_gene = [_options(profile, g, present[g]) for g in t.genes]
     possibilities: list[tuple[tuple, int | None]] = []
+    complete = True
     for combo in product(*per_gene):
-        idxs = _entries_for(t, combo, population) or (None,)    # None: CPIC has no row for this combination
-        possibilities.extend((combo, i) for i in idxs)
+        idxs = _entries_for(t, combo, population)
+        if not idxs:      # CPIC has no row for this combination
+            complete = False
+            possibilities.append((combo, None))
+        for i in idxs:
+            possibilities.append((combo, i))
     found = tuple(dict.fromkeys(i for _, i in possibilities if i is not None))
     entries = [t.entries[i] for i in found]
     guideline = _guideline(t.rxnorm)
     genes = {g: gp for g, gp in present.items() if gp is not None}
     evidence = tuple(dict.fromkeys(ref for gp in genes.values() for ref in gp.evidence))
-    rule = f"cpic/{t.name}/{'+'.join(t.genes)}"
+    rule = _rule_id(t.rxnorm)
     applied = (population if population in t.populations else DEFAULT_POPULATION) if t.populations else None
     the_drug = guideline.drug
-    complete = all(i is not None for _, i in possibilities)
     differ = not (entries and complete and _same_advice(entries))
     why = _why(t, present, per_gene, differ)
     if not entries:

@@ -68,14 +68,20 @@ class RuleContext:
     def genetic_profile(self):
         """The profile with no phenoconversion at all: what applies once every inhibitor is stopped."""
         if "genetic" not in self._profiles:
-            self._profiles["genetic"] = pgx.resolve_profile(self.results, [])
+            self._profiles["genetic"] = pgx.resolve_profile(self.results, [], self._genotypes())
         return self._profiles["genetic"]
 
     def _profile_without(self, names: frozenset[str]):
         if names not in self._profiles:
             others = [m for m in self.active + self.drafts if not names & {d.name for d in m.ingredients}]
-            self._profiles[names] = pgx.resolve_profile(self.results, others)
+            self._profiles[names] = pgx.resolve_profile(self.results, others, self._genotypes())
         return self._profiles[names]
+
+    def _genotypes(self):
+        """The results' part of every profile above, read once (only the medications differ between them)."""
+        if "genotypes" not in self._profiles:
+            self._profiles["genotypes"] = pgx.read_genotypes(self.results)
+        return self._profiles["genotypes"]
 
     def recommend(self, drug: Drug, profile, population: str | None = None, *, mode: str = "cpic"):
         """The recommendation once per drug, profile, population and guideline mode in this evaluation: the drug's
