@@ -41,24 +41,29 @@ class OrderClasses:
         return "transdermal" in text or "patch" in text
 
 
+_CODE_SYSTEMS = RXNORM_SYSTEMS | {None}   # a coding without a system may carry an RxNorm code
+
+
 def _codes_and_texts(med: MedicationUse) -> tuple[list[str], list[str]]:
     res = med.resource or {}
     concepts = [res.get("medicationCodeableConcept")]
-    contained = [c for c in res.get("contained") or () if isinstance(c, dict) and c.get("resourceType") == "Medication"]
-    concepts += [c.get("code") for c in contained]
+    concepts += [c.get("code") for c in res.get("contained") or ()
+                 if isinstance(c, dict) and c.get("resourceType") == "Medication"]
     codes, texts = [], [med.text]
     for concept in concepts:
         if not isinstance(concept, dict):
             continue
-        if isinstance(concept.get("text"), str):
-            texts.append(concept["text"])
+        text = concept.get("text")
+        if isinstance(text, str):
+            texts.append(text)
         for coding in concept.get("coding") or ():
             if not isinstance(coding, dict):
                 continue
-            if isinstance(coding.get("code"), str) and coding.get("system") in RXNORM_SYSTEMS | {None}:
-                codes.append(coding["code"].strip())
-            if isinstance(coding.get("display"), str):
-                texts.append(coding["display"])
+            code, display = coding.get("code"), coding.get("display")
+            if isinstance(code, str) and coding.get("system") in _CODE_SYSTEMS:
+                codes.append(code.strip())
+            if isinstance(display, str):
+                texts.append(display)
     return codes, [t.lower() for t in dict.fromkeys(texts) if isinstance(t, str) and t]
 
 

@@ -33,10 +33,26 @@ def _lists() -> dict[str, tuple[frozenset[str], frozenset[str], tuple[str, ...]]
     return out
 
 
+@lru_cache(maxsize=None)
+def _index() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """The lists inverted, once: SNOMED code -> list names, ICD-10 code -> list names, and (name, own words) of the
+    lists that have words. A Condition's coding then costs a look-up or two, not a pass over every list."""
+    snomed: dict[str, set[str]] = {}
+    icd: dict[str, set[str]] = {}
+    for name, (codes, icd_codes, _) in _lists().items():
+        for code in codes:
+            snomed.setdefault(code, set()).add(name)
+        for code in icd_codes:
+            icd.setdefault(code, set()).add(name)
+    own = tuple((name, words) for name, (_, _, words) in _lists().items() if words)
+    return ({k: frozenset(v) for k, v in snomed.items()}, {k: frozenset(v) for k, v in icd.items()}, own)
+
+
 def _lists_of(codeable: object, words: tuple[str, ...]) -> set[str]:
     """The lists a CodeableConcept belongs to ("text" for a match on ``words`` or a list's own words only)."""
     if not isinstance(codeable, dict):
         return set()
+    by_snomed, by_icd, own = _index()
     out: set[str] = set()
     texts = [codeable.get("text")]
     for c in codeable.get("coding") or ():
@@ -45,14 +61,14 @@ def _lists_of(codeable: object, words: tuple[str, ...]) -> set[str]:
         texts.append(c.get("display"))
         code, system = c["code"].strip(), c.get("system")
         if system == SNOMED:
-            out |= {name for name, (snomed, _, _) in _lists().items() if code in snomed}
+            out |= by_snomed.get(code, frozenset())
         elif system in ICD10:
             k = _icd(code)
-            prefixes = {k[:i] for i in range(3, len(k) + 1)}
-            out |= {name for name, (_, icd, _) in _lists().items() if prefixes & icd}
+            for i in range(3, len(k) + 1):     # a listed code or any listed parent
+                out |= by_icd.get(k[:i], frozenset())
     text = " ".join(t.lower() for t in texts if isinstance(t, str))
     if text:
-        out |= {name for name, (_, _, own) in _lists().items() if any(w in text for w in own)}
+        out |= {name for name, listed in own if any(w in text for w in listed)}
         if any(w in text for w in words):
             out.add("text")
     return out

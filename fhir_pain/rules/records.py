@@ -80,12 +80,14 @@ def _matches(codeable: object, list_name: str, resource: str) -> tuple[bool, boo
             continue
         if code.strip().upper() in exact.get(system, ()):
             return True, False
-        if system in ICD10:
+        if prefixes and system in ICD10:
             c = _icd(code)
             if any(c.startswith(p) for p in prefixes) and not any(c.startswith(x) for x in excluded):
                 return True, False
+    if not words:   # most lists have no words: no text to build
+        return False, False
     text = " ".join(d.lower() for d in displays if isinstance(d, str))
-    return (True, True) if words and any(w in text for w in words) else (False, False)
+    return (True, True) if any(w in text for w in words) else (False, False)
 
 
 def _label(codeable: dict) -> str:
@@ -181,12 +183,13 @@ def _codes_of(codeable: object) -> set[str]:
 def _has_code(codeable: object, codes: set[str], bare: frozenset[str]) -> bool:
     """``codes & _codes_of(codeable)`` without building the set: latest() asks it of every Observation. ``bare``:
     the codes without their systems, so that the other Observations' codings cost one set look-up each."""
-    if isinstance(codeable, dict):
-        for coding in as_list(codeable.get("coding")):
-            if isinstance(coding, dict) and isinstance(coding.get("code"), str):
-                code = coding["code"].strip()
-                if code in bare and f"{norm_system(coding.get('system'))}|{code}" in codes:
-                    return True
+    codings = codeable.get("coding") if isinstance(codeable, dict) else None
+    if isinstance(codings, list):
+        for coding in codings:
+            code = coding.get("code") if isinstance(coding, dict) else None
+            if isinstance(code, str) and (code := code.strip()) in bare \
+                    and f"{norm_system(coding.get('system'))}|{code}" in codes:
+                return True
     return False
 
 
@@ -197,10 +200,10 @@ def latest(observations, codes: set[str], now: datetime, lookback_days: int) -> 
     since, horizon = now - timedelta(days=lookback_days), now + timedelta(days=1)
     bare = frozenset(c.partition("|")[2] for c in codes)   # knowledge systems hold no "|"
     for o in observations or ():
-        status = o.get("status") if isinstance(o, dict) else None
-        if not isinstance(o, dict) or (isinstance(status, str) and status in OBSERVATION_VOID):
+        if not isinstance(o, dict):
             continue
-        if not _has_code(o.get("code"), codes, bare):
+        status = o.get("status")
+        if (isinstance(status, str) and status in OBSERVATION_VOID) or not _has_code(o.get("code"), codes, bare):
             continue
         when = fhirdates.effective(o)
         if when is None or when.at < since or when.earliest > horizon:
