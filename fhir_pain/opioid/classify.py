@@ -44,7 +44,7 @@ class OrderClasses:
 _CODE_SYSTEMS = RXNORM_SYSTEMS | {None}   # a coding without a system may carry an RxNorm code
 
 
-def _codes_and_texts(med: MedicationUse) -> tuple[list[str], list[str]]:
+def _codes_and_texts(med: MedicationUse) -> tuple[tuple[str, ...], tuple[str, ...]]:
     res = med.resource or {}
     concepts = [res.get("medicationCodeableConcept")]
     concepts += [c.get("code") for c in res.get("contained") or ()
@@ -64,7 +64,7 @@ def _codes_and_texts(med: MedicationUse) -> tuple[list[str], list[str]]:
                 codes.append(code.strip())
             if isinstance(display, str):
                 texts.append(display)
-    return codes, [t.lower() for t in dict.fromkeys(texts) if isinstance(t, str) and t]
+    return tuple(codes), tuple([t.lower() for t in dict.fromkeys(texts) if isinstance(t, str) and t])
 
 
 def _text_strengths(texts: list[str], opioids: tuple[str, ...]) -> tuple[Strength, ...]:
@@ -95,12 +95,10 @@ def _words(key: str) -> re.Pattern:
 
 def classify(med: MedicationUse) -> OrderClasses:
     codes, texts = _codes_and_texts(med)
-    key = (tuple(codes), tuple(texts), frozenset(d.name for d in med.ingredients))
     # an order's texts are the sender's: overly long ones are classified each time, never kept in the memo
     memo = _classes if sum(map(len, texts)) + sum(map(len, codes)) <= 2000 else _classes.__wrapped__
-    opioids, strengths, dose_form, classes, named = memo(*key)
-    return OrderClasses(med=med, opioids=opioids, strengths=strengths, dose_form=dose_form, classes=classes,
-                        names=named)
+    # positional, in field order: (opioids, strengths, dose_form, classes, names)
+    return OrderClasses(med, *memo(codes, texts, frozenset([d.name for d in med.ingredients])))
 
 
 @lru_cache(maxsize=4096)

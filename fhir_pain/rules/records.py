@@ -180,7 +180,7 @@ def _codes_of(codeable: object) -> set[str]:
     return out
 
 
-def _has_code(codeable: object, codes: set[str], bare: frozenset[str]) -> bool:
+def _has_code(codeable: object, codes: set[str] | frozenset[str], bare: frozenset[str]) -> bool:
     """``codes & _codes_of(codeable)`` without building the set: latest() asks it of every Observation. ``bare``:
     the codes without their systems, so that the other Observations' codings cost one set look-up each."""
     codings = codeable.get("coding") if isinstance(codeable, dict) else None
@@ -193,7 +193,7 @@ def _has_code(codeable: object, codes: set[str], bare: frozenset[str]) -> bool:
     return False
 
 
-def latest(observations, codes: set[str], now: datetime, lookback_days: int) -> Reading | None:
+def latest(observations, codes: set[str] | frozenset[str], now: datetime, lookback_days: int) -> Reading | None:
     """The most recent dated Observation with one of ``codes`` ("system|code") within the look-back (not after
     now + 1 day: a value dated in the future is an error). Undated ones never stand for now."""
     best: Reading | None = None
@@ -202,8 +202,10 @@ def latest(observations, codes: set[str], now: datetime, lookback_days: int) -> 
     for o in observations or ():
         if not isinstance(o, dict):
             continue
+        if not _has_code(o.get("code"), codes, bare):   # first: most Observations are of other codes
+            continue
         status = o.get("status")
-        if (isinstance(status, str) and status in OBSERVATION_VOID) or not _has_code(o.get("code"), codes, bare):
+        if isinstance(status, str) and status in OBSERVATION_VOID:
             continue
         when = fhirdates.effective(o)
         if when is None or when.at < since or when.earliest > horizon:
