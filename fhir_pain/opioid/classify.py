@@ -41,25 +41,30 @@ class OrderClasses:
         return "transdermal" in text or "patch" in text
 
 
-def _codes_and_texts(med: MedicationUse) -> tuple[list[str], list[str]]:
+_CODE_SYSTEMS = RXNORM_SYSTEMS | {None}   # a coding without a system may carry an RxNorm code
+
+
+def _codes_and_texts(med: MedicationUse) -> tuple[tuple[str, ...], tuple[str, ...]]:
     res = med.resource or {}
     concepts = [res.get("medicationCodeableConcept")]
-    contained = [c for c in res.get("contained") or () if isinstance(c, dict) and c.get("resourceType") == "Medication"]
-    concepts += [c.get("code") for c in contained]
+    concepts += [c.get("code") for c in res.get("contained") or ()
+                 if isinstance(c, dict) and c.get("resourceType") == "Medication"]
     codes, texts = [], [med.text]
     for concept in concepts:
         if not isinstance(concept, dict):
             continue
-        if isinstance(concept.get("text"), str):
-            texts.append(concept["text"])
+        text = concept.get("text")
+        if isinstance(text, str):
+            texts.append(text)
         for coding in concept.get("coding") or ():
             if not isinstance(coding, dict):
                 continue
-            if isinstance(coding.get("code"), str) and coding.get("system") in RXNORM_SYSTEMS | {None}:
-                codes.append(coding["code"].strip())
-            if isinstance(coding.get("display"), str):
-                texts.append(coding["display"])
-    return codes, [t.lower() for t in dict.fromkeys(texts) if isinstance(t, str) and t]
+            code, display = coding.get("code"), coding.get("display")
+            if isinstance(code, str) and coding.get("system") in _CODE_SYSTEMS:
+                codes.append(code.strip())
+            if isinstance(display, str):
+                texts.append(display)
+    return tuple(codes), tuple([t.lower() for t in dict.fromkeys(texts) if isinstance(t, str) and t])
 
 
 def _text_strengths(texts: list[str], opioids: tuple[str, ...]) -> tuple[Strength, ...]:
@@ -90,12 +95,10 @@ def _words(key: str) -> re.Pattern:
 
 def classify(med: MedicationUse) -> OrderClasses:
     codes, texts = _codes_and_texts(med)
-    key = (tuple(codes), tuple(texts), frozenset(d.name for d in med.ingredients))
     # an order's texts are the sender's: overly long ones are classified each time, never kept in the memo
     memo = _classes if sum(map(len, texts)) + sum(map(len, codes)) <= 2000 else _classes.__wrapped__
-    opioids, strengths, dose_form, classes, named = memo(*key)
-    return OrderClasses(med=med, opioids=opioids, strengths=strengths, dose_form=dose_form, classes=classes,
-                        names=named)
+    # positional, in field order: (opioids, strengths, dose_form, classes, names)
+    return OrderClasses(med, *memo(codes, texts, frozenset([d.name for d in med.ingredients])))
 
 
 @lru_cache(maxsize=4096)

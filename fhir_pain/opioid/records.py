@@ -7,6 +7,7 @@ skipped. Nothing here raises on bad input.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -17,6 +18,7 @@ from fhir_pain.pain.conditions import ABATEMENT, IGNORED_VERIFICATION, INACTIVE
 from fhir_pain.pain.conditions import status_code as _status
 
 LOINC = "http://loinc.org"
+_ABATEMENT = frozenset(ABATEMENT)   # most Conditions have none of these keys: one C-level check
 
 
 def _icd(code: str) -> str:
@@ -33,10 +35,29 @@ def _lists() -> dict[str, tuple[frozenset[str], frozenset[str], tuple[str, ...]]
     return out
 
 
+@lru_cache(maxsize=None)
+def _index() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]], tuple[tuple[str, tuple[str, ...]], ...],
+                      tuple[str, ...]]:
+    """The lists inverted, once: SNOMED code -> list names, ICD-10 code -> list names, (name, own words) of the
+    lists that have words, and all those words. A Condition's coding then costs a look-up or two, not a pass over
+    every list."""
+    snomed: dict[str, set[str]] = {}
+    icd: dict[str, set[str]] = {}
+    for name, (codes, icd_codes, _) in _lists().items():
+        for code in codes:
+            snomed.setdefault(code, set()).add(name)
+        for code in icd_codes:
+            icd.setdefault(code, set()).add(name)
+    own = tuple((name, words) for name, (_, _, words) in _lists().items() if words)
+    return ({k: frozenset(v) for k, v in snomed.items()}, {k: frozenset(v) for k, v in icd.items()}, own,
+            tuple(w for _, words in own for w in words))
+
+
 def _lists_of(codeable: object, words: tuple[str, ...]) -> set[str]:
     """The lists a CodeableConcept belongs to ("text" for a match on ``words`` or a list's own words only)."""
     if not isinstance(codeable, dict):
         return set()
+    by_snomed, by_icd, own, own_words = _index()
     out: set[str] = set()
     texts = [codeable.get("text")]
     for c in codeable.get("coding") or ():
@@ -45,17 +66,28 @@ def _lists_of(codeable: object, words: tuple[str, ...]) -> set[str]:
         texts.append(c.get("display"))
         code, system = c["code"].strip(), c.get("system")
         if system == SNOMED:
-            out |= {name for name, (snomed, _, _) in _lists().items() if code in snomed}
+            out |= by_snomed.get(code, frozenset())
         elif system in ICD10:
             k = _icd(code)
-            prefixes = {k[:i] for i in range(3, len(k) + 1)}
-            out |= {name for name, (_, icd, _) in _lists().items() if prefixes & icd}
+            for i in range(3, len(k) + 1):     # a listed code or any listed parent
+                out |= by_icd.get(k[:i], frozenset())
     text = " ".join(t.lower() for t in texts if isinstance(t, str))
-    if text:
-        out |= {name for name, (_, _, own) in _lists().items() if any(w in text for w in own)}
-        if any(w in text for w in words):
+    # one search tells whether any word at all is in the text (most problem-list entries have none)
+    if text and _any_of(words + own_words).search(text):
+        out |= {name for name, listed in own if _any_of(listed).search(text)}
+        if _any_of(words).search(text):
             out.add("text")
     return out
+
+
+@lru_cache(maxsize=32)
+def _any_of(words: tuple[str, ...]) -> re.Pattern:
+    """A pattern that finds any of ``words`` as a substring (what ``any(w in text for w in words)`` says), for the
+    knowledge's word lists (few: bounded all the same)."""
+    return re.compile("|".join(re.escape(w) for w in words)) if words else _NEVER
+
+
+_NEVER = re.compile(r"(?!)")   # matches nothing: an empty word list
 
 
 def matching_conditions(conditions: list[dict], words: tuple[str, ...] = ()) -> dict[str, list[dict]]:
@@ -67,7 +99,7 @@ def matching_conditions(conditions: list[dict], words: tuple[str, ...] = ()) -> 
             continue
         if _status(c.get("verificationStatus")) in IGNORED_VERIFICATION or _status(c.get("clinicalStatus")) in INACTIVE:
             continue
-        if any(c.get(k) not in (None, False) for k in ABATEMENT):
+        if not _ABATEMENT.isdisjoint(c) and any(c.get(k) not in (None, False) for k in ABATEMENT):
             continue
         for name in _lists_of(c.get("code"), words):
             out.setdefault(name, []).append(c)

@@ -15,6 +15,7 @@ Knowledge, code lists and their sources: profiles/rules/age-limits.json ("restri
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import lru_cache
 
 from fhir_pain.facts import Drug, Finding, MedicationUse
 from fhir_pain.gather import CONDITIONS, PATIENT, PROCEDURES, SAFETY_OBSERVATIONS
@@ -37,13 +38,25 @@ def observation_codes() -> tuple[str, ...]:
 
 def fda_limit_findings(ctx: RuleContext, med: MedicationUse, drug: Drug) -> list[Finding]:
     """Every FDA limit that ``drug`` (an ingredient of ``med``) meets for this patient, most severe first."""
-    restrictions = age_limits()["restrictions"]
-    if not any(drug.name in r["drugs"] for r in restrictions.values()):
+    if drug.name not in _limited_drugs():
         return []
     bounds = age_bounds(ctx.patient, ctx.now.date())
     out = [f for f in (_tonsillectomy(ctx, med, drug, bounds), _breathing_risk(ctx, med, drug, bounds),
                        _breastfeeding(ctx, med, drug)) if f is not None]
     return out
+
+
+@lru_cache(maxsize=1)
+def _limited_drugs() -> frozenset[str]:
+    """Every drug some restriction names (most ordered drugs have none: one look-up says so)."""
+    return frozenset(d for r in age_limits()["restrictions"].values() for d in r["drugs"])
+
+
+@lru_cache(maxsize=1)
+def _status_codes() -> frozenset[str]:
+    """The breastfeeding status Observation codes, "system|code" and bare "|code" (a coding without system)."""
+    codes = age_limits()["restrictions"]["breastfeeding"]["statusObservation"]["codes"]
+    return frozenset(codes) | {f"|{c.rsplit('|', 1)[-1]}" for c in codes}
 
 
 # ---- the three limits -------------------------------------------------------------------------------------------
@@ -175,8 +188,7 @@ def _breastfeeding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Finding 
     if drug.name not in r["drugs"]:
         return None
     status = r["statusObservation"]
-    reading = latest(ctx.observations, set(status["codes"]) | {f"|{c.rsplit('|', 1)[-1]}" for c in status["codes"]},
-                     ctx.now, r["lookbackDays"])
+    reading = latest(ctx.observations, _status_codes(), ctx.now, r["lookbackDays"])
     says = _answer(reading, status) if reading is not None else None
     records = [x for x in conditions_in(ctx.conditions, "breastfeeding")
                if within(x.when, ctx.now, r["lookbackDays"], 1) is not False]

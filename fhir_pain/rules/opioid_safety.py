@@ -26,6 +26,7 @@ from fhir_pain.rules.text import fit, join_and, md
 
 KIND = "opioid-safety"
 CO_CLASSES = ("benzodiazepine", "cnsDepressant", "gabapentinoid")
+_CO_SET = frozenset(CO_CLASSES)
 _CO_RULE = {"benzodiazepine": "benzodiazepine", "cnsDepressant": "cns-depressant", "gabapentinoid": "gabapentinoid"}
 _CO_WORDS = {"benzodiazepine": "a benzodiazepine", "cnsDepressant": "another CNS depressant",
              "gabapentinoid": "a gabapentinoid"}
@@ -49,9 +50,19 @@ class OpioidState:
         return [o for o in self.orders if cls in o.classes and o.med is not but]
 
 
+def _classified(ctx: RuleContext, med: MedicationUse) -> OrderClasses:
+    """classify(med), once per medication in this evaluation: the state classifies the active list and the drafts,
+    and each draft's own rules ask again."""
+    memo = ctx._profiles.setdefault("opioid-classes", {})
+    got = memo.get(id(med))
+    if got is None or got.med is not med:
+        got = memo[id(med)] = classify(med)
+    return got
+
+
 def state(ctx: RuleContext) -> OpioidState:
     if "opioid" not in ctx._profiles:
-        orders = [classify(m) for m in ctx.active + ctx.drafts]
+        orders = [_classified(ctx, m) for m in ctx.active + ctx.drafts]
         r = rules()
         found = matching_conditions(ctx.conditions, tuple(r["exclusionText"]))
         ctx._profiles["opioid"] = OpioidState(
@@ -66,11 +77,10 @@ def state(ctx: RuleContext) -> OpioidState:
 def opioid_order_findings(ctx: RuleContext, med: MedicationUse) -> list[Finding]:
     """Findings for one ordered draft: an opioid (every rule) or a benzodiazepine / CNS depressant /
     gabapentinoid ordered while an opioid is on the list (the co-prescribing rule from its side)."""
-    order = classify(med)
-    if "opioid" not in order.classes and not order.classes & set(CO_CLASSES):
+    order = _classified(ctx, med)
+    if "opioid" not in order.classes and not order.classes & _CO_SET:
         return []
     st = state(ctx)
-    order = next((o for o in st.orders if o.med is med), order)
     out: list[Finding] = []
     if "opioid" in order.classes:
         drug = _opioid_drug(order)

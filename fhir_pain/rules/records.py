@@ -80,12 +80,14 @@ def _matches(codeable: object, list_name: str, resource: str) -> tuple[bool, boo
             continue
         if code.strip().upper() in exact.get(system, ()):
             return True, False
-        if system in ICD10:
+        if prefixes and system in ICD10:
             c = _icd(code)
             if any(c.startswith(p) for p in prefixes) and not any(c.startswith(x) for x in excluded):
                 return True, False
+    if not words:   # most lists have no words: no text to build
+        return False, False
     text = " ".join(d.lower() for d in displays if isinstance(d, str))
-    return (True, True) if words and any(w in text for w in words) else (False, False)
+    return (True, True) if any(w in text for w in words) else (False, False)
 
 
 def _label(codeable: dict) -> str:
@@ -178,29 +180,32 @@ def _codes_of(codeable: object) -> set[str]:
     return out
 
 
-def _has_code(codeable: object, codes: set[str], bare: frozenset[str]) -> bool:
+def _has_code(codeable: object, codes: set[str] | frozenset[str], bare: frozenset[str]) -> bool:
     """``codes & _codes_of(codeable)`` without building the set: latest() asks it of every Observation. ``bare``:
     the codes without their systems, so that the other Observations' codings cost one set look-up each."""
-    if isinstance(codeable, dict):
-        for coding in as_list(codeable.get("coding")):
-            if isinstance(coding, dict) and isinstance(coding.get("code"), str):
-                code = coding["code"].strip()
-                if code in bare and f"{norm_system(coding.get('system'))}|{code}" in codes:
-                    return True
+    codings = codeable.get("coding") if isinstance(codeable, dict) else None
+    if isinstance(codings, list):
+        for coding in codings:
+            code = coding.get("code") if isinstance(coding, dict) else None
+            if isinstance(code, str) and (code := code.strip()) in bare \
+                    and f"{norm_system(coding.get('system'))}|{code}" in codes:
+                return True
     return False
 
 
-def latest(observations, codes: set[str], now: datetime, lookback_days: int) -> Reading | None:
+def latest(observations, codes: set[str] | frozenset[str], now: datetime, lookback_days: int) -> Reading | None:
     """The most recent dated Observation with one of ``codes`` ("system|code") within the look-back (not after
     now + 1 day: a value dated in the future is an error). Undated ones never stand for now."""
     best: Reading | None = None
     since, horizon = now - timedelta(days=lookback_days), now + timedelta(days=1)
     bare = frozenset(c.partition("|")[2] for c in codes)   # knowledge systems hold no "|"
     for o in observations or ():
-        status = o.get("status") if isinstance(o, dict) else None
-        if not isinstance(o, dict) or (isinstance(status, str) and status in OBSERVATION_VOID):
+        if not isinstance(o, dict):
             continue
-        if not _has_code(o.get("code"), codes, bare):
+        if not _has_code(o.get("code"), codes, bare):   # first: most Observations are of other codes
+            continue
+        status = o.get("status")
+        if isinstance(status, str) and status in OBSERVATION_VOID:
             continue
         when = fhirdates.effective(o)
         if when is None or when.at < since or when.earliest > horizon:
