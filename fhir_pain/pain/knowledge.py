@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from fhir_pain import profiles
 from fhir_pain.facts import Drug
@@ -190,7 +190,7 @@ class Knowledge:
 
     def _conditions(self, d: dict) -> None:
         self.condition_systems = {s: kind for kind, systems in d["systems"].items() for s in systems}
-        self.snomed: dict[str, list[ConditionEntry]] = {}
+        self.snomed: dict[str, list[ConditionEntry] | tuple[ConditionEntry, ...]] = {}
         self.icd_prefixes: dict[str, list[tuple[ConditionEntry, tuple[str, ...]]]] = {}
         for group, g in d["groups"].items():
             for e in g["entries"]:
@@ -200,6 +200,7 @@ class Knowledge:
                 excl = tuple(_icd(x) for x in e.get("exclude", ()))
                 for code in (*e.get("icd10", ()), *e.get("icd11", ())):
                     self.icd_prefixes.setdefault(_icd(code), []).append((entry, excl))
+        self.snomed = {code: tuple(entries) for code, entries in self.snomed.items()}   # handed out as they are
 
     def _analgesics(self, d: dict) -> None:
         self.analgesic_classes: dict[str, AnalgesicClass] = {}
@@ -229,12 +230,12 @@ class Knowledge:
         """The analgesic class entry of an ingredient, by RxNorm id, else by lower-case name."""
         return self.by_rxnorm.get(drug.rxnorm) or self.by_name.get(drug.name.lower())
 
-    def condition_entries(self, system: str, code: str) -> list[ConditionEntry]:
+    def condition_entries(self, system: str, code: str) -> Sequence[ConditionEntry]:
         kind = self.condition_systems.get(system)
         if kind == "snomed":
-            return list(self.snomed.get(code, ()))
+            return self.snomed.get(code, ())
         if kind is None:
-            return []
+            return ()
         c = _icd(code)
         hits = []
         for n in range(3, len(c) + 1):
