@@ -5,8 +5,10 @@ Every conclusion carries the FHIR references it rests on (``evidence``) and its 
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 
 from fhir_pain.facts import Drug
 from fhir_pain.fhirdates import FhirTime
@@ -61,6 +63,28 @@ class ScoreIndex:
             self.all.setdefault(s.instrument, []).append(s)
             if s.time is not None and s.time.precision in ORDERABLE:
                 self.dated.setdefault(s.instrument, []).append(s)
+
+    def last_at_or_before(self, key: str, t: datetime) -> Score | None:
+        """The latest dated score of the instrument whose ``time.at`` is ``t`` or earlier."""
+        dated = self.dated.get(key)
+        if not dated:
+            return None
+        i = bisect_right(dated, t, key=_at)
+        return dated[i - 1] if i else None
+
+    def last_ended_by(self, key: str, t: datetime) -> Score | None:
+        """The latest dated score (in time order) whose interval ends by ``t`` (``time.latest <= t``)."""
+        dated = self.dated.get(key)
+        if not dated:
+            return None
+        # a score that starts after t ends after it too: only those before the cut need looking at, from the last
+        for i in range(bisect_right(dated, t, key=_at) - 1, -1, -1):
+            if dated[i].time.latest <= t:
+                return dated[i]
+        return None
+
+
+_at = attrgetter("time.at")
 
 
 @dataclass(slots=True)
