@@ -179,6 +179,12 @@ class Knowledge:
             if unknown:
                 raise ValueError(f"pain/phenotyping.json names unknown instruments {sorted(unknown)}")
         self.item_flags = _item_flags(phenotyping, self.instruments)
+        self._keys_of_kind: dict[tuple[str, ...], tuple[str, ...]] = {}   # the engine asks with constants only
+        # modulator -> the flags its instruments' items raise (PHQ-9 item 9 -> "suicidality" for depression)
+        self.modulator_flags = {
+            name: frozenset(f for key in m["instruments"] if self.instruments[key].items
+                            for f in self.instruments[key].items.flags.values())
+            for name, m in phenotyping["modulators"].items()}
         self._conditions(conditions)
         self._analgesics(analgesics)
 
@@ -225,6 +231,13 @@ class Knowledge:
                 self.by_name[i["name"]] = ing
 
     # ---- look-ups ---------------------------------------------------------------------------------------
+
+    def keys_of_kind(self, kinds: tuple[str, ...]) -> tuple[str, ...]:
+        """The keys of the instruments of those kinds ("intensity", ...), in file order; computed once."""
+        keys = self._keys_of_kind.get(kinds)
+        if keys is None:
+            keys = self._keys_of_kind[kinds] = tuple(k for k, i in self.instruments.items() if i.kind in kinds)
+        return keys
 
     def analgesic(self, drug: Drug) -> AnalgesicIngredient | None:
         """The analgesic class entry of an ingredient, by RxNorm id, else by lower-case name."""
