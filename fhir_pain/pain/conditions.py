@@ -20,7 +20,7 @@ ABATEMENT = ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementR
 _ABATEMENT_KEYS = frozenset(ABATEMENT)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)   # read-only; not frozen: a frozen dataclass is much slower to build
 class ConditionHit:
     ref: str
     group: str              # "neuropathic", "nociplastic", "inflammatory", "chronic-pain", "pain", "depression", ...

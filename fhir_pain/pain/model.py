@@ -167,7 +167,7 @@ class FlagAnswer:
                        "evidence": list(self.evidence), "notes": list(self.notes)})
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)   # read-only; not frozen: a frozen dataclass is much slower to build
 class ModulatorResult:
     """A psychosocial modulator. level: "present" (verified cut-off met on a dated score, or a confirmed
     diagnosis) | "possible" (unverified cut-off, undated score, or unconfirmed diagnosis) | "absent" | "unknown"."""
@@ -192,7 +192,7 @@ class ModulatorResult:
                        "flagAnswers": {f: a.to_dict() for f, a in self.flag_answers.items()}})
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)   # read-only; not frozen: a frozen dataclass is much slower to build
 class TreatmentResponse:
     """Response to one current analgesic: baseline before it started against the latest score after an
     adequate trial. status: "substantial-response" (>=50 %) | "response" (>=30 %) | "non-response" |
