@@ -20,7 +20,12 @@ CONTINUING = frozenset({"active", "completed", "on-hold"})
 
 
 def _analgesics(m: MedicationUse, kn: Knowledge) -> list[AnalgesicIngredient]:
-    return [a for a in (kn.analgesic(d) for d in m.ingredients) if a is not None and a.cls.track_response]
+    found = []
+    for d in m.ingredients:
+        a = kn.analgesic(d)
+        if a is not None and a.cls.track_response:
+            found.append(a)
+    return found
 
 
 def _same(a: Drug, b: Drug) -> bool:
