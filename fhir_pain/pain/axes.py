@@ -19,7 +19,7 @@ from fhir_pain.pain.model import AxisResult, FlagAnswer, ModulatorResult, Score,
 WEAKER = {"likely": "possible", "features": "possible", "positive": "possible", "present": "possible"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)   # read-only; not frozen: a frozen dataclass is much slower to build, and each score makes one
 class Pick:
     score: Score
     weak: bool            # undated or partial date: cannot be ordered
@@ -197,7 +197,7 @@ def modulator(name: str, by_inst: ScoreIndex, hits: list[ConditionHit], kn: Know
     p = kn.params["modulators"][name]
     order = p["instruments"]
     picks, notes = _picks(order, by_inst, kn, now, p["lookbackDays"])
-    own = {f for key in order if kn.instruments[key].items for f in kn.instruments[key].items.flags.values()}
+    own = kn.modulator_flags[name]
     raised = {f: a for f, a in sorted((item_flags or {}).items()) if f in own and a.raised}
     flags = tuple(raised)
     # the latest dated score speaks for now (a PHQ-9 beats the PHQ-2 of the same day); undated only if alone

@@ -17,9 +17,10 @@ IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 UNCONFIRMED = frozenset({"provisional", "differential", "unconfirmed"})
 ABATEMENT = ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString",
              "abatementBoolean")
+_ABATEMENT_KEYS = frozenset(ABATEMENT)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)   # read-only; not frozen: a frozen dataclass is much slower to build
 class ConditionHit:
     ref: str
     group: str              # "neuropathic", "nociplastic", "inflammatory", "chronic-pain", "pain", "depression", ...
@@ -38,9 +39,13 @@ def status_code(value: object) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
-        for coding in _list(value.get("coding")):
-            if isinstance(coding, dict) and isinstance(coding.get("code"), str):
-                return coding["code"]
+        codings = value.get("coding")
+        if isinstance(codings, list):
+            for coding in codings:
+                if isinstance(coding, dict):
+                    code = coding.get("code")
+                    if isinstance(code, str):
+                        return code
     return None
 
 
@@ -49,12 +54,7 @@ def match_conditions(conditions: Iterable[dict], kn: Knowledge) -> list[Conditio
     for c in conditions:
         if not isinstance(c, dict) or c.get("resourceType", "Condition") != "Condition":
             continue
-        verification = status_code(c.get("verificationStatus"))
-        clinical = status_code(c.get("clinicalStatus"))
-        if verification in IGNORED_VERIFICATION or clinical in INACTIVE:
-            continue
-        if any(c.get(k) not in (None, False) for k in ABATEMENT):
-            continue
+        # the code first: most of a patient's diagnoses are not pain-relevant, and every check below is pure
         code = c.get("code")
         if not isinstance(code, dict):
             continue
@@ -67,6 +67,12 @@ def match_conditions(conditions: Iterable[dict], kn: Knowledge) -> list[Conditio
                         seen.add((e.group, e.label))
                         entries.append(e)
         if not entries:
+            continue
+        verification = status_code(c.get("verificationStatus"))
+        clinical = status_code(c.get("clinicalStatus"))
+        if verification in IGNORED_VERIFICATION or clinical in INACTIVE:
+            continue
+        if not c.keys().isdisjoint(_ABATEMENT_KEYS) and any(c.get(k) not in (None, False) for k in ABATEMENT):
             continue
         cid = c.get("id")
         ref = f"Condition/{cid}" if isinstance(cid, str) and cid else ""

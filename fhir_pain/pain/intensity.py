@@ -6,6 +6,7 @@ a "latest". Durations (chronicity) use a partial date only by its conservative b
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from fhir_pain.pain.conditions import ConditionHit
 from fhir_pain.pain.knowledge import Knowledge
@@ -13,6 +14,7 @@ from fhir_pain.pain.model import Intensity, Score, ScoreIndex
 
 PAIN_KINDS = ("intensity", "severity")
 PAIN_GROUPS = ("neuropathic", "nociplastic", "pain")   # diagnoses that document pain itself
+_latest, _earliest = attrgetter("time.latest"), attrgetter("time.earliest")
 
 
 def latest_intensity(by_inst: ScoreIndex, kn: Knowledge, now: datetime) -> Intensity | None:
@@ -77,11 +79,11 @@ def chronicity(by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge,
             continue
         chronic = True
         evidence.append(h.ref)
-    pain = [s for key, inst in kn.instruments.items() if inst.kind in PAIN_KINDS
-            for s in by_inst.all.get(key, ()) if s.value > 0 and s.time is not None]
+    pain = [s for key in kn.keys_of_kind(PAIN_KINDS) for s in by_inst.all.get(key, ())
+            if s.value > 0 and s.time is not None]
     if pain:
-        first = min(pain, key=lambda s: s.time.latest)
-        last = max(pain, key=lambda s: s.time.earliest)
+        first = min(pain, key=_latest)
+        last = max(pain, key=_earliest)
         span = last.time.earliest - first.time.latest
         recent = now - last.time.at <= timedelta(days=p["recentDays"])
         if span >= min_days and recent:

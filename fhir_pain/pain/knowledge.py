@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from fhir_pain import profiles
 from fhir_pain.facts import Drug
@@ -179,6 +179,12 @@ class Knowledge:
             if unknown:
                 raise ValueError(f"pain/phenotyping.json names unknown instruments {sorted(unknown)}")
         self.item_flags = _item_flags(phenotyping, self.instruments)
+        self._keys_of_kind: dict[tuple[str, ...], tuple[str, ...]] = {}   # the engine asks with constants only
+        # modulator -> the flags its instruments' items raise (PHQ-9 item 9 -> "suicidality" for depression)
+        self.modulator_flags = {
+            name: frozenset(f for key in m["instruments"] if self.instruments[key].items
+                            for f in self.instruments[key].items.flags.values())
+            for name, m in phenotyping["modulators"].items()}
         self._conditions(conditions)
         self._analgesics(analgesics)
 
@@ -190,7 +196,7 @@ class Knowledge:
 
     def _conditions(self, d: dict) -> None:
         self.condition_systems = {s: kind for kind, systems in d["systems"].items() for s in systems}
-        self.snomed: dict[str, list[ConditionEntry]] = {}
+        self.snomed: dict[str, list[ConditionEntry] | tuple[ConditionEntry, ...]] = {}
         self.icd_prefixes: dict[str, list[tuple[ConditionEntry, tuple[str, ...]]]] = {}
         for group, g in d["groups"].items():
             for e in g["entries"]:
@@ -200,6 +206,7 @@ class Knowledge:
                 excl = tuple(_icd(x) for x in e.get("exclude", ()))
                 for code in (*e.get("icd10", ()), *e.get("icd11", ())):
                     self.icd_prefixes.setdefault(_icd(code), []).append((entry, excl))
+        self.snomed = {code: tuple(entries) for code, entries in self.snomed.items()}   # handed out as they are
 
     def _analgesics(self, d: dict) -> None:
         self.analgesic_classes: dict[str, AnalgesicClass] = {}
@@ -225,16 +232,23 @@ class Knowledge:
 
     # ---- look-ups ---------------------------------------------------------------------------------------
 
+    def keys_of_kind(self, kinds: tuple[str, ...]) -> tuple[str, ...]:
+        """The keys of the instruments of those kinds ("intensity", ...), in file order; computed once."""
+        keys = self._keys_of_kind.get(kinds)
+        if keys is None:
+            keys = self._keys_of_kind[kinds] = tuple(k for k, i in self.instruments.items() if i.kind in kinds)
+        return keys
+
     def analgesic(self, drug: Drug) -> AnalgesicIngredient | None:
         """The analgesic class entry of an ingredient, by RxNorm id, else by lower-case name."""
         return self.by_rxnorm.get(drug.rxnorm) or self.by_name.get(drug.name.lower())
 
-    def condition_entries(self, system: str, code: str) -> list[ConditionEntry]:
+    def condition_entries(self, system: str, code: str) -> Sequence[ConditionEntry]:
         kind = self.condition_systems.get(system)
         if kind == "snomed":
-            return list(self.snomed.get(code, ()))
+            return self.snomed.get(code, ())
         if kind is None:
-            return []
+            return ()
         c = _icd(code)
         hits = []
         for n in range(3, len(c) + 1):

@@ -5,8 +5,11 @@ Every conclusion carries the FHIR references it rests on (``evidence``) and its 
 """
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 
 from fhir_pain.facts import Drug
 from fhir_pain.fhirdates import FhirTime
@@ -55,12 +58,37 @@ class ScoreIndex:
     __slots__ = ("all", "dated")
 
     def __init__(self, scores: list[Score]):      # scores in time order, undated last (scoring.read_scores)
-        self.all: dict[str, list[Score]] = {}
-        self.dated: dict[str, list[Score]] = {}
+        by_key: defaultdict[str, list[Score]] = defaultdict(list)
         for s in scores:
-            self.all.setdefault(s.instrument, []).append(s)
-            if s.time is not None and s.time.precision in ORDERABLE:
-                self.dated.setdefault(s.instrument, []).append(s)
+            by_key[s.instrument].append(s)
+        self.all: dict[str, list[Score]] = dict(by_key)   # a plain dict: a look-up never adds a key
+        self.dated: dict[str, list[Score]] = {}
+        for key, found in self.all.items():
+            dated = [s for s in found if s.time is not None and s.time.precision in ORDERABLE]
+            if dated:
+                self.dated[key] = dated
+
+    def last_at_or_before(self, key: str, t: datetime) -> Score | None:
+        """The latest dated score of the instrument whose ``time.at`` is ``t`` or earlier."""
+        dated = self.dated.get(key)
+        if not dated:
+            return None
+        i = bisect_right(dated, t, key=_at)
+        return dated[i - 1] if i else None
+
+    def last_ended_by(self, key: str, t: datetime) -> Score | None:
+        """The latest dated score (in time order) whose interval ends by ``t`` (``time.latest <= t``)."""
+        dated = self.dated.get(key)
+        if not dated:
+            return None
+        # a score that starts after t ends after it too: only those before the cut need looking at, from the last
+        for i in range(bisect_right(dated, t, key=_at) - 1, -1, -1):
+            if dated[i].time.latest <= t:
+                return dated[i]
+        return None
+
+
+_at = attrgetter("time.at")
 
 
 @dataclass(slots=True)
@@ -139,7 +167,7 @@ class FlagAnswer:
                        "evidence": list(self.evidence), "notes": list(self.notes)})
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)   # read-only; not frozen: a frozen dataclass is much slower to build
 class ModulatorResult:
     """A psychosocial modulator. level: "present" (verified cut-off met on a dated score, or a confirmed
     diagnosis) | "possible" (unverified cut-off, undated score, or unconfirmed diagnosis) | "absent" | "unknown"."""
@@ -164,7 +192,7 @@ class ModulatorResult:
                        "flagAnswers": {f: a.to_dict() for f, a in self.flag_answers.items()}})
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)   # read-only; not frozen: a frozen dataclass is much slower to build
 class TreatmentResponse:
     """Response to one current analgesic: baseline before it started against the latest score after an
     adequate trial. status: "substantial-response" (>=50 %) | "response" (>=30 %) | "non-response" |

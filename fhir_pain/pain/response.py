@@ -8,6 +8,7 @@ same ingredient that follow each other within ``renewalGapDays`` form one trial.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Iterable
 
 from fhir_pain.facts import Drug, MedicationUse
@@ -19,11 +20,23 @@ CONTINUING = frozenset({"active", "completed", "on-hold"})
 
 
 def _analgesics(m: MedicationUse, kn: Knowledge) -> list[AnalgesicIngredient]:
-    return [a for a in (kn.analgesic(d) for d in m.ingredients) if a is not None and a.cls.track_response]
+    found = []
+    for d in m.ingredients:
+        a = kn.analgesic(d)
+        if a is not None and a.cls.track_response:
+            found.append(a)
+    return found
 
 
 def _same(a: Drug, b: Drug) -> bool:
     return (a.rxnorm != "" and a.rxnorm == b.rxnorm) or a.name.lower() == b.name.lower()
+
+
+def _contains(m: MedicationUse, drug: Drug) -> bool:
+    for d in m.ingredients:
+        if _same(d, drug):
+            return True
+    return False
 
 
 def _trial_start(m: MedicationUse, ing: AnalgesicIngredient, history: list[tuple[datetime, MedicationUse]],
@@ -31,8 +44,9 @@ def _trial_start(m: MedicationUse, ing: AnalgesicIngredient, history: list[tuple
     """Walk back through earlier requests of the same ingredient (``history``: newest first) while each follows the
     previous closely."""
     start, refs = utc(m.authored_on), [m.ref]
+    drug = ing.drug
     for when, other in history:          # newest first
-        if other is m or when >= start or not any(_same(d, ing.drug) for d in other.ingredients):
+        if other is m or when >= start or not _contains(other, drug):
             continue
         if start - when > gap:
             break
@@ -54,8 +68,10 @@ def _prior_prescription(m: MedicationUse) -> str | None:
 def treatment_responses(medications: Iterable[MedicationUse], by_inst: ScoreIndex, kn: Knowledge,
                         now: datetime) -> tuple[TreatmentResponse, ...]:
     meds = [m for m in medications if isinstance(m, MedicationUse)]
-    history = sorted(((utc(m.authored_on), m) for m in meds if m.authored_on is not None and m.status in CONTINUING),
-                     key=lambda x: x[0], reverse=True)   # newest first, once for every trial's walk back
+    # newest first, once for every trial's walk back (a request without an identified ingredient continues none)
+    history = sorted(((utc(m.authored_on), m) for m in meds
+                      if m.ingredients and m.authored_on is not None and m.status in CONTINUING),
+                     key=itemgetter(0), reverse=True)
     current = [(m, a) for m in meds if m.status == "active" and not m.is_draft for a in [_analgesics(m, kn)] if a]
     starts = {m.ref: utc(m.authored_on) for m, _ in current if m.authored_on is not None}
     p = kn.params["response"]
@@ -91,11 +107,10 @@ def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dic
     since = start - timedelta(days=p["baselineWindowDays"])
     found = []   # (instrument, baseline, latest) in priority order
     for key in kn.params["intensity"]["instruments"]:
-        dated = by_inst.dated.get(key, ())          # time order: scan back from the latest
-        b = next((s for s in reversed(dated) if s.time.latest <= start), None)
+        b = by_inst.last_ended_by(key, start)
         if b is not None and b.time.at < since:
             b = None
-        f = next((s for s in reversed(dated) if s.time.at <= now), None)
+        f = by_inst.last_at_or_before(key, now)
         if f is not None and f.time.earliest < after:
             f = None
         if b or f:

@@ -13,6 +13,7 @@ be scored: a standalone item 9 Observation raises its flag although one item giv
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import Iterable, Mapping, NamedTuple
 
 from fhir_pain.fhirdates import FhirTime, effective
@@ -52,10 +53,8 @@ def roles_of(codeable: object, kn: Knowledge, code_map: Mapping[str, str] | None
         if not isinstance(coding, dict):
             continue
         code = coding.get("code")
-        if not isinstance(code, str):
-            continue
         system = coding.get("system", "")
-        if not isinstance(system, str):
+        if not isinstance(code, str) or not isinstance(system, str):
             continue
         if code_map:
             mapped = code_map.get(f"{norm_system(system)}|{code}")
@@ -127,7 +126,10 @@ def read_observations(observations: Iterable[dict], kn: Knowledge,
                     item_obs.setdefault(ref, []).append(entry)
             continue
         inst = kn.instruments[panel.instrument]
-        _read_panel(obs, inst, ref, time, kn, code_map, scores, rejected, groups)
+        if "component" not in obs and "hasMember" not in obs and has_value(obs):   # the common case: a plain total
+            _add_total(obs, inst, ref, time, kn, scores, rejected)
+        else:
+            _read_panel(obs, inst, ref, time, kn, code_map, scores, rejected, groups)
 
     consumed: set[int] = set()
     for g in groups:
@@ -155,15 +157,16 @@ def read_observations(observations: Iterable[dict], kn: Knowledge,
         for a in g.answers:
             if a.ref == g.ref:
                 _flag(flagged, g.inst, a, g.time, g.ref)
-    # the EHR's own totals, by administration: they win over totals computed from the same items
-    totals: dict[tuple, int] = {}
-    for i, sc in enumerate(scores):
-        if sc.ref:
-            totals[(sc.instrument, sc.ref)] = i
-        if sc.time is not None:
-            totals.setdefault((sc.instrument, sc.time.at), i)
-    for g in (*groups, *by_time.values()):
-        if g.answers:
+    to_score = [g for g in (*groups, *by_time.values()) if g.answers]
+    if to_score:   # most charts send totals only: then there is nothing to match them with
+        # the EHR's own totals, by administration: they win over totals computed from the same items
+        totals: dict[tuple, int] = {}
+        for i, sc in enumerate(scores):
+            if sc.ref:
+                totals[(sc.instrument, sc.ref)] = i
+            if sc.time is not None:
+                totals.setdefault((sc.instrument, sc.time.at), i)
+        for g in to_score:
             _score_group(g, scores, rejected, totals)
     scores, rejected = _dedupe(scores, rejected)
     return Reading(scores, rejected, _with_totals(flagged, scores))
@@ -307,5 +310,4 @@ def _dedupe(scores: list[Score], rejected: list[Rejected]) -> tuple[list[Score],
     return dated, rejected
 
 
-def _at(s: Score):
-    return s.time.at
+_at = attrgetter("time.at")   # sort key of a dated score

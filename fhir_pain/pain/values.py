@@ -30,10 +30,13 @@ VALUE_KEYS = frozenset({
 
 
 def has_value(el: dict) -> bool:
-    return not el.keys().isdisjoint(VALUE_KEYS)
+    # the two value types scores come in are looked up first: cheaper than the set test over every key
+    return "valueInteger" in el or "valueQuantity" in el or not el.keys().isdisjoint(VALUE_KEYS)
 
 
 def _number(v: object) -> float | None:
+    if type(v) is int:      # the common case; an int converts to a finite float (or raises, as below)
+        return float(v)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
     f = float(v)
@@ -118,10 +121,11 @@ def total_value(el: dict, inst: Instrument, kn: Knowledge) -> Result:
     v, why = raw_value(el)
     if v is None:
         return None, why
-    factor, why = unit_factor(el, inst, kn)
-    if factor is None:
-        return None, why
-    v = v * factor
+    if inst.unit_required or "valueQuantity" in el:   # a bare number is on the instrument's scale already
+        factor, why = unit_factor(el, inst, kn)
+        if factor is None:
+            return None, why
+        v = v * factor
     if not inst.lo <= v <= inst.hi:
         return None, f"{v:g} is outside {inst.lo:g}-{inst.hi:g}"
     if inst.integer and v != int(v):
