@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 
+from fhir_pain.gather import array
 from fhir_pain.facts import MedicationUse
 from fhir_pain.opioid.knowledge import class_products, rules, vocabulary
 from fhir_pain.pgx.drugs import RXNORM_SYSTEMS
@@ -47,7 +48,7 @@ _CODE_SYSTEMS = RXNORM_SYSTEMS | {None}   # a coding without a system may carry 
 def _codes_and_texts(med: MedicationUse) -> tuple[tuple[str, ...], tuple[str, ...]]:
     res = med.resource or {}
     concepts = [res.get("medicationCodeableConcept")]
-    concepts += [c.get("code") for c in res.get("contained") or ()
+    concepts += [c.get("code") for c in array(res.get("contained"))
                  if isinstance(c, dict) and c.get("resourceType") == "Medication"]
     codes, texts = [], [med.text]
     for concept in concepts:
@@ -56,11 +57,13 @@ def _codes_and_texts(med: MedicationUse) -> tuple[tuple[str, ...], tuple[str, ..
         text = concept.get("text")
         if isinstance(text, str):
             texts.append(text)
-        for coding in concept.get("coding") or ():
+        for coding in array(concept.get("coding")):
             if not isinstance(coding, dict):
                 continue
             code, display = coding.get("code"), coding.get("display")
-            if isinstance(code, str) and coding.get("system") in _CODE_SYSTEMS:
+            system = coding.get("system")
+            # a system that is not a string (a list, an object) is no RxNorm system, and is unhashable
+            if isinstance(code, str) and (system is None or isinstance(system, str)) and system in _CODE_SYSTEMS:
                 codes.append(code.strip())
             if isinstance(display, str):
                 texts.append(display)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from fhir_pain.gather import array
 from fhir_pain.opioid.classify import OrderClasses
 from fhir_pain.opioid.knowledge import rules
 
@@ -122,12 +123,17 @@ def order_mme(o: OrderClasses) -> OrderMme:
     except Unreadable as why:
         # no structured dose at all (no instruction, or its text only): a sig a person reads, not a dose we misread
         undosed = not any(isinstance(d, dict) and (d.get("doseAndRate") or d.get("timing"))
-                          for d in (o.med.resource or {}).get("dosageInstruction") or ())
+                          for d in array((o.med.resource or {}).get("dosageInstruction")))
         return OrderMme(o.med.ref, o.med.text, None, reason=str(why), excluded=excluded, undosed=undosed)
 
 
+def _code(value: object) -> str | None:
+    """A unit code as sent, when it is a string (a list or an object there would be unhashable in a look-up)."""
+    return value if isinstance(value, str) else None
+
+
 def _instructions(o: OrderClasses) -> list[dict]:
-    dis = [d for d in (o.med.resource or {}).get("dosageInstruction") or () if isinstance(d, dict)]
+    dis = [d for d in array((o.med.resource or {}).get("dosageInstruction")) if isinstance(d, dict)]
     if not dis:
         raise Unreadable("no dosage instruction")
     return dis
@@ -151,7 +157,7 @@ def _per_day_amounts(o: OrderClasses, counted: list[str]) -> dict[str, Decimal]:
 
 
 def _dose(d: dict) -> tuple[Decimal, str]:
-    for dr in d.get("doseAndRate") or ():
+    for dr in array(d.get("doseAndRate")):
         if not isinstance(dr, dict):
             continue
         q = dr.get("doseQuantity")
@@ -227,14 +233,14 @@ def _administrations(d: dict) -> Decimal | None:
                 return Decimal(len(rep.get("timeOfDay") or rep.get("when")))
             raise Unreadable("frequency without a period")
         # the shortest period allowed gives the most administrations (periodMax is the longest)
-        days = _DAYS.get(rep.get("periodUnit"))
+        days = _DAYS.get(_code(rep.get("periodUnit")))
         if days is None:
             raise Unreadable(f"period unit '{rep.get('periodUnit')}' cannot be read as days")
         return freq / (period * days)
     if isinstance(rep, dict) and (rep.get("timeOfDay") or rep.get("when")):
         return Decimal(len(rep.get("timeOfDay") or rep.get("when")))
     code = timing.get("code")
-    for c in (code or {}).get("coding") or () if isinstance(code, dict) else ():
+    for c in array(code.get("coding") if isinstance(code, dict) else None):
         if isinstance(c, dict) and str(c.get("code", "")).upper() in _CODES:
             return Decimal(_CODES[str(c["code"]).upper()])
     return None
@@ -248,7 +254,7 @@ def _max_per_day(d: dict) -> tuple[Decimal, str] | None:
     if not isinstance(num, dict) or not isinstance(den, dict):
         return None
     n, p = _dec(num.get("value")), _dec(den.get("value"))
-    days = _DAYS.get(den.get("code") or den.get("unit"))
+    days = _DAYS.get(_code(den.get("code")) or _code(den.get("unit")))
     if n is None or not p or days is None:
         raise Unreadable("a maximum dose per period that cannot be read")
     return n / (p * days), _unit(num)

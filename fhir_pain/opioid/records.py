@@ -11,6 +11,7 @@ import re
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+from fhir_pain.gather import array
 from fhir_pain import fhirdates
 from fhir_pain.codesystems import ICD10, OBSERVATION_VOID, SNOMED
 from fhir_pain.opioid.knowledge import rules, vocabulary
@@ -60,7 +61,7 @@ def _lists_of(codeable: object, words: tuple[str, ...]) -> set[str]:
     by_snomed, by_icd, own, own_words = _index()
     out: set[str] = set()
     texts = [codeable.get("text")]
-    for c in codeable.get("coding") or ():
+    for c in array(codeable.get("coding")):
         if not isinstance(c, dict) or not isinstance(c.get("code"), str):
             continue
         texts.append(c.get("display"))
@@ -115,10 +116,11 @@ def latest_drug_test(observations: list[dict], now: datetime, lookback_days: int
     """The most recent urine drug test Observation within the look-back, None when there is none."""
     since, best, best_at = now - timedelta(days=lookback_days), None, None
     for o in observations or ():
-        if not isinstance(o, dict) or o.get("status") in OBSERVATION_VOID:
+        if not isinstance(o, dict) or (isinstance(o.get("status"), str) and o["status"] in OBSERVATION_VOID):
             continue
-        codes = {c.get("code") for c in (o.get("code") or {}).get("coding") or () if isinstance(c, dict)
-                 and c.get("system") in (LOINC, None)}
+        code = o.get("code")
+        codes = {c.get("code") for c in array(code.get("coding") if isinstance(code, dict) else None)
+                 if isinstance(c, dict) and isinstance(c.get("code"), str) and c.get("system") in (LOINC, None)}
         if not codes & _udt_codes():
             continue
         when = fhirdates.effective(o)

@@ -71,7 +71,7 @@ def patient_data(patient_id: str, resources: list[dict], now: datetime) -> tuple
             conditions.append(r)
         elif rtype == "Procedure":
             procedures.append(r)
-        elif rtype == "MedicationRequest" and r.get("status") in MEDICATION_STATUSES:
+        elif rtype == "MedicationRequest" and isinstance(r.get("status"), str) and r["status"] in MEDICATION_STATUSES:
             ref = ref_of(r)
             if ref is None:
                 unnamed.append(r)

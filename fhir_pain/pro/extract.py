@@ -87,7 +87,7 @@ def extract(qr: dict) -> dict:
         raise InvalidResponse([(f"questionnaire {str(qr.get('questionnaire'))[:200]!r} is not one this service "
                                 f"scores (known: {known})", "QuestionnaireResponse.questionnaire")])
     problems: list[tuple[str, str | None]] = []
-    if qr.get("status") not in SCORABLE_STATUS:
+    if not isinstance(qr.get("status"), str) or qr["status"] not in SCORABLE_STATUS:
         problems.append((f"status must be completed or amended to be scored, not {str(qr.get('status'))[:40]!r}",
                          "QuestionnaireResponse.status"))
     subject = (qr.get("subject") or {}).get("reference") if isinstance(qr.get("subject"), dict) else None

@@ -16,7 +16,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from fhir_pain.facts import Drug, Finding, MedicationUse
-from fhir_pain.gather import CONDITIONS, MEDICATION_HISTORY, MEDICATIONS, OPIOID_TESTS
+from fhir_pain.gather import CONDITIONS, MEDICATION_HISTORY, MEDICATIONS, OPIOID_TESTS, array
 from fhir_pain.opioid import MmeResult, OrderClasses, classify, daily_mme
 from fhir_pain.opioid.knowledge import rules
 from fhir_pain.opioid.records import latest_drug_test, matching_conditions, ref
@@ -264,7 +264,7 @@ def _er(ctx, st: OpioidState, order: OrderClasses, drug) -> list[Finding]:
 
 def _course(order: OrderClasses) -> str | None:
     c = (order.med.resource or {}).get("courseOfTherapyType")
-    for coding in (c or {}).get("coding") or () if isinstance(c, dict) else ():
+    for coding in array(c.get("coding") if isinstance(c, dict) else None):
         if isinstance(coding, dict) and isinstance(coding.get("code"), str):
             return coding["code"]
     return None
@@ -275,7 +275,8 @@ def _supply_days(order: OrderClasses) -> Decimal | None:
     q = d.get("expectedSupplyDuration") if isinstance(d, dict) else None
     if not isinstance(q, dict) or not isinstance(q.get("value"), (int, float)) or isinstance(q.get("value"), bool):
         return None
-    per = {"d": 1, "wk": 7, "h": Decimal(1) / 24, "mo": 30}.get(q.get("code") or q.get("unit"))
+    unit = next((u for u in (q.get("code"), q.get("unit")) if isinstance(u, str) and u), None)
+    per = {"d": 1, "wk": 7, "h": Decimal(1) / 24, "mo": 30}.get(unit)
     return Decimal(str(q["value"])) * per if per is not None else None
 
 
@@ -355,10 +356,10 @@ def _udt(ctx, st: OpioidState, order: OrderClasses, drug) -> list[Finding]:
 # ---- helpers --------------------------------------------------------------------------------------------------
 
 def _label(c: dict) -> str:
-    code = c.get("code") or {}
+    code = c.get("code") if isinstance(c.get("code"), dict) else {}
     if isinstance(code.get("text"), str):
         return code["text"]
-    for coding in code.get("coding") or ():
+    for coding in array(code.get("coding")):
         if isinstance(coding, dict) and coding.get("display"):
             return str(coding["display"])
     return ref(c, "Condition") or "a condition"

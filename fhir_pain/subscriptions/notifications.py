@@ -66,9 +66,9 @@ def read(body, path_ref: tuple[str, str] | None = None) -> Notification:
     if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
         raise NotANotification("the body is not a FHIR resource")
     if body["resourceType"] == "Bundle":
-        entries = [e.get("resource") for e in body.get("entry") or () if isinstance(e, dict)]
+        entries = [e.get("resource") for e in body.get("entry") if isinstance(e, dict)] if isinstance(body.get("entry"), list) else []
         first = entries[0] if entries and isinstance(entries[0], dict) else {}
-        if first.get("resourceType") in STATUS_TYPES:
+        if isinstance(first.get("resourceType"), str) and first["resourceType"] in STATUS_TYPES:
             _read_backport(note, first, [e for e in entries[1:] if isinstance(e, dict)])
             return note
         for resource in entries:
