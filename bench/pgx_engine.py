@@ -95,8 +95,11 @@ def clear_input_caches() -> None:
     phenotype.call_diplotype.cache_clear()
     knowledge._names_in.cache_clear()
     fhirdates._parse.cache_clear()
-    readers._names_gene_memo.cache_clear()
+    readers._names_gene.cache_clear()
+    readers._coding_kind.cache_clear()
+    readers._diplotype_in_text.cache_clear()
     drugs._ingredients.cache_clear()
+    drugs._drug_by_name.cache_clear()
 
 
 def _measure(rounds: int, cold: bool) -> tuple[float, float]:

@@ -52,3 +52,12 @@ def test_texts_too_long_to_be_real_are_answered_but_never_kept():
     assert "opioid" in classify(draft).classes
     assert (_md.cache_info().currsize, fhirdates._parse.cache_info().currsize,
             _classes.cache_info().currsize) == sizes
+    # the PGx readers and the drug names (fhir_pain.memo.short_text_memo)
+    from fhir_pain.pgx.drugs import _drug_by_name, drug_by_name
+    from fhir_pain.pgx.readers import _diplotype_in, _names_gene
+    memos = (_drug_by_name, _names_gene)
+    before = tuple(m.cache_info().currsize for m in memos)
+    assert drug_by_name("x" * 100_000) is None
+    assert _names_gene("CYP2D6 " + "x" * 100_000) is True
+    assert _diplotype_in(["CYP2D6 *1/*4 " + "x" * 100_000], "CYP2D6")[1] == "*1/*4"
+    assert tuple(m.cache_info().currsize for m in memos) == before

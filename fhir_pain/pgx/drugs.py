@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from fhir_pain import fhirdates
 from fhir_pain.facts import Drug, MedicationUse
+from fhir_pain.memo import short_text_memo
 from fhir_pain.pgx.knowledge import drug_vocabulary, normalise_name, unverified_codes
 
 RXNORM_SYSTEMS = frozenset({"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88",
@@ -27,18 +28,16 @@ def drug_by_name(name: str) -> Drug | None:
     are looked up, never kept."""
     if not isinstance(name, str):
         return None
-    return _drug_by_name(name) if len(name) > 300 else _drug_by_name_memo(name)
+    return _drug_by_name(name)
 
 
+@short_text_memo(maxsize=2048, longest=300)
 def _drug_by_name(name: str) -> Drug | None:
     vocab = drug_vocabulary()
     ings = vocab.names.get(normalise_name(name))
     if not ings or len(ings) != 1 or ings[0] not in vocab.rxnorm_of:
         return None
     return Drug(rxnorm=vocab.rxnorm_of[ings[0]], name=ings[0])
-
-
-_drug_by_name_memo = lru_cache(maxsize=2048)(_drug_by_name)
 
 
 def code_verified(code: str) -> bool:

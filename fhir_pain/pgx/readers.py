@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
 
 from fhir_pain import fhirdates
 from fhir_pain.facts import GeneResult
+from fhir_pain.memo import short_text_memo
 from fhir_pain.pgx import diplotype as dip
 from fhir_pain.pgx import hla
 
@@ -176,16 +176,10 @@ _CODE_KINDS = {GENOTYPE: "genotype", VARIANT_ASSESSMENT: "genotype", HAPLOTYPE: 
                **{c: "implication" for c in IMPLICATION_CODES}}
 
 
+@short_text_memo(maxsize=4096, longest=300)
 def _coding_kind(value: str | None, display: str | None) -> str | None:
     """What one coding says of its Observation: 'genotype' | 'implication' | 'haplotype' | _NAMED | None. Memoised:
-    _kind asks it of every coding of every Observation, and the same few codings (pain scores, vitals) recur;
-    texts too long to be a code's are searched, never kept."""
-    if (value is not None and len(value) > 300) or (display is not None and len(display) > 300):
-        return _coding_kind_of(value, display)
-    return _coding_kind_memo(value, display)
-
-
-def _coding_kind_of(value: str | None, display: str | None) -> str | None:
+    _kind asks it of every coding of every Observation, and the same few codings (pain scores, vitals) recur."""
     kind = _CODE_KINDS.get(value) if value is not None else None
     if kind is not None:
         return kind
@@ -194,16 +188,9 @@ def _coding_kind_of(value: str | None, display: str | None) -> str | None:
     return None
 
 
-_coding_kind_memo = lru_cache(maxsize=4096)(_coding_kind_of)
-
-
+@short_text_memo(maxsize=4096, longest=300)
 def _names_gene(text: str) -> bool:
     """Whether a code's text names a PGx gene (memoised like _coding_kind)."""
-    return _GENE_RE.search(text) is not None if len(text) > 300 else _names_gene_memo(text)
-
-
-@lru_cache(maxsize=4096)
-def _names_gene_memo(text: str) -> bool:
     return _GENE_RE.search(text) is not None
 
 
@@ -296,12 +283,13 @@ def _diplotype_in(texts: list[str], gene: str | None) -> tuple[str | None, str |
     """(gene, normalised diplotype) from the first text that holds one, e.g. "CYP2C19*2/*2",
     "*1/*4 (intermediate metabolizer)", "CYP2D6 (*1/*4)xN"."""
     for t in texts:
-        found = _diplotype_in_text(t, gene) if len(t) > 300 else _diplotype_in_text_memo(t, gene)
+        found = _diplotype_in_text(t, gene)
         if found is not None:
             return found
     return gene, None
 
 
+@short_text_memo(maxsize=4096, longest=300)   # pure; the same few result texts recur across patients
 def _diplotype_in_text(t: str, gene: str | None) -> tuple[str | None, str | None] | None:
     """_diplotype_in for one text; None when the text holds no diplotype (the next text is tried)."""
     if not _STAR.search(t):
@@ -323,11 +311,6 @@ def _diplotype_in_text(t: str, gene: str | None) -> tuple[str | None, str | None
     if d is not None:
         return d.gene or gene, d.text
     return None
-
-
-# memoised (pure; the same few result texts recur across patients); texts too long to be a result's are read,
-# never kept
-_diplotype_in_text_memo = lru_cache(maxsize=4096)(_diplotype_in_text)
 
 
 def _read_hla(obs: dict, gene: str, ref: str, when, status) -> GeneResult | None:

@@ -8,25 +8,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from functools import lru_cache
 
 from fhir_pain.facts import GenePhenotype
+from fhir_pain.memo import short_text_memo
 from fhir_pain.pgx.knowledge import HLA_ALLELES
 
 SUMMARY_MAX = 140
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")   # what could start emphasis, code, links, headings, tables
 
 
-_MEMO_LONGEST = 2000   # longer texts (rare; an EHR's, possibly hostile) are escaped each time, never kept
-
-
 def md(text: object) -> str:
     """Plain text -> markdown-safe text (HTML neutralised, markdown punctuation escaped, one line)."""
     s = text if type(text) is str else str(text)
-    return _md(s) if len(s) <= _MEMO_LONGEST else _md.__wrapped__(s)
+    return _md(s)
 
 
-@lru_cache(maxsize=8192)
+@short_text_memo(maxsize=8192, longest=2000)   # longer texts (rare; an EHR's, possibly hostile) are not kept
 def _md(text: str) -> str:
     # memoised: most texts are the knowledge's (CPIC's recommendations, drug names), escaped on every call
     s = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
