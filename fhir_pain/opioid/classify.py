@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 
-from fhir_pain.gather import array
 from fhir_pain.facts import MedicationUse
 from fhir_pain.opioid.knowledge import class_products, rules, vocabulary
+from fhir_pain.pain.knowledge import as_list
 from fhir_pain.pgx.drugs import RXNORM_SYSTEMS
 
 _STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(mg|mcg|µg|ug)(?:\s*/\s*(ml|hr|h|actuat))?\b", re.I)
@@ -48,7 +48,7 @@ _CODE_SYSTEMS = RXNORM_SYSTEMS | {None}   # a coding without a system may carry 
 def _codes_and_texts(med: MedicationUse) -> tuple[tuple[str, ...], tuple[str, ...]]:
     res = med.resource or {}
     concepts = [res.get("medicationCodeableConcept")]
-    concepts += [c.get("code") for c in array(res.get("contained"))
+    concepts += [c.get("code") for c in as_list(res.get("contained"))
                  if isinstance(c, dict) and c.get("resourceType") == "Medication"]
     codes, texts = [], [med.text]
     for concept in concepts:
@@ -57,7 +57,7 @@ def _codes_and_texts(med: MedicationUse) -> tuple[tuple[str, ...], tuple[str, ..
         text = concept.get("text")
         if isinstance(text, str):
             texts.append(text)
-        for coding in array(concept.get("coding")):
+        for coding in as_list(concept.get("coding")):
             if not isinstance(coding, dict):
                 continue
             code, display = coding.get("code"), coding.get("display")

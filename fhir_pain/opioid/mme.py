@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from fhir_pain.gather import array
 from fhir_pain.opioid.classify import OrderClasses
 from fhir_pain.opioid.knowledge import rules
+from fhir_pain.pain.knowledge import as_list
 
 TENTH = Decimal("0.1")
 _DAYS = {"s": Decimal(1) / 86400, "min": Decimal(1) / 1440, "h": Decimal(1) / 24, "d": Decimal(1), "wk": Decimal(7)}
@@ -123,7 +123,7 @@ def order_mme(o: OrderClasses) -> OrderMme:
     except Unreadable as why:
         # no structured dose at all (no instruction, or its text only): a sig a person reads, not a dose we misread
         undosed = not any(isinstance(d, dict) and (d.get("doseAndRate") or d.get("timing"))
-                          for d in array((o.med.resource or {}).get("dosageInstruction")))
+                          for d in as_list((o.med.resource or {}).get("dosageInstruction")))
         return OrderMme(o.med.ref, o.med.text, None, reason=str(why), excluded=excluded, undosed=undosed)
 
 
@@ -133,7 +133,7 @@ def _code(value: object) -> str | None:
 
 
 def _instructions(o: OrderClasses) -> list[dict]:
-    dis = [d for d in array((o.med.resource or {}).get("dosageInstruction")) if isinstance(d, dict)]
+    dis = [d for d in as_list((o.med.resource or {}).get("dosageInstruction")) if isinstance(d, dict)]
     if not dis:
         raise Unreadable("no dosage instruction")
     return dis
@@ -157,7 +157,7 @@ def _per_day_amounts(o: OrderClasses, counted: list[str]) -> dict[str, Decimal]:
 
 
 def _dose(d: dict) -> tuple[Decimal, str]:
-    for dr in array(d.get("doseAndRate")):
+    for dr in as_list(d.get("doseAndRate")):
         if not isinstance(dr, dict):
             continue
         q = dr.get("doseQuantity")
@@ -240,7 +240,7 @@ def _administrations(d: dict) -> Decimal | None:
     if isinstance(rep, dict) and (rep.get("timeOfDay") or rep.get("when")):
         return Decimal(len(rep.get("timeOfDay") or rep.get("when")))
     code = timing.get("code")
-    for c in array(code.get("coding") if isinstance(code, dict) else None):
+    for c in as_list(code.get("coding") if isinstance(code, dict) else None):
         if isinstance(c, dict) and str(c.get("code", "")).upper() in _CODES:
             return Decimal(_CODES[str(c["code"]).upper()])
     return None

@@ -11,12 +11,12 @@ import re
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from fhir_pain.gather import array
 from fhir_pain import fhirdates
 from fhir_pain.codesystems import ICD10, OBSERVATION_VOID, SNOMED
 from fhir_pain.opioid.knowledge import rules, vocabulary
 from fhir_pain.pain.conditions import ABATEMENT, IGNORED_VERIFICATION, INACTIVE
 from fhir_pain.pain.conditions import status_code as _status
+from fhir_pain.pain.knowledge import as_list
 
 LOINC = "http://loinc.org"
 _ABATEMENT = frozenset(ABATEMENT)   # most Conditions have none of these keys: one C-level check
@@ -61,7 +61,7 @@ def _lists_of(codeable: object, words: tuple[str, ...]) -> set[str]:
     by_snomed, by_icd, own, own_words = _index()
     out: set[str] = set()
     texts = [codeable.get("text")]
-    for c in array(codeable.get("coding")):
+    for c in as_list(codeable.get("coding")):
         if not isinstance(c, dict) or not isinstance(c.get("code"), str):
             continue
         texts.append(c.get("display"))
@@ -119,7 +119,7 @@ def latest_drug_test(observations: list[dict], now: datetime, lookback_days: int
         if not isinstance(o, dict) or (isinstance(o.get("status"), str) and o["status"] in OBSERVATION_VOID):
             continue
         code = o.get("code")
-        codes = {c.get("code") for c in array(code.get("coding") if isinstance(code, dict) else None)
+        codes = {c.get("code") for c in as_list(code.get("coding") if isinstance(code, dict) else None)
                  if isinstance(c, dict) and isinstance(c.get("code"), str) and c.get("system") in (LOINC, None)}
         if not codes & _udt_codes():
             continue
