@@ -116,7 +116,9 @@ def latest_drug_test(observations: list[dict], now: datetime, lookback_days: int
     """The most recent urine drug test Observation within the look-back, None when there is none."""
     since, best, best_at = now - timedelta(days=lookback_days), None, None
     for o in observations or ():
-        if not isinstance(o, dict) or (isinstance(o.get("status"), str) and o["status"] in OBSERVATION_VOID):
+        status = o.get("status") if isinstance(o, dict) else None
+        # a status that cannot be read is not taken as a valid test: a test that does not count only adds caution
+        if not isinstance(o, dict) or (status is not None and (not isinstance(status, str) or status in OBSERVATION_VOID)):
             continue
         code = o.get("code")
         codes = {c.get("code") for c in as_list(code.get("coding") if isinstance(code, dict) else None)

@@ -83,6 +83,18 @@ def test_no_test_in_12_months_on_long_term_therapy(client):
         "cdc2022/mme-total", "cdc2022/urine-drug-test"]
 
 
+@pytest.mark.parametrize("status", [["final"], {"code": "final"}, 5])
+def test_a_recent_drug_test_whose_status_cannot_be_read_does_not_count_as_done(client, status):
+    # regression: such a status was a 500 (unhashable in the void-status look-up); counting the test as done would
+    # silence the reminder, so it is not counted (a missing status stays counted, as before)
+    recent = drug_test("new", "p1", "2026-03-01") | {"status": status}
+    [card] = _view(client, searchset(recent))
+    assert "cdc2022/urine-drug-test" in [f["rule"] for f in card["extension"]["io.fhir-pain.findings"]]
+    done = drug_test("new", "p1", "2026-03-01")
+    [card] = _view(client, searchset(done))
+    assert "cdc2022/urine-drug-test" not in [f["rule"] for f in card["extension"]["io.fhir-pain.findings"]]
+
+
 def _data(conditions, meds, drafts=()):
     return PatientData(patient_id="p1", now=datetime(2026, 5, 1, 12, tzinfo=timezone.utc), conditions=conditions,
                        medication_requests=meds, draft_orders=list(drafts))
