@@ -269,8 +269,6 @@ class WorkQueue:
 
     def enqueue(self, items: Iterable[Item]) -> int:
         """Queue each (server, patient, sweep) unless it is waiting already; returns how many were queued."""
-        from procrastinate.exceptions import AlreadyEnqueued
-
         task = self.app.tasks[EVALUATE_TASK]
         jobs, seen = [], set()
         for server, patient_id, sweep in items:
@@ -281,9 +279,12 @@ class WorkQueue:
             jobs.append(task.configure(queue=queue_name(server), queueing_lock=key,
                                        lock=patient_lock(server, patient_id))
                         .make_new_job(server=normalize_base(server), patient_id=patient_id, sweep=sweep))
-        return self._defer(jobs, AlreadyEnqueued)
+        return self._defer(jobs)
 
-    def _defer(self, jobs: list, already_enqueued: type[Exception]) -> int:
+    def _defer(self, jobs: list) -> int:
+        """Defer the jobs in chunks; one already waiting (its queueing lock held) is left out, not an error."""
+        from procrastinate.exceptions import AlreadyEnqueued
+
         queued = 0
         manager = self.app.job_manager
         for start in range(0, len(jobs), ENQUEUE_CHUNK):
@@ -291,26 +292,24 @@ class WorkQueue:
             try:
                 queued += len(manager.batch_defer_jobs(chunk))
                 continue
-            except already_enqueued:
+            except AlreadyEnqueued:
                 pass   # one of them is waiting already: the chunk went in whole or not at all, so one by one
             for job in chunk:
                 try:
                     manager.defer_job(job)
                     queued += 1
-                except already_enqueued:
+                except AlreadyEnqueued:
                     pass
         return queued
 
     def enqueue_batches(self, server: str, sweep: str, batches: Iterable[list[str]]) -> int:
         """Queue each batch of a sweep's patients as one job (``evaluate_batch_task``) unless the same batch is
         waiting already (two coordinators resuming one sweep); returns how many were queued."""
-        from procrastinate.exceptions import AlreadyEnqueued
-
         task = self.app.tasks[BATCH_TASK]
         base = normalize_base(server)
         jobs = [task.configure(queue=queue_name(server), queueing_lock="b:" + _digest(base, sweep, *ids))
                 .make_new_job(server=base, sweep=sweep, patient_ids=list(ids)) for ids in batches if ids]
-        return self._defer(jobs, AlreadyEnqueued)
+        return self._defer(jobs)
 
     def enqueue_focus(self, server: str, reference: str) -> bool:
         from procrastinate.exceptions import AlreadyEnqueued
