@@ -290,14 +290,15 @@ class CDSHooks:
 
     @staticmethod
     def _log_call(response: Response) -> Response:
-        started = g.get("cds_started")
+        call = g._get_current_object()  # once, not through the proxy for each of its fields
+        started = call.get("cds_started")
         line = {
             "event": "cds_call", "method": request.method, "endpoint": request.endpoint,
-            "service": g.get("cds_service"), "hookInstance": g.get("hook_instance"),
+            "service": call.get("cds_service"), "hookInstance": call.get("hook_instance"),
             "status": response.status_code,
             "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
-            "cards": g.get("cards"), "missing": g.get("missing"), "feedback": g.get("feedback"),
-            "iss": g.get("iss"), "jti": g.get("jti"), "auth_failure": g.get("auth_failure"),
+            "cards": call.get("cards"), "missing": call.get("missing"), "feedback": call.get("feedback"),
+            "iss": call.get("iss"), "jti": call.get("jti"), "auth_failure": call.get("auth_failure"),
         }
         access_log.info(orjson.dumps({k: v for k, v in line.items() if v is not None}).decode())
         return response

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from .errors import PreconditionFailed
@@ -73,11 +74,14 @@ def _reason(exc: Exception) -> str:
     return "the FHIR server could not be reached, or its answer is not usable FHIR"
 
 
+# templates are the services' own (a few, fixed at startup): classified once, not once per key per call
+@cache
 def _is_search(template: str) -> bool:
     path = template.split("?", 1)[0]
     return "?" in template or "/" not in path.strip("/")
 
 
+@cache
 def _literal_type(template: str) -> str | None:
     head = template.split("?", 1)[0].split("/", 1)[0]
     return head if head.isalpha() else None
@@ -115,7 +119,8 @@ def _bearer(body: Mapping[str, Any]) -> str | None:
 
 def _client_for(body: Mapping[str, Any], policy: FetchPolicy) -> FHIRClient | None:
     server = body.get("fhirServer")
-    if not isinstance(server, str) or not is_allowed(server, policy.allowed_bases):
+    # no allowed base (the default): nothing to parse the URL for, it could only be refused
+    if not policy.allowed_bases or not isinstance(server, str) or not is_allowed(server, policy.allowed_bases):
         return None
     try:
         # allowed_bases = the call's own server: a next link to another (even allowed) server would carry

@@ -67,6 +67,26 @@ class _NotCompilable(ValueError):
     """The schema uses a keyword the compiled validator does not implement as 2020-12 does."""
 
 
+_NULL = {"type": "null"}
+
+
+def _refuses_null(node: Any) -> bool:
+    """Whether schema ``node`` (or what its ``$ref`` to one of our documents' $defs names) has a type without null."""
+    if isinstance(node, dict) and set(node) == {"$ref"}:
+        document, _, pointer = node["$ref"].partition("#/$defs/")
+        name = document.removesuffix(".schema.json")
+        if name not in NAMES or "/" in pointer:
+            return False
+        node = load(name).get("$defs", {}).get(pointer)
+    kind = node.get("type") if isinstance(node, dict) else None
+    return isinstance(kind, str) and kind != "null" or isinstance(kind, list) and "null" not in kind
+
+
+def _null_or_other(branches: Any) -> bool:
+    return (isinstance(branches, list) and len(branches) == 2 and _NULL in branches
+            and _refuses_null(branches[1 - branches.index(_NULL)]))
+
+
 def _draft7(node: Any) -> Any:
     """Schema ``node`` as draft-07 with the meaning it has under 2020-12, or _NotCompilable."""
     if isinstance(node, bool):
@@ -75,6 +95,11 @@ def _draft7(node: Any) -> Any:
     for key, value in node.items():
         if key in _SCHEMA_MAPS:
             out[key] = {k: _draft7(v) for k, v in value.items()}
+        elif key == "oneOf" and _null_or_other(value):
+            # "null, or X" (X refusing null): the branches cannot both pass, so anyOf means the same, and with X
+            # first a value that is not null (a prefetched resource: every one of them) raises no exception
+            other = value[1 - value.index(_NULL)]
+            out["anyOf"] = [_draft7(other), _NULL]
         elif key in _SCHEMA_LISTS:
             out[key] = [_draft7(v) for v in value]
         elif key in _ONE_SCHEMA and (key != "items" or not isinstance(value, list)):
