@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 from importlib import resources
 from typing import Any
 
@@ -118,6 +118,22 @@ def _draft7(node: Any) -> Any:
     return out
 
 
+# The values formats are checked on repeat from call to call (an EHR's fhirServer URL), and the uri check (an
+# RFC 3987 grammar) costs a third of validating a whole request: short values are remembered, a bounded number.
+_MEMO_CHARS = 512
+
+
+@lru_cache(maxsize=1024)
+def _remembered_conforms(value: str, format: str) -> bool:
+    return Draft202012Validator.FORMAT_CHECKER.conforms(value, format)
+
+
+def _conforms(value: Any, format: str) -> bool:
+    if type(value) is str and len(value) <= _MEMO_CHARS:
+        return _remembered_conforms(value, format)
+    return Draft202012Validator.FORMAT_CHECKER.conforms(value, format)
+
+
 @cache
 def _compiled(name: str) -> Callable[[Any], Any] | None:
     """The compiled validator of schema ``name`` (raises on an invalid instance), or None if it has a keyword
@@ -128,8 +144,7 @@ def _compiled(name: str) -> Callable[[Any], Any] | None:
         return _draft7(load(uri[len(BASE):-len(".schema.json")]))
 
     # formats: jsonschema's own checks (fastjsonschema's regexes differ)
-    checker = Draft202012Validator.FORMAT_CHECKER
-    formats = {f: partial(checker.conforms, format=f) for f in checker.checkers}
+    formats = {f: partial(_conforms, format=f) for f in Draft202012Validator.FORMAT_CHECKER.checkers}
     try:
         return fastjsonschema.compile(_draft7(load(name)), handlers={"https": document}, formats=formats,
                                       use_default=False)
