@@ -85,6 +85,25 @@ def test_draft07_reads_2020_12_keywords_as_they_mean_there():
     assert schemas._draft7({"dependentRequired": {"a": ["b"]}}) == {"dependencies": {"a": ["b"]}}
 
 
+def test_null_or_a_resource_is_compiled_as_anyof_with_the_resource_first():
+    # the branches exclude each other, so anyOf means oneOf; the common case (a resource) is tried first
+    ref = {"$ref": "common.schema.json#/$defs/resource"}
+    assert schemas._draft7({"oneOf": [{"type": "null"}, ref]}) == {"anyOf": [ref, {"type": "null"}]}
+    # a branch that also admits null (or one we cannot see into) keeps oneOf: both could pass
+    for other in ({"type": ["string", "null"]}, {"$ref": "#/$defs/text"}, {"minLength": 1}):
+        assert schemas._draft7({"oneOf": [{"type": "null"}, other]}) == {"oneOf": [{"type": "null"}, other]}
+
+
+def test_format_checks_are_remembered_only_for_short_strings():
+    schemas._remembered_conforms.cache_clear()
+    assert schemas._conforms("https://ehr.example.org/fhir", "uri") is True
+    assert schemas._conforms("https://ehr.example.org/fhir", "uri") is True
+    assert schemas._remembered_conforms.cache_info().hits == 1
+    assert schemas._conforms("not a uri", "uri") is False
+    assert schemas._conforms("https://ehr.example.org/" + "a" * 600, "uri") is True
+    assert schemas._remembered_conforms.cache_info().currsize == 2
+
+
 @pytest.mark.parametrize("fixture", REQUESTS)
 def test_the_compiled_request_validator_passes_nothing_jsonschema_refuses(fixture):
     request = _load(fixture)
