@@ -23,6 +23,7 @@ def short_text_memo(maxsize: int, longest: int) -> Callable[[F], F]:
                     return fn(*args)
             return kept(*args)
 
+        call.cache_kept = kept                 # type: ignore[attr-defined]  # for callers that checked the lengths
         call.cache_info = kept.cache_info      # type: ignore[attr-defined]
         call.cache_clear = kept.cache_clear    # type: ignore[attr-defined]
         return call  # type: ignore[return-value]

@@ -221,11 +221,13 @@ def read_genotypes(results: list[GeneResult]) -> Genotypes:
 
 
 def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationUse],
-                    genotypes: Genotypes | None = None) -> PgxProfile:
+                    genotypes: Genotypes | None = None, unchanged_from: PgxProfile | None = None) -> PgxProfile:
     """Per gene, the result to act on with every possibility it leaves open (conflicting results, an ambiguous
     duplication, an inhibitor of uncertain strength), and phenoconversion by active and draft CYP2D6 inhibitors
     (CPIC: strong -> activity score 0, moderate -> x 0.5) -- with or without a genotype on file. ``genotypes``:
-    ``read_genotypes(results)`` when the caller already has it (it must be of these results)."""
+    ``read_genotypes(results)`` when the caller already has it (it must be of these results). ``unchanged_from``:
+    a profile of the same genotypes for other medications; a gene no inhibitor acts on in either is the same in
+    both (it depends on the genotypes alone), so it is taken from there rather than built again."""
     taken = _taken(medications)
     if genotypes is None:
         genotypes = read_genotypes(results)
@@ -237,10 +239,14 @@ def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationU
         if isinstance(call, GenePhenotype):
             genes[gene] = call
             continue
+        active = _inhibitors_in(gene, taken) if taken else []
+        same = unchanged_from.genes.get(gene) if unchanged_from is not None and not active else None
+        if same is not None and not same.phenoconverted_by:
+            genes[gene], options[gene], origins[gene] = same, unchanged_from.options[gene], unchanged_from.origins[gene]
+            continue
         readings, first = call.readings, call.readings[0]
         notes = list(call.notes)
         g_ph, g_score, g_possible, g_ambiguous = call.genetic
-        active = _inhibitors_in(gene, taken) if taken else []
         factors = ph.factors_of([i for i, _ in active])
         by_option: dict[ph.Option, list[str]] = {}
         for rd, rd_label in zip(readings, call.labels):

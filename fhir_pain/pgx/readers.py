@@ -188,6 +188,9 @@ def _coding_kind(value: str | None, display: str | None) -> str | None:
     return None
 
 
+_coding_kind_kept = _coding_kind.cache_kept  # type: ignore[attr-defined]  # _kind checks the lengths itself
+
+
 @short_text_memo(maxsize=4096, longest=300)
 def _names_gene(text: str) -> bool:
     """Whether a code's text names a PGx gene (memoised like _coding_kind)."""
@@ -206,7 +209,12 @@ def _kind(obs: dict) -> str | None:
         if not isinstance(c, dict):
             continue
         value, display = c.get("code"), c.get("display")
-        kind = _coding_kind(value if isinstance(value, str) else None, display if isinstance(display, str) else None)
+        value = value if isinstance(value, str) else None
+        display = display if isinstance(display, str) else None
+        # the memo itself for the usual short codings (pain scores, vitals): no length check per argument
+        kind = _coding_kind_kept(value, display) \
+            if (value is None or len(value) <= 300) and (display is None or len(display) <= 300) \
+            else _coding_kind(value, display)
         if kind is None:
             continue
         if kind == _NAMED:

@@ -68,13 +68,15 @@ class RuleContext:
     def genetic_profile(self):
         """The profile with no phenoconversion at all: what applies once every inhibitor is stopped."""
         if "genetic" not in self._profiles:
-            self._profiles["genetic"] = pgx.resolve_profile(self.results, [], self._genotypes())
+            self._profiles["genetic"] = pgx.resolve_profile(self.results, [], self._genotypes(),
+                                                            unchanged_from=self._profiles.get(frozenset()))
         return self._profiles["genetic"]
 
     def _profile_without(self, names: frozenset[str]):
         if names not in self._profiles:
             others = [m for m in self.active + self.drafts if not names & {d.name for d in m.ingredients}]
-            self._profiles[names] = pgx.resolve_profile(self.results, others, self._genotypes())
+            self._profiles[names] = pgx.resolve_profile(self.results, others, self._genotypes(),
+                                                        unchanged_from=self._profiles.get(frozenset()))
         return self._profiles[names]
 
     def _genotypes(self):

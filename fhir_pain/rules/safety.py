@@ -13,6 +13,8 @@ Triggers, drug groups, wording strength and sources: profiles/rules/pain-rules.j
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from fhir_pain.facts import Drug, Finding, MedicationUse
 from fhir_pain.rules.classes import classes_of
 from fhir_pain.rules.context import RuleContext
@@ -85,6 +87,7 @@ def _day(score) -> str | None:
 
 # ---- order hooks: tricyclics and opioids while item 9 is endorsed --------------------------------------------------
 
+@lru_cache(maxsize=2048)   # a pure function of the knowledge (keys: Drugs of the vocabulary)
 def drug_group(drug: Drug) -> str | None:
     """The phq9-item9-order drug group of an ingredient ("tca", "opioid"), by analgesic class or listed name."""
     for key, g in rule("phq9-item9-order")["drugGroups"].items():
@@ -97,7 +100,10 @@ def tca_replacement_blocked(ctx: RuleContext) -> bool:
     """True while PHQ-9 item 9 is endorsed: no card may offer a tricyclic as a one-click replacement draft.
     Rules that choose replacement drafts call it (fhir_pain.rules.pain_context.first_line_options); the drug-gene
     alternatives are filtered after the fact by :func:`withhold_tca_replacements`."""
-    return _flag(ctx, rule("phq9-item9-order")) is not None
+    blocked = ctx._profiles.get("tca-blocked")    # asked for every candidate: once per evaluation
+    if blocked is None:
+        blocked = ctx._profiles["tca-blocked"] = _flag(ctx, rule("phq9-item9-order")) is not None
+    return blocked
 
 
 def blocked_replacement(ctx: RuleContext, drug: Drug) -> str | None:
