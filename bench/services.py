@@ -12,6 +12,8 @@
    same prefetch, JWT/JSON/depth/schema checks, prefetch resolution, response and log line, no gather, rules or
    cards): the protocol's floor. Its ratio to the trivial endpoint is the most order-sign's ratio could reach;
    order-sign / floor is the share of the call's cost left beside the clinical work.
+4. For each, the CPU per request of the server's workers and of the client threads (Linux /proc): client and server
+   share this machine's cores, so this says where the requests/s went.
 
     .venv/bin/python -m bench.services [ROUNDS] [SECONDS]
 """
@@ -206,12 +208,46 @@ def _load(url: str, body: bytes | None, seconds: float, threads: int) -> dict:
     return {"latencies": flat, "elapsed": elapsed, "errors": sum(errors)}
 
 
+def _cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU seconds of these processes so far (Linux /proc), None where /proc cannot say."""
+    total = 0.0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    """The gunicorn master's workers (Linux /proc), empty where /proc cannot say."""
+    out = []
+    try:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                            out.append(int(entry))
+                except (OSError, ValueError, IndexError):
+                    continue
+    except OSError:
+        return []
+    return out
+
+
 def _merge(runs: list[dict]) -> dict:
     """Requests/s and latency over several slices of one target."""
     flat = [x for r in runs for x in r["latencies"]]
     median, p99 = _percentiles(flat)
+    cpu = [r.get("server_cpu") for r in runs]
     return {"rps": len(flat) / sum(r["elapsed"] for r in runs), "requests": len(flat),
-            "errors": sum(r["errors"] for r in runs), "median_ms": median, "p99_ms": p99}
+            "errors": sum(r["errors"] for r in runs), "median_ms": median, "p99_ms": p99,
+            # where the two cores went: the server's workers and this process's client threads, per request
+            "server_cpu_ms": 1000 * sum(cpu) / len(flat) if flat and None not in cpu else None,
+            "client_cpu_ms": 1000 * sum(r["client_cpu"] for r in runs) / len(flat) if flat else None}
 
 
 def under_gunicorn(seconds: float, threads: int = 8) -> dict:
@@ -244,9 +280,15 @@ def under_gunicorn(seconds: float, threads: int = 8) -> dict:
             # alternating one-second slices: on a shared machine, load that comes and goes falls on both alike
             slices = max(1, round(seconds))
             runs: dict[str, list[dict]] = {name: [] for name in targets}
+            workers = _children(server.pid)
             for _ in range(slices):
                 for name, (url, data) in targets.items():
-                    runs[name].append(_load(url, data, seconds / slices, threads))
+                    before, client = _cpu_seconds(workers) if workers else None, time.process_time()
+                    run = _load(url, data, seconds / slices, threads)
+                    after = _cpu_seconds(workers) if workers else None
+                    run["client_cpu"] = time.process_time() - client
+                    run["server_cpu"] = after - before if before is not None and after is not None else None
+                    runs[name].append(run)
             trivial, sign, floor = (_merge(runs[name]) for name in targets)
         finally:
             server.terminate()
@@ -274,8 +316,10 @@ def main(argv: list[str] | None = None) -> dict:
           f"machine, {seconds:g} s each in alternating 1 s slices:")
     for name in ("trivial", "order-sign", "floor"):
         r = g[name]
+        cpu = (f"; CPU per request: server {r['server_cpu_ms']:.2f} ms, client {r['client_cpu_ms']:.2f} ms"
+               if r["server_cpu_ms"] is not None else "")
         print(f"    {name:12s} {r['rps']:7.0f} requests/s  median {r['median_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms"
-              f"  ({r['requests']} requests, {r['errors']} errors)")
+              f"  ({r['requests']} requests, {r['errors']} errors{cpu})")
     g["ratio"] = g["order-sign"]["rps"] / g["trivial"]["rps"]
     print(f"    order-sign / trivial: {g['ratio']:.2f} (requests/s in the same run; the machine's speed and load "
           f"cancel out)")

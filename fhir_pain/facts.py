@@ -58,7 +58,10 @@ class Drug:
         return {"rxnorm": self.rxnorm, "name": self.name}
 
 
-@dataclass(frozen=True)
+# Read-only by convention, not frozen (like fhirdates.FhirTime): a frozen dataclass sets each field through
+# object.__setattr__, ~1 us more per object, and these are built for every medication and result of every call.
+# unsafe_hash keeps the hash a frozen dataclass has (of the compared fields).
+@dataclass(unsafe_hash=True)
 class MedicationUse:
     """One MedicationRequest, resolved to ingredients (fhir_pain.pgx.drugs.identify builds it)."""
     ref: str                          # "MedicationRequest/123" (or "urn:uuid:..." for a draft without id)
@@ -73,7 +76,7 @@ class MedicationUse:
 
 # ---- pharmacogenomics -----------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)   # read-only; not frozen: see MedicationUse
 class GeneResult:
     """One PGx result as the EHR reported it (fhir_pain.pgx.readers builds these from Observations)."""
     gene: str                         # HGNC symbol, upper-case: "CYP2D6"
@@ -84,7 +87,7 @@ class GeneResult:
     status: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)   # read-only; not frozen: see MedicationUse
 class GenePhenotype:
     """The engine's answer for one gene (fhir_pain.pgx.phenotype builds it)."""
     gene: str
@@ -113,7 +116,7 @@ class GenePhenotype:
         })
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)   # read-only; not frozen: see MedicationUse
 class Recommendation:
     """A CPIC recommendation for one drug and the patient's gene set (fhir_pain.pgx.recommend returns it)."""
     drug: Drug

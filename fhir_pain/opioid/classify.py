@@ -27,7 +27,7 @@ class Strength:
     unit: str                  # "MG" | "MG/ML" | "MG/HR" | "MG/ACTUAT"
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)   # read-only; not frozen: one per medication per call (see facts.MedicationUse)
 class OrderClasses:
     med: MedicationUse
     opioids: tuple[str, ...]                 # opioid ingredient names
