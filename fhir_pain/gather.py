@@ -58,12 +58,20 @@ def array(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
+def _bundle_like(value: Any) -> bool:
+    """A Bundle, or an object without a type holding entries (read as one)."""
+    if not isinstance(value, dict):
+        return False
+    rtype = value.get("resourceType")
+    return rtype == "Bundle" or (rtype is None and isinstance(value.get("entry"), list))
+
+
 def resources_of(value: Any) -> list[dict]:
     """The resources in one prefetch value: a Bundle's entries, a single resource, or nothing."""
     if not isinstance(value, dict):
         return []
     rtype = value.get("resourceType")
-    if rtype == "Bundle" or (rtype is None and isinstance(value.get("entry"), list)):
+    if _bundle_like(value):
         out = []
         for entry in array(value.get("entry")):
             res = entry.get("resource") if isinstance(entry, dict) else None
@@ -121,15 +129,19 @@ def gather(request: Any, now: datetime | None = None) -> PatientData:
 
     seen: set[str] = set()
     for key in sorted(prefetch):  # sorted: the same request always gives the same order
-        for res in resources_of(prefetch[key]):
+        resources = resources_of(prefetch[key])
+        for res in resources:
             ref = ref_of(res)
             if ref is not None:
                 if ref in seen:
                     continue
                 seen.add(ref)
             _file(data, res, ref)
-        for url, med in medications_by_full_url(prefetch[key]).items():
-            data.medications.setdefault(url, med)
+        # the entries again, for their fullUrl; a Bundle's resources are all in ``resources`` (resources_of), so a
+        # Bundle without a Medication (most) has nothing for it
+        if not _bundle_like(prefetch[key]) or any(res["resourceType"] == "Medication" for res in resources):
+            for url, med in medications_by_full_url(prefetch[key]).items():
+                data.medications.setdefault(url, med)
 
     data.draft_orders = draft_orders_of(context)
     # a draftOrders Bundle may carry the Medications its orders reference (medicationReference)

@@ -109,3 +109,23 @@ def test_gather_with_wrong_types_in_context_and_contained_reads_what_it_can():
                            missing=[PAIN, 5]), now=NOW)
     assert data.draft_orders == [draft] and data.medication_requests == [] and data.patient is None
     assert data.patient_id == "" and data.selections == () and data.missing == (PAIN,)
+
+
+def test_medication_by_full_url_is_read_from_a_bundle_that_holds_one_and_only_then():
+    med = {"resourceType": "Medication", "code": {"text": "codeine phosphate 30 MG Oral Tablet"}}
+    with_med = {"resourceType": "Bundle", "entry": [
+        {"fullUrl": "urn:uuid:7f1a0c52-1b7e-4a55-9d1e-3f7a0a1c2b3d", "resource": med},
+        {"fullUrl": "http://ehr/fhir/MedicationRequest/m1",
+         "resource": _mr("m1", medicationReference={"reference": "urn:uuid:7f1a0c52-1b7e-4a55-9d1e-3f7a0a1c2b3d"})}]}
+    data = gather(_request({"patientId": "p1"}, {MEDICATIONS: with_med, CONDITIONS: _bundle()}), now=NOW)
+    assert data.medications == {"urn:uuid:7f1a0c52-1b7e-4a55-9d1e-3f7a0a1c2b3d": med}
+    data = gather(_request({"patientId": "p1"}, {MEDICATIONS: _bundle(_mr("m2"))}), now=NOW)
+    assert data.medications == {}
+
+
+def test_medication_by_full_url_in_an_odd_container_is_still_read():
+    # a typed non-Bundle object holding entries: resources_of reads it as one resource, the fullUrl pass as before
+    med = {"resourceType": "Medication", "code": {"text": "tramadol"}}
+    odd = {"resourceType": "Parameters", "entry": [{"fullUrl": "urn:uuid:1", "resource": med}]}
+    data = gather(_request({"patientId": "p1"}, {MEDICATIONS: odd}), now=NOW)
+    assert data.medications == {"urn:uuid:1": med}
