@@ -181,6 +181,25 @@ def _possibility(t: DrugTable, profile: PgxProfile, combo, entry: dict | None) -
     return out
 
 
+@lru_cache(maxsize=2048)
+def _looked_up(rxnorm: str, per_gene: tuple[tuple[Option, ...], ...], population: str | None
+               ) -> tuple[tuple[tuple[tuple, int | None], ...], tuple[int, ...], bool]:
+    """(every (combination of options, table row or None), the rows found, whether every combination has a row):
+    the table look-up part of ``recommend``, a pure function of the table and the option keys (kept: the same
+    phenotypes recur across drugs, calls and patients)."""
+    t = drug_tables()[rxnorm]
+    possibilities: list[tuple[tuple, int | None]] = []
+    complete = True
+    for combo in product(*per_gene):
+        idxs = _entries_for(t, combo, population)
+        if not idxs:      # CPIC has no row for this combination
+            complete = False
+            possibilities.append((combo, None))
+        for i in idxs:
+            possibilities.append((combo, i))
+    return tuple(possibilities), tuple(dict.fromkeys(i for _, i in possibilities if i is not None)), complete
+
+
 def populations(drug: Drug) -> tuple[str, ...]:
     """The CPIC populations the drug's table distinguishes (empty when it has one)."""
     t = _table(drug)
@@ -205,17 +224,12 @@ def recommend(drug: Drug, profile: PgxProfile, population: str | None = None) ->
     present = {g: profile.genes.get(g) for g in t.genes}
     if all(gp is None for gp in present.values()):
         return None
-    per_gene = [_options(profile, g, present[g]) for g in t.genes]
-    possibilities: list[tuple[tuple, int | None]] = []
-    complete = True
-    for combo in product(*per_gene):
-        idxs = _entries_for(t, combo, population)
-        if not idxs:      # CPIC has no row for this combination
-            complete = False
-            possibilities.append((combo, None))
-        for i in idxs:
-            possibilities.append((combo, i))
-    found = tuple(dict.fromkeys(i for _, i in possibilities if i is not None))
+    per_gene = tuple(_options(profile, g, present[g]) for g in t.genes)
+    # options hold CPIC vocabulary (scores, phenotypes, HLA allele statuses), never free text; few per gene
+    if sum(map(len, per_gene)) <= 16:
+        possibilities, found, complete = _looked_up(t.rxnorm, per_gene, population)
+    else:
+        possibilities, found, complete = _looked_up.__wrapped__(t.rxnorm, per_gene, population)
     entries = [t.entries[i] for i in found]
     guideline = _guideline(t.rxnorm)
     genes = {g: gp for g, gp in present.items() if gp is not None}
