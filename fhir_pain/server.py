@@ -116,6 +116,9 @@ class _Gunicorn(BaseApplication):
         return app
 
 
+YOUNG_GC_THRESHOLD = 5000
+
+
 def settle_heap() -> None:
     """Once per worker, after the app is built: the modules, the app and what it loaded live as long as the
     process, so they are moved out of the cyclic collector's reach (gc.freeze). Otherwise every full collection,
@@ -123,6 +126,11 @@ def settle_heap() -> None:
     on order-sign). Garbage made before is collected first, so nothing unreachable is kept for good."""
     gc.collect()
     gc.freeze()
+    # A call allocates a few thousand containers (the parsed request, the facts, the cards) and frees nearly all of
+    # them by reference counting. At the default threshold (700) the young generation is collected several times
+    # per call, each time walking the call's still-live objects; at 5,000 about once (order-sign: 1.4 % fewer
+    # instructions per call, callgrind). The cycles a call leaves wait a little longer for the same collection.
+    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def gunicorn_options(args: argparse.Namespace) -> dict[str, Any]:

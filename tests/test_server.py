@@ -55,3 +55,18 @@ def test_gunicorn_refusals_name_the_broken_rule_never_the_request():
     assert server.refusal(errors.UnsupportedTransferCoding("gzip"))[0] == 400
     assert server.refusal(errors.InvalidResponseHeader("X: \n"))[0] == 500   # the application's fault, not the client's
     assert server.refusal(RuntimeError("boom")) == (500, "Internal Server Error", "exception", "internal error")
+
+
+def test_settle_heap_freezes_what_is_loaded_and_collects_the_young_generation_less_often():
+    import gc
+
+    from fhir_pain.server import YOUNG_GC_THRESHOLD, settle_heap
+
+    before = gc.get_threshold()
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, *before[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
