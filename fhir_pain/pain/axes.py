@@ -9,11 +9,11 @@ Each axis is scored on its own from screening scores and diagnoses. Two safety r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Mapping
 
 from fhir_pain.pain.conditions import ConditionHit
-from fhir_pain.pain.knowledge import Instrument, Knowledge
+from fhir_pain.pain.knowledge import Instrument, Knowledge, days
 from fhir_pain.pain.model import AxisResult, FlagAnswer, ModulatorResult, Score, ScoreIndex
 
 WEAKER = {"likely": "possible", "features": "possible", "positive": "possible", "present": "possible"}
@@ -59,7 +59,7 @@ def select(inst: Instrument, index: ScoreIndex, now: datetime, lookback_days: in
     scores = index.all.get(inst.key)
     if not scores:
         return None, None
-    since = now - timedelta(days=lookback_days)
+    since = now - days(lookback_days)
     dated = index.dated.get(inst.key)
     if dated and dated[-1].time.at >= since:
         return classify(inst, dated[-1], False), None

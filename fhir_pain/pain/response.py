@@ -13,8 +13,8 @@ from typing import Iterable
 
 from fhir_pain.facts import Drug, MedicationUse
 from fhir_pain.fhirdates import utc
-from fhir_pain.pain.knowledge import AnalgesicIngredient, Knowledge
-from fhir_pain.pain.model import ScoreIndex, TreatmentResponse
+from fhir_pain.pain.knowledge import AnalgesicIngredient, Knowledge, days
+from fhir_pain.pain.model import Score, ScoreIndex, TreatmentResponse
 
 CONTINUING = frozenset({"active", "completed", "on-hold"})
 
@@ -46,10 +46,12 @@ def _trial_start(m: MedicationUse, ing: AnalgesicIngredient, history: list[tuple
     start, refs = utc(m.authored_on), [m.ref]
     drug = ing.drug
     for when, other in history:          # newest first
-        if other is m or when >= start or not _contains(other, drug):
+        if other is m or when >= start:
             continue
-        if start - when > gap:
+        if start - when > gap:   # every request further back is older still: none can continue the trial
             break
+        if not _contains(other, drug):
+            continue
         start = when
         refs.append(other.ref)
     return start, refs
@@ -74,12 +76,17 @@ def treatment_responses(medications: Iterable[MedicationUse], by_inst: ScoreInde
                      key=itemgetter(0), reverse=True)
     current = [(m, a) for m in meds if m.status == "active" and not m.is_draft for a in [_analgesics(m, kn)] if a]
     starts = {m.ref: utc(m.authored_on) for m, _ in current if m.authored_on is not None}
+    if not current:
+        return ()
     p = kn.params["response"]
-    return tuple(_one(m, ings, history, starts, by_inst, kn, now, p) for m, ings in current)
+    # each intensity instrument's latest score up to now is every drug's follow-up candidate: looked up once
+    latest = [(key, by_inst.last_at_or_before(key, now)) for key in kn.params["intensity"]["instruments"]
+              if key in by_inst.dated]
+    return tuple(_one(m, ings, history, starts, by_inst, latest, now, p) for m, ings in current)
 
 
 def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dict[str, datetime],
-         by_inst: ScoreIndex, kn: Knowledge, now: datetime, p: dict) -> TreatmentResponse:
+         by_inst: ScoreIndex, latest: list[tuple[str, Score | None]], now: datetime, p: dict) -> TreatmentResponse:
     primary = min(ings, key=lambda a: a.cls.priority)   # a combination product is named by its first class
     timed = [a for a in ings if a.adequate_trial_days is not None]
     longest = max(timed, key=lambda a: a.adequate_trial_days) if timed else None
@@ -92,7 +99,7 @@ def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dic
     if m.authored_on is None:
         return TreatmentResponse(**base, status="no-data", evidence=(m.ref,),
                                  reasons=("start date unknown (no authoredOn)",))
-    start, med_refs = _trial_start(m, primary, history, timedelta(days=p["renewalGapDays"]))
+    start, med_refs = _trial_start(m, primary, history, days(p["renewalGapDays"]))
     prior = _prior_prescription(m)
     if prior is not None and prior not in med_refs:
         return TreatmentResponse(**base, status="no-data", evidence=(m.ref,), reasons=(
@@ -103,16 +110,14 @@ def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dic
                + ("" if longest.trial_verified else "; duration not verified") + ")"]
     trial_days = (now - start).days
     base["trial_days"] = trial_days
-    after = start + timedelta(days=adequate)
-    since = start - timedelta(days=p["baselineWindowDays"])
+    after = start + days(adequate)
+    since = start - days(p["baselineWindowDays"])
     found = []   # (instrument, baseline, latest) in priority order
-    for key in kn.params["intensity"]["instruments"]:
+    for key, last in latest:
         b = by_inst.last_ended_by(key, start)
         if b is not None and b.time.at < since:
             b = None
-        f = by_inst.last_at_or_before(key, now)
-        if f is not None and f.time.earliest < after:
-            f = None
+        f = last if last is not None and last.time.earliest >= after else None
         if b or f:
             found.append((key, b, f))
     pair = next((x for x in found if x[1] and x[2]), None) or next((x for x in found if x[1]), None) \

@@ -286,14 +286,14 @@ def _dedupe(scores: list[Score], rejected: list[Rejected]) -> tuple[list[Score],
     copies: dict[tuple, list[Score]] = {}
     undated: list[Score] = []
     for s in scores:
-        if s.time is None:
+        t = s.time
+        if t is None:
             undated.append(s)
             continue
-        key = (s.instrument, s.time.at)
-        if key in first:
-            copies.setdefault(key, [first[key]]).append(s)
-        else:
-            first[key] = s
+        key = (s.instrument, t.at)
+        head = first.setdefault(key, s)
+        if head is not s:
+            copies.setdefault(key, [head]).append(s)
     for key, same in copies.items():
         head = same[0]
         if all(s.value == head.value for s in same):

@@ -67,7 +67,11 @@ def _answer(cc: object, answers) -> Result:
 def raw_value(el: dict, answers=None) -> Result:
     """The number an element carries before any unit or range check (answers: system -> answer code -> value,
     see :attr:`Items.answers`)."""
-    if "valueQuantity" in el:
+    if "valueQuantity" not in el:
+        n = el.get("valueInteger")
+        if type(n) is int:   # the common case first: an int converts to a whole float (or raises, as _number)
+            return float(n), None
+    else:
         q = el["valueQuantity"]
         if not isinstance(q, dict):
             return None, "malformed valueQuantity"
