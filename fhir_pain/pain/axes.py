@@ -198,13 +198,16 @@ def modulator(name: str, by_inst: ScoreIndex, hits: list[ConditionHit], kn: Know
     order = p["instruments"]
     picks, notes = _picks(order, by_inst, kn, now, p["lookbackDays"])
     own = kn.modulator_flags[name]
-    raised = {f: a for f, a in sorted((item_flags or {}).items()) if f in own and a.raised}
+    raised = {f: a for f, a in sorted(item_flags.items()) if f in own and a.raised} if item_flags else {}
     flags = tuple(raised)
     # the latest dated score speaks for now (a PHQ-9 beats the PHQ-2 of the same day); undated only if alone
     dated = [pk for pk in picks if not pk.weak]
     pool = dated or picks
-    chosen = max(pool, key=lambda pk: (pk.score.time.at if not pk.weak else now,
-                                       -order.index(pk.score.instrument))) if pool else None
+    if len(pool) == 1:   # the common case: one instrument scored; no need to rank
+        chosen = pool[0]
+    else:
+        chosen = max(pool, key=lambda pk: (pk.score.time.at if not pk.weak else now,
+                                           -order.index(pk.score.instrument))) if pool else None
     reasons, evidence = [], []
     level = "unknown"
     if chosen is not None:
@@ -214,7 +217,8 @@ def modulator(name: str, by_inst: ScoreIndex, hits: list[ConditionHit], kn: Know
         reasons.append(chosen.why)
         evidence.append(s.evidence)
         reasons += [pk.why + " (older than the score used)" for pk in pool if pk is not chosen]
-    diagnoses = [h for h in hits if p.get("conditions") and h.group == p["conditions"]]
+    group = p.get("conditions")
+    diagnoses = [h for h in hits if h.group == group] if group else ()
     for h in diagnoses:
         reasons.append(f"diagnosis: {h.describe()}")
         evidence.append((h.ref,))

@@ -85,11 +85,26 @@ def treatment_responses(medications: Iterable[MedicationUse], by_inst: ScoreInde
     return tuple(_one(m, ings, history, starts, by_inst, latest, now, p) for m, ings in current)
 
 
+def _pair(found: list[tuple]) -> tuple:
+    """The first instrument with both a baseline and a follow-up, else the first with a baseline, else the first."""
+    for x in found:
+        if x[1] and x[2]:
+            return x
+    for x in found:
+        if x[1]:
+            return x
+    return found[0] if found else (None, None, None)
+
+
 def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dict[str, datetime],
          by_inst: ScoreIndex, latest: list[tuple[str, Score | None]], now: datetime, p: dict) -> TreatmentResponse:
-    primary = min(ings, key=lambda a: a.cls.priority)   # a combination product is named by its first class
-    timed = [a for a in ings if a.adequate_trial_days is not None]
-    longest = max(timed, key=lambda a: a.adequate_trial_days) if timed else None
+    if len(ings) == 1:   # the common case: one ingredient names the product and sets the trial
+        primary = ings[0]
+        longest = primary if primary.adequate_trial_days is not None else None
+    else:
+        primary = min(ings, key=lambda a: a.cls.priority)   # a combination product is named by its first class
+        timed = [a for a in ings if a.adequate_trial_days is not None]
+        longest = max(timed, key=lambda a: a.adequate_trial_days) if timed else None
     base = dict(medication=m.ref, drug=primary.drug, analgesic_class=primary.cls.key)
     if longest is None:
         return TreatmentResponse(**base, status="no-data", evidence=(m.ref,), reasons=(
@@ -120,9 +135,7 @@ def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dic
         f = last if last is not None and last.time.earliest >= after else None
         if b or f:
             found.append((key, b, f))
-    pair = next((x for x in found if x[1] and x[2]), None) or next((x for x in found if x[1]), None) \
-        or (found[0] if found else (None, None, None))
-    key, b, f = pair
+    key, b, f = _pair(found)
     evidence = tuple(dict.fromkeys([*med_refs, *(b.evidence if b else ()), *(f.evidence if f else ())]))
     base.update(instrument=key, baseline=b.value if b else None, baseline_time=b.time if b else None,
                 evidence=evidence)

@@ -62,12 +62,13 @@ def roles_of(codeable: object, kn: Knowledge, code_map: Mapping[str, str] | None
                 role = mapped_role(mapped, kn)
                 if role is not None:
                     return (role,)
-        codes = by_system.get(system)
-        if codes is not None:
-            roles = codes.get(code)
-            if roles:
-                return roles
+        roles = by_system.get(system, _NO_CODES).get(code)
+        if roles:
+            return roles
     return ()
+
+
+_NO_CODES: dict[str, tuple[Role, ...]] = {}   # a system we know no code of (never written to)
 
 
 def mapped_role(value: object, kn: Knowledge) -> Role | None:
@@ -126,10 +127,14 @@ def read_observations(observations: Iterable[dict], kn: Knowledge,
                     item_obs.setdefault(ref, []).append(entry)
             continue
         inst = kn.instruments[panel.instrument]
-        if "component" not in obs and "hasMember" not in obs and has_value(obs):   # the common case: a plain total
-            _add_total(obs, inst, ref, time, kn, scores, rejected)
-        else:
+        if "component" in obs or "hasMember" in obs or not has_value(obs):
             _read_panel(obs, inst, ref, time, kn, code_map, scores, rejected, groups)
+            continue
+        v, why = total_value(obs, inst, kn)   # the common case: a plain total (as _add_total, one call less)
+        if v is None:
+            rejected.append(Rejected(ref, inst.key, why))
+        else:
+            scores.append(Score(inst.key, v, ref, time, "total", (ref,) if ref else ()))
 
     consumed: set[int] = set()
     for g in groups:
