@@ -28,13 +28,10 @@ def _analgesics(m: MedicationUse, kn: Knowledge) -> list[AnalgesicIngredient]:
     return found
 
 
-def _same(a: Drug, b: Drug) -> bool:
-    return (a.rxnorm != "" and a.rxnorm == b.rxnorm) or a.name.lower() == b.name.lower()
-
-
-def _contains(m: MedicationUse, drug: Drug) -> bool:
+def _contains(m: MedicationUse, drug: Drug, name: str) -> bool:
+    """``m`` has the ingredient ``drug`` (same RxNorm id, or same name; ``name``: drug.name.lower())."""
     for d in m.ingredients:
-        if _same(d, drug):
+        if (d.rxnorm != "" and d.rxnorm == drug.rxnorm) or d.name.lower() == name:
             return True
     return False
 
@@ -45,12 +42,13 @@ def _trial_start(m: MedicationUse, ing: AnalgesicIngredient, history: list[tuple
     previous closely."""
     start, refs = utc(m.authored_on), [m.ref]
     drug = ing.drug
+    name = drug.name.lower()
     for when, other in history:          # newest first
         if other is m or when >= start:
             continue
         if start - when > gap:   # every request further back is older still: none can continue the trial
             break
-        if not _contains(other, drug):
+        if not _contains(other, drug, name):
             continue
         start = when
         refs.append(other.ref)

@@ -122,6 +122,11 @@ def unit_factor(el: dict, inst: Instrument, kn: Knowledge) -> tuple[float | None
 
 def total_value(el: dict, inst: Instrument, kn: Knowledge) -> Result:
     """A total score on the instrument's scale, range- and type-checked."""
+    n = el.get("valueInteger") if "valueQuantity" not in el else None
+    if type(n) is int and not inst.unit_required:   # the common case: a whole number, on the scale already
+        v = float(n)
+        if inst.lo <= v <= inst.hi:
+            return v, None
     v, why = raw_value(el)
     if v is None:
         return None, why
