@@ -103,26 +103,24 @@ def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dic
         primary = min(ings, key=lambda a: a.cls.priority)   # a combination product is named by its first class
         timed = [a for a in ings if a.adequate_trial_days is not None]
         longest = max(timed, key=lambda a: a.adequate_trial_days) if timed else None
-    base = dict(medication=m.ref, drug=primary.drug, analgesic_class=primary.cls.key)
+    # filled in as the trial is read, and returned at the first conclusion (cheaper than keyword dicts)
+    r = TreatmentResponse(m.ref, primary.drug, primary.cls.key, "no-data")
     if longest is None:
-        return TreatmentResponse(**base, status="no-data", evidence=(m.ref,), reasons=(
-            f"no adequate-trial duration on file for {primary.cls.name}: response is not assessed",))
+        return _done(r, (m.ref,),
+                     f"no adequate-trial duration on file for {primary.cls.name}: response is not assessed")
     adequate = longest.adequate_trial_days
-    base.update(adequate_trial_days=adequate, adequate_trial_verified=longest.trial_verified)
+    r.adequate_trial_days, r.adequate_trial_verified = adequate, longest.trial_verified
     if m.authored_on is None:
-        return TreatmentResponse(**base, status="no-data", evidence=(m.ref,),
-                                 reasons=("start date unknown (no authoredOn)",))
+        return _done(r, (m.ref,), "start date unknown (no authoredOn)")
     start, med_refs = _trial_start(m, primary, history, days(p["renewalGapDays"]))
     prior = _prior_prescription(m)
     if prior is not None and prior not in med_refs:
-        return TreatmentResponse(**base, status="no-data", evidence=(m.ref,), reasons=(
-            f"renews {prior}, which is not in the data: the start of the trial is unknown",))
+        return _done(r, (m.ref,), f"renews {prior}, which is not in the data: the start of the trial is unknown")
     reasons = [f"{primary.drug.name} since {start.date().isoformat()}"
                + (f" (continued from {', '.join(med_refs[1:])})" if len(med_refs) > 1 else "")
                + f"; adequate trial {adequate} days ({longest.trial_source}"
                + ("" if longest.trial_verified else "; duration not verified") + ")"]
-    trial_days = (now - start).days
-    base["trial_days"] = trial_days
+    trial_days = r.trial_days = (now - start).days
     after = start + days(adequate)
     since = start - days(p["baselineWindowDays"])
     found = []   # (instrument, baseline, latest) in priority order
@@ -134,22 +132,21 @@ def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dic
         if b or f:
             found.append((key, b, f))
     key, b, f = _pair(found)
-    evidence = tuple(dict.fromkeys([*med_refs, *(b.evidence if b else ()), *(f.evidence if f else ())]))
-    base.update(instrument=key, baseline=b.value if b else None, baseline_time=b.time if b else None,
-                evidence=evidence)
+    r.instrument = key
+    r.evidence = tuple(dict.fromkeys([*med_refs, *(b.evidence if b else ()), *(f.evidence if f else ())]))
+    if b is not None:
+        r.baseline, r.baseline_time = b.value, b.time
     if trial_days < adequate:
-        reasons.append(f"on it for {trial_days} days: too early to judge")
-        return TreatmentResponse(**base, status="too-early", reasons=tuple(reasons))
+        r.status = "too-early"
+        return _done(r, None, *reasons, f"on it for {trial_days} days: too early to judge")
     if b is None:
-        reasons.append(f"no dated pain score in the {p['baselineWindowDays']} days before the start: no baseline")
-        return TreatmentResponse(**base, status="no-data", reasons=tuple(reasons))
+        return _done(r, None, *reasons,
+                     f"no dated pain score in the {p['baselineWindowDays']} days before the start: no baseline")
     if f is None:
-        reasons.append(f"no {key} score from {after.date().isoformat()} on (after an adequate trial)")
-        return TreatmentResponse(**base, status="no-data", reasons=tuple(reasons))
-    base.update(latest=f.value, latest_time=f.time)
+        return _done(r, None, *reasons, f"no {key} score from {after.date().isoformat()} on (after an adequate trial)")
+    r.latest, r.latest_time = f.value, f.time
     if b.value <= 0:
-        reasons.append("baseline score is 0: a reduction cannot be measured")
-        return TreatmentResponse(**base, status="no-data", reasons=tuple(reasons))
+        return _done(r, None, *reasons, "baseline score is 0: a reduction cannot be measured")
     pct = round((b.value - f.value) / b.value * 100, 1)
     status = ("substantial-response" if pct >= p["substantialPct"] else "response" if pct >= p["responsePct"]
               else "non-response")
@@ -160,4 +157,12 @@ def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dic
     if others:
         reasons.append(f"another analgesic started during the trial ({', '.join(others)}): the change cannot be "
                        "attributed to this drug alone")
-    return TreatmentResponse(**base, status=status, change_pct=pct, confounded=bool(others), reasons=tuple(reasons))
+    r.status, r.change_pct, r.confounded = status, pct, bool(others)
+    return _done(r, None, *reasons)
+
+
+def _done(r: TreatmentResponse, evidence: tuple[str, ...] | None, *reasons: str) -> TreatmentResponse:
+    if evidence is not None:
+        r.evidence = evidence
+    r.reasons = reasons
+    return r
