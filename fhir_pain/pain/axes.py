@@ -78,7 +78,10 @@ def select(inst: Instrument, index: ScoreIndex, now: datetime, lookback_days: in
 def _picks(keys: list[str], by_inst: ScoreIndex, kn: Knowledge, now: datetime,
            lookback: int) -> tuple[list[Pick], list[str]]:
     picks, notes = [], []
+    scored = by_inst.all
     for key in keys:
+        if key not in scored:   # select() would say nothing: most instruments are never used for a patient
+            continue
         pick, note = select(kn.instruments[key], by_inst, now, lookback)
         if note:
             notes.append(note)

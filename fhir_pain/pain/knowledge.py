@@ -93,7 +93,7 @@ class Instrument:
 
     def cutoff_met(self, v: float) -> Cutoff | None:
         for c in self.cutoffs:
-            if c.met(v):
+            if v >= c.value if c.op == ">=" else v > c.value:   # Cutoff.met, without a call per cut-off
                 return c
         return None
 
