@@ -6,6 +6,7 @@ Every conclusion carries the FHIR references it rests on (``evidence``) and its 
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
@@ -57,22 +58,15 @@ class ScoreIndex:
     __slots__ = ("all", "dated")
 
     def __init__(self, scores: list[Score]):      # scores in time order, undated last (scoring.read_scores)
-        self.all: dict[str, list[Score]] = {}    # a plain dict: a look-up never adds a key
+        by_key: defaultdict[str, list[Score]] = defaultdict(list)
+        for s in scores:
+            by_key[s.instrument].append(s)
+        self.all: dict[str, list[Score]] = dict(by_key)   # a plain dict: a look-up never adds a key
         self.dated: dict[str, list[Score]] = {}
-        all_, dated = self.all, self.dated
-        for s in scores:   # one pass for both
-            key, t = s.instrument, s.time
-            same = all_.get(key)
-            if same is None:
-                all_[key] = [s]
-            else:
-                same.append(s)
-            if t is not None and t.precision in ORDERABLE:
-                same = dated.get(key)
-                if same is None:
-                    dated[key] = [s]
-                else:
-                    same.append(s)
+        for key, found in self.all.items():
+            dated = [s for s in found if s.time is not None and s.time.precision in ORDERABLE]
+            if dated:
+                self.dated[key] = dated
 
     def last_at_or_before(self, key: str, t: datetime) -> Score | None:
         """The latest dated score of the instrument whose ``time.at`` is ``t`` or earlier."""
