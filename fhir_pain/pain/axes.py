@@ -9,11 +9,11 @@ Each axis is scored on its own from screening scores and diagnoses. Two safety r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Mapping
 
 from fhir_pain.pain.conditions import ConditionHit
-from fhir_pain.pain.knowledge import Instrument, Knowledge
+from fhir_pain.pain.knowledge import Instrument, Knowledge, days
 from fhir_pain.pain.model import AxisResult, FlagAnswer, ModulatorResult, Score, ScoreIndex
 
 WEAKER = {"likely": "possible", "features": "possible", "positive": "possible", "present": "possible"}
@@ -59,7 +59,7 @@ def select(inst: Instrument, index: ScoreIndex, now: datetime, lookback_days: in
     scores = index.all.get(inst.key)
     if not scores:
         return None, None
-    since = now - timedelta(days=lookback_days)
+    since = now - days(lookback_days)
     dated = index.dated.get(inst.key)
     if dated and dated[-1].time.at >= since:
         return classify(inst, dated[-1], False), None
@@ -78,7 +78,10 @@ def select(inst: Instrument, index: ScoreIndex, now: datetime, lookback_days: in
 def _picks(keys: list[str], by_inst: ScoreIndex, kn: Knowledge, now: datetime,
            lookback: int) -> tuple[list[Pick], list[str]]:
     picks, notes = [], []
+    scored = by_inst.all
     for key in keys:
+        if key not in scored:   # select() would say nothing: most instruments are never used for a patient
+            continue
         pick, note = select(kn.instruments[key], by_inst, now, lookback)
         if note:
             notes.append(note)
@@ -198,13 +201,16 @@ def modulator(name: str, by_inst: ScoreIndex, hits: list[ConditionHit], kn: Know
     order = p["instruments"]
     picks, notes = _picks(order, by_inst, kn, now, p["lookbackDays"])
     own = kn.modulator_flags[name]
-    raised = {f: a for f, a in sorted((item_flags or {}).items()) if f in own and a.raised}
+    raised = {f: a for f, a in sorted(item_flags.items()) if f in own and a.raised} if item_flags else {}
     flags = tuple(raised)
     # the latest dated score speaks for now (a PHQ-9 beats the PHQ-2 of the same day); undated only if alone
     dated = [pk for pk in picks if not pk.weak]
     pool = dated or picks
-    chosen = max(pool, key=lambda pk: (pk.score.time.at if not pk.weak else now,
-                                       -order.index(pk.score.instrument))) if pool else None
+    if len(pool) == 1:   # the common case: one instrument scored; no need to rank
+        chosen = pool[0]
+    else:
+        chosen = max(pool, key=lambda pk: (pk.score.time.at if not pk.weak else now,
+                                           -order.index(pk.score.instrument))) if pool else None
     reasons, evidence = [], []
     level = "unknown"
     if chosen is not None:
@@ -214,7 +220,8 @@ def modulator(name: str, by_inst: ScoreIndex, hits: list[ConditionHit], kn: Know
         reasons.append(chosen.why)
         evidence.append(s.evidence)
         reasons += [pk.why + " (older than the score used)" for pk in pool if pk is not chosen]
-    diagnoses = [h for h in hits if p.get("conditions") and h.group == p["conditions"]]
+    group = p.get("conditions")
+    diagnoses = [h for h in hits if h.group == group] if group else ()
     for h in diagnoses:
         reasons.append(f"diagnosis: {h.describe()}")
         evidence.append((h.ref,))

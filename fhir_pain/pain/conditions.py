@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from fhir_pain.fhirdates import FhirTime, onset
-from fhir_pain.pain.knowledge import Knowledge, as_list as _list, norm_system
+from fhir_pain.pain.knowledge import ConditionEntry, Knowledge, as_list as _list, norm_system
 
 INACTIVE = frozenset({"inactive", "remission", "resolved"})
 IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
@@ -58,14 +58,7 @@ def match_conditions(conditions: Iterable[dict], kn: Knowledge) -> list[Conditio
         code = c.get("code")
         if not isinstance(code, dict):
             continue
-        seen: set[tuple[str, str]] = set()
-        entries = []
-        for coding in _list(code.get("coding")):
-            if isinstance(coding, dict) and isinstance(coding.get("code"), str):
-                for e in kn.condition_entries(norm_system(coding.get("system")), coding["code"]):
-                    if (e.group, e.label) not in seen:
-                        seen.add((e.group, e.label))
-                        entries.append(e)
+        entries = _entries(code.get("coding"), kn)
         if not entries:
             continue
         verification = status_code(c.get("verificationStatus"))
@@ -81,3 +74,22 @@ def match_conditions(conditions: Iterable[dict], kn: Knowledge) -> list[Conditio
         confirmed = verification not in UNCONFIRMED
         hits.extend(ConditionHit(ref, e.group, e.label, e.level, confirmed, when, note) for e in entries)
     return hits
+
+
+def _entries(codings: object, kn: Knowledge) -> list[ConditionEntry]:
+    """The knowledge entries of a Condition's codings, in coding order, each (group, label) once."""
+    found: list[ConditionEntry] = []
+    for coding in _list(codings):
+        if isinstance(coding, dict):
+            code = coding.get("code")
+            if isinstance(code, str):
+                found.extend(kn.condition_entries(norm_system(coding.get("system")), code))
+    if len(found) < 2:   # nothing to merge (most Conditions carry one relevant code)
+        return found
+    seen: set[tuple[str, str]] = set()
+    entries = []
+    for e in found:
+        if (e.group, e.label) not in seen:
+            seen.add((e.group, e.label))
+            entries.append(e)
+    return entries

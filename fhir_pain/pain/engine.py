@@ -34,8 +34,9 @@ def build_profile(observations: Iterable[dict], conditions: Iterable[dict], medi
     horizon = now + FUTURE_TOLERANCE
     usable: list[Score] = []
     for s in scores:
-        if s.time is not None and s.time.earliest > horizon:
-            rejected.append(Rejected(s.ref, s.instrument, f"dated in the future ({s.time.isoformat()})"))
+        t = s.time
+        if t is not None and t.earliest > horizon:
+            rejected.append(Rejected(s.ref, s.instrument, f"dated in the future ({t.isoformat()})"))
         else:
             usable.append(s)
     by_inst = ScoreIndex(usable)

@@ -10,10 +10,10 @@ positive one raises the flag, because the order of answers cannot be told and a 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Iterable
 
-from fhir_pain.pain.knowledge import Knowledge
+from fhir_pain.pain.knowledge import Knowledge, days
 from fhir_pain.pain.model import ORDERABLE, FlagAnswer
 
 
@@ -31,7 +31,7 @@ def decide_flags(answers: Iterable[FlagAnswer], kn: Knowledge, now: datetime,
     stale: dict[str, FlagAnswer] = {}
     for flag, found in by_flag.items():
         spec = kn.item_flags[flag]
-        since = now - timedelta(days=spec.lookback_days)
+        since = now - days(spec.lookback_days)
         dated = [a for a in found if a.time is not None and a.time.precision in ORDERABLE]
         recent = [a for a in dated if a.time.at >= since]
         if recent:

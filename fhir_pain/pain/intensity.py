@@ -5,11 +5,11 @@ a "latest". Durations (chronicity) use a partial date only by its conservative b
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from operator import attrgetter
 
 from fhir_pain.pain.conditions import ConditionHit
-from fhir_pain.pain.knowledge import Knowledge
+from fhir_pain.pain.knowledge import Knowledge, days
 from fhir_pain.pain.model import Intensity, Score, ScoreIndex
 
 PAIN_KINDS = ("intensity", "severity")
@@ -25,7 +25,7 @@ def latest_intensity(by_inst: ScoreIndex, kn: Knowledge, now: datetime) -> Inten
     if not lasts:
         return None
     latest = max(lasts, key=lambda x: (x[0].time.at, x[1]))[0]
-    if "lookbackDays" in p and latest.time.at < now - timedelta(days=p["lookbackDays"]):
+    if "lookbackDays" in p and latest.time.at < now - days(p["lookbackDays"]):
         return None
     trend, reasons, refs = _trend(latest, by_inst.dated[latest.instrument], kn)
     inst = kn.instruments[latest.instrument]
@@ -39,7 +39,7 @@ def _trend(latest: Score, same: list[Score], kn: Knowledge) -> tuple[str | None,
     order, ``latest`` last). A change counts when it is >= minAbsolute points, or >= minRelative of the
     reference and >= minAbsoluteWithRelative points."""
     p = kn.params["trend"]
-    since = latest.time.at - timedelta(days=p["windowDays"])
+    since = latest.time.at - days(p["windowDays"])
     prior = []
     for s in reversed(same[:-1]):
         if s.time.at < since:
@@ -64,7 +64,7 @@ def chronicity(by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge,
     before that (onset, or recordedDate as its upper bound); or pain scores > 0 that many days apart, the
     last within recentDays. Partial dates count only by their conservative bound."""
     p = kn.params["chronic"]
-    min_days = timedelta(days=p["minDays"])
+    min_days = days(p["minDays"])
     reasons: list[str] = []
     evidence: list[str] = []
     chronic = False
@@ -85,7 +85,7 @@ def chronicity(by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge,
         first = min(pain, key=_latest)
         last = max(pain, key=_earliest)
         span = last.time.earliest - first.time.latest
-        recent = now - last.time.at <= timedelta(days=p["recentDays"])
+        recent = now - last.time.at <= days(p["recentDays"])
         if span >= min_days and recent:
             chronic = True
             reasons.append(f"pain scores above 0 from {first.time.isoformat()} to {last.time.isoformat()} "

@@ -13,8 +13,8 @@ from typing import Iterable
 
 from fhir_pain.facts import Drug, MedicationUse
 from fhir_pain.fhirdates import utc
-from fhir_pain.pain.knowledge import AnalgesicIngredient, Knowledge
-from fhir_pain.pain.model import ScoreIndex, TreatmentResponse
+from fhir_pain.pain.knowledge import AnalgesicIngredient, Knowledge, days
+from fhir_pain.pain.model import Score, ScoreIndex, TreatmentResponse
 
 CONTINUING = frozenset({"active", "completed", "on-hold"})
 
@@ -28,13 +28,10 @@ def _analgesics(m: MedicationUse, kn: Knowledge) -> list[AnalgesicIngredient]:
     return found
 
 
-def _same(a: Drug, b: Drug) -> bool:
-    return (a.rxnorm != "" and a.rxnorm == b.rxnorm) or a.name.lower() == b.name.lower()
-
-
-def _contains(m: MedicationUse, drug: Drug) -> bool:
+def _contains(m: MedicationUse, drug: Drug, name: str) -> bool:
+    """``m`` has the ingredient ``drug`` (same RxNorm id, or same name; ``name``: drug.name.lower())."""
     for d in m.ingredients:
-        if _same(d, drug):
+        if (d.rxnorm != "" and d.rxnorm == drug.rxnorm) or d.name.lower() == name:
             return True
     return False
 
@@ -45,11 +42,14 @@ def _trial_start(m: MedicationUse, ing: AnalgesicIngredient, history: list[tuple
     previous closely."""
     start, refs = utc(m.authored_on), [m.ref]
     drug = ing.drug
+    name = drug.name.lower()
     for when, other in history:          # newest first
-        if other is m or when >= start or not _contains(other, drug):
+        if other is m or when >= start:
             continue
-        if start - when > gap:
+        if start - when > gap:   # every request further back is older still: none can continue the trial
             break
+        if not _contains(other, drug, name):
+            continue
         start = when
         refs.append(other.ref)
     return start, refs
@@ -74,66 +74,79 @@ def treatment_responses(medications: Iterable[MedicationUse], by_inst: ScoreInde
                      key=itemgetter(0), reverse=True)
     current = [(m, a) for m in meds if m.status == "active" and not m.is_draft for a in [_analgesics(m, kn)] if a]
     starts = {m.ref: utc(m.authored_on) for m, _ in current if m.authored_on is not None}
+    if not current:
+        return ()
     p = kn.params["response"]
-    return tuple(_one(m, ings, history, starts, by_inst, kn, now, p) for m, ings in current)
+    # each intensity instrument's latest score up to now is every drug's follow-up candidate: looked up once
+    latest = [(key, by_inst.last_at_or_before(key, now)) for key in kn.params["intensity"]["instruments"]
+              if key in by_inst.dated]
+    return tuple(_one(m, ings, history, starts, by_inst, latest, now, p) for m, ings in current)
+
+
+def _pair(found: list[tuple]) -> tuple:
+    """The first instrument with both a baseline and a follow-up, else the first with a baseline, else the first."""
+    for x in found:
+        if x[1] and x[2]:
+            return x
+    for x in found:
+        if x[1]:
+            return x
+    return found[0] if found else (None, None, None)
 
 
 def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dict[str, datetime],
-         by_inst: ScoreIndex, kn: Knowledge, now: datetime, p: dict) -> TreatmentResponse:
-    primary = min(ings, key=lambda a: a.cls.priority)   # a combination product is named by its first class
-    timed = [a for a in ings if a.adequate_trial_days is not None]
-    longest = max(timed, key=lambda a: a.adequate_trial_days) if timed else None
-    base = dict(medication=m.ref, drug=primary.drug, analgesic_class=primary.cls.key)
+         by_inst: ScoreIndex, latest: list[tuple[str, Score | None]], now: datetime, p: dict) -> TreatmentResponse:
+    if len(ings) == 1:   # the common case: one ingredient names the product and sets the trial
+        primary = ings[0]
+        longest = primary if primary.adequate_trial_days is not None else None
+    else:
+        primary = min(ings, key=lambda a: a.cls.priority)   # a combination product is named by its first class
+        timed = [a for a in ings if a.adequate_trial_days is not None]
+        longest = max(timed, key=lambda a: a.adequate_trial_days) if timed else None
+    # filled in as the trial is read, and returned at the first conclusion (cheaper than keyword dicts)
+    r = TreatmentResponse(m.ref, primary.drug, primary.cls.key, "no-data")
     if longest is None:
-        return TreatmentResponse(**base, status="no-data", evidence=(m.ref,), reasons=(
-            f"no adequate-trial duration on file for {primary.cls.name}: response is not assessed",))
+        return _done(r, (m.ref,),
+                     f"no adequate-trial duration on file for {primary.cls.name}: response is not assessed")
     adequate = longest.adequate_trial_days
-    base.update(adequate_trial_days=adequate, adequate_trial_verified=longest.trial_verified)
+    r.adequate_trial_days, r.adequate_trial_verified = adequate, longest.trial_verified
     if m.authored_on is None:
-        return TreatmentResponse(**base, status="no-data", evidence=(m.ref,),
-                                 reasons=("start date unknown (no authoredOn)",))
-    start, med_refs = _trial_start(m, primary, history, timedelta(days=p["renewalGapDays"]))
+        return _done(r, (m.ref,), "start date unknown (no authoredOn)")
+    start, med_refs = _trial_start(m, primary, history, days(p["renewalGapDays"]))
     prior = _prior_prescription(m)
     if prior is not None and prior not in med_refs:
-        return TreatmentResponse(**base, status="no-data", evidence=(m.ref,), reasons=(
-            f"renews {prior}, which is not in the data: the start of the trial is unknown",))
+        return _done(r, (m.ref,), f"renews {prior}, which is not in the data: the start of the trial is unknown")
     reasons = [f"{primary.drug.name} since {start.date().isoformat()}"
                + (f" (continued from {', '.join(med_refs[1:])})" if len(med_refs) > 1 else "")
                + f"; adequate trial {adequate} days ({longest.trial_source}"
                + ("" if longest.trial_verified else "; duration not verified") + ")"]
-    trial_days = (now - start).days
-    base["trial_days"] = trial_days
-    after = start + timedelta(days=adequate)
-    since = start - timedelta(days=p["baselineWindowDays"])
+    trial_days = r.trial_days = (now - start).days
+    after = start + days(adequate)
+    since = start - days(p["baselineWindowDays"])
     found = []   # (instrument, baseline, latest) in priority order
-    for key in kn.params["intensity"]["instruments"]:
+    for key, last in latest:
         b = by_inst.last_ended_by(key, start)
         if b is not None and b.time.at < since:
             b = None
-        f = by_inst.last_at_or_before(key, now)
-        if f is not None and f.time.earliest < after:
-            f = None
+        f = last if last is not None and last.time.earliest >= after else None
         if b or f:
             found.append((key, b, f))
-    pair = next((x for x in found if x[1] and x[2]), None) or next((x for x in found if x[1]), None) \
-        or (found[0] if found else (None, None, None))
-    key, b, f = pair
-    evidence = tuple(dict.fromkeys([*med_refs, *(b.evidence if b else ()), *(f.evidence if f else ())]))
-    base.update(instrument=key, baseline=b.value if b else None, baseline_time=b.time if b else None,
-                evidence=evidence)
+    key, b, f = _pair(found)
+    r.instrument = key
+    r.evidence = tuple(dict.fromkeys([*med_refs, *(b.evidence if b else ()), *(f.evidence if f else ())]))
+    if b is not None:
+        r.baseline, r.baseline_time = b.value, b.time
     if trial_days < adequate:
-        reasons.append(f"on it for {trial_days} days: too early to judge")
-        return TreatmentResponse(**base, status="too-early", reasons=tuple(reasons))
+        r.status = "too-early"
+        return _done(r, None, *reasons, f"on it for {trial_days} days: too early to judge")
     if b is None:
-        reasons.append(f"no dated pain score in the {p['baselineWindowDays']} days before the start: no baseline")
-        return TreatmentResponse(**base, status="no-data", reasons=tuple(reasons))
+        return _done(r, None, *reasons,
+                     f"no dated pain score in the {p['baselineWindowDays']} days before the start: no baseline")
     if f is None:
-        reasons.append(f"no {key} score from {after.date().isoformat()} on (after an adequate trial)")
-        return TreatmentResponse(**base, status="no-data", reasons=tuple(reasons))
-    base.update(latest=f.value, latest_time=f.time)
+        return _done(r, None, *reasons, f"no {key} score from {after.date().isoformat()} on (after an adequate trial)")
+    r.latest, r.latest_time = f.value, f.time
     if b.value <= 0:
-        reasons.append("baseline score is 0: a reduction cannot be measured")
-        return TreatmentResponse(**base, status="no-data", reasons=tuple(reasons))
+        return _done(r, None, *reasons, "baseline score is 0: a reduction cannot be measured")
     pct = round((b.value - f.value) / b.value * 100, 1)
     status = ("substantial-response" if pct >= p["substantialPct"] else "response" if pct >= p["responsePct"]
               else "non-response")
@@ -144,4 +157,12 @@ def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dic
     if others:
         reasons.append(f"another analgesic started during the trial ({', '.join(others)}): the change cannot be "
                        "attributed to this drug alone")
-    return TreatmentResponse(**base, status=status, change_pct=pct, confounded=bool(others), reasons=tuple(reasons))
+    r.status, r.change_pct, r.confounded = status, pct, bool(others)
+    return _done(r, None, *reasons)
+
+
+def _done(r: TreatmentResponse, evidence: tuple[str, ...] | None, *reasons: str) -> TreatmentResponse:
+    if evidence is not None:
+        r.evidence = evidence
+    r.reasons = reasons
+    return r

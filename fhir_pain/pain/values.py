@@ -67,7 +67,11 @@ def _answer(cc: object, answers) -> Result:
 def raw_value(el: dict, answers=None) -> Result:
     """The number an element carries before any unit or range check (answers: system -> answer code -> value,
     see :attr:`Items.answers`)."""
-    if "valueQuantity" in el:
+    if "valueQuantity" not in el:
+        n = el.get("valueInteger")
+        if type(n) is int:   # the common case first: an int converts to a whole float (or raises, as _number)
+            return float(n), None
+    else:
         q = el["valueQuantity"]
         if not isinstance(q, dict):
             return None, "malformed valueQuantity"
@@ -118,6 +122,11 @@ def unit_factor(el: dict, inst: Instrument, kn: Knowledge) -> tuple[float | None
 
 def total_value(el: dict, inst: Instrument, kn: Knowledge) -> Result:
     """A total score on the instrument's scale, range- and type-checked."""
+    n = el.get("valueInteger") if "valueQuantity" not in el else None
+    if type(n) is int and not inst.unit_required:   # the common case: a whole number, on the scale already
+        v = float(n)
+        if inst.lo <= v <= inst.hi:
+            return v, None
     v, why = raw_value(el)
     if v is None:
         return None, why

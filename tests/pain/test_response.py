@@ -107,6 +107,22 @@ def test_a_renewal_continues_the_trial():
     assert r.trial_days == 60 and r.status == "response"
 
 
+def test_a_renewal_chain_is_followed_past_other_drugs_in_between():
+    # the walk back skips requests of other drugs within the gap and stops at the first one too old to continue
+    chain = [med("MedicationRequest/dlx-1", DULOXETINE, started_days_ago=230, status="completed"),
+             med("MedicationRequest/gaba", GABAPENTIN, started_days_ago=200, status="completed"),
+             med("MedicationRequest/dlx-2", DULOXETINE, started_days_ago=150, status="completed"),
+             med("MedicationRequest/ibu", IBUPROFEN, started_days_ago=100, status="completed"),
+             med("MedicationRequest/dlx-3", DULOXETINE, started_days_ago=60)]
+    r = only([nrs(8, 240, oid="b"), nrs(6, 3, oid="f")], chain)
+    assert r.trial_days == 230 and r.status == "non-response"
+    assert r.evidence[:3] == ("MedicationRequest/dlx-3", "MedicationRequest/dlx-2", "MedicationRequest/dlx-1")
+    older = med("MedicationRequest/dlx-0", DULOXETINE, started_days_ago=500, status="completed")
+    r = only([nrs(8, 70), nrs(5, 3)], [older, med("MedicationRequest/ibu", IBUPROFEN, started_days_ago=300,
+                                                   status="completed"), chain[-1]])
+    assert r.trial_days == 60
+
+
 def test_another_analgesic_started_during_the_trial_is_a_confounder():
     gaba = med("MedicationRequest/gaba", GABAPENTIN, started_days_ago=40)
     p = build_profile([nrs(8, 70), nrs(4, 3)], [], [DULOX, gaba], NOW)

@@ -309,3 +309,18 @@ def test_answer_with_a_list_extension_url_is_not_recognised():
     local = {"valueCodeableConcept": {"coding": [{"system": "urn:oid:1.2.3", "code": "NEARLY", "extension": [ext]}]}}
     got, rejected = scores(obs("69737-5", when=ago(1), components=[comp(c, **local) for c in GAD7_ITEMS]))
     assert got == [] and any("answer code not recognised" in r.reason for r in rejected)
+
+
+@pytest.mark.parametrize("dated", [
+    {"effectiveDateTime": "2026-04-01T10:00:00+02:00"}, {"effectiveDateTime": "2026-04"},
+    {"effectiveDateTime": "not a date"}, {"effectiveDateTime": "2026-04-01T10:00:00+02:00" + " " * 80},
+    {"effectiveDateTime": 20260401, "issued": "2026-04-02T08:00:00Z"}, {"effectiveDateTime": ["2026-04-01"]},
+    {"effectivePeriod": {"start": "2026-03-01", "end": "2026-03-05"}}, {"issued": "2026-04-02T08:00:00Z"}, {},
+])
+def test_scores_are_dated_as_fhirdates_effective_reads_them(dated):
+    # the scorer reads effectiveDateTime texts through its own memo: the same answer as fhirdates.effective
+    from fhir_pain.fhirdates import effective
+    o = obs("72514-3", valueInteger=4)
+    o.update(dated)
+    got, _ = scores(o)
+    assert [s.time for s in got] == [effective(o)]
