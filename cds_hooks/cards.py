@@ -48,34 +48,60 @@ def prune(value: Any) -> Any:
     # exact types first (JSON data is dict/list/str/number): no isinstance() against the Mapping ABC per node
     kind = type(value)
     if kind is dict:
-        out = {}
-        for key, item in value.items():
-            if type(item) is str:
-                if item:
-                    out[key] = item
-            elif type(item) in _SCALARS:
-                out[key] = item
-            elif item is not None and (item := prune(item)) is not None:
-                out[key] = item
-        return out or None
+        return _prune_dict(value)
+    if kind is list or kind is tuple:
+        return _prune_list(value)
     if kind is str:
         return value or None
-    if kind is list or kind is tuple:
-        items = [p for v in value if (p := prune(v)) is not None]
-        return items or None
     if isinstance(value, Mapping):
-        return prune(dict(value))
+        return _prune_dict(dict(value))
     if isinstance(value, (list, tuple)):
-        return prune(list(value))
+        return _prune_list(value)
     if isinstance(value, str) and value == "":
         return None
     return value
 
 
-def _fields(**fields: Any) -> dict[str, Any]:
-    """A to_dict() of parts that are already pruned (strings, booleans, other objects' to_dict()): only the
-    empty ones are left out, nothing is walked again. Raw JSON (a resource, an extension) goes through prune()."""
-    return {k: v for k, v in fields.items() if v is not None and v != "" and v != []}
+# The two container walks of prune(): strings and numbers (most nodes) are kept or dropped in place, objects go
+# straight to the walk of their kind; only what is left (None, other types) takes the general path.
+def _prune_dict(value: dict) -> dict | None:
+    out = {}
+    for key, item in value.items():
+        kind = type(item)
+        if kind is str:
+            if item:
+                out[key] = item
+        elif kind is dict:
+            if (item := _prune_dict(item)) is not None:
+                out[key] = item
+        elif kind is list:
+            if (item := _prune_list(item)) is not None:
+                out[key] = item
+        elif kind in _SCALARS:
+            out[key] = item
+        elif item is not None and (item := prune(item)) is not None:
+            out[key] = item
+    return out or None
+
+
+def _prune_list(value: list | tuple) -> list | None:
+    out = []
+    for item in value:
+        kind = type(item)
+        if kind is str:
+            if item:
+                out.append(item)
+        elif kind is dict:
+            if (item := _prune_dict(item)) is not None:
+                out.append(item)
+        elif kind is list:
+            if (item := _prune_list(item)) is not None:
+                out.append(item)
+        elif kind in _SCALARS:
+            out.append(item)
+        elif item is not None and (item := prune(item)) is not None:
+            out.append(item)
+    return out or None
 
 
 def _text(value: Any, name: str, *, required: bool) -> str | None:
@@ -98,6 +124,8 @@ def _absolute_url(value: str | None, name: str) -> str | None:
 
 
 def _enum(enum: type[Enum], value: Any, name: str) -> Any:
+    if type(value) is enum:   # already a member: what the builders pass (Enum's own call takes two Python frames)
+        return value
     try:
         return enum(value)
     except ValueError:
@@ -125,8 +153,15 @@ class Coding:
         _text(self.system, "Coding.system", required=True)
         _text(self.display, "Coding.display", required=False)
 
+    # The to_dict() methods build the wire object from what __post_init__ checked: a required text is a
+    # non-empty string and an optional one is None or a string (left out when None or ""), a boolean is None or
+    # a bool, parts are other objects' to_dict() (never empty). Raw JSON (a resource, an extension) is pruned.
+    # An enum member's wire value is read as ``_value_`` (``.value`` is a property run in Python code).
     def to_dict(self) -> dict[str, Any]:
-        return _fields(system=self.system, code=self.code, display=self.display)
+        out = {"system": self.system, "code": self.code}
+        if self.display:
+            out["display"] = self.display
+        return out
 
 
 @dataclass(frozen=True)
@@ -144,8 +179,14 @@ class Source:
             raise ValueError("Source.topic must be a Coding")
 
     def to_dict(self) -> dict[str, Any]:
-        return _fields(label=self.label, url=self.url, icon=self.icon,
-                       topic=self.topic.to_dict() if self.topic else None)
+        out: dict[str, Any] = {"label": self.label}
+        if self.url:
+            out["url"] = self.url
+        if self.icon:
+            out["icon"] = self.icon
+        if self.topic is not None:
+            out["topic"] = self.topic.to_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -173,8 +214,12 @@ class Action:
             _text(self.resource_id, "Action.resourceId", required=True)
 
     def to_dict(self) -> dict[str, Any]:
-        return _fields(type=self.type.value, description=self.description, resource=prune(self.resource),
-                       resourceId=self.resource_id)
+        out: dict[str, Any] = {"type": self.type._value_, "description": self.description}
+        if (resource := prune(self.resource)) is not None:
+            out["resource"] = resource
+        if self.resource_id is not None:
+            out["resourceId"] = self.resource_id
+        return out
 
 
 @dataclass(frozen=True)
@@ -194,8 +239,12 @@ class Suggestion:
         _text(self.uuid, "Suggestion.uuid", required=True)
 
     def to_dict(self) -> dict[str, Any]:
-        return _fields(label=self.label, uuid=self.uuid, isRecommended=self.is_recommended,
-                       actions=[a.to_dict() for a in self.actions])
+        out: dict[str, Any] = {"label": self.label, "uuid": self.uuid}
+        if self.is_recommended is not None:
+            out["isRecommended"] = self.is_recommended
+        if self.actions:
+            out["actions"] = [a.to_dict() for a in self.actions]
+        return out
 
 
 @dataclass(frozen=True)
@@ -217,8 +266,12 @@ class Link:
             raise ValueError("Link.autolaunchable must be a boolean")
 
     def to_dict(self) -> dict[str, Any]:
-        return _fields(label=self.label, url=self.url, type=self.type.value, appContext=self.app_context,
-                       autolaunchable=self.autolaunchable)
+        out: dict[str, Any] = {"label": self.label, "url": self.url, "type": self.type._value_}
+        if self.app_context:
+            out["appContext"] = self.app_context
+        if self.autolaunchable is not None:
+            out["autolaunchable"] = self.autolaunchable
+        return out
 
 
 @dataclass(frozen=True)
@@ -266,19 +319,22 @@ class Card:
             raise ValueError("suggestion uuids must be unique within a card")
 
     def to_dict(self) -> dict[str, Any]:
-        return _fields(
-            uuid=self.uuid,
-            summary=self.summary,
-            detail=self.detail,
-            indicator=self.indicator.value,
-            source=self.source.to_dict(),
-            suggestions=[s.to_dict() for s in self.suggestions],
+        out: dict[str, Any] = {"uuid": self.uuid, "summary": self.summary}
+        if self.detail:
+            out["detail"] = self.detail
+        out["indicator"] = self.indicator._value_
+        out["source"] = self.source.to_dict()
+        if self.suggestions:
+            out["suggestions"] = [s.to_dict() for s in self.suggestions]
             # selectionBehavior is only meaningful with suggestions; alone it would be noise
-            selectionBehavior=self.selection_behavior.value if self.suggestions else None,
-            overrideReasons=[r.to_dict() for r in self.override_reasons],
-            links=[link.to_dict() for link in self.links],
-            extension=prune(self.extension),
-        )
+            out["selectionBehavior"] = self.selection_behavior._value_
+        if self.override_reasons:
+            out["overrideReasons"] = [r.to_dict() for r in self.override_reasons]
+        if self.links:
+            out["links"] = [link.to_dict() for link in self.links]
+        if (extension := prune(self.extension)) is not None:
+            out["extension"] = extension
+        return out
 
 
 @dataclass(frozen=True)
