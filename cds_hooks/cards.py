@@ -332,7 +332,7 @@ class Card:
             raise ValueError("Card.extension must be a JSON object")
         _text(self.uuid, "Card.uuid", required=True)
         uuids = [s.uuid for s in self.suggestions]
-        if len(set(uuids)) != len(uuids):
+        if len(uuids) > 1 and len(set(uuids)) != len(uuids):
             raise ValueError("suggestion uuids must be unique within a card")
 
     def to_dict(self) -> dict[str, Any]:

@@ -74,15 +74,15 @@ def group_findings(findings: Iterable[Finding]) -> list[list[Finding]]:
     whatever its rule (one card per decision); findings marked ``attach: first-card`` (the unidentified orders)
     join the first card, never make one."""
     findings = list(findings)
+    keys = [group_key(f) for f in findings]   # each finding's once: by_med and the grouping both need it
     groups: dict[tuple, list[Finding]] = {}
     attached: list[Finding] = []
-    by_med = {f.medication.ref: group_key(f) for f in reversed(findings)
+    by_med = {f.medication.ref: key for f, key in zip(reversed(findings), reversed(keys))
               if f.kind != "opioid-safety" and f.medication is not None and f.extra.get("attach") != "first-card"}
-    for f in findings:
+    for f, key in zip(findings, keys):
         if f.extra.get("attach") == "first-card":
             attached.append(f)
             continue
-        key = group_key(f)
         if f.kind == "opioid-safety" and f.medication is not None and f.medication.ref in by_med:
             key = by_med[f.medication.ref]
         groups.setdefault(key, []).append(f)
@@ -108,7 +108,7 @@ def card_for(group: list[Finding], data: PatientData) -> Card:
     return Card(
         summary=_referral_summary(group) if primary.rule.startswith("fhir-pain/referral/") else primary.summary,
         indicator=indicator,
-        source=_source(conv["source"]["label"], conv["source"].get("url")),
+        source=_source(),
         detail=_detail(group, primary, data),
         suggestions=tuple(suggestions),
         selection_behavior=(SelectionBehavior.AT_MOST_ONE if replaces else SelectionBehavior.ANY)
@@ -130,9 +130,10 @@ def _override_codings(rule: str, kind: str, opioid_safety: bool) -> tuple[Coding
                  for r in reasons)
 
 
-@lru_cache(maxsize=16)
-def _source(label: str, url: str | None) -> Source:
-    return Source(label=label, url=url)
+@lru_cache(maxsize=1)
+def _source() -> Source:
+    source = card_conventions()["source"]
+    return Source(label=source["label"], url=source.get("url"))
 
 
 @lru_cache(maxsize=256)
