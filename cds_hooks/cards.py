@@ -215,7 +215,8 @@ class Action:
     resource_id: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "type", _enum(ActionType, self.type, "Action.type"))
+        if type(self.type) is not ActionType:   # a member (or below, a tuple) is kept: no rewrite of the field
+            object.__setattr__(self, "type", _enum(ActionType, self.type, "Action.type"))
         _text(self.description, "Action.description", required=True)  # cds-resp-5
         if self.resource is not None and not _is_object(self.resource):
             raise ValueError("Action.resource must be a FHIR resource object")
@@ -249,7 +250,8 @@ class Suggestion:
 
     def __post_init__(self) -> None:
         _text(self.label, "Suggestion.label", required=True)
-        object.__setattr__(self, "actions", tuple(self.actions))
+        if type(self.actions) is not tuple:
+            object.__setattr__(self, "actions", tuple(self.actions))
         if not _all_of(self.actions, Action):
             raise ValueError("Suggestion.actions must be Action objects")
         if self.is_recommended is not None and not isinstance(self.is_recommended, bool):
@@ -314,11 +316,13 @@ class Card:
             raise ValueError("Card.source must be a Source")
         _text(self.detail, "Card.detail", required=False)
         for name, kind in (("suggestions", Suggestion), ("override_reasons", Coding), ("links", Link)):
-            items = tuple(getattr(self, name))
+            given = getattr(self, name)
+            items = tuple(given)
             if not _all_of(items, kind):
                 raise ValueError(f"Card.{name} must hold {kind.__name__} objects")
-            object.__setattr__(self, name, items)
-        if self.selection_behavior is not None:
+            if items is not given:   # a tuple is kept as it is
+                object.__setattr__(self, name, items)
+        if self.selection_behavior is not None and type(self.selection_behavior) is not SelectionBehavior:
             object.__setattr__(self, "selection_behavior",
                                _enum(SelectionBehavior, self.selection_behavior, "Card.selectionBehavior"))
         if self.suggestions and self.selection_behavior is None:  # cds-resp-6
