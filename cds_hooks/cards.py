@@ -11,6 +11,7 @@ import random as _random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from operator import attrgetter
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,6 +41,8 @@ class LinkType(str, Enum):
 
 
 _SCALARS = frozenset({int, float, bool})
+# value -> member: Enum's own call takes two Python frames per lookup
+_MEMBERS = {enum: {m._value_: m for m in enum} for enum in (Indicator, SelectionBehavior, ActionType, LinkType)}
 
 
 def prune(value: Any) -> Any:
@@ -48,37 +51,65 @@ def prune(value: Any) -> Any:
     # exact types first (JSON data is dict/list/str/number): no isinstance() against the Mapping ABC per node
     kind = type(value)
     if kind is dict:
-        out = {}
-        for key, item in value.items():
-            if type(item) is str:
-                if item:
-                    out[key] = item
-            elif type(item) in _SCALARS:
-                out[key] = item
-            elif item is not None and (item := prune(item)) is not None:
-                out[key] = item
-        return out or None
+        return _prune_dict(value)
+    if kind is list or kind is tuple:
+        return _prune_list(value)
     if kind is str:
         return value or None
-    if kind is list or kind is tuple:
-        items = [p for v in value if (p := prune(v)) is not None]
-        return items or None
     if isinstance(value, Mapping):
-        return prune(dict(value))
+        return _prune_dict(dict(value))
     if isinstance(value, (list, tuple)):
-        return prune(list(value))
+        return _prune_list(value)
     if isinstance(value, str) and value == "":
         return None
     return value
 
 
-def _fields(**fields: Any) -> dict[str, Any]:
-    """A to_dict() of parts that are already pruned (strings, booleans, other objects' to_dict()): only the
-    empty ones are left out, nothing is walked again. Raw JSON (a resource, an extension) goes through prune()."""
-    return {k: v for k, v in fields.items() if v is not None and v != "" and v != []}
+# The two container walks of prune(): strings and numbers (most nodes) are kept or dropped in place, objects go
+# straight to the walk of their kind; only what is left (None, other types) takes the general path.
+def _prune_dict(value: dict) -> dict | None:
+    out = {}
+    for key, item in value.items():
+        kind = type(item)
+        if kind is str:
+            if item:
+                out[key] = item
+        elif kind is dict:
+            if (item := _prune_dict(item)) is not None:
+                out[key] = item
+        elif kind is list:
+            if (item := _prune_list(item)) is not None:
+                out[key] = item
+        elif kind in _SCALARS:
+            out[key] = item
+        elif item is not None and (item := prune(item)) is not None:
+            out[key] = item
+    return out or None
+
+
+def _prune_list(value: list | tuple) -> list | None:
+    out = []
+    for item in value:
+        kind = type(item)
+        if kind is str:
+            if item:
+                out.append(item)
+        elif kind is dict:
+            if (item := _prune_dict(item)) is not None:
+                out.append(item)
+        elif kind is list:
+            if (item := _prune_list(item)) is not None:
+                out.append(item)
+        elif kind in _SCALARS:
+            out.append(item)
+        elif item is not None and (item := prune(item)) is not None:
+            out.append(item)
+    return out or None
 
 
 def _text(value: Any, name: str, *, required: bool) -> str | None:
+    if type(value) is str and value.strip():   # the usual case, a text, in one test
+        return value
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise ValueError(f"{name} is required and must not be empty")
@@ -86,6 +117,17 @@ def _text(value: Any, name: str, *, required: bool) -> str | None:
     if not isinstance(value, str):
         raise ValueError(f"{name} must be a string")
     return value
+
+
+def _all_of(items: tuple, kind: type) -> bool:
+    return all(map(kind.__instancecheck__, items))   # isinstance() of each, with no Python frame per item
+
+
+_display = attrgetter("display")
+
+
+def _is_object(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)   # the exact type first: the ABC check costs more
 
 
 def _absolute_url(value: str | None, name: str) -> str | None:
@@ -98,6 +140,10 @@ def _absolute_url(value: str | None, name: str) -> str | None:
 
 
 def _enum(enum: type[Enum], value: Any, name: str) -> Any:
+    if type(value) is enum:   # already a member
+        return value
+    if type(value) is str and (member := _MEMBERS[enum].get(value)) is not None:
+        return member
     try:
         return enum(value)
     except ValueError:
@@ -110,7 +156,7 @@ def _new_uuid() -> str:
     secret (the EHR echoes them in feedback), and ``uuid.uuid4()`` costs a system call and a UUID object per id
     (2.5x the time). ``random`` is reseeded in each forked worker, so workers do not repeat each other."""
     n = _random.getrandbits(128) & ~((0xF000 << 64) | (0xC000 << 48)) | (0x4000 << 64) | (0x8000 << 48)
-    h = f"{n:032x}"
+    h = n.to_bytes(16).hex()   # (a tenth cheaper than formatting the int)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
@@ -125,8 +171,15 @@ class Coding:
         _text(self.system, "Coding.system", required=True)
         _text(self.display, "Coding.display", required=False)
 
+    # The to_dict() methods build the wire object from what __post_init__ checked: a required text is a
+    # non-empty string and an optional one is None or a string (left out when None or ""), a boolean is None or
+    # a bool, parts are other objects' to_dict() (never empty). Raw JSON (a resource, an extension) is pruned.
+    # An enum member's wire value is read as ``_value_`` (``.value`` is a property run in Python code).
     def to_dict(self) -> dict[str, Any]:
-        return _fields(system=self.system, code=self.code, display=self.display)
+        out = {"system": self.system, "code": self.code}
+        if self.display:
+            out["display"] = self.display
+        return out
 
 
 @dataclass(frozen=True)
@@ -144,8 +197,14 @@ class Source:
             raise ValueError("Source.topic must be a Coding")
 
     def to_dict(self) -> dict[str, Any]:
-        return _fields(label=self.label, url=self.url, icon=self.icon,
-                       topic=self.topic.to_dict() if self.topic else None)
+        out: dict[str, Any] = {"label": self.label}
+        if self.url:
+            out["url"] = self.url
+        if self.icon:
+            out["icon"] = self.icon
+        if self.topic is not None:
+            out["topic"] = self.topic.to_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -156,9 +215,10 @@ class Action:
     resource_id: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "type", _enum(ActionType, self.type, "Action.type"))
+        if type(self.type) is not ActionType:   # a member (or below, a tuple) is kept: no rewrite of the field
+            object.__setattr__(self, "type", _enum(ActionType, self.type, "Action.type"))
         _text(self.description, "Action.description", required=True)  # cds-resp-5
-        if self.resource is not None and not isinstance(self.resource, Mapping):
+        if self.resource is not None and not _is_object(self.resource):
             raise ValueError("Action.resource must be a FHIR resource object")
         if self.resource is not None and not self.resource.get("resourceType"):
             raise ValueError("Action.resource must carry a resourceType")
@@ -173,8 +233,12 @@ class Action:
             _text(self.resource_id, "Action.resourceId", required=True)
 
     def to_dict(self) -> dict[str, Any]:
-        return _fields(type=self.type.value, description=self.description, resource=prune(self.resource),
-                       resourceId=self.resource_id)
+        out: dict[str, Any] = {"type": self.type._value_, "description": self.description}
+        if (resource := prune(self.resource)) is not None:
+            out["resource"] = resource
+        if self.resource_id is not None:
+            out["resourceId"] = self.resource_id
+        return out
 
 
 @dataclass(frozen=True)
@@ -186,16 +250,21 @@ class Suggestion:
 
     def __post_init__(self) -> None:
         _text(self.label, "Suggestion.label", required=True)
-        object.__setattr__(self, "actions", tuple(self.actions))
-        if not all(isinstance(a, Action) for a in self.actions):
+        if type(self.actions) is not tuple:
+            object.__setattr__(self, "actions", tuple(self.actions))
+        if not _all_of(self.actions, Action):
             raise ValueError("Suggestion.actions must be Action objects")
         if self.is_recommended is not None and not isinstance(self.is_recommended, bool):
             raise ValueError("Suggestion.isRecommended must be a boolean")
         _text(self.uuid, "Suggestion.uuid", required=True)
 
     def to_dict(self) -> dict[str, Any]:
-        return _fields(label=self.label, uuid=self.uuid, isRecommended=self.is_recommended,
-                       actions=[a.to_dict() for a in self.actions])
+        out: dict[str, Any] = {"label": self.label, "uuid": self.uuid}
+        if self.is_recommended is not None:
+            out["isRecommended"] = self.is_recommended
+        if self.actions:
+            out["actions"] = [a.to_dict() for a in self.actions]
+        return out
 
 
 @dataclass(frozen=True)
@@ -217,8 +286,12 @@ class Link:
             raise ValueError("Link.autolaunchable must be a boolean")
 
     def to_dict(self) -> dict[str, Any]:
-        return _fields(label=self.label, url=self.url, type=self.type.value, appContext=self.app_context,
-                       autolaunchable=self.autolaunchable)
+        out: dict[str, Any] = {"label": self.label, "url": self.url, "type": self.type._value_}
+        if self.app_context:
+            out["appContext"] = self.app_context
+        if self.autolaunchable is not None:
+            out["autolaunchable"] = self.autolaunchable
+        return out
 
 
 @dataclass(frozen=True)
@@ -243,11 +316,13 @@ class Card:
             raise ValueError("Card.source must be a Source")
         _text(self.detail, "Card.detail", required=False)
         for name, kind in (("suggestions", Suggestion), ("override_reasons", Coding), ("links", Link)):
-            items = tuple(getattr(self, name))
-            if not all(isinstance(i, kind) for i in items):
+            given = getattr(self, name)
+            items = tuple(given)
+            if not _all_of(items, kind):
                 raise ValueError(f"Card.{name} must hold {kind.__name__} objects")
-            object.__setattr__(self, name, items)
-        if self.selection_behavior is not None:
+            if items is not given:   # a tuple is kept as it is
+                object.__setattr__(self, name, items)
+        if self.selection_behavior is not None and type(self.selection_behavior) is not SelectionBehavior:
             object.__setattr__(self, "selection_behavior",
                                _enum(SelectionBehavior, self.selection_behavior, "Card.selectionBehavior"))
         if self.suggestions and self.selection_behavior is None:  # cds-resp-6
@@ -255,30 +330,32 @@ class Card:
         if (self.selection_behavior is SelectionBehavior.AT_MOST_ONE
                 and sum(1 for s in self.suggestions if s.is_recommended) > 1):  # cds-resp-1
             raise ValueError("at-most-one selection allows at most one recommended suggestion")
-        for reason in self.override_reasons:  # cds-resp-4
-            if not reason.display:
-                raise ValueError("every Card.overrideReasons entry needs a display")
-        if self.extension is not None and not isinstance(self.extension, Mapping):
+        if not all(map(_display, self.override_reasons)):  # cds-resp-4
+            raise ValueError("every Card.overrideReasons entry needs a display")
+        if self.extension is not None and not _is_object(self.extension):
             raise ValueError("Card.extension must be a JSON object")
         _text(self.uuid, "Card.uuid", required=True)
         uuids = [s.uuid for s in self.suggestions]
-        if len(set(uuids)) != len(uuids):
+        if len(uuids) > 1 and len(set(uuids)) != len(uuids):
             raise ValueError("suggestion uuids must be unique within a card")
 
     def to_dict(self) -> dict[str, Any]:
-        return _fields(
-            uuid=self.uuid,
-            summary=self.summary,
-            detail=self.detail,
-            indicator=self.indicator.value,
-            source=self.source.to_dict(),
-            suggestions=[s.to_dict() for s in self.suggestions],
+        out: dict[str, Any] = {"uuid": self.uuid, "summary": self.summary}
+        if self.detail:
+            out["detail"] = self.detail
+        out["indicator"] = self.indicator._value_
+        out["source"] = self.source.to_dict()
+        if self.suggestions:
+            out["suggestions"] = [s.to_dict() for s in self.suggestions]
             # selectionBehavior is only meaningful with suggestions; alone it would be noise
-            selectionBehavior=self.selection_behavior.value if self.suggestions else None,
-            overrideReasons=[r.to_dict() for r in self.override_reasons],
-            links=[link.to_dict() for link in self.links],
-            extension=prune(self.extension),
-        )
+            out["selectionBehavior"] = self.selection_behavior._value_
+        if self.override_reasons:
+            out["overrideReasons"] = [r.to_dict() for r in self.override_reasons]
+        if self.links:
+            out["links"] = [link.to_dict() for link in self.links]
+        if (extension := prune(self.extension)) is not None:
+            out["extension"] = extension
+        return out
 
 
 @dataclass(frozen=True)
@@ -289,9 +366,9 @@ class CDSResponse:
     def __post_init__(self) -> None:
         object.__setattr__(self, "cards", tuple(self.cards))
         object.__setattr__(self, "system_actions", tuple(self.system_actions))
-        if not all(isinstance(c, Card) for c in self.cards):
+        if not _all_of(self.cards, Card):
             raise ValueError("CDSResponse.cards must be Card objects")
-        if not all(isinstance(a, Action) for a in self.system_actions):
+        if not _all_of(self.system_actions, Action):
             raise ValueError("CDSResponse.systemActions must be Action objects")
 
     @classmethod

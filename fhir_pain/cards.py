@@ -74,15 +74,15 @@ def group_findings(findings: Iterable[Finding]) -> list[list[Finding]]:
     whatever its rule (one card per decision); findings marked ``attach: first-card`` (the unidentified orders)
     join the first card, never make one."""
     findings = list(findings)
+    keys = [group_key(f) for f in findings]   # each finding's once: by_med and the grouping both need it
     groups: dict[tuple, list[Finding]] = {}
     attached: list[Finding] = []
-    by_med = {f.medication.ref: group_key(f) for f in reversed(findings)
+    by_med = {f.medication.ref: key for f, key in zip(reversed(findings), reversed(keys))
               if f.kind != "opioid-safety" and f.medication is not None and f.extra.get("attach") != "first-card"}
-    for f in findings:
+    for f, key in zip(findings, keys):
         if f.extra.get("attach") == "first-card":
             attached.append(f)
             continue
-        key = group_key(f)
         if f.kind == "opioid-safety" and f.medication is not None and f.medication.ref in by_med:
             key = by_med[f.medication.ref]
         groups.setdefault(key, []).append(f)
@@ -108,38 +108,47 @@ def card_for(group: list[Finding], data: PatientData) -> Card:
     return Card(
         summary=_referral_summary(group) if primary.rule.startswith("fhir-pain/referral/") else primary.summary,
         indicator=indicator,
-        source=_source(conv["source"]["label"], conv["source"].get("url")),
+        source=_source(),
         detail=_detail(group, primary, data),
         suggestions=tuple(suggestions),
         selection_behavior=(SelectionBehavior.AT_MOST_ONE if replaces else SelectionBehavior.ANY)
         if suggestions else None,
-        override_reasons=tuple(_coding(r["code"], r.get("system", conv["overrideReasonSystem"]), r["display"])
-                               for r in _override_reasons(conv, primary) + opioid_override_reasons(group)),
+        override_reasons=_override_codings(primary.rule, primary.kind,
+                                           any(f.kind == "opioid-safety" for f in group)),
         links=tuple(_links(group)),
         extension={conv["findingsExtension"]: [f.to_contract() for f in group]},
     )
 
 
-# The override reasons and the source come from the card conventions: the same few (immutable, checked when built)
-# objects on every card, built once each.
+# The override reasons, the source and the links come from the knowledge (card conventions, guideline urls): the
+# same few (immutable, checked when built) objects on every card, built once each.
 @lru_cache(maxsize=256)
-def _coding(code: str, system: str, display: str) -> Coding:
-    return Coding(code=code, system=system, display=display)
+def _override_codings(rule: str, kind: str, opioid_safety: bool) -> tuple[Coding, ...]:
+    conv = card_conventions()
+    reasons = _override_reasons(conv, rule, kind) + (opioid_override_reasons() if opioid_safety else [])
+    return tuple(Coding(code=r["code"], system=r.get("system", conv["overrideReasonSystem"]), display=r["display"])
+                 for r in reasons)
 
 
-@lru_cache(maxsize=16)
-def _source(label: str, url: str | None) -> Source:
-    return Source(label=label, url=url)
+@lru_cache(maxsize=1)
+def _source() -> Source:
+    source = card_conventions()["source"]
+    return Source(label=source["label"], url=source.get("url"))
 
 
-def _override_reasons(conv: dict, primary: Finding) -> list[dict]:
+@lru_cache(maxsize=256)
+def _link(label: str, url: str) -> Link:
+    return Link(label=label, url=url, type=LinkType.ABSOLUTE)
+
+
+def _override_reasons(conv: dict, rule: str, kind: str) -> list[dict]:
     """The rule's own reasons when the conventions name some (a kind's reasons may not fit every rule of it), for
     the rule itself or its family ("fhir-pain/age-limit" for "fhir-pain/age-limit/codeine")."""
     by_rule = conv.get("overrideReasonsByRule", {})
-    for key in (primary.rule, primary.rule.rsplit("/", 1)[0]):
+    for key in (rule, rule.rsplit("/", 1)[0]):
         if key in by_rule:
             return by_rule[key]
-    return conv["overrideReasons"].get(primary.kind, [])
+    return conv["overrideReasons"].get(kind, [])
 
 
 # ---- text ---------------------------------------------------------------------------------------------------
@@ -181,7 +190,7 @@ def _links(group: list[Finding]) -> list[Link]:
             label = f"{source} guideline for {f.drug.name}" if source == "CPIC" and f.drug else source
             if source == "FDA" and k.get("version"):   # a regulator's communication is known by its date
                 label = f"FDA Drug Safety Communication {k['version']}"
-            out.append(Link(label=label[:100], url=url, type=LinkType.ABSOLUTE))
+            out.append(_link(label[:100], url))
     return out
 
 

@@ -43,7 +43,8 @@ Indicator = Literal["info", "warning", "critical"]
 
 def _prune(d: dict) -> dict:
     """Drop None / empty values: CDS Hooks forbids null and empty containers in what we emit."""
-    return {k: v for k, v in d.items() if v is not None and v != [] and v != {} and v != ""}
+    # a true value (most are) is kept in one test: None, [], {} and "" are all false
+    return {k: v for k, v in d.items() if v or (v is not None and v != [] and v != {} and v != "")}
 
 
 # ---- medications ----------------------------------------------------------------------------------------------

@@ -38,9 +38,8 @@ def naloxone_suggestion(data: PatientData, group: list[Finding]) -> Suggestion |
         Action(type=ActionType.CREATE, description=f"Draft order: {n['display']}", resource=resource),))
 
 
-def opioid_override_reasons(group: list[Finding]) -> list[dict]:
-    if not any(f.kind == "opioid-safety" for f in group):
-        return []
+def opioid_override_reasons() -> list[dict]:
+    """The reasons a card with an opioid-safety finding offers besides its primary finding's own."""
     return [dict(r) for r in rules()["overrideReasons"]]
 
 

@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Mapping
 from types import MappingProxyType
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -231,3 +232,60 @@ def test_whatever_is_constructed_serialises_valid(summary, indicator, n_suggesti
     except ValueError:
         return
     assert valid({"cards": [card.to_dict()]})
+
+
+def _fields_as_specified(**fields):
+    """The to_dict() contract written the plain way: every field in wire order, unset and empty ones left out."""
+    return {k: v for k, v in fields.items() if v is not None and v != "" and v != []}
+
+
+def _card_as_specified(card: Card) -> dict:
+    coding = lambda c: _fields_as_specified(system=c.system, code=c.code, display=c.display)  # noqa: E731
+    action = lambda a: _fields_as_specified(type=a.type.value, description=a.description,  # noqa: E731
+                                            resource=prune(a.resource), resourceId=a.resource_id)
+    src = card.source
+    return _fields_as_specified(
+        uuid=card.uuid, summary=card.summary, detail=card.detail, indicator=card.indicator.value,
+        source=_fields_as_specified(label=src.label, url=src.url, icon=src.icon,
+                                    topic=coding(src.topic) if src.topic else None),
+        suggestions=[_fields_as_specified(label=s.label, uuid=s.uuid, isRecommended=s.is_recommended,
+                                          actions=[action(a) for a in s.actions]) for s in card.suggestions],
+        selectionBehavior=card.selection_behavior.value if card.suggestions else None,
+        overrideReasons=[coding(r) for r in card.override_reasons],
+        links=[_fields_as_specified(label=li.label, url=li.url, type=li.type.value, appContext=li.app_context,
+                                    autolaunchable=li.autolaunchable) for li in card.links],
+        extension=prune(card.extension))
+
+
+_optional_text = st.sampled_from([None, "", " ", "x"])
+_url = st.sampled_from([None, "", " ", "https://example.org/a"])
+_flag = st.sampled_from([None, False, True])
+_codings = st.builds(Coding, code=st.just("c"), system=st.just("http://example.org/cs"), display=_optional_text)
+_actions = (st.builds(Action, type=st.just("delete"), description=st.just("Remove"),
+                      resource_id=st.just("MedicationRequest/1"))
+            | st.builds(Action, type=st.sampled_from(["create", ActionType.UPDATE]), description=st.just("Order"),
+                        resource=st.just({**MR_DRAFT, "note": [{"text": ""}]})))
+
+
+@settings(max_examples=300, deadline=None)
+@given(detail=_optional_text, url=_url, icon=_url, topic=st.none() | _codings,
+       suggestions=st.lists(st.builds(Suggestion, label=st.just("s"), actions=st.lists(_actions, max_size=2),
+                                      is_recommended=_flag, uuid=st.uuids().map(str)), max_size=3),
+       reasons=st.lists(_codings, max_size=2), behavior=st.sampled_from([None, "any", SelectionBehavior.ANY]),
+       links=st.lists(st.builds(Link, label=st.just("l"), url=st.just("https://smart.example.org/launch"),
+                                type=st.just(LinkType.SMART), app_context=_optional_text, autolaunchable=_flag),
+                      max_size=2),
+       extension=st.none() | st.just({}) | st.just({"k": [{"a": ""}, "v"], "e": []}))
+def test_to_dict_keeps_exactly_the_set_fields_in_wire_order(detail, url, icon, topic, suggestions, reasons,
+                                                            behavior, links, extension):
+    # to_dict() builds the wire objects from what the constructors checked: the same dict, keys in the same order
+    try:
+        card = Card(summary="s", indicator="warning", detail=detail, source=Source(label="x", url=url, icon=icon,
+                                                                                  topic=topic),
+                    suggestions=suggestions, selection_behavior=behavior, override_reasons=reasons, links=links,
+                    extension=extension)
+    except ValueError:
+        return
+    expected = _card_as_specified(card)
+    assert list(card.to_dict().items()) == list(expected.items())
+    assert orjson.dumps(card.to_dict()) == orjson.dumps(expected)
