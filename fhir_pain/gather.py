@@ -127,16 +127,26 @@ def gather(request: Any, now: datetime | None = None) -> PatientData:
     data = PatientData(patient_id=patient_id if isinstance(patient_id, str) else "",
                        now=now or datetime.now(timezone.utc))
 
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()     # (type, id): what ref_of's "Type/id" says, without building it
+    lists = {"Observation": data.observations, "Condition": data.conditions, "Procedure": data.procedures,
+             "MedicationRequest": data.medication_requests}
     for key in sorted(prefetch):  # sorted: the same request always gives the same order
         resources = resources_of(prefetch[key])
         for res in resources:
-            ref = ref_of(res)
-            if ref is not None:
-                if ref in seen:
+            rtype, rid = res["resourceType"], res.get("id")
+            if isinstance(rid, str) and rid:
+                if (rtype, rid) in seen:
                     continue
-                seen.add(ref)
-            _file(data, res, ref)
+                seen.add((rtype, rid))
+            else:
+                rid = None
+            filed = lists.get(rtype)
+            if filed is not None:
+                filed.append(res)
+            elif rtype == "Medication" and rid is not None:
+                data.medications[f"Medication/{rid}"] = res
+            elif rtype == "Patient" and data.patient is None:
+                data.patient = res
         # the entries again, for their fullUrl; a Bundle's resources are all in ``resources`` (resources_of), so a
         # Bundle without a Medication (most) has nothing for it
         if not _bundle_like(prefetch[key]) or any(res["resourceType"] == "Medication" for res in resources):
@@ -163,22 +173,6 @@ def gather(request: Any, now: datetime | None = None) -> PatientData:
     data.selections = tuple(s for s in array(context.get("selections")) if isinstance(s, str))
     data.missing = tuple(k for k in getattr(request, "missing", ()) or () if isinstance(k, str))
     return data
-
-
-def _file(data: PatientData, res: dict, ref: str | None) -> None:
-    rtype = res["resourceType"]
-    if rtype == "Observation":
-        data.observations.append(res)
-    elif rtype == "Condition":
-        data.conditions.append(res)
-    elif rtype == "Procedure":
-        data.procedures.append(res)
-    elif rtype == "MedicationRequest":
-        data.medication_requests.append(res)
-    elif rtype == "Medication" and ref:
-        data.medications[ref] = res
-    elif rtype == "Patient" and data.patient is None:
-        data.patient = res
 
 
 def missing_labels(missing: Iterable[str]) -> list[str]:
