@@ -290,6 +290,8 @@ class CDSHooks:
 
     @staticmethod
     def _log_call(response: Response) -> Response:
+        if not access_log.isEnabledFor(logging.INFO):   # nobody reads it: no line to build
+            return response
         call = g._get_current_object()  # once, not through the proxy for each of its fields
         started = call.get("cds_started")
         line = {
