@@ -5,8 +5,9 @@
                --rules----> Finding (fhir_pain.rules)
                --output---> cds_hooks Card (fhir_pain.cards) | DetectedIssue (fhir_pain.poller)
 
-Everything here is small, immutable where possible, and JSON-serialisable through ``to_dict``. No Flask, no HTTP,
-no fhir.resources. Field vocabularies follow ``docs/architecture.md`` ("Fixed contracts").
+Everything here is small, read-only (frozen where that is cheap; the facts built for every medication and result
+of every call by convention, see MedicationUse) and JSON-serialisable through ``to_dict``. No Flask, no HTTP, no
+fhir.resources. Field vocabularies follow ``docs/architecture.md`` ("Fixed contracts").
 """
 from __future__ import annotations
 
