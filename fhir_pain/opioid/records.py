@@ -54,11 +54,12 @@ def _index() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]], tupl
             tuple(w for _, words in own for w in words))
 
 
-def _lists_of(codeable: object, words: tuple[str, ...]) -> set[str]:
-    """The lists a CodeableConcept belongs to ("text" for a match on ``words`` or a list's own words only)."""
+def _lists_of(codeable: object, index: tuple, found: re.Pattern, words: re.Pattern) -> set[str]:
+    """The lists a CodeableConcept belongs to ("text" for a match on ``words`` or a list's own words only).
+    ``index``: _index(); ``found``: any word at all (the caller's and the lists' own); ``words``: the caller's."""
     if not isinstance(codeable, dict):
         return set()
-    by_snomed, by_icd, own, own_words = _index()
+    by_snomed, by_icd, own, _ = index
     out: set[str] = set()
     texts = [codeable.get("text")]
     for c in as_list(codeable.get("coding")):
@@ -74,9 +75,9 @@ def _lists_of(codeable: object, words: tuple[str, ...]) -> set[str]:
                 out |= by_icd.get(k[:i], frozenset())
     text = " ".join(t.lower() for t in texts if isinstance(t, str))
     # one search tells whether any word at all is in the text (most problem-list entries have none)
-    if text and _any_of(words + own_words).search(text):
+    if text and found.search(text):
         out |= {name for name, listed in own if _any_of(listed).search(text)}
-        if _any_of(words).search(text):
+        if words.search(text):
             out.add("text")
     return out
 
@@ -95,6 +96,8 @@ def matching_conditions(conditions: list[dict], words: tuple[str, ...] = ()) -> 
     """list name -> the current Conditions in it (one pass over the problem list); "text" holds those whose words
     match ``words``."""
     out: dict[str, list[dict]] = {}
+    index = _index()   # the patterns once per call, not once per Condition
+    found, mine = _any_of(words + index[3]), _any_of(words)
     for c in conditions or ():
         if not isinstance(c, dict) or c.get("resourceType", "Condition") != "Condition":
             continue
@@ -102,7 +105,7 @@ def matching_conditions(conditions: list[dict], words: tuple[str, ...] = ()) -> 
             continue
         if not _ABATEMENT.isdisjoint(c) and any(c.get(k) not in (None, False) for k in ABATEMENT):
             continue
-        for name in _lists_of(c.get("code"), words):
+        for name in _lists_of(c.get("code"), index, found, mine):
             out.setdefault(name, []).append(c)
     return out
 

@@ -180,19 +180,6 @@ def _codes_of(codeable: object) -> set[str]:
     return out
 
 
-def _has_code(codeable: object, codes: set[str] | frozenset[str], bare: frozenset[str]) -> bool:
-    """``codes & _codes_of(codeable)`` without building the set: latest() asks it of every Observation. ``bare``:
-    the codes without their systems, so that the other Observations' codings cost one set look-up each."""
-    codings = codeable.get("coding") if isinstance(codeable, dict) else None
-    if isinstance(codings, list):
-        for coding in codings:
-            code = coding.get("code") if isinstance(coding, dict) else None
-            if isinstance(code, str) and (code := code.strip()) in bare \
-                    and f"{norm_system(coding.get('system'))}|{code}" in codes:
-                return True
-    return False
-
-
 def latest(observations, codes: set[str] | frozenset[str], now: datetime, lookback_days: int) -> Reading | None:
     """The most recent dated Observation with one of ``codes`` ("system|code") within the look-back (not after
     now + 1 day: a value dated in the future is an error). Undated ones never stand for now."""
@@ -200,9 +187,18 @@ def latest(observations, codes: set[str] | frozenset[str], now: datetime, lookba
     since, horizon = now - timedelta(days=lookback_days), now + timedelta(days=1)
     bare = frozenset(c.partition("|")[2] for c in codes)   # knowledge systems hold no "|"
     for o in observations or ():
-        if not isinstance(o, dict):
+        # the code first, in line (no call per Observation): most Observations are of other codes, and each of their
+        # codings costs one look-up in ``bare``
+        codeable = o.get("code") if isinstance(o, dict) else None
+        codings = codeable.get("coding") if isinstance(codeable, dict) else None
+        if not isinstance(codings, list):
             continue
-        if not _has_code(o.get("code"), codes, bare):   # first: most Observations are of other codes
+        for coding in codings:
+            code = coding.get("code") if isinstance(coding, dict) else None
+            if isinstance(code, str) and (code := code.strip()) in bare \
+                    and f"{norm_system(coding.get('system'))}|{code}" in codes:
+                break
+        else:
             continue
         status = o.get("status")
         if isinstance(status, str) and status in OBSERVATION_VOID:
