@@ -61,19 +61,25 @@ def _lists_of(codeable: object, index: tuple, found: re.Pattern, words: re.Patte
         return set()
     by_snomed, by_icd, own, _ = index
     out: set[str] = set()
-    texts = [codeable.get("text")]
-    for c in as_list(codeable.get("coding")):
-        if not isinstance(c, dict) or not isinstance(c.get("code"), str):
+    text = codeable.get("text")
+    texts = [text.lower()] if isinstance(text, str) else []
+    codings = codeable.get("coding")
+    for c in codings if isinstance(codings, list) else ():
+        code = c.get("code") if isinstance(c, dict) else None
+        if not isinstance(code, str):
             continue
-        texts.append(c.get("display"))
-        code, system = c["code"].strip(), c.get("system")
+        display, system = c.get("display"), c.get("system")
+        if isinstance(display, str):
+            texts.append(display.lower())
         if system == SNOMED:
-            out |= by_snomed.get(code, frozenset())
+            hit = by_snomed.get(code.strip())
+            if hit:
+                out |= hit
         elif system in ICD10:
             k = _icd(code)
             for i in range(3, len(k) + 1):     # a listed code or any listed parent
                 out |= by_icd.get(k[:i], frozenset())
-    text = " ".join(t.lower() for t in texts if isinstance(t, str))
+    text = " ".join(texts)
     # one search tells whether any word at all is in the text (most problem-list entries have none)
     if text and found.search(text):
         out |= {name for name, listed in own if _any_of(listed).search(text)}
@@ -101,11 +107,14 @@ def matching_conditions(conditions: list[dict], words: tuple[str, ...] = ()) -> 
     for c in conditions or ():
         if not isinstance(c, dict) or c.get("resourceType", "Condition") != "Condition":
             continue
+        names = _lists_of(c.get("code"), index, found, mine)   # first: most Conditions are in no list
+        if not names:
+            continue
         if _status(c.get("verificationStatus")) in IGNORED_VERIFICATION or _status(c.get("clinicalStatus")) in INACTIVE:
             continue
         if not _ABATEMENT.isdisjoint(c) and any(c.get(k) not in (None, False) for k in ABATEMENT):
             continue
-        for name in _lists_of(c.get("code"), index, found, mine):
+        for name in names:
             out.setdefault(name, []).append(c)
     return out
 

@@ -23,6 +23,7 @@ from fhir_pain.rules.knowledge import age_limits
 _EXACT = {"snomed": (SNOMED,), "cpt": (CPT, "urn:oid:2.16.840.1.113883.6.12"),
           "icd10pcs": (ICD10PCS, "http://www.icd10data.com/icd10pcs", "urn:oid:2.16.840.1.113883.6.4")}
 PROCEDURE_NOT_DONE = frozenset({"not-done", "entered-in-error"})
+_ABATEMENT = frozenset(ABATEMENT)   # most Conditions have none of these keys: one C-level check
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +66,11 @@ def _compiled(list_name: str, resource: str) -> tuple[dict[str, frozenset[str]],
             tuple(_icd(c) for c in codes.get("exclude", ())), tuple(entry.get("text", ())))
 
 
-def _matches(codeable: object, list_name: str, resource: str) -> tuple[bool, bool]:
-    """(matched, by text) for a CodeableConcept."""
+def _matches(codeable: object, compiled: tuple) -> tuple[bool, bool]:
+    """(matched, by text) for a CodeableConcept; ``compiled``: _compiled() of the list (looked up once per pass)."""
     if not isinstance(codeable, dict):
         return False, False
-    exact, prefixes, excluded, words = _compiled(list_name, resource)
+    exact, prefixes, excluded, words = compiled
     displays = [codeable.get("text")]
     for coding in as_list(codeable.get("coding")):
         if not isinstance(coding, dict):
@@ -119,7 +120,7 @@ def performed(procedure: dict) -> FhirTime | None:
 
 
 def procedures_in(procedures, list_name: str) -> list[Record]:
-    out = []
+    out, compiled = [], _compiled(list_name, "procedure")
     for p in procedures or ():
         if not isinstance(p, dict) or p.get("resourceType", "Procedure") != "Procedure":
             continue
@@ -128,7 +129,7 @@ def procedures_in(procedures, list_name: str) -> list[Record]:
             status = None
         if status in PROCEDURE_NOT_DONE:
             continue
-        hit, by_text = _matches(p.get("code"), list_name, "procedure")
+        hit, by_text = _matches(p.get("code"), compiled)
         if hit:
             out.append(Record(_ref(p, "Procedure"), "Procedure", _label(p["code"]), by_text,
                               performed(p), confirmed=status != "unknown"))
@@ -136,19 +137,20 @@ def procedures_in(procedures, list_name: str) -> list[Record]:
 
 
 def conditions_in(conditions, list_name: str) -> list[Record]:
-    out = []
+    out, compiled = [], _compiled(list_name, "condition")
     for c in conditions or ():
         if not isinstance(c, dict) or c.get("resourceType", "Condition") != "Condition":
+            continue
+        hit, by_text = _matches(c.get("code"), compiled)   # first: most Conditions are in no list
+        if not hit:
             continue
         verification, clinical = status_code(c.get("verificationStatus")), status_code(c.get("clinicalStatus"))
         if verification in IGNORED_VERIFICATION or clinical in INACTIVE:
             continue
-        if any(c.get(k) not in (None, False) for k in ABATEMENT):
+        if not _ABATEMENT.isdisjoint(c) and any(c.get(k) not in (None, False) for k in ABATEMENT):
             continue
-        hit, by_text = _matches(c.get("code"), list_name, "condition")
-        if hit:
-            out.append(Record(_ref(c, "Condition"), "Condition", _label(c["code"]), by_text,
-                              fhirdates.onset(c), confirmed=verification not in UNCONFIRMED))
+        out.append(Record(_ref(c, "Condition"), "Condition", _label(c["code"]), by_text,
+                          fhirdates.onset(c), confirmed=verification not in UNCONFIRMED))
     return out
 
 
