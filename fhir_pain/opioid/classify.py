@@ -71,7 +71,8 @@ def _codes_and_texts(med: MedicationUse) -> tuple[tuple[str, ...], tuple[str, ..
                 codes.append(code.strip())
             if isinstance(display, str):
                 texts.append(display)
-    return tuple(codes), tuple([t.lower() for t in dict.fromkeys(texts) if t and isinstance(t, str)])
+    # as sent: _classes lower-cases them (on a miss only)
+    return tuple(codes), tuple([t for t in dict.fromkeys(texts) if t and isinstance(t, str)])
 
 
 def _text_strengths(texts: list[str], opioids: tuple[str, ...]) -> tuple[Strength, ...]:
@@ -114,6 +115,7 @@ def _classes(codes: tuple[str, ...], texts: tuple[str, ...], ingredients: frozen
     active medication is classified on each call, and the same products recur (bounded: keys come from requests)."""
     r = rules()
     names = set(ingredients)
+    texts = tuple([t.lower() for t in texts])
     joined = " ".join(texts)
     products = vocabulary()["products"]
     product = next((products[c] for c in codes if c in products), None)
