@@ -89,12 +89,14 @@ class RuleContext:
         """The recommendation once per drug, profile, population and guideline mode in this evaluation: the drug's
         own rule, the alternatives of another card, the first-line options of the pain rules ask about the same
         drugs. ``mode`` is the site's GUIDELINES for the drug-gene cards; CPIC alone elsewhere."""
-        key = ("recommend", drug, id(profile), population, mode)
-        if key not in self._profiles:
+        # the drug by its fields: a tuple of strings hashes in C, a dataclass through Python (and once, not twice)
+        key = ("recommend", drug.rxnorm, drug.name, id(profile), population, mode)
+        got = self._profiles.get(key)
+        if got is None:
             rec = pgx.recommend(drug, profile, population) if mode == "cpic" else \
                 guidance.recommend(drug, profile, population, mode)
-            self._profiles[key] = (rec, profile)   # profile kept: its id stays its own
-        return self._profiles[key][0]
+            got = self._profiles[key] = (rec, profile)   # profile kept: its id stays its own
+        return got[0]
 
     def on_drug(self, drug: Drug, *, exclude: MedicationUse | None = None) -> MedicationUse | None:
         """The active or draft medication that already contains ``drug`` (to avoid suggesting duplicates)."""

@@ -61,7 +61,9 @@ def first_line_options(ctx: RuleContext, med: MedicationUse | None, exclude_clas
 def _not_offered(ctx: RuleContext, r: dict, drug: Drug, profile) -> tuple[str, dict] | None:
     """(why, the genes that say so) when ``drug`` may not be a first-line option with ``profile``, None when it
     may: once per drug and profile in this evaluation (both pain rules of an order ask about the same drugs)."""
-    key = ("first-line", drug, id(profile))    # the profile is kept in ctx._profiles: its id stays its own
+    # the drug by its fields (a tuple of strings hashes in C, a dataclass through Python); the profile is kept in
+    # ctx._profiles: its id stays its own
+    key = ("first-line", drug.rxnorm, drug.name, id(profile))
     if key in ctx._profiles:
         return ctx._profiles[key]
     no = None

@@ -72,8 +72,13 @@ def instrument_label(key: str | None) -> str:
 
 def sources_md(sources: list[dict]) -> str:
     """'**Sources:** [NICE NG193](url); ...' from a rule's sources (each label's short name, before ':' or ' (')."""
-    return "**Sources:** " + "; ".join(f"[{md(s['label'].split(':')[0].split(' (')[0])}]({s['url']})"
-                                       for s in sources)
+    return "**Sources:** " + "; ".join([f"[{md(s['label'].split(':')[0].split(' (')[0])}]({s['url']})"
+                                        for s in sources])
+
+
+def evidence_md(refs: Iterable[str]) -> str:
+    """'**Evidence:** Observation/1, MedicationRequest/2' (each reference escaped)."""
+    return "**Evidence:** " + ", ".join([md(e) for e in refs])
 
 
 def join_and(items: Iterable[str], conj: str = "and") -> str:
