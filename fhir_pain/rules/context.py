@@ -60,10 +60,16 @@ class RuleContext:
         paroxetine, ordered or renewed, is looked up with the patient's genetic CYP2D6 phenotype."""
         names = frozenset({d.name for d in (med.ingredients if med is not None else ())}
                           | ({drug.name} if drug is not None else set()))
-        everyone = self._profile_without(frozenset())
-        if not names or not any(n in gp.phenoconverted_by for gp in everyone.genes.values() for n in names):
-            return everyone    # the judged drug inhibits nothing here: leaving it out would change nothing
-        return self._profile_without(names)
+        key = ("profile-for", names)    # every rule asks for each draft's profile: the choice below once per names
+        got = self._profiles.get(key)
+        if got is None:
+            everyone = self._profile_without(frozenset())
+            if not names or not any(n in gp.phenoconverted_by for gp in everyone.genes.values() for n in names):
+                got = everyone    # the judged drug inhibits nothing here: leaving it out would change nothing
+            else:
+                got = self._profile_without(names)
+            self._profiles[key] = got
+        return got
 
     def genetic_profile(self):
         """The profile with no phenoconversion at all: what applies once every inhibitor is stopped."""
