@@ -46,8 +46,17 @@ class OpioidState:
     def history(self) -> list[OrderClasses]:
         return [classify(m) for m in self.history_meds]
 
+    @cached_property
+    def _by_class(self) -> dict[str, list[OrderClasses]]:
+        """class -> the orders in it, in list order: the rules ask with_class some ten times per opioid draft."""
+        out: dict[str, list[OrderClasses]] = {}
+        for o in self.orders:
+            for cls in o.classes:
+                out.setdefault(cls, []).append(o)
+        return out
+
     def with_class(self, cls: str, *, but: MedicationUse | None = None) -> list[OrderClasses]:
-        return [o for o in self.orders if cls in o.classes and o.med is not but]
+        return [o for o in self._by_class.get(cls, ()) if o.med is not but]
 
 
 def _classified(ctx: RuleContext, med: MedicationUse) -> OrderClasses:
