@@ -47,9 +47,11 @@ _CODE_SYSTEMS = RXNORM_SYSTEMS | {None}   # a coding without a system may carry 
 
 def _codes_and_texts(med: MedicationUse) -> tuple[tuple[str, ...], tuple[str, ...]]:
     res = med.resource or {}
+    contained = res.get("contained")
     concepts = [res.get("medicationCodeableConcept")]
-    concepts += [c.get("code") for c in as_list(res.get("contained"))
-                 if isinstance(c, dict) and c.get("resourceType") == "Medication"]
+    if contained is not None:     # most orders contain nothing: no pass to make
+        concepts += [c.get("code") for c in as_list(contained)
+                     if isinstance(c, dict) and c.get("resourceType") == "Medication"]
     codes, texts = [], [med.text]
     for concept in concepts:
         if not isinstance(concept, dict):
@@ -57,17 +59,20 @@ def _codes_and_texts(med: MedicationUse) -> tuple[tuple[str, ...], tuple[str, ..
         text = concept.get("text")
         if isinstance(text, str):
             texts.append(text)
-        for coding in as_list(concept.get("coding")):
+        codings = concept.get("coding")
+        if not isinstance(codings, list):
+            continue
+        for coding in codings:
             if not isinstance(coding, dict):
                 continue
-            code, display = coding.get("code"), coding.get("display")
-            system = coding.get("system")
+            code, display, system = coding.get("code"), coding.get("display"), coding.get("system")
             # a system that is not a string (a list, an object) is no RxNorm system, and is unhashable
-            if isinstance(code, str) and (system is None or isinstance(system, str)) and system in _CODE_SYSTEMS:
+            if isinstance(code, str) and (system is None or isinstance(system, str) and system in _CODE_SYSTEMS):
                 codes.append(code.strip())
             if isinstance(display, str):
                 texts.append(display)
-    return tuple(codes), tuple([t.lower() for t in dict.fromkeys(texts) if isinstance(t, str) and t])
+    # as sent: _classes lower-cases them (on a miss only)
+    return tuple(codes), tuple([t for t in dict.fromkeys(texts) if t and isinstance(t, str)])
 
 
 def _text_strengths(texts: list[str], opioids: tuple[str, ...]) -> tuple[Strength, ...]:
@@ -110,6 +115,7 @@ def _classes(codes: tuple[str, ...], texts: tuple[str, ...], ingredients: frozen
     active medication is classified on each call, and the same products recur (bounded: keys come from requests)."""
     r = rules()
     names = set(ingredients)
+    texts = tuple([t.lower() for t in texts])
     joined = " ".join(texts)
     products = vocabulary()["products"]
     product = next((products[c] for c in codes if c in products), None)

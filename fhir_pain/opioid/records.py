@@ -54,29 +54,36 @@ def _index() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]], tupl
             tuple(w for _, words in own for w in words))
 
 
-def _lists_of(codeable: object, words: tuple[str, ...]) -> set[str]:
-    """The lists a CodeableConcept belongs to ("text" for a match on ``words`` or a list's own words only)."""
+def _lists_of(codeable: object, index: tuple, found: re.Pattern, words: re.Pattern) -> set[str]:
+    """The lists a CodeableConcept belongs to ("text" for a match on ``words`` or a list's own words only).
+    ``index``: _index(); ``found``: any word at all (the caller's and the lists' own); ``words``: the caller's."""
     if not isinstance(codeable, dict):
         return set()
-    by_snomed, by_icd, own, own_words = _index()
+    by_snomed, by_icd, own, _ = index
     out: set[str] = set()
-    texts = [codeable.get("text")]
-    for c in as_list(codeable.get("coding")):
-        if not isinstance(c, dict) or not isinstance(c.get("code"), str):
+    text = codeable.get("text")
+    texts = [text.lower()] if isinstance(text, str) else []
+    codings = codeable.get("coding")
+    for c in codings if isinstance(codings, list) else ():
+        code = c.get("code") if isinstance(c, dict) else None
+        if not isinstance(code, str):
             continue
-        texts.append(c.get("display"))
-        code, system = c["code"].strip(), c.get("system")
+        display, system = c.get("display"), c.get("system")
+        if isinstance(display, str):
+            texts.append(display.lower())
         if system == SNOMED:
-            out |= by_snomed.get(code, frozenset())
+            hit = by_snomed.get(code.strip())
+            if hit:
+                out |= hit
         elif system in ICD10:
             k = _icd(code)
             for i in range(3, len(k) + 1):     # a listed code or any listed parent
                 out |= by_icd.get(k[:i], frozenset())
-    text = " ".join(t.lower() for t in texts if isinstance(t, str))
+    text = " ".join(texts)
     # one search tells whether any word at all is in the text (most problem-list entries have none)
-    if text and _any_of(words + own_words).search(text):
+    if text and found.search(text):
         out |= {name for name, listed in own if _any_of(listed).search(text)}
-        if _any_of(words).search(text):
+        if words.search(text):
             out.add("text")
     return out
 
@@ -95,14 +102,19 @@ def matching_conditions(conditions: list[dict], words: tuple[str, ...] = ()) -> 
     """list name -> the current Conditions in it (one pass over the problem list); "text" holds those whose words
     match ``words``."""
     out: dict[str, list[dict]] = {}
+    index = _index()   # the patterns once per call, not once per Condition
+    found, mine = _any_of(words + index[3]), _any_of(words)
     for c in conditions or ():
         if not isinstance(c, dict) or c.get("resourceType", "Condition") != "Condition":
+            continue
+        names = _lists_of(c.get("code"), index, found, mine)   # first: most Conditions are in no list
+        if not names:
             continue
         if _status(c.get("verificationStatus")) in IGNORED_VERIFICATION or _status(c.get("clinicalStatus")) in INACTIVE:
             continue
         if not _ABATEMENT.isdisjoint(c) and any(c.get(k) not in (None, False) for k in ABATEMENT):
             continue
-        for name in _lists_of(c.get("code"), words):
+        for name in names:
             out.setdefault(name, []).append(c)
     return out
 

@@ -17,7 +17,7 @@ from fhir_pain.facts import Drug, Finding, MedicationUse
 from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.drug_gene import handling
 from fhir_pain.rules.knowledge import age_limits
-from fhir_pain.rules.text import fit, md, sources_md
+from fhir_pain.rules.text import evidence_md, fit, md, sources_md
 
 
 def age_in_years(born: date, on: date) -> int:
@@ -76,7 +76,7 @@ def age_limit_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Findi
              "tramadol carry the same limit). " + handling(med)).rstrip()]
     evidence = tuple(dict.fromkeys(ref for ref in (_patient_ref(ctx), med.ref) if ref and not ref.startswith("urn:")))
     if evidence:
-        lines.append("**Evidence:** " + ", ".join(md(e) for e in evidence))
+        lines.append(evidence_md(evidence))
     lines.append(sources_md(r["sources"]))
     return Finding(
         rule=f"{r['id']}/{drug.name}", kind=r["kind"], indicator=r["indicator"] if certain else r["uncertainIndicator"],

@@ -60,10 +60,16 @@ class RuleContext:
         paroxetine, ordered or renewed, is looked up with the patient's genetic CYP2D6 phenotype."""
         names = frozenset({d.name for d in (med.ingredients if med is not None else ())}
                           | ({drug.name} if drug is not None else set()))
-        everyone = self._profile_without(frozenset())
-        if not names or not any(n in gp.phenoconverted_by for gp in everyone.genes.values() for n in names):
-            return everyone    # the judged drug inhibits nothing here: leaving it out would change nothing
-        return self._profile_without(names)
+        key = ("profile-for", names)    # every rule asks for each draft's profile: the choice below once per names
+        got = self._profiles.get(key)
+        if got is None:
+            everyone = self._profile_without(frozenset())
+            if not names or not any(n in gp.phenoconverted_by for gp in everyone.genes.values() for n in names):
+                got = everyone    # the judged drug inhibits nothing here: leaving it out would change nothing
+            else:
+                got = self._profile_without(names)
+            self._profiles[key] = got
+        return got
 
     def genetic_profile(self):
         """The profile with no phenoconversion at all: what applies once every inhibitor is stopped."""
@@ -89,12 +95,14 @@ class RuleContext:
         """The recommendation once per drug, profile, population and guideline mode in this evaluation: the drug's
         own rule, the alternatives of another card, the first-line options of the pain rules ask about the same
         drugs. ``mode`` is the site's GUIDELINES for the drug-gene cards; CPIC alone elsewhere."""
-        key = ("recommend", drug, id(profile), population, mode)
-        if key not in self._profiles:
+        # the drug by its fields: a tuple of strings hashes in C, a dataclass through Python (and once, not twice)
+        key = ("recommend", drug.rxnorm, drug.name, id(profile), population, mode)
+        got = self._profiles.get(key)
+        if got is None:
             rec = pgx.recommend(drug, profile, population) if mode == "cpic" else \
                 guidance.recommend(drug, profile, population, mode)
-            self._profiles[key] = (rec, profile)   # profile kept: its id stays its own
-        return self._profiles[key][0]
+            got = self._profiles[key] = (rec, profile)   # profile kept: its id stays its own
+        return got[0]
 
     def on_drug(self, drug: Drug, *, exclude: MedicationUse | None = None) -> MedicationUse | None:
         """The active or draft medication that already contains ``drug`` (to avoid suggesting duplicates)."""

@@ -14,7 +14,7 @@ from fhir_pain.pgx.knowledge import HLA_ALLELES
 from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.population import LONG_TERM, population
 from fhir_pain.rules.safety import blocked_replacement
-from fhir_pain.rules.text import code, fit, gene_line, gene_phrase, join_and, md
+from fhir_pain.rules.text import code, evidence_md, fit, gene_line, gene_phrase, join_and, md
 
 ACTIONABLE = frozenset({"avoid", "use-alternative", "reduce-dose", "increase-dose", "monitor"})
 # CPIC advice that asks nothing of the prescriber: silent on orders, not in the summary's "check" list.
@@ -389,17 +389,17 @@ def _detail(ctx: RuleContext, f: Finding, rec: Recommendation, unsure: dict[str,
     if dropped:
         lines.append("**Not suggested:** " + md("; ".join(dropped)) + ".")
     lines.extend(_if_inhibitor_stopped(ctx, f, rec))
-    lines.append("**Genotype:**\n" + "\n".join(f"- {gene_line(g, gp)}" for g, gp in rec.genes.items()))
+    lines.append("**Genotype:**\n" + "\n".join([f"- {gene_line(g, gp)}" for g, gp in rec.genes.items()]))
     notes = [n for gp in rec.genes.values() for n in gp.notes]
     if notes:
-        lines.append("**Notes on the results:**\n" + "\n".join(f"- {md(n)}" for n in dict.fromkeys(notes)))
+        lines.append("**Notes on the results:**\n" + "\n".join([f"- {md(n)}" for n in dict.fromkeys(notes)]))
     if not ctx.meds_complete and any(g == "CYP2D6" for g in rec.genes):
         lines.append("**Caution:** the active medication list could not be read, so CYP2D6 inhibitors "
                      "(phenoconversion) could not be checked.")
     if not ctx.pgx_complete:
         lines.append("**Caution:** not all pharmacogenomic results could be read; a newer result may exist.")
     if f.evidence:
-        lines.append("**Evidence:** " + ", ".join(md(e) for e in f.evidence))
+        lines.append(evidence_md(f.evidence))
     k = rec.knowledge or {}
     if k:
         lines.append(f"**Guideline:** {md(k.get('source', 'CPIC'))} {md(k.get('version', ''))}".rstrip())

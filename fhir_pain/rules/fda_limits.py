@@ -25,7 +25,7 @@ from fhir_pain.rules.drug_gene import handling
 from fhir_pain.rules.knowledge import age_limits
 from fhir_pain.codesystems import LOINC_SYSTEM
 from fhir_pain.rules.records import Reading, Record, conditions_in, latest, procedures_in, within
-from fhir_pain.rules.text import fit, join_and, md, sources_md
+from fhir_pain.rules.text import evidence_md, fit, join_and, md, sources_md
 
 
 def observation_codes() -> tuple[str, ...]:
@@ -266,7 +266,7 @@ def _finding(ctx: RuleContext, r: dict, med: MedicationUse, drug: Drug, summary:
              evidence: tuple[str, ...], certain: bool) -> Finding:
     refs = tuple(dict.fromkeys((*evidence, *([med.ref] if med.ref and not med.ref.startswith("urn:") else []))))
     if evidence:
-        lines.append("**Evidence:** " + ", ".join(md(e) for e in refs))
+        lines.append(evidence_md(refs))
     lines.append(sources_md(r["sources"]))
     indicator = r["indicator"] if certain else r.get("uncertainIndicator", r["indicator"])
     return Finding(

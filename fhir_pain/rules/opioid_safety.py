@@ -22,7 +22,7 @@ from fhir_pain.opioid.knowledge import rules
 from fhir_pain.opioid.records import latest_drug_test, matching_conditions, ref
 from fhir_pain.pgx.drugs import drug_by_name
 from fhir_pain.rules.context import RuleContext
-from fhir_pain.rules.text import fit, join_and, md
+from fhir_pain.rules.text import evidence_md, fit, join_and, md
 
 KIND = "opioid-safety"
 CO_CLASSES = ("benzodiazepine", "cnsDepressant", "gabapentinoid")
@@ -46,8 +46,17 @@ class OpioidState:
     def history(self) -> list[OrderClasses]:
         return [classify(m) for m in self.history_meds]
 
+    @cached_property
+    def _by_class(self) -> dict[str, list[OrderClasses]]:
+        """class -> the orders in it, in list order: the rules ask with_class some ten times per opioid draft."""
+        out: dict[str, list[OrderClasses]] = {}
+        for o in self.orders:
+            for cls in o.classes:
+                out.setdefault(cls, []).append(o)
+        return out
+
     def with_class(self, cls: str, *, but: MedicationUse | None = None) -> list[OrderClasses]:
-        return [o for o in self.orders if cls in o.classes and o.med is not but]
+        return [o for o in self._by_class.get(cls, ()) if o.med is not but]
 
 
 def _classified(ctx: RuleContext, med: MedicationUse) -> OrderClasses:
@@ -389,7 +398,7 @@ def _finding(ctx, r: dict, order: OrderClasses | None, drug: Drug | None, summar
     evidence = [e for e in dict.fromkeys([*(refs or ()), *([order.med.ref] if order else [])])
                 if e and not e.startswith("urn:")]
     if evidence:
-        lines.append("**Evidence:** " + ", ".join(md(e) for e in evidence))
+        lines.append(evidence_md(evidence))
     rec = r.get("recommendation")
     k = r.get("knowledge") or rules()["knowledge"]
     lines.append(f"**Source:** [{md(k['source'])}" + (f" recommendation {rec}" if rec else "") + f"]({k['url']})")

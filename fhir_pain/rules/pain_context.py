@@ -45,23 +45,38 @@ def first_line_options(ctx: RuleContext, med: MedicationUse | None, exclude_clas
             if current is not None:
                 taking.append(drug.name)
                 continue
-            blocked = blocked_replacement(ctx, drug)
-            if blocked:
-                dropped.append(blocked)
+            no = _not_offered(ctx, r, drug, profile)
+            if no is not None:
+                dropped.append(no[0])
+                out["genes"].update(no[1])
                 continue
-            if pgx.guideline_for(drug) is not None:
-                rec = ctx.recommend(drug, profile)
-                if rec is not None and (rec.action in r["excludeCandidateWhenActions"] or uncertainty(rec.genes, rec)):
-                    why = " + ".join(gene_phrase(g, gp) for g, gp in rec.genes.items())
-                    dropped.append(f"{drug.name} ({why}: CPIC {rec.action})")
-                    out["genes"].update(rec.genes)
-                    continue
             kept.append(drug)
         out["classes"].append({"class": fl["class"], "label": fl["label"], "kept": kept, "dropped": dropped,
                                "taking": taking})
         if kept and len(out["replacements"]) < r["maxSuggestions"] and not taking:
             out["replacements"].append(kept[0])
     return out
+
+
+def _not_offered(ctx: RuleContext, r: dict, drug: Drug, profile) -> tuple[str, dict] | None:
+    """(why, the genes that say so) when ``drug`` may not be a first-line option with ``profile``, None when it
+    may: once per drug and profile in this evaluation (both pain rules of an order ask about the same drugs)."""
+    # the drug by its fields (a tuple of strings hashes in C, a dataclass through Python); the profile is kept in
+    # ctx._profiles: its id stays its own
+    key = ("first-line", drug.rxnorm, drug.name, id(profile))
+    if key in ctx._profiles:
+        return ctx._profiles[key]
+    no = None
+    blocked = blocked_replacement(ctx, drug)
+    if blocked:
+        no = (blocked, {})
+    elif pgx.guideline_for(drug) is not None:
+        rec = ctx.recommend(drug, profile)
+        if rec is not None and (rec.action in r["excludeCandidateWhenActions"] or uncertainty(rec.genes, rec)):
+            why = " + ".join(gene_phrase(g, gp) for g, gp in rec.genes.items())
+            no = (f"{drug.name} ({why}: CPIC {rec.action})", rec.genes)
+    ctx._profiles[key] = no
+    return no
 
 
 def _options_md(options: dict) -> str:

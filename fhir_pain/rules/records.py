@@ -23,6 +23,7 @@ from fhir_pain.rules.knowledge import age_limits
 _EXACT = {"snomed": (SNOMED,), "cpt": (CPT, "urn:oid:2.16.840.1.113883.6.12"),
           "icd10pcs": (ICD10PCS, "http://www.icd10data.com/icd10pcs", "urn:oid:2.16.840.1.113883.6.4")}
 PROCEDURE_NOT_DONE = frozenset({"not-done", "entered-in-error"})
+_ABATEMENT = frozenset(ABATEMENT)   # most Conditions have none of these keys: one C-level check
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +66,11 @@ def _compiled(list_name: str, resource: str) -> tuple[dict[str, frozenset[str]],
             tuple(_icd(c) for c in codes.get("exclude", ())), tuple(entry.get("text", ())))
 
 
-def _matches(codeable: object, list_name: str, resource: str) -> tuple[bool, bool]:
-    """(matched, by text) for a CodeableConcept."""
+def _matches(codeable: object, compiled: tuple) -> tuple[bool, bool]:
+    """(matched, by text) for a CodeableConcept; ``compiled``: _compiled() of the list (looked up once per pass)."""
     if not isinstance(codeable, dict):
         return False, False
-    exact, prefixes, excluded, words = _compiled(list_name, resource)
+    exact, prefixes, excluded, words = compiled
     displays = [codeable.get("text")]
     for coding in as_list(codeable.get("coding")):
         if not isinstance(coding, dict):
@@ -119,7 +120,7 @@ def performed(procedure: dict) -> FhirTime | None:
 
 
 def procedures_in(procedures, list_name: str) -> list[Record]:
-    out = []
+    out, compiled = [], _compiled(list_name, "procedure")
     for p in procedures or ():
         if not isinstance(p, dict) or p.get("resourceType", "Procedure") != "Procedure":
             continue
@@ -128,7 +129,7 @@ def procedures_in(procedures, list_name: str) -> list[Record]:
             status = None
         if status in PROCEDURE_NOT_DONE:
             continue
-        hit, by_text = _matches(p.get("code"), list_name, "procedure")
+        hit, by_text = _matches(p.get("code"), compiled)
         if hit:
             out.append(Record(_ref(p, "Procedure"), "Procedure", _label(p["code"]), by_text,
                               performed(p), confirmed=status != "unknown"))
@@ -136,19 +137,20 @@ def procedures_in(procedures, list_name: str) -> list[Record]:
 
 
 def conditions_in(conditions, list_name: str) -> list[Record]:
-    out = []
+    out, compiled = [], _compiled(list_name, "condition")
     for c in conditions or ():
         if not isinstance(c, dict) or c.get("resourceType", "Condition") != "Condition":
+            continue
+        hit, by_text = _matches(c.get("code"), compiled)   # first: most Conditions are in no list
+        if not hit:
             continue
         verification, clinical = status_code(c.get("verificationStatus")), status_code(c.get("clinicalStatus"))
         if verification in IGNORED_VERIFICATION or clinical in INACTIVE:
             continue
-        if any(c.get(k) not in (None, False) for k in ABATEMENT):
+        if not _ABATEMENT.isdisjoint(c) and any(c.get(k) not in (None, False) for k in ABATEMENT):
             continue
-        hit, by_text = _matches(c.get("code"), list_name, "condition")
-        if hit:
-            out.append(Record(_ref(c, "Condition"), "Condition", _label(c["code"]), by_text,
-                              fhirdates.onset(c), confirmed=verification not in UNCONFIRMED))
+        out.append(Record(_ref(c, "Condition"), "Condition", _label(c["code"]), by_text,
+                          fhirdates.onset(c), confirmed=verification not in UNCONFIRMED))
     return out
 
 
@@ -180,19 +182,6 @@ def _codes_of(codeable: object) -> set[str]:
     return out
 
 
-def _has_code(codeable: object, codes: set[str] | frozenset[str], bare: frozenset[str]) -> bool:
-    """``codes & _codes_of(codeable)`` without building the set: latest() asks it of every Observation. ``bare``:
-    the codes without their systems, so that the other Observations' codings cost one set look-up each."""
-    codings = codeable.get("coding") if isinstance(codeable, dict) else None
-    if isinstance(codings, list):
-        for coding in codings:
-            code = coding.get("code") if isinstance(coding, dict) else None
-            if isinstance(code, str) and (code := code.strip()) in bare \
-                    and f"{norm_system(coding.get('system'))}|{code}" in codes:
-                return True
-    return False
-
-
 def latest(observations, codes: set[str] | frozenset[str], now: datetime, lookback_days: int) -> Reading | None:
     """The most recent dated Observation with one of ``codes`` ("system|code") within the look-back (not after
     now + 1 day: a value dated in the future is an error). Undated ones never stand for now."""
@@ -200,9 +189,18 @@ def latest(observations, codes: set[str] | frozenset[str], now: datetime, lookba
     since, horizon = now - timedelta(days=lookback_days), now + timedelta(days=1)
     bare = frozenset(c.partition("|")[2] for c in codes)   # knowledge systems hold no "|"
     for o in observations or ():
-        if not isinstance(o, dict):
+        # the code first, in line (no call per Observation): most Observations are of other codes, and each of their
+        # codings costs one look-up in ``bare``
+        codeable = o.get("code") if isinstance(o, dict) else None
+        codings = codeable.get("coding") if isinstance(codeable, dict) else None
+        if not isinstance(codings, list):
             continue
-        if not _has_code(o.get("code"), codes, bare):   # first: most Observations are of other codes
+        for coding in codings:
+            code = coding.get("code") if isinstance(coding, dict) else None
+            if isinstance(code, str) and (code := code.strip()) in bare \
+                    and f"{norm_system(coding.get('system'))}|{code}" in codes:
+                break
+        else:
             continue
         status = o.get("status")
         if isinstance(status, str) and status in OBSERVATION_VOID:

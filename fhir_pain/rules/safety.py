@@ -19,7 +19,7 @@ from fhir_pain.facts import Drug, Finding, MedicationUse
 from fhir_pain.rules.classes import classes_of
 from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.knowledge import rule, source_knowledge
-from fhir_pain.rules.text import fit, instrument_label, join_and, md, sources_md
+from fhir_pain.rules.text import evidence_md, fit, instrument_label, join_and, md, sources_md
 
 
 def _flag(ctx: RuleContext, r: dict):
@@ -60,7 +60,7 @@ def suicidality_finding(ctx: RuleContext) -> Finding | None:
     ]
     evidence = tuple(getattr(score, "evidence", ()) or ()) or tuple(getattr(modulator, "evidence", ()) or ())
     if evidence:
-        lines.append("**Evidence:** " + ", ".join(md(e) for e in evidence))
+        lines.append(evidence_md(evidence))
     lines.append(sources_md(r["sources"]))
     return Finding(rule=r["id"], kind=r["kind"], indicator=r["indicator"], action=r["action"], summary=summary,
                    detail="\n\n".join(lines), evidence=evidence, knowledge=source_knowledge(r["sources"]))
@@ -170,7 +170,7 @@ def overdose_risk_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> F
     evidence = tuple(getattr(score, "evidence", ()) or ()) or tuple(getattr(modulator, "evidence", ()) or ())
     refs = tuple(dict.fromkeys((*evidence, *([med.ref] if med.ref and not med.ref.startswith("urn:") else []))))
     if refs:
-        lines.append("**Evidence:** " + ", ".join(md(e) for e in refs))
+        lines.append(evidence_md(refs))
     lines.append(sources_md(g["sources"] + r["sources"]))
     return Finding(rule=f"{r['id']}/{drug.name}", kind=r["kind"], indicator=r["indicator"], action=r["action"],
                    summary=summary, detail="\n\n".join(lines), drug=drug, medication=med, evidence=refs,

@@ -9,7 +9,7 @@ from fhir_pain.rules.drug_gene import QUIET_ACTIONS, uncertainty
 from fhir_pain.rules.knowledge import pain_rules
 from fhir_pain.rules.pain_context import PHENOTYPE_WORDS
 from fhir_pain.rules.population import population
-from fhir_pain.rules.text import fit, gene_line, gene_phrase, instrument_label, join_and, md
+from fhir_pain.rules.text import evidence_md, fit, gene_line, gene_phrase, instrument_label, join_and, md
 
 _ACTION_WORDS = {
     "avoid": "Avoid", "use-alternative": "Use an alternative", "reduce-dose": "Lower starting dose",
@@ -78,7 +78,7 @@ def pgx_summary(ctx: RuleContext) -> Finding | None:
         lines.append("**Notes:**\n" + "\n".join(f"- {md(n)}" for n in dict.fromkeys(notes)))
     evidence = tuple(dict.fromkeys(r for gp in genes.values() for r in gp.evidence))
     if evidence:
-        lines.append("**Evidence:** " + ", ".join(md(e) for e in evidence))
+        lines.append(evidence_md(evidence))
     return Finding(rule="fhir-pain/pgx-summary", kind="informational", indicator="info", action="informational",
                    summary=summary, detail="\n\n".join(lines), genes=dict(genes), evidence=evidence,
                    knowledge={k: v for k, v in knowledge.items() if v})
@@ -119,7 +119,7 @@ def pain_summary(ctx: RuleContext) -> Finding | None:
         lines.append("**Caution:** some pain assessments or conditions could not be read.")
     evidence = tuple(dict.fromkeys(r for refs in (getattr(p, "evidence", {}) or {}).values() for r in refs))
     if evidence:
-        lines.append("**Evidence:** " + ", ".join(md(e) for e in evidence))
+        lines.append(evidence_md(evidence))
     return Finding(rule="fhir-pain/pain-profile", kind="pain-phenotype", indicator="info", action="informational",
                    summary=summary, detail="\n\n".join(lines) or "No pain phenotype flagged.",
                    phenotypes=phenotypes, evidence=evidence,

@@ -15,20 +15,25 @@ from fhir_pain.pgx.knowledge import HLA_ALLELES
 
 SUMMARY_MAX = 140
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")   # what could start emphasis, code, links, headings, tables
+_MD_LONGEST = 2000   # longer texts (rare; an EHR's, possibly hostile) are escaped each time, never kept
 
 
 def md(text: object) -> str:
     """Plain text -> markdown-safe text (HTML neutralised, markdown punctuation escaped, one line)."""
     s = text if type(text) is str else str(text)
-    return _md(s)
+    # the length checked here, the memo asked directly: md runs some 70 times per order call
+    return _md_kept(s) if len(s) <= _MD_LONGEST else _md(s)
 
 
-@short_text_memo(maxsize=8192, longest=2000)   # longer texts (rare; an EHR's, possibly hostile) are not kept
+@short_text_memo(maxsize=8192, longest=_MD_LONGEST)
 def _md(text: str) -> str:
     # memoised: most texts are the knowledge's (CPIC's recommendations, drug names), escaped on every call
     s = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = " ".join(s.split())
     return _MD_SPECIAL.sub(r"\\\1", s)
+
+
+_md_kept = _md.cache_kept
 
 
 def code(text: object) -> str:
@@ -67,8 +72,13 @@ def instrument_label(key: str | None) -> str:
 
 def sources_md(sources: list[dict]) -> str:
     """'**Sources:** [NICE NG193](url); ...' from a rule's sources (each label's short name, before ':' or ' (')."""
-    return "**Sources:** " + "; ".join(f"[{md(s['label'].split(':')[0].split(' (')[0])}]({s['url']})"
-                                       for s in sources)
+    return "**Sources:** " + "; ".join([f"[{md(s['label'].split(':')[0].split(' (')[0])}]({s['url']})"
+                                        for s in sources])
+
+
+def evidence_md(refs: Iterable[str]) -> str:
+    """'**Evidence:** Observation/1, MedicationRequest/2' (each reference escaped)."""
+    return "**Evidence:** " + ", ".join([md(e) for e in refs])
 
 
 def join_and(items: Iterable[str], conj: str = "and") -> str:
