@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from fhir_pain.facts import GenePhenotype, GeneResult, MedicationUse
+from fhir_pain.memo import short_text_memo
 from fhir_pain.pgx import phenotype as ph
 from fhir_pain.pgx.knowledge import HLA_ALLELES, NO_RESULT, Inhibitor, drug_vocabulary, inhibitors
 
@@ -69,17 +71,31 @@ def _active_inhibitors(gene: str, medications: Iterable[MedicationUse]) -> list[
 
 
 def _taken(medications: Iterable[MedicationUse]) -> list[tuple[set[str], str]]:
-    """(ingredient names, ref) of the active and draft orders, read once for every gene's inhibitor table."""
-    vocab = drug_vocabulary()
+    """(inhibitor names, ref) of the active and draft orders that name an inhibitor of any gene, read once for every
+    gene's inhibitor table. The other orders (most of them) and names are left out: no table would find them."""
+    any_gene = _inhibitor_names()
     taken: list[tuple[set[str], str]] = []
     for med in medications:
         if not (med.is_draft or (med.status or "").lower() in ACTIVE_STATUSES):
             continue
-        names = {d.name for d in med.ingredients}
+        names = {d.name for d in med.ingredients if d.name in any_gene}
         if med.text:     # inhibitors without a verified RxCUI are only recognisable by name
-            names.update(vocab.names_in(med.text))
-        taken.append((names, med.ref))
+            named = _inhibitors_named(med.text)
+            if named:
+                names.update(named)
+        if names:
+            taken.append((names, med.ref))
     return taken
+
+
+@lru_cache(maxsize=1)
+def _inhibitor_names() -> frozenset[str]:
+    return frozenset(name for table in inhibitors().values() for name in table)
+
+
+@short_text_memo(maxsize=4096, longest=300)   # pure; order texts recur across calls and patients
+def _inhibitors_named(text: str) -> frozenset[str]:
+    return _inhibitor_names().intersection(drug_vocabulary().names_in(text))
 
 
 def _inhibitors_in(gene: str, taken: list[tuple[set[str], str]]) -> list[tuple[Inhibitor, str]]:
