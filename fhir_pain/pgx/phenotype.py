@@ -92,6 +92,8 @@ def call_reported(gene: str, phenotype: str) -> Call:
 
 def summarize(options: tuple[Option, ...]) -> tuple[str, str | None, tuple[str, ...], bool]:
     """(phenotype, activity score, possible scores, ambiguous) for GenePhenotype."""
+    if len(options) == 1:    # the usual call: what the general path below gives for one option
+        return options[0][1], options[0][0], (), False
     phenotypes = {p for _, p in options}
     ambiguous = len(phenotypes) > 1
     phenotype = "Indeterminate" if ambiguous else next(iter(phenotypes))

@@ -76,9 +76,12 @@ def _taken(medications: Iterable[MedicationUse]) -> list[tuple[set[str], str]]:
     any_gene = _inhibitor_names()
     taken: list[tuple[set[str], str]] = []
     for med in medications:
-        if not (med.is_draft or (med.status or "").lower() in ACTIVE_STATUSES):
+        if not (med.is_draft or med.status in ACTIVE_STATUSES or (med.status or "").lower() in ACTIVE_STATUSES):
             continue
-        names = {d.name for d in med.ingredients if d.name in any_gene}
+        names: set[str] = set()
+        for d in med.ingredients:
+            if d.name in any_gene:
+                names.add(d.name)
         if med.text:     # inhibitors without a verified RxCUI are only recognisable by name
             named = _inhibitors_named(med.text)
             if named:
@@ -267,7 +270,9 @@ def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationU
         by_option: dict[ph.Option, list[str]] = {}
         for rd, rd_label in zip(readings, call.labels):
             for f in factors:
-                for opt in ph.convert(gene, rd.call.options, (f,)):
+                # one option and no factor: convert would return it as it is
+                for opt in rd.call.options if f == 1.0 and len(rd.call.options) == 1 else \
+                        ph.convert(gene, rd.call.options, (f,)):
                     label = rd_label + (f" {_factor_words(gene, active, f)}" if len(factors) > 1 else "")
                     by_option.setdefault(opt, []).append(label)
         first_converted = ph.convert(gene, first.call.options, factors) if active else first.call.options
