@@ -82,8 +82,10 @@ def _taken(medications: Iterable[MedicationUse]) -> list[tuple[set[str], str]]:
         for d in med.ingredients:
             if d.name in any_gene:
                 names.add(d.name)
-        if med.text:     # inhibitors without a verified RxCUI are only recognisable by name
-            named = _inhibitors_named(med.text)
+        text = med.text
+        if text:     # inhibitors without a verified RxCUI are only recognisable by name
+            # the memo itself for order texts of the usual length (short_text_memo's own check, without its call)
+            named = _inhibitors_named_kept(text) if type(text) is str and len(text) <= 300 else _inhibitors_named(text)
             if named:
                 names.update(named)
         if names:
@@ -101,6 +103,9 @@ def _inhibitors_named(text: str) -> frozenset[str]:
     return _inhibitor_names().intersection(drug_vocabulary().names_in(text))
 
 
+_inhibitors_named_kept = _inhibitors_named.cache_kept  # type: ignore[attr-defined]
+
+
 def _inhibitors_in(gene: str, taken: list[tuple[set[str], str]]) -> list[tuple[Inhibitor, str]]:
     table = inhibitors().get(gene)
     if not table:
@@ -114,7 +119,7 @@ def _inhibitors_in(gene: str, taken: list[tuple[set[str], str]]) -> list[tuple[I
     return found
 
 
-@dataclass(unsafe_hash=True)   # read-only; not frozen: one per result per call (see facts.MedicationUse)
+@dataclass(frozen=True)
 class Reading:
     """One distinct result for a gene: its genetic call and where it comes from."""
     call: ph.Call
