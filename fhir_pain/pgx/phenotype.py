@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import product
 
+from fhir_pain.memo import short_text_memo
 from fhir_pain.pgx import diplotype as dip
 from fhir_pain.pgx.knowledge import HLA_ALLELES, GeneModel, Inhibitor, format_score, gene_model, parse_score
 
@@ -81,6 +82,13 @@ def _call_alternatives(gene: str, text: str) -> Call | None:
 
 
 def call_reported(gene: str, phenotype: str) -> Call:
+    if type(gene) is str and type(phenotype) is str:
+        return _call_reported(gene, phenotype)
+    return _call_reported.__wrapped__(gene, phenotype)
+
+
+@short_text_memo(maxsize=1024, longest=300)   # pure; reported phenotypes are CPIC's few words
+def _call_reported(gene: str, phenotype: str) -> Call:
     allele = HLA_ALLELES.get(gene)
     if allele and phenotype == "Indeterminate":
         # an HLA result that does not say whether the risk allele is there: both possibilities stay open

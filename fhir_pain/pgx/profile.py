@@ -21,7 +21,7 @@ ACTIVE_STATUSES = frozenset({"active", "draft"})
 _OLDEST = datetime.min.replace(tzinfo=timezone.utc)
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)   # read-only; not frozen: built on every call (see facts.MedicationUse)
 class PgxProfile:
     genes: dict[str, GenePhenotype]
     notes: tuple[str, ...] = ()
@@ -199,7 +199,7 @@ def join_names(names) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)   # read-only; not frozen: built on every call (see facts.MedicationUse)
 class _GeneCall:
     """One gene's results before phenoconversion: its distinct readings (the first one shown), notes and the refs
     that agree with the first."""
@@ -210,7 +210,7 @@ class _GeneCall:
     genetic: tuple                    # ph.summarize of the first reading's options
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)   # read-only; not frozen: built on every call (see facts.MedicationUse)
 class Genotypes:
     """What the results say before any medication is considered (per gene, in the order first seen). A patient's
     profile is resolved for several medication lists in one evaluation (with and without the judged drug, without
