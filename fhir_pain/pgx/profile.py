@@ -119,7 +119,7 @@ def _inhibitors_in(gene: str, taken: list[tuple[set[str], str]]) -> list[tuple[I
     return found
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)   # read-only; not frozen: one per result per call (see facts.MedicationUse)
 class Reading:
     """One distinct result for a gene: its genetic call and where it comes from."""
     call: ph.Call
