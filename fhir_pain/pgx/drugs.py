@@ -109,6 +109,32 @@ def _medication(resource: dict, resolve: Callable[[str], dict | None] | None) ->
     return med if isinstance(med, dict) else None
 
 
+def _one_coding(concept: dict) -> tuple[str | None, str | None, str | None] | None:
+    """(RxNorm code as _concept_names reads it, display, text) of a concept with exactly one coding; None for any
+    other shape (read the general way)."""
+    codings = concept.get("coding")
+    if type(codings) is not list or len(codings) != 1 or type(codings[0]) is not dict:
+        return None
+    coding = codings[0]
+    code, system, display, text = coding.get("code"), coding.get("system"), coding.get("display"), concept.get("text")
+    if isinstance(code, str) and (system is None or (isinstance(system, str) and system in RXNORM_SYSTEMS)):
+        code = code.strip()
+    else:
+        code = None
+    return code, display if isinstance(display, str) else None, text if isinstance(text, str) else None
+
+
+@short_text_memo(maxsize=4096, longest=300)   # pure; orders name the same few products
+def _one_coding_view(code: str | None, display: str | None, text: str | None) -> tuple[tuple[Drug, ...], str]:
+    """(ingredients, display text) of a one-coding concept: what identify's general path makes of it."""
+    concept: dict = {"coding": [{"code": code, "display": display}]}
+    if text is not None:
+        concept["text"] = text
+    names: list[str] = []
+    _concept_names(concept, names)
+    return _ingredients(tuple(names)), _display(concept)
+
+
 @lru_cache(maxsize=4096)
 def _ingredients(names: tuple[str, ...]) -> tuple[Drug, ...]:
     """The known ingredients among ``names``, once each, in order (memoised: orders name the same drugs)."""
@@ -121,7 +147,12 @@ def identify(resource: dict, *, resolve: Callable[[str], dict | None] | None = N
     """A MedicationRequest dict -> MedicationUse with its ingredients (empty when nothing is recognised)."""
     if not isinstance(resource, dict):
         resource = {}
-    concepts: list[dict] = [c for c in _as_list(resource.get("medicationCodeableConcept")) if isinstance(c, dict)]
+    mcc = resource.get("medicationCodeableConcept")
+    one = _one_coding(mcc) if "medicationReference" not in resource and type(mcc) is dict else None
+    if one is not None:   # the usual order: one concept of one coding, read through the memo
+        ingredients, text = _one_coding_view(*one)
+        return _use(resource, ingredients, text, is_draft)
+    concepts: list[dict] = [c for c in _as_list(mcc) if isinstance(c, dict)]
     med = _medication(resource, resolve) if "medicationReference" in resource else None
     if med is not None:
         if isinstance(med.get("code"), dict):
@@ -144,6 +175,10 @@ def identify(resource: dict, *, resolve: Callable[[str], dict | None] | None = N
         if text and not ingredients:
             _concept_names({"text": text}, names)
             ingredients = _ingredients(tuple(names))
+    return _use(resource, ingredients, text, is_draft)
+
+
+def _use(resource: dict, ingredients: tuple[Drug, ...], text: str, is_draft: bool) -> MedicationUse:
     rid = resource.get("id")
     ref = f"MedicationRequest/{rid}" if isinstance(rid, str) and rid else f"urn:uuid:{uuid.uuid4()}"
     authored = fhirdates.parse(resource.get("authoredOn"))

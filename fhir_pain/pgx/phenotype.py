@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import product
 
+from fhir_pain.memo import short_text_memo
 from fhir_pain.pgx import diplotype as dip
 from fhir_pain.pgx.knowledge import HLA_ALLELES, GeneModel, Inhibitor, format_score, gene_model, parse_score
 
@@ -81,6 +82,13 @@ def _call_alternatives(gene: str, text: str) -> Call | None:
 
 
 def call_reported(gene: str, phenotype: str) -> Call:
+    if type(gene) is str and type(phenotype) is str:
+        return _call_reported(gene, phenotype)
+    return _call_reported.__wrapped__(gene, phenotype)
+
+
+@short_text_memo(maxsize=1024, longest=300)   # pure; reported phenotypes are CPIC's few words
+def _call_reported(gene: str, phenotype: str) -> Call:
     allele = HLA_ALLELES.get(gene)
     if allele and phenotype == "Indeterminate":
         # an HLA result that does not say whether the risk allele is there: both possibilities stay open
@@ -92,6 +100,8 @@ def call_reported(gene: str, phenotype: str) -> Call:
 
 def summarize(options: tuple[Option, ...]) -> tuple[str, str | None, tuple[str, ...], bool]:
     """(phenotype, activity score, possible scores, ambiguous) for GenePhenotype."""
+    if len(options) == 1:    # the usual call: what the general path below gives for one option
+        return options[0][1], options[0][0], (), False
     phenotypes = {p for _, p in options}
     ambiguous = len(phenotypes) > 1
     phenotype = "Indeterminate" if ambiguous else next(iter(phenotypes))

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from fhir_pain.facts import GenePhenotype, GeneResult, MedicationUse
+from fhir_pain.memo import short_text_memo
 from fhir_pain.pgx import phenotype as ph
 from fhir_pain.pgx.knowledge import HLA_ALLELES, NO_RESULT, Inhibitor, drug_vocabulary, inhibitors
 
@@ -19,7 +21,7 @@ ACTIVE_STATUSES = frozenset({"active", "draft"})
 _OLDEST = datetime.min.replace(tzinfo=timezone.utc)
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)   # read-only; not frozen: built on every call (see facts.MedicationUse)
 class PgxProfile:
     genes: dict[str, GenePhenotype]
     notes: tuple[str, ...] = ()
@@ -69,17 +71,39 @@ def _active_inhibitors(gene: str, medications: Iterable[MedicationUse]) -> list[
 
 
 def _taken(medications: Iterable[MedicationUse]) -> list[tuple[set[str], str]]:
-    """(ingredient names, ref) of the active and draft orders, read once for every gene's inhibitor table."""
-    vocab = drug_vocabulary()
+    """(inhibitor names, ref) of the active and draft orders that name an inhibitor of any gene, read once for every
+    gene's inhibitor table. The other orders (most of them) and names are left out: no table would find them."""
+    any_gene = _inhibitor_names()
     taken: list[tuple[set[str], str]] = []
     for med in medications:
-        if not (med.is_draft or (med.status or "").lower() in ACTIVE_STATUSES):
+        if not (med.is_draft or med.status in ACTIVE_STATUSES or (med.status or "").lower() in ACTIVE_STATUSES):
             continue
-        names = {d.name for d in med.ingredients}
-        if med.text:     # inhibitors without a verified RxCUI are only recognisable by name
-            names.update(vocab.names_in(med.text))
-        taken.append((names, med.ref))
+        names: set[str] = set()
+        for d in med.ingredients:
+            if d.name in any_gene:
+                names.add(d.name)
+        text = med.text
+        if text:     # inhibitors without a verified RxCUI are only recognisable by name
+            # the memo itself for order texts of the usual length (short_text_memo's own check, without its call)
+            named = _inhibitors_named_kept(text) if type(text) is str and len(text) <= 300 else _inhibitors_named(text)
+            if named:
+                names.update(named)
+        if names:
+            taken.append((names, med.ref))
     return taken
+
+
+@lru_cache(maxsize=1)
+def _inhibitor_names() -> frozenset[str]:
+    return frozenset(name for table in inhibitors().values() for name in table)
+
+
+@short_text_memo(maxsize=4096, longest=300)   # pure; order texts recur across calls and patients
+def _inhibitors_named(text: str) -> frozenset[str]:
+    return _inhibitor_names().intersection(drug_vocabulary().names_in(text))
+
+
+_inhibitors_named_kept = _inhibitors_named.cache_kept  # type: ignore[attr-defined]
 
 
 def _inhibitors_in(gene: str, taken: list[tuple[set[str], str]]) -> list[tuple[Inhibitor, str]]:
@@ -175,7 +199,7 @@ def join_names(names) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)   # read-only; not frozen: built on every call (see facts.MedicationUse)
 class _GeneCall:
     """One gene's results before phenoconversion: its distinct readings (the first one shown), notes and the refs
     that agree with the first."""
@@ -186,7 +210,7 @@ class _GeneCall:
     genetic: tuple                    # ph.summarize of the first reading's options
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)   # read-only; not frozen: built on every call (see facts.MedicationUse)
 class Genotypes:
     """What the results say before any medication is considered (per gene, in the order first seen). A patient's
     profile is resolved for several medication lists in one evaluation (with and without the judged drug, without
@@ -251,7 +275,9 @@ def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationU
         by_option: dict[ph.Option, list[str]] = {}
         for rd, rd_label in zip(readings, call.labels):
             for f in factors:
-                for opt in ph.convert(gene, rd.call.options, (f,)):
+                # one option and no factor: convert would return it as it is
+                for opt in rd.call.options if f == 1.0 and len(rd.call.options) == 1 else \
+                        ph.convert(gene, rd.call.options, (f,)):
                     label = rd_label + (f" {_factor_words(gene, active, f)}" if len(factors) > 1 else "")
                     by_option.setdefault(opt, []).append(label)
         first_converted = ph.convert(gene, first.call.options, factors) if active else first.call.options

@@ -56,6 +56,11 @@ def phenotype_from_text(text: str | None) -> str | None:
     The "<word> metabolizer" phrase decides ("Intermediate metabolizer (normal + no function allele)")."""
     if not text:
         return None
+    return _phenotype_in(text) if type(text) is str else _phenotype_in.__wrapped__(text)
+
+
+@short_text_memo(maxsize=4096, longest=300)   # pure; the same few result texts recur across patients
+def _phenotype_in(text: str) -> str | None:
     low = text.lower()
     if "metaboli" not in low and "indeterminate" not in low:
         return None
@@ -71,6 +76,11 @@ def phenotype_from_text(text: str | None) -> str | None:
 def gene_from_text(text: str | None) -> str | None:
     if not text:
         return None
+    return _gene_in(text) if type(text) is str else _gene_in.__wrapped__(text)
+
+
+@short_text_memo(maxsize=4096, longest=300)   # pure; the same few code and result texts recur across patients
+def _gene_in(text: str) -> str | None:
     m = _GENE_RE.search(text)
     if not m:
         return None
@@ -89,6 +99,11 @@ def _codings(cc: object) -> list[dict]:
 
 def _codes(cc: object) -> set[str]:
     return {c.get("code") for c in _codings(cc) if isinstance(c.get("code"), str)}
+
+
+def _has_code(cc: object, code: str) -> bool:
+    """``code in _codes(cc)`` without building the set."""
+    return any(c.get("code") == code for c in _codings(cc))
 
 
 def _texts(cc: object) -> list[str]:
@@ -209,12 +224,15 @@ def _kind(obs: dict) -> str | None:
         if not isinstance(c, dict):
             continue
         value, display = c.get("code"), c.get("display")
-        value = value if isinstance(value, str) else None
-        display = display if isinstance(display, str) else None
         # the memo itself for the usual short codings (pain scores, vitals): no length check per argument
-        kind = _coding_kind_kept(value, display) \
-            if (value is None or len(value) <= 300) and (display is None or len(display) <= 300) \
-            else _coding_kind(value, display)
+        if type(value) is str and type(display) is str and len(value) <= 300 and len(display) <= 300:
+            kind = _coding_kind_kept(value, display)
+        else:
+            value = value if isinstance(value, str) else None
+            display = display if isinstance(display, str) else None
+            kind = _coding_kind_kept(value, display) \
+                if (value is None or len(value) <= 300) and (display is None or len(display) <= 300) \
+                else _coding_kind(value, display)
         if kind is None:
             continue
         if kind == _NAMED:
@@ -329,6 +347,56 @@ def _read_hla(obs: dict, gene: str, ref: str, when, status) -> GeneResult | None
     return GeneResult(gene, ref, None, allele_status, when, status) if allele_status else None
 
 
+def _read_implication(obs: dict, gene: str | None, genes_by_ref: dict[str, str], ref: str, when, status
+                      ) -> GeneResult | None:
+    phenotype, gene = None, None
+    if _has_code(obs.get("code"), PHENOTYPE_STU1):
+        phenotype = _phenotype_of_concept(obs.get("valueCodeableConcept"))
+        gene = _gene_of_concept(obs.get("valueCodeableConcept"))
+        if phenotype is None:  # lab feeds send the STU1 phenotype as text: "CYP2D6 Poor Metabolizer"
+            value_texts = _value_texts(obs)
+            phenotype = next(filter(None, map(phenotype_from_text, value_texts)), None)
+            texts = value_texts + _texts(obs.get("code"))
+            gene = gene or next(filter(None, map(gene_from_text, texts)), None)
+    for comp in _components(obs):
+        if phenotype is not None and gene is not None:
+            break      # nothing a further component could change
+        implication, studied = _roles(comp.get("code"))
+        if implication and phenotype is None:
+            phenotype = _phenotype_of_concept(comp.get("valueCodeableConcept"))
+            gene = gene or _gene_of_concept(comp.get("valueCodeableConcept"))
+        elif studied:
+            gene = gene or _gene_of_concept(comp.get("valueCodeableConcept"))
+    if phenotype is None and gene in hla.GENES:   # an HLA phenotype: the risk allele's status
+        return _read_hla(obs, gene, ref, when, status)
+    if phenotype is None:
+        return None
+    if gene is None:
+        for d in obs.get("derivedFrom") or ():
+            r = d.get("reference") if isinstance(d, dict) else None
+            if isinstance(r, str):
+                gene = genes_by_ref.get(r) or genes_by_ref.get("Observation/" + r.rsplit("/", 1)[-1])
+                if gene:
+                    break
+    if gene is None:
+        return None
+    return GeneResult(gene, ref, None, phenotype, when, status)
+
+
+def _roles(cc: object) -> tuple[bool, bool]:
+    """(a code of IMPLICATION_CODES, GENE_STUDIED) among a component code's codings, without building a set."""
+    implication = studied = False
+    for c in _codings(cc):
+        code = c.get("code")
+        if type(code) is not str:
+            continue
+        if code in IMPLICATION_CODES:
+            implication = True
+        elif code == GENE_STUDIED:
+            studied = True
+    return implication, studied
+
+
 def _read(obs: dict, kind: str, gene: str | None, genes_by_ref: dict[str, str]) -> GeneResult | None:
     effective = fhirdates.effective(obs)
     when = effective.at if effective else None
@@ -337,6 +405,8 @@ def _read(obs: dict, kind: str, gene: str | None, genes_by_ref: dict[str, str]) 
         gene = gene or gene_from_text(" ".join(_texts(obs.get("code"))))
     if gene in hla.GENES:
         return _read_hla(obs, gene, ref, when, status)
+    if kind == "implication":
+        return _read_implication(obs, gene, genes_by_ref, ref, when, status)
     value_texts = _value_texts(obs)
     if kind == "genotype":
         if gene in ("OPRM1", "COMT"):
@@ -346,36 +416,6 @@ def _read(obs: dict, kind: str, gene: str | None, genes_by_ref: dict[str, str]) 
         if gene is None or diplotype is None:
             return None
         return GeneResult(gene, ref, diplotype, None, when, status)
-    if kind == "implication":
-        phenotype, gene = None, None
-        if PHENOTYPE_STU1 in _codes(obs.get("code")):
-            phenotype = _phenotype_of_concept(obs.get("valueCodeableConcept"))
-            gene = _gene_of_concept(obs.get("valueCodeableConcept"))
-            if phenotype is None:  # lab feeds send the STU1 phenotype as text: "CYP2D6 Poor Metabolizer"
-                phenotype = next(filter(None, map(phenotype_from_text, value_texts)), None)
-                texts = value_texts + _texts(obs.get("code"))
-                gene = gene or next(filter(None, map(gene_from_text, texts)), None)
-        for comp in _components(obs):
-            codes = _codes(comp.get("code"))
-            if codes & IMPLICATION_CODES and phenotype is None:
-                phenotype = _phenotype_of_concept(comp.get("valueCodeableConcept"))
-                gene = gene or _gene_of_concept(comp.get("valueCodeableConcept"))
-            elif GENE_STUDIED in codes:
-                gene = gene or _gene_of_concept(comp.get("valueCodeableConcept"))
-        if phenotype is None and gene in hla.GENES:   # an HLA phenotype: the risk allele's status
-            return _read_hla(obs, gene, ref, when, status)
-        if phenotype is None:
-            return None
-        if gene is None:
-            for d in obs.get("derivedFrom") or ():
-                r = d.get("reference") if isinstance(d, dict) else None
-                if isinstance(r, str):
-                    gene = genes_by_ref.get(r) or genes_by_ref.get("Observation/" + r.rsplit("/", 1)[-1])
-                    if gene:
-                        break
-        if gene is None:
-            return None
-        return GeneResult(gene, ref, None, phenotype, when, status)
     # lab style: the code names the gene; the value holds a diplotype and/or a phenotype as text
     gene = gene_from_text(" ".join(_texts(obs.get("code"))))
     gene, diplotype = _diplotype_in(value_texts, gene)

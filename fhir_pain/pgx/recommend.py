@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import product
+from itertools import chain, product
 
 from fhir_pain.facts import Drug, GenePhenotype, Recommendation
 from fhir_pain.pgx.drugs import drug_by_name
@@ -149,14 +149,28 @@ def _caution(entry: dict | None) -> tuple[int, int]:
 
 def _why(t: DrugTable, present: dict[str, GenePhenotype | None], per_gene, differ: bool) -> str | None:
     """Why the result is uncertain ('conflicting' | 'inhibitor-strength' | 'ambiguous' | 'indeterminate'), or None."""
-    gps = [gp for gp in present.values() if gp is not None]
-    if any(gp.conflicting for gp in gps):
+    # one pass over the genes; the reasons are then weighed in this order
+    conflicting = converted_several = several = gp_ambiguous = indeterminate = False
+    for gp, opts in zip(present.values(), per_gene):
+        if len(opts) > 1:
+            several = True
+        if gp is None:
+            continue
+        if gp.conflicting:
+            conflicting = True
+        if gp.phenoconverted_by and len(opts) > 1:
+            converted_several = True
+        if gp.ambiguous:
+            gp_ambiguous = True
+        if gp.phenotype == "Indeterminate" or gp.activity_score == "n/a":
+            indeterminate = True
+    if conflicting:
         return "conflicting"
-    if any(gp.phenoconverted_by and len(opts) > 1 for gp, opts in zip(present.values(), per_gene) if gp):
-        return "inhibitor-strength" if differ or any(gp.ambiguous for gp in gps) else None
-    if any(len(opts) > 1 for opts in per_gene) and differ:
+    if converted_several:
+        return "inhibitor-strength" if differ or gp_ambiguous else None
+    if several and differ:
         return "ambiguous"
-    if any(gp.phenotype == "Indeterminate" or gp.activity_score == "n/a" for gp in gps):
+    if indeterminate:
         return "indeterminate"
     return "ambiguous" if differ else None
 
@@ -200,6 +214,27 @@ def _looked_up(rxnorm: str, per_gene: tuple[tuple[Option, ...], ...], population
     return tuple(possibilities), tuple(dict.fromkeys(i for _, i in possibilities if i is not None)), complete
 
 
+@lru_cache(maxsize=2048)
+def _advice(rxnorm: str, per_gene: tuple[tuple[Option, ...], ...], population: str | None
+            ) -> tuple[tuple[tuple[tuple, int | None], ...], tuple[int, ...], bool, int | None]:
+    """``_looked_up`` with whether the rows differ in advice and the row the advice comes from (None: no row), a
+    pure function of the same keys (kept alike)."""
+    return _weigh(rxnorm, *_looked_up(rxnorm, per_gene, population))
+
+
+def _weigh(rxnorm: str, possibilities, found: tuple[int, ...], complete: bool):
+    t = drug_tables()[rxnorm]
+    entries = [t.entries[i] for i in found]
+    differ = not (entries and complete and _same_advice(entries))
+    if not entries:
+        return possibilities, found, differ, None
+    if not differ:
+        best = min(found, key=lambda i: CLASS_ORDER[t.entries[i]["classification"]])
+    else:   # the most cautious advice any possibility carries, at its strongest classification
+        best = min(found, key=lambda i: _caution(t.entries[i]))
+    return possibilities, found, differ, best
+
+
 def populations(drug: Drug) -> tuple[str, ...]:
     """The CPIC populations the drug's table distinguishes (empty when it has one)."""
     t = _table(drug)
@@ -227,19 +262,17 @@ def recommend(drug: Drug, profile: PgxProfile, population: str | None = None) ->
     per_gene = tuple(_options(profile, g, present[g]) for g in t.genes)
     # options hold CPIC vocabulary (scores, phenotypes, HLA allele statuses), never free text; few per gene
     if sum(map(len, per_gene)) <= 16:
-        possibilities, found, complete = _looked_up(t.rxnorm, per_gene, population)
+        possibilities, found, differ, best = _advice(t.rxnorm, per_gene, population)
     else:
-        possibilities, found, complete = _looked_up.__wrapped__(t.rxnorm, per_gene, population)
-    entries = [t.entries[i] for i in found]
+        possibilities, found, differ, best = _weigh(t.rxnorm, *_looked_up.__wrapped__(t.rxnorm, per_gene, population))
     guideline = _guideline(t.rxnorm)
     genes = {g: gp for g, gp in present.items() if gp is not None}
-    evidence = tuple(dict.fromkeys(ref for gp in genes.values() for ref in gp.evidence))
+    evidence = tuple(dict.fromkeys(chain.from_iterable(gp.evidence for gp in genes.values())))
     rule = _rule_id(t.rxnorm)
     applied = (population if population in t.populations else DEFAULT_POPULATION) if t.populations else None
     the_drug = guideline.drug
-    differ = not (entries and complete and _same_advice(entries))
     why = _why(t, present, per_gene, differ)
-    if not entries:
+    if best is None:
         return Recommendation(
             drug=the_drug, genes=genes, rule=rule, implication="CPIC's table has no entry for this result.",
             recommendation=f"CPIC's table has no row for {t.name} with this result.",
@@ -247,10 +280,6 @@ def recommend(drug: Drug, profile: PgxProfile, population: str | None = None) ->
             evidence=evidence, ambiguous=bool(why), population=applied,
             uncertainty={"why": why, "possibilities": [_possibility(t, profile, c, None) for c, _ in possibilities]}
             if why else None)
-    if not differ:
-        best = min(found, key=lambda i: CLASS_ORDER[t.entries[i]["classification"]])
-    else:   # the most cautious advice any possibility carries, at its strongest classification
-        best = min(found, key=lambda i: _caution(t.entries[i]))
     entry = t.entries[best]
     implication, alternatives = _entry_view(t.rxnorm, best)
     uncertainty = None

@@ -163,3 +163,24 @@ def test_concept_names_with_a_list_or_object_system_is_ignored(system):
         "coding": [{"system": system, "code": "2670"}, {"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
                                                           "code": "7804", "display": "oxycodone"}]}})
     assert [d.name for d in use.ingredients] == ["oxycodone"]
+
+
+@pytest.mark.parametrize("coding, text", [
+    ({"system": RXNORM, "code": " 2670 ", "display": "codeine phosphate 30 MG Oral Tablet"}, "  Codeine 30mg  "),
+    ({"system": RXNORM, "code": "2670"}, "   "),
+    ({"code": "1049621", "display": 5}, None),                       # no system: the code counts; a number does not
+    ({"system": "http://snomed.info/sct", "code": "25480", "display": "gabapentin"}, None),
+    ({"system": ["x"], "code": "7804", "display": ["oxycodone"]}, ["Percocet"]),
+    ({"system": RXNORM, "code": 2670, "display": "Hydrocodone/APAP 5-325"}, "Hydrocodone/APAP 5-325"),
+    ({"system": RXNORM, "code": "993889", "display": "x" * 400}, "Tylenol #3 " + "y" * 400),   # too long to keep
+])
+def test_one_coding_orders_read_through_the_memo_as_the_general_path_reads_them(coding, text):
+    # identify reads a concept of exactly one coding through a memo; an empty second coding (which adds nothing)
+    # sends the same order down the general path: both must agree on ingredients and display text, twice over
+    one = {"resourceType": "MedicationRequest", "id": "m", "medicationCodeableConcept": {"coding": [coding]}}
+    two = {"resourceType": "MedicationRequest", "id": "m", "medicationCodeableConcept": {"coding": [coding, {}]}}
+    if text is not None:
+        one["medicationCodeableConcept"]["text"] = two["medicationCodeableConcept"]["text"] = text
+    for _ in range(2):
+        assert identify(one) == identify(two)
+        assert identify(one).text == identify(two).text

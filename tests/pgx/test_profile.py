@@ -183,3 +183,19 @@ def test_oprm1_is_reported_as_information():
 
 def test_bad_input_is_ignored():
     assert resolve_profile([None, "x", GeneResult("", "r")], []).genes == {}
+
+
+def test_orders_that_name_no_inhibitor_leave_phenoconversion_as_it_is():
+    # resolve_profile keeps only the orders that name an inhibitor: the others, before or after it, change nothing
+    from fhir_pain.facts import Drug, GeneResult, MedicationUse
+    from fhir_pain.pgx import resolve_profile
+    results = [GeneResult("CYP2D6", "Observation/g", "*1/*1")]
+    paroxetine = MedicationUse("MedicationRequest/p", "active", "order", (Drug("32937", "paroxetine"),), "Paxil 20 MG")
+    named_only = MedicationUse("MedicationRequest/q", "active", "order", (), "bupropion 150 MG")
+    other = MedicationUse("MedicationRequest/o", "active", "order", (Drug("6809", "metformin"),), "metformin 500 MG")
+    stopped = MedicationUse("MedicationRequest/s", "stopped", "order", (), "fluoxetine 20 MG")
+    alone = resolve_profile(results, [paroxetine, named_only])
+    among = resolve_profile(results, [other, paroxetine, stopped, other, named_only])
+    assert alone == among and alone.options == among.options and alone.origins == among.origins
+    assert alone.genes["CYP2D6"].phenoconverted_by == ("paroxetine", "bupropion")
+    assert resolve_profile(results, [other, stopped]).genes["CYP2D6"].phenoconverted_by == ()

@@ -142,3 +142,17 @@ def test_kind_with_a_list_code_before_the_genotype_code_still_reads_the_result()
            "valueCodeableConcept": {"text": "*1/*4"}}
     [result] = read_gene_results([obs])
     assert (result.gene, result.diplotype) == ("CYP2D6", "*1/*4")
+
+
+def test_implication_component_whose_code_is_a_list_is_skipped_not_the_result():
+    # _roles tests each component code against a frozenset: an unhashable code must not drop the whole result
+    from fhir_pain.pgx import read_gene_results
+    obs = {"resourceType": "Observation", "id": "ti", "status": "final",
+           "code": {"coding": [{"system": "http://loinc.org", "code": "53040-2"}]},
+           "valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": "LA10317-8"}]},
+           "component": [{"code": {"coding": [{"code": ["48018-6"]}, {"code": {"x": 1}}]},
+                          "valueCodeableConcept": {"coding": [{"code": "HGNC:2623"}]}},
+                         {"code": {"coding": [{"system": "http://loinc.org", "code": "48018-6"}]},
+                          "valueCodeableConcept": {"coding": [{"code": "HGNC:2625"}]}}]}
+    [result] = read_gene_results([obs])
+    assert (result.gene, result.phenotype) == ("CYP2D6", "Intermediate Metabolizer")
