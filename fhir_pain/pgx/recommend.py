@@ -195,12 +195,11 @@ def _possibility(t: DrugTable, profile: PgxProfile, combo, entry: dict | None) -
     return out
 
 
-@lru_cache(maxsize=2048)
 def _looked_up(rxnorm: str, per_gene: tuple[tuple[Option, ...], ...], population: str | None
-               ) -> tuple[tuple[tuple[tuple, int | None], ...], tuple[int, ...], bool]:
-    """(every (combination of options, table row or None), the rows found, whether every combination has a row):
-    the table look-up part of ``recommend``, a pure function of the table and the option keys (kept: the same
-    phenotypes recur across drugs, calls and patients)."""
+               ) -> tuple[tuple[tuple[tuple, int | None], ...], tuple[int, ...], bool, int | None]:
+    """The table look-up part of ``recommend``, a pure function of the table and the option keys: (every
+    (combination of options, table row or None), the rows found, whether they differ in advice, the row the advice
+    comes from or None when no row was found)."""
     t = drug_tables()[rxnorm]
     possibilities: list[tuple[tuple, int | None]] = []
     complete = True
@@ -211,28 +210,20 @@ def _looked_up(rxnorm: str, per_gene: tuple[tuple[Option, ...], ...], population
             possibilities.append((combo, None))
         for i in idxs:
             possibilities.append((combo, i))
-    return tuple(possibilities), tuple(dict.fromkeys(i for _, i in possibilities if i is not None)), complete
-
-
-@lru_cache(maxsize=2048)
-def _advice(rxnorm: str, per_gene: tuple[tuple[Option, ...], ...], population: str | None
-            ) -> tuple[tuple[tuple[tuple, int | None], ...], tuple[int, ...], bool, int | None]:
-    """``_looked_up`` with whether the rows differ in advice and the row the advice comes from (None: no row), a
-    pure function of the same keys (kept alike)."""
-    return _weigh(rxnorm, *_looked_up(rxnorm, per_gene, population))
-
-
-def _weigh(rxnorm: str, possibilities, found: tuple[int, ...], complete: bool):
-    t = drug_tables()[rxnorm]
+    found = tuple(dict.fromkeys(i for _, i in possibilities if i is not None))
     entries = [t.entries[i] for i in found]
     differ = not (entries and complete and _same_advice(entries))
     if not entries:
-        return possibilities, found, differ, None
+        return tuple(possibilities), found, differ, None
     if not differ:
         best = min(found, key=lambda i: CLASS_ORDER[t.entries[i]["classification"]])
     else:   # the most cautious advice any possibility carries, at its strongest classification
         best = min(found, key=lambda i: _caution(t.entries[i]))
-    return possibilities, found, differ, best
+    return tuple(possibilities), found, differ, best
+
+
+# kept: the same phenotypes recur across drugs, calls and patients (keys are CPIC vocabulary, bounded all the same)
+_advice = lru_cache(maxsize=2048)(_looked_up)
 
 
 def populations(drug: Drug) -> tuple[str, ...]:
@@ -264,7 +255,7 @@ def recommend(drug: Drug, profile: PgxProfile, population: str | None = None) ->
     if sum(map(len, per_gene)) <= 16:
         possibilities, found, differ, best = _advice(t.rxnorm, per_gene, population)
     else:
-        possibilities, found, differ, best = _weigh(t.rxnorm, *_looked_up.__wrapped__(t.rxnorm, per_gene, population))
+        possibilities, found, differ, best = _looked_up(t.rxnorm, per_gene, population)
     guideline = _guideline(t.rxnorm)
     genes = {g: gp for g, gp in present.items() if gp is not None}
     evidence = tuple(dict.fromkeys(chain.from_iterable(gp.evidence for gp in genes.values())))
