@@ -227,12 +227,9 @@ def _kind(obs: dict) -> str | None:
         # the memo itself for the usual short codings (pain scores, vitals): no length check per argument
         if type(value) is str and type(display) is str and len(value) <= 300 and len(display) <= 300:
             kind = _coding_kind_kept(value, display)
-        else:
-            value = value if isinstance(value, str) else None
-            display = display if isinstance(display, str) else None
-            kind = _coding_kind_kept(value, display) \
-                if (value is None or len(value) <= 300) and (display is None or len(display) <= 300) \
-                else _coding_kind(value, display)
+        else:     # a missing or odd-typed field, or a long text: the memo's own checks
+            kind = _coding_kind(value if isinstance(value, str) else None,
+                                display if isinstance(display, str) else None)
         if kind is None:
             continue
         if kind == _NAMED:
