@@ -58,13 +58,16 @@ class RuleContext:
         """The PGx profile to judge ``drug`` (or ``med``) with: phenoconversion by every active and draft
         medication except those containing the judged drug itself. A drug is not its own phenoconverter:
         paroxetine, ordered or renewed, is looked up with the patient's genetic CYP2D6 phenotype."""
-        names = frozenset({d.name for d in (med.ingredients if med is not None else ())}
-                          | ({drug.name} if drug is not None else set()))
+        listed = [d.name for d in med.ingredients] if med is not None else []
+        if drug is not None:
+            listed.append(drug.name)
+        names = frozenset(listed)
         key = ("profile-for", names)    # every rule asks for each draft's profile: the choice below once per names
         got = self._profiles.get(key)
         if got is None:
             everyone = self._profile_without(frozenset())
-            if not names or not any(n in gp.phenoconverted_by for gp in everyone.genes.values() for n in names):
+            converters = {n for gp in everyone.genes.values() for n in gp.phenoconverted_by}
+            if names.isdisjoint(converters):
                 got = everyone    # the judged drug inhibits nothing here: leaving it out would change nothing
             else:
                 got = self._profile_without(names)
@@ -80,7 +83,8 @@ class RuleContext:
 
     def _profile_without(self, names: frozenset[str]):
         if names not in self._profiles:
-            others = [m for m in self.active + self.drafts if not names & {d.name for d in m.ingredients}]
+            others = [m for m in self.active + self.drafts if names.isdisjoint([d.name for d in m.ingredients])] \
+                if names else self.active + self.drafts
             self._profiles[names] = pgx.resolve_profile(self.results, others, self._genotypes(),
                                                         unchanged_from=self._profiles.get(frozenset()))
         return self._profiles[names]
