@@ -70,27 +70,29 @@ def _active_inhibitors(gene: str, medications: Iterable[MedicationUse]) -> list[
     return _inhibitors_in(gene, _taken(medications))
 
 
-def _taken(medications: Iterable[MedicationUse]) -> list[tuple[set[str], str]]:
+def _taken(medications: Iterable[MedicationUse]) -> list[tuple[frozenset[str], str]]:
     """(inhibitor names, ref) of the active and draft orders that name an inhibitor of any gene, read once for every
     gene's inhibitor table. The other orders (most of them) and names are left out: no table would find them."""
     any_gene = _inhibitor_names()
-    taken: list[tuple[set[str], str]] = []
+    taken: list[tuple[frozenset[str], str]] = []
     for med in medications:
-        if not (med.is_draft or med.status in ACTIVE_STATUSES or (med.status or "").lower() in ACTIVE_STATUSES):
+        status = med.status
+        if not (med.is_draft or status in ACTIVE_STATUSES or (status or "").lower() in ACTIVE_STATUSES):
             continue
-        names: set[str] = set()
+        text = med.text
+        # inhibitors without a verified RxCUI are only recognisable by name; the memo itself for order texts of the
+        # usual length (short_text_memo's own check, without its call)
+        names = (_inhibitors_named_kept(text) if type(text) is str and len(text) <= 300 else _inhibitors_named(text)) \
+            if text else _NONE
         for d in med.ingredients:
             if d.name in any_gene:
-                names.add(d.name)
-        text = med.text
-        if text:     # inhibitors without a verified RxCUI are only recognisable by name
-            # the memo itself for order texts of the usual length (short_text_memo's own check, without its call)
-            named = _inhibitors_named_kept(text) if type(text) is str and len(text) <= 300 else _inhibitors_named(text)
-            if named:
-                names.update(named)
+                names = names | {d.name}
         if names:
             taken.append((names, med.ref))
     return taken
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 @lru_cache(maxsize=1)
@@ -106,7 +108,7 @@ def _inhibitors_named(text: str) -> frozenset[str]:
 _inhibitors_named_kept = _inhibitors_named.cache_kept  # type: ignore[attr-defined]
 
 
-def _inhibitors_in(gene: str, taken: list[tuple[set[str], str]]) -> list[tuple[Inhibitor, str]]:
+def _inhibitors_in(gene: str, taken: list[tuple[frozenset[str], str]]) -> list[tuple[Inhibitor, str]]:
     table = inhibitors().get(gene)
     if not table:
         return []

@@ -121,7 +121,11 @@ class RuleContext:
         if "taking" not in self._profiles:
             index: dict[str, list[MedicationUse]] = {}
             for m in self.active + self.drafts:
-                for rxnorm in dict.fromkeys(i.rxnorm for i in m.ingredients):
+                ingredients = m.ingredients
+                if len(ingredients) == 1:      # most orders: no duplicate to drop
+                    index.setdefault(ingredients[0].rxnorm, []).append(m)
+                    continue
+                for rxnorm in dict.fromkeys(i.rxnorm for i in ingredients):
                     index.setdefault(rxnorm, []).append(m)
             self._profiles["taking"] = index
         return self._profiles["taking"]
