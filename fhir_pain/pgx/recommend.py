@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain, product
+from itertools import product
 
 from fhir_pain.facts import Drug, GenePhenotype, Recommendation
 from fhir_pain.pgx.drugs import drug_by_name
@@ -63,9 +63,12 @@ def _rule_id(rxnorm: str) -> str:
     return f"cpic/{t.name}/{'+'.join(t.genes)}"
 
 
+_NO_RESULT_OPTIONS: tuple[Option, ...] = ((NO_RESULT, NO_RESULT),)
+
+
 def _options(profile: PgxProfile, gene: str, gp: GenePhenotype | None) -> tuple[Option, ...]:
     if gp is None:
-        return ((NO_RESULT, NO_RESULT),)
+        return _NO_RESULT_OPTIONS
     opts = profile.options.get(gene) if isinstance(profile, PgxProfile) else None
     if opts:
         return opts
@@ -147,11 +150,12 @@ def _caution(entry: dict | None) -> tuple[int, int]:
     return CAUTION.index(action), -CLASS_ORDER.get(entry["classification"], 0)
 
 
-def _why(t: DrugTable, present: dict[str, GenePhenotype | None], per_gene, differ: bool) -> str | None:
-    """Why the result is uncertain ('conflicting' | 'inhibitor-strength' | 'ambiguous' | 'indeterminate'), or None."""
+def _why(present: list[GenePhenotype | None], per_gene, differ: bool) -> str | None:
+    """Why the result is uncertain ('conflicting' | 'inhibitor-strength' | 'ambiguous' | 'indeterminate'), or None.
+    ``present``: per gene of the table, the patient's GenePhenotype or None."""
     # one pass over the genes; the reasons are then weighed in this order
     conflicting = converted_several = several = gp_ambiguous = indeterminate = False
-    for gp, opts in zip(present.values(), per_gene):
+    for gp, opts in zip(present, per_gene):
         if len(opts) > 1:
             several = True
         if gp is None:
@@ -222,8 +226,19 @@ def _looked_up(rxnorm: str, per_gene: tuple[tuple[Option, ...], ...], population
     return tuple(possibilities), found, differ, best
 
 
+def _looked_up_row(rxnorm: str, per_gene: tuple[tuple[Option, ...], ...], population: str | None) -> tuple:
+    """``_looked_up`` and what ``recommend`` reads of the table for it, in one: (possibilities, found, differ, best,
+    guideline, rule id, population applied, implication, alternatives), the last two None when no row was found."""
+    possibilities, found, differ, best = _looked_up(rxnorm, per_gene, population)
+    t = drug_tables()[rxnorm]
+    applied = (population if population in t.populations else DEFAULT_POPULATION) if t.populations else None
+    implication, alternatives = _entry_view(rxnorm, best) if best is not None else (None, None)
+    return (possibilities, found, differ, best, _guideline(rxnorm), _rule_id(rxnorm), applied, implication,
+            alternatives)
+
+
 # kept: the same phenotypes recur across drugs, calls and patients (keys are CPIC vocabulary, bounded all the same)
-_advice = lru_cache(maxsize=2048)(_looked_up)
+_advice = lru_cache(maxsize=2048)(_looked_up_row)
 
 
 def populations(drug: Drug) -> tuple[str, ...]:
@@ -247,22 +262,30 @@ def recommend(drug: Drug, profile: PgxProfile, population: str | None = None) ->
     t = _table(drug)
     if t is None or not isinstance(profile, PgxProfile):
         return None
-    present = {g: profile.genes.get(g) for g in t.genes}
-    if all(gp is None for gp in present.values()):
+    # one pass over the guideline's genes: the patient's phenotype (or None) and the options each leaves open
+    present: list[GenePhenotype | None] = []
+    per_gene_list: list[tuple[Option, ...]] = []
+    genes: dict[str, GenePhenotype] = {}
+    refs: list[str] = []
+    for g in t.genes:
+        gp = profile.genes.get(g)
+        present.append(gp)
+        if gp is None:
+            per_gene_list.append(_NO_RESULT_OPTIONS)
+            continue
+        genes[g] = gp
+        refs.extend(gp.evidence)
+        per_gene_list.append(profile.options.get(g) or _options(profile, g, gp))
+    if not genes:
         return None
-    per_gene = tuple(_options(profile, g, present[g]) for g in t.genes)
+    per_gene = tuple(per_gene_list)
     # options hold CPIC vocabulary (scores, phenotypes, HLA allele statuses), never free text; few per gene
-    if sum(map(len, per_gene)) <= 16:
-        possibilities, found, differ, best = _advice(t.rxnorm, per_gene, population)
-    else:
-        possibilities, found, differ, best = _looked_up(t.rxnorm, per_gene, population)
-    guideline = _guideline(t.rxnorm)
-    genes = {g: gp for g, gp in present.items() if gp is not None}
-    evidence = tuple(dict.fromkeys(chain.from_iterable(gp.evidence for gp in genes.values())))
-    rule = _rule_id(t.rxnorm)
-    applied = (population if population in t.populations else DEFAULT_POPULATION) if t.populations else None
+    possibilities, found, differ, best, guideline, rule, applied, implication, alternatives = \
+        _advice(t.rxnorm, per_gene, population) if sum(map(len, per_gene)) <= 16 else \
+        _looked_up_row(t.rxnorm, per_gene, population)
+    evidence = tuple(dict.fromkeys(refs))
     the_drug = guideline.drug
-    why = _why(t, present, per_gene, differ)
+    why = _why(present, per_gene, differ)
     if best is None:
         return Recommendation(
             drug=the_drug, genes=genes, rule=rule, implication="CPIC's table has no entry for this result.",
@@ -272,7 +295,6 @@ def recommend(drug: Drug, profile: PgxProfile, population: str | None = None) ->
             uncertainty={"why": why, "possibilities": [_possibility(t, profile, c, None) for c, _ in possibilities]}
             if why else None)
     entry = t.entries[best]
-    implication, alternatives = _entry_view(t.rxnorm, best)
     uncertainty = None
     if why:
         seen, listed = set(), []
