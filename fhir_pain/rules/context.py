@@ -124,8 +124,8 @@ class RuleContext:
                 ingredients = m.ingredients
                 if len(ingredients) == 1:      # most orders: no duplicate to drop
                     index.setdefault(ingredients[0].rxnorm, []).append(m)
-                    continue
-                for rxnorm in dict.fromkeys(i.rxnorm for i in ingredients):
-                    index.setdefault(rxnorm, []).append(m)
+                elif ingredients:
+                    for rxnorm in dict.fromkeys(i.rxnorm for i in ingredients):
+                        index.setdefault(rxnorm, []).append(m)
             self._profiles["taking"] = index
         return self._profiles["taking"]
