@@ -7,7 +7,7 @@ advice instead of being resolved by a guess here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import product
 
@@ -27,6 +27,11 @@ class Call:
     options: tuple[Option, ...]
     diplotype: str | None = None
     notes: tuple[str, ...] = ()
+    # summarize(options), once per call: calls are memoised, and every profile of every request reads it
+    summary: tuple = field(default=(), init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "summary", summarize(self.options))
 
 
 @lru_cache(maxsize=4096)   # pure: the same gene + diplotype always gives the same call

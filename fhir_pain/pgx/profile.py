@@ -93,6 +93,7 @@ def _taken(medications: Iterable[MedicationUse]) -> list[tuple[frozenset[str], s
 
 
 _NONE: frozenset[str] = frozenset()
+_NO_FACTOR = ph.factors_of([])
 
 
 @lru_cache(maxsize=1)
@@ -130,7 +131,7 @@ class Reading:
 
     @property
     def phenotype(self) -> str:
-        return ph.summarize(self.call.options)[0]
+        return self.call.summary[0]
 
     @property
     def label(self) -> str:
@@ -163,11 +164,8 @@ def _readings(gene: str, results: list[GeneResult]) -> tuple[list[Reading], list
     first = ordered[0]
     kept, agree = [first], [first.result.ref]
     for rd in ordered[1:]:
-        same = any((rd.computed and k.computed and rd.call.diplotype == k.call.diplotype)
-                   or rd.call.options == k.call.options
-                   or (not rd.computed and rd.phenotype == k.phenotype) for k in kept)
-        if same:
-            if _new_ref(agree, rd):
+        if _agrees(rd, kept):
+            if rd.result.ref not in agree:
                 agree.append(rd.result.ref)
             continue
         notes.append(f"Conflicting {gene} results: {rd.label} gives {rd.phenotype}; {first.label} gives "
@@ -183,8 +181,14 @@ def _readings(gene: str, results: list[GeneResult]) -> tuple[list[Reading], list
     return kept, notes, agree
 
 
-def _new_ref(refs: list[str], rd: Reading) -> bool:
-    return rd.result.ref not in refs
+def _agrees(rd: Reading, kept: list[Reading]) -> bool:
+    """``rd`` says what one of ``kept`` says: the same diplotype, the same options or the same reported phenotype."""
+    call = rd.call
+    for k in kept:
+        if call.options == k.call.options or (rd.computed and k.computed and call.diplotype == k.call.diplotype) \
+                or (not rd.computed and call.summary[0] == k.call.summary[0]):
+            return True
+    return False
 
 
 def _factor_words(gene: str, active: list[tuple[Inhibitor, str]], factor: float) -> str:
@@ -204,11 +208,11 @@ def join_names(names) -> str:
 @dataclass(unsafe_hash=True)   # read-only; not frozen: built on every call (see facts.MedicationUse)
 class _GeneCall:
     """One gene's results before phenoconversion: its distinct readings (the first one shown), notes and the refs
-    that agree with the first."""
+    of its results."""
     readings: tuple[Reading, ...]
     labels: tuple[str, ...]           # Reading.label of each reading
-    notes: tuple[str, ...]
-    agree: tuple[str, ...]
+    notes: tuple[str, ...]            # without repeats
+    refs: tuple[str, ...]             # the results that agree with the first, then the other readings' (no repeats)
     genetic: tuple                    # ph.summarize of the first reading's options
 
 
@@ -240,9 +244,14 @@ def read_genotypes(results: list[GeneResult]) -> Genotypes:
             profile_notes.extend(notes)
             continue
         first = readings[0]
-        notes = list(first.call.notes) + [n for rd in readings[1:] for n in rd.call.notes] + notes
-        genes.append((gene, _GeneCall(tuple(readings), tuple(rd.label for rd in readings), tuple(notes),
-                                      tuple(agree), ph.summarize(first.call.options))))
+        if len(readings) > 1:
+            notes = list(first.call.notes) + [n for rd in readings[1:] for n in rd.call.notes] + notes
+        elif first.call.notes:
+            notes = list(first.call.notes) + notes
+        refs = tuple(dict.fromkeys(agree + [rd.result.ref for rd in readings[1:]])) if len(readings) > 1 \
+            else tuple(agree)
+        genes.append((gene, _GeneCall(tuple(readings), tuple([rd.label for rd in readings]),
+                                      tuple(dict.fromkeys(notes)), refs, first.call.summary)))
     return Genotypes(tuple(genes), tuple(profile_notes))
 
 
@@ -271,9 +280,8 @@ def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationU
             genes[gene], options[gene], origins[gene] = same, unchanged_from.options[gene], unchanged_from.origins[gene]
             continue
         readings, first = call.readings, call.readings[0]
-        notes = list(call.notes)
         g_ph, g_score, g_possible, g_ambiguous = call.genetic
-        factors = ph.factors_of([i for i, _ in active])
+        factors = ph.factors_of([i for i, _ in active]) if active else _NO_FACTOR
         by_option: dict[ph.Option, list[str]] = {}
         for rd, rd_label in zip(readings, call.labels):
             for f in factors:
@@ -282,26 +290,28 @@ def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationU
                         ph.convert(gene, rd.call.options, (f,)):
                     label = rd_label + (f" {_factor_words(gene, active, f)}" if len(factors) > 1 else "")
                     by_option.setdefault(opt, []).append(label)
-        first_converted = ph.convert(gene, first.call.options, factors) if active else first.call.options
-        c_ph, c_score, c_possible, c_ambiguous = ph.summarize(first_converted)
-        by = tuple(i.name for i, _ in active)
         if active:
+            c_ph, c_score, c_possible, c_ambiguous = ph.summarize(ph.convert(gene, first.call.options, factors))
+            by = tuple(i.name for i, _ in active)
             strengths = ", ".join(f"{i.name} ({i.strength} {gene} inhibitor)" for i, _ in active)
+            notes = list(call.notes)
             notes.append(f"Phenoconversion: {strengths}. Genetic phenotype {g_ph}"
                          f"{f' (activity score {g_score})' if g_score else ''}; acting phenotype {c_ph}"
                          f"{f' (activity score {c_score})' if c_score else ''}.")
             if len(factors) > 1:
                 notes.append(f"The strength of {join_names(by)} as a {gene} inhibitor is uncertain (the sources "
                              f"disagree): the advice is the one that is safe under each strength.")
-        source = "computed" if first.computed else "reported"
+            gene_notes = tuple(dict.fromkeys(notes))
+            evidence = tuple(dict.fromkeys(call.refs + tuple(ref for _, ref in active)))
+        else:    # the genetic call as it is
+            c_ph, c_score, c_possible, c_ambiguous = call.genetic
+            by, gene_notes, evidence = (), call.notes, call.refs
         genes[gene] = GenePhenotype(
-            gene=gene, phenotype=c_ph, diplotype=first.call.diplotype, activity_score=c_score, source=source,
-            genetic_phenotype=g_ph, genetic_activity_score=g_score, phenoconverted_by=by,
-            possible_scores=c_possible if active else g_possible, genetic_possible_scores=g_possible,
-            ambiguous=c_ambiguous, conflicting=len(readings) > 1,
-            notes=tuple(dict.fromkeys(notes)),
-            evidence=tuple(dict.fromkeys(call.agree + tuple(rd.result.ref for rd in readings[1:])
-                                         + tuple(ref for _, ref in active))),
+            gene=gene, phenotype=c_ph, diplotype=first.call.diplotype, activity_score=c_score,
+            source="computed" if first.computed else "reported", genetic_phenotype=g_ph,
+            genetic_activity_score=g_score, phenoconverted_by=by, possible_scores=c_possible,
+            genetic_possible_scores=g_possible, ambiguous=c_ambiguous, conflicting=len(readings) > 1,
+            notes=gene_notes, evidence=evidence,
         )
         options[gene] = tuple(by_option)
         origins[gene] = {o: tuple(dict.fromkeys(v)) for o, v in by_option.items()}
