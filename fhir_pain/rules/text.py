@@ -76,8 +76,18 @@ def sources_md(sources: list[dict]) -> str:
                                         for s in sources])
 
 
+_NEEDS_MD = re.compile(r"[\\`*_\[\]#|~&<>\s]")   # what md() would escape, neutralise or collapse
+
+
 def evidence_md(refs: Iterable[str]) -> str:
     """'**Evidence:** Observation/1, MedicationRequest/2' (each reference escaped)."""
+    refs = tuple(refs)
+    try:
+        plain = _NEEDS_MD.search("".join(refs)) is None
+    except TypeError:     # a reference that is no text: md() says it
+        plain = False
+    if plain:             # the usual references: md() would return each as it is
+        return "**Evidence:** " + ", ".join(refs)
     return "**Evidence:** " + ", ".join([md(e) for e in refs])
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from fhir_pain.facts import GenePhenotype
-from fhir_pain.rules.text import code, fit, gene_line, gene_phrase, md, phenotype_phrase
+from fhir_pain.rules.text import code, evidence_md, fit, gene_line, gene_phrase, md, phenotype_phrase
 
 
 def test_md_escapes_markdown_and_html():
@@ -31,3 +31,12 @@ def test_gene_line_reports_genetic_and_converted_phenotype():
     line = gene_line("CYP2D6", gp)
     assert "`*1/*1`" in line and "activity score `2.0`" in line and "genetic Normal Metabolizer" in line
     assert "converted to Poor Metabolizer** by paroxetine" in line and "`0.0`" in line
+
+
+def test_evidence_md_escapes_each_reference_as_md_would_even_on_its_fast_path():
+    awkward = [("Observation/g1", "MedicationRequest/rx1"), ("Observation/a b", "x"), ("Observation/a ", "b"),
+               ("Observation/*1_", "[x]"), ("", "q"), (" ", ""), ("a\x1cb",), ("a&b<c>",), ("a\u2003b", "c"), (),
+               (7, "Observation/1")]
+    for refs in awkward:
+        assert evidence_md(refs) == "**Evidence:** " + ", ".join(md(e) for e in refs)
+    assert evidence_md(iter(["Observation/1", "Observation/2"])) == "**Evidence:** Observation/1, Observation/2"
