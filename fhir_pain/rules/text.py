@@ -101,7 +101,9 @@ def join_and(items: Iterable[str], conj: str = "and") -> str:
 def fit(*candidates: str) -> str:
     """The first candidate that fits a card summary (<= 140 characters); the last one cut at a word if none."""
     for c in candidates:
-        c = " ".join(c.split())
+        # most candidates are single-spaced already (every other whitespace is unprintable): no split and join then
+        if not c.isprintable() or "  " in c or c[:1] == " " or c[-1:] == " ":
+            c = " ".join(c.split())
         if 0 < len(c) <= SUMMARY_MAX:
             return c
     last = " ".join(candidates[-1].split())

@@ -40,3 +40,8 @@ def test_evidence_md_escapes_each_reference_as_md_would_even_on_its_fast_path():
     for refs in awkward:
         assert evidence_md(refs) == "**Evidence:** " + ", ".join(md(e) for e in refs)
     assert evidence_md(iter(["Observation/1", "Observation/2"])) == "**Evidence:** Observation/1, Observation/2"
+
+
+def test_fit_collapses_any_whitespace_as_before_its_single_spaced_fast_path():
+    for text in ["a  b", " a", "a ", "a\tb", "a\nb", "a\u2003b", "a\xa0b", "a\x1cb", "a b", "", "  ", "a\x00b"]:
+        assert fit(text, "fallback") == (" ".join(text.split()) or "fallback")
