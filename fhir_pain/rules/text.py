@@ -114,6 +114,22 @@ def fit(*candidates: str) -> str:
 def gene_line(gene: str, gp: GenePhenotype) -> str:
     """One markdown line: diplotype, activity score, phenotype, its source, and any phenoconversion
     ("genetic Normal Metabolizer, functionally Poor Metabolizer while taking paroxetine")."""
+    args = (gene, gp.phenotype, gp.diplotype, gp.activity_score, gp.source, gp.genetic_phenotype,
+            gp.genetic_activity_score, gp.phenoconverted_by, gp.possible_scores, gp.ambiguous)
+    try:
+        return _gene_line(*args)
+    except TypeError:     # a field that cannot be a memo key (not a GenePhenotype fhir_pain.pgx built)
+        return _gene_line.__wrapped__(*args)  # type: ignore[attr-defined]
+
+
+@short_text_memo(maxsize=1024, longest=300)   # pure; CPIC vocabulary, normalised diplotypes and inhibitor names
+def _gene_line(gene: str, phenotype: str, diplotype: str | None, activity_score: str | None, source: str,
+               genetic_phenotype: str | None, genetic_activity_score: str | None, phenoconverted_by: tuple[str, ...],
+               possible_scores: tuple[str, ...], ambiguous: bool) -> str:
+    gp = GenePhenotype(gene=gene, phenotype=phenotype, diplotype=diplotype, activity_score=activity_score,
+                       source=source, genetic_phenotype=genetic_phenotype,
+                       genetic_activity_score=genetic_activity_score, phenoconverted_by=phenoconverted_by,
+                       possible_scores=possible_scores, ambiguous=ambiguous)
     allele = HLA_ALLELES.get(gene)
     if allele:   # HLA: the status of CPIC's risk allele, read from a typing, a presence result or a lab's text
         if gp.phenotype == "Indeterminate":

@@ -45,3 +45,14 @@ def test_evidence_md_escapes_each_reference_as_md_would_even_on_its_fast_path():
 def test_fit_collapses_any_whitespace_as_before_its_single_spaced_fast_path():
     for text in ["a  b", " a", "a ", "a\tb", "a\nb", "a\u2003b", "a\xa0b", "a\x1cb", "a b", "", "  ", "a\x00b"]:
         assert fit(text, "fallback") == (" ".join(text.split()) or "fallback")
+
+
+def test_gene_line_of_a_phenotype_with_unhashable_fields_is_said_without_the_memo():
+    kept = GenePhenotype(gene="CYP2D6", phenotype="Poor Metabolizer", diplotype="*1/*4", activity_score="0.0",
+                         genetic_phenotype="Intermediate Metabolizer", genetic_activity_score="1.0",
+                         phenoconverted_by=("paroxetine",))
+    listed = GenePhenotype(gene="CYP2D6", phenotype="Poor Metabolizer", diplotype="*1/*4", activity_score="0.0",
+                           genetic_phenotype="Intermediate Metabolizer", genetic_activity_score="1.0",
+                           phenoconverted_by=["paroxetine"])   # type: ignore[arg-type]
+    assert gene_line("CYP2D6", listed) == gene_line("CYP2D6", kept)
+    assert "converted to Poor Metabolizer" in gene_line("CYP2D6", kept)
