@@ -76,9 +76,6 @@ def _taken(medications: Iterable[MedicationUse]) -> list[tuple[frozenset[str], s
     any_gene = _inhibitor_names()
     taken: list[tuple[frozenset[str], str]] = []
     for med in medications:
-        status = med.status
-        if not (med.is_draft or status in ACTIVE_STATUSES or (status or "").lower() in ACTIVE_STATUSES):
-            continue
         text = med.text
         # inhibitors without a verified RxCUI are only recognisable by name; the memo itself for order texts of the
         # usual length (short_text_memo's own check, without its call)
@@ -87,7 +84,8 @@ def _taken(medications: Iterable[MedicationUse]) -> list[tuple[frozenset[str], s
         for d in med.ingredients:
             if d.name in any_gene:
                 names = names | {d.name}
-        if names:
+        status = med.status   # asked only of the few orders that name an inhibitor
+        if names and (med.is_draft or status in ACTIVE_STATUSES or (status or "").lower() in ACTIVE_STATUSES):
             taken.append((names, med.ref))
     return taken
 

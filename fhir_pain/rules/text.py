@@ -56,9 +56,18 @@ def article(word: str) -> str:
 
 def gene_phrase(gene: str, gp: GenePhenotype, *, with_inhibitor: bool = True) -> str:
     """'CYP2D6 poor metabolizer' (+ ' via paroxetine' when phenoconverted)."""
-    phrase = f"{gene} {phenotype_phrase(gp.phenotype)}"
-    if with_inhibitor and gp.phenoconverted_by:
-        phrase += " via " + join_and(gp.phenoconverted_by)
+    by = gp.phenoconverted_by if with_inhibitor else ()
+    try:
+        return _gene_phrase(gene, gp.phenotype, by)
+    except TypeError:     # a field that cannot be a memo key (not a GenePhenotype fhir_pain.pgx built)
+        return _gene_phrase.__wrapped__(gene, gp.phenotype, by)  # type: ignore[attr-defined]
+
+
+@short_text_memo(maxsize=1024, longest=300)   # pure; CPIC vocabulary and inhibitor names
+def _gene_phrase(gene: str, phenotype: str, phenoconverted_by: tuple[str, ...]) -> str:
+    phrase = f"{gene} {phenotype_phrase(phenotype)}"
+    if phenoconverted_by:
+        phrase += " via " + join_and(phenoconverted_by)
     return phrase
 
 

@@ -56,3 +56,9 @@ def test_gene_line_of_a_phenotype_with_unhashable_fields_is_said_without_the_mem
                            phenoconverted_by=["paroxetine"])   # type: ignore[arg-type]
     assert gene_line("CYP2D6", listed) == gene_line("CYP2D6", kept)
     assert "converted to Poor Metabolizer" in gene_line("CYP2D6", kept)
+
+
+def test_gene_phrase_of_a_phenotype_with_unhashable_fields_is_said_without_the_memo():
+    gp = GenePhenotype(gene="CYP2D6", phenotype="Poor Metabolizer", phenoconverted_by=["paroxetine", "bupropion"])  # type: ignore[arg-type]
+    assert gene_phrase("CYP2D6", gp) == "CYP2D6 poor metabolizer via paroxetine and bupropion"
+    assert gene_phrase("CYP2D6", gp, with_inhibitor=False) == "CYP2D6 poor metabolizer"
