@@ -29,9 +29,19 @@ class Call:
     notes: tuple[str, ...] = ()
     # summarize(options), once per call: calls are memoised, and every profile of every request reads it
     summary: tuple = field(default=(), init=False, compare=False, repr=False)
+    # factors -> convert(gene, options, factors), kept with the (memoised) call; the factors are the inhibitor
+    # tables' few strengths
+    _converted: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "summary", summarize(self.options))
+
+    def converted(self, factors: tuple[float, ...]) -> tuple[Option, ...]:
+        """``convert(self.gene, self.options, factors)``."""
+        got = self._converted.get(factors)
+        if got is None:
+            got = self._converted[factors] = convert(self.gene, self.options, factors)
+        return got
 
 
 @lru_cache(maxsize=4096)   # pure: the same gene + diplotype always gives the same call

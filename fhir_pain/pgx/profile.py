@@ -284,12 +284,11 @@ def resolve_profile(results: list[GeneResult], medications: Iterable[MedicationU
         for rd, rd_label in zip(readings, call.labels):
             for f in factors:
                 # one option and no factor: convert would return it as it is
-                for opt in rd.call.options if f == 1.0 and len(rd.call.options) == 1 else \
-                        ph.convert(gene, rd.call.options, (f,)):
+                for opt in rd.call.options if f == 1.0 and len(rd.call.options) == 1 else rd.call.converted((f,)):
                     label = rd_label + (f" {_factor_words(gene, active, f)}" if len(factors) > 1 else "")
                     by_option.setdefault(opt, []).append(label)
         if active:
-            c_ph, c_score, c_possible, c_ambiguous = ph.summarize(ph.convert(gene, first.call.options, factors))
+            c_ph, c_score, c_possible, c_ambiguous = ph.summarize(first.call.converted(factors))
             by = tuple(i.name for i, _ in active)
             strengths = ", ".join(f"{i.name} ({i.strength} {gene} inhibitor)" for i, _ in active)
             notes = list(call.notes)
