@@ -98,6 +98,9 @@ def _call_alternatives(gene: str, text: str) -> Call | None:
 
 def call_reported(gene: str, phenotype: str) -> Call:
     if type(gene) is str and type(phenotype) is str:
+        # the memo itself for texts of the usual length (short_text_memo's own check, without its call)
+        if len(gene) <= 300 and len(phenotype) <= 300:
+            return _call_reported_kept(gene, phenotype)
         return _call_reported(gene, phenotype)
     return _call_reported.__wrapped__(gene, phenotype)
 
@@ -111,6 +114,9 @@ def _call_reported(gene: str, phenotype: str) -> Call:
                     notes=(f"{gene}: the result does not say whether {allele} is present (unknown or unreadable); "
                            f"it is treated as possibly positive, never as negative.",))
     return Call(gene, ((None, phenotype),))
+
+
+_call_reported_kept = _call_reported.cache_kept  # type: ignore[attr-defined]
 
 
 def summarize(options: tuple[Option, ...]) -> tuple[str, str | None, tuple[str, ...], bool]:

@@ -259,7 +259,7 @@ def recommend(drug: Drug, profile: PgxProfile, population: str | None = None) ->
 
     ``population``: for tables CPIC splits by population (HLA anticonvulsants), the one to look up (default
     "naive"); the Recommendation names it."""
-    t = _table(drug)
+    t = drug_tables().get(drug.rxnorm) if isinstance(drug, Drug) else None    # _table(drug), without its call
     if t is None or not isinstance(profile, PgxProfile):
         return None
     # one pass over the guideline's genes: the patient's phenotype (or None) and the options each leaves open
