@@ -247,18 +247,9 @@ def populations(drug: Drug) -> tuple[str, ...]:
     return tuple(t.populations) if t is not None else ()
 
 
-def recommend(drug: Drug, profile: PgxProfile, population: str | None = None) -> Recommendation | None:
-    """CPIC's recommendation for ``drug`` given ``profile``; None when CPIC does not cover the drug here or the
-    profile has no result for any of the guideline's genes (the rules layer raises the pre-test alert then).
-
-    Every possibility the results leave open (conflicting results, an ambiguous duplication, an inhibitor of
-    uncertain strength, a phenotype reported without the score CPIC keys by) is looked up in CPIC's table under the
-    key the patient actually has -- ``Indeterminate``/``n/a``/``No Result`` rows included. If they all give the same
-    advice, that is the advice. If not, the advice is the most cautious one any possibility carries (an "avoid" is
-    never hidden by a benign possibility), and ``uncertainty`` lists every possibility.
-
-    ``population``: for tables CPIC splits by population (HLA anticonvulsants), the one to look up (default
-    "naive"); the Recommendation names it."""
+def _lookup(drug: Drug, profile: PgxProfile, population: str | None):
+    """What ``recommend`` reads of the profile and the table: None (no table, or no result for its genes), or (table,
+    per gene the GenePhenotype or None, per gene the options, the genes with a result, their evidence, the look-up)."""
     t = drug_tables().get(drug.rxnorm) if isinstance(drug, Drug) else None    # _table(drug), without its call
     if t is None or not isinstance(profile, PgxProfile):
         return None
@@ -280,16 +271,52 @@ def recommend(drug: Drug, profile: PgxProfile, population: str | None = None) ->
         return None
     per_gene = tuple(per_gene_list)
     # options hold CPIC vocabulary (scores, phenotypes, HLA allele statuses), never free text; few per gene
-    possibilities, found, differ, best, guideline, rule, applied, implication, alternatives = \
-        _advice(t.rxnorm, per_gene, population) if sum(map(len, per_gene)) <= 16 else \
+    looked = _advice(t.rxnorm, per_gene, population) if sum(map(len, per_gene)) <= 16 else \
         _looked_up_row(t.rxnorm, per_gene, population)
+    return t, present, per_gene, genes, refs, looked
+
+
+def _no_row(t: DrugTable) -> str:
+    return f"CPIC's table has no row for {t.name} with this result."
+
+
+def advice_of(drug: Drug, profile: PgxProfile, population: str | None = None) -> tuple[str, str] | None:
+    """(action, recommendation) of ``recommend(drug, profile, population)``, or None when it gives none, without
+    building the recommendation: for a rule that only compares advice."""
+    looked = _lookup(drug, profile, population)
+    if looked is None:
+        return None
+    t, best = looked[0], looked[5][3]
+    if best is None:
+        return "no-recommendation", _no_row(t)
+    entry = t.entries[best]
+    return entry["action"], entry["gist"]
+
+
+def recommend(drug: Drug, profile: PgxProfile, population: str | None = None) -> Recommendation | None:
+    """CPIC's recommendation for ``drug`` given ``profile``; None when CPIC does not cover the drug here or the
+    profile has no result for any of the guideline's genes (the rules layer raises the pre-test alert then).
+
+    Every possibility the results leave open (conflicting results, an ambiguous duplication, an inhibitor of
+    uncertain strength, a phenotype reported without the score CPIC keys by) is looked up in CPIC's table under the
+    key the patient actually has -- ``Indeterminate``/``n/a``/``No Result`` rows included. If they all give the same
+    advice, that is the advice. If not, the advice is the most cautious one any possibility carries (an "avoid" is
+    never hidden by a benign possibility), and ``uncertainty`` lists every possibility.
+
+    ``population``: for tables CPIC splits by population (HLA anticonvulsants), the one to look up (default
+    "naive"); the Recommendation names it."""
+    looked = _lookup(drug, profile, population)
+    if looked is None:
+        return None
+    t, present, per_gene, genes, refs, (possibilities, found, differ, best, guideline, rule, applied, implication,
+                                        alternatives) = looked
     evidence = tuple(dict.fromkeys(refs))
     the_drug = guideline.drug
     why = _why(present, per_gene, differ)
     if best is None:
         return Recommendation(
             drug=the_drug, genes=genes, rule=rule, implication="CPIC's table has no entry for this result.",
-            recommendation=f"CPIC's table has no row for {t.name} with this result.",
+            recommendation=_no_row(t),
             classification="No Recommendation", action="no-recommendation", knowledge=guideline.knowledge,
             evidence=evidence, ambiguous=bool(why), population=applied,
             uncertainty={"why": why, "possibilities": [_possibility(t, profile, c, None) for c, _ in possibilities]}

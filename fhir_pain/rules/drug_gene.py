@@ -11,6 +11,7 @@ from fhir_pain import pgx
 from fhir_pain.facts import Drug, Finding, GenePhenotype, MedicationUse, Recommendation
 from fhir_pain.pgx import guidance
 from fhir_pain.pgx.knowledge import HLA_ALLELES
+from fhir_pain.pgx.recommend import advice_of
 from fhir_pain.rules.context import RuleContext
 from fhir_pain.rules.population import LONG_TERM, population
 from fhir_pain.rules.safety import blocked_replacement
@@ -167,7 +168,10 @@ def _if_inhibitor_stopped(ctx: RuleContext, f: Finding, rec: Recommendation) -> 
     converted = [(g, gp) for g, gp in rec.genes.items() if gp.phenoconverted_by and gp.genetic_phenotype]
     if not converted or f.drug is None:
         return []
-    genetic = ctx.recommend(f.drug, ctx.genetic_profile(), mode=ctx.guidelines)
+    genetic_profile = ctx.genetic_profile()
+    if ctx.guidelines == "cpic" and advice_of(f.drug, genetic_profile) in (None, (rec.action, rec.recommendation)):
+        return []    # the same advice (or none): what ctx.recommend would give is not needed
+    genetic = ctx.recommend(f.drug, genetic_profile, mode=ctx.guidelines)
     if genetic is None or (genetic.action == rec.action and genetic.recommendation == rec.recommendation):
         return []
     inhibitors = join_and(sorted({n for _, gp in converted for n in gp.phenoconverted_by}))

@@ -247,3 +247,21 @@ def test_tertiary_amine_tcas_name_the_secondary_amines_where_cyp2c19_is_the_reas
         assert "nortriptyline" in rec.recommendation and "desipramine" in rec.recommendation
     else:
         assert rec.alternatives == ()
+
+
+def test_advice_of_is_the_action_and_recommendation_recommend_gives_for_every_result():
+    from fhir_pain.pgx.recommend import advice_of
+    checked = 0
+    for name in EXPORTS:
+        drug = drug_by_name(name)
+        for diplotypes in (("*1/*1", "*1/*1"), ("*4/*4", "*2/*2"), ("*1/*4", "*1/*17"), ("*1/*4 or *1x2/*4", "*1/*3"),
+                           ("*1/*999", "*17/*17")):
+            results = [GeneResult(gene=g, ref=f"Observation/{g}", diplotype=d)
+                       for g, d in zip(("CYP2D6", "CYP2C19"), diplotypes)]
+            results.append(GeneResult(gene="CYP2C9", ref="Observation/CYP2C9", diplotype=diplotypes[1]))
+            profile = resolve_profile(results, [])
+            rec = recommend(drug, profile)
+            assert advice_of(drug, profile) == (None if rec is None else (rec.action, rec.recommendation))
+            checked += rec is not None
+    assert advice_of(drug_by_name("codeine"), PgxProfile(genes={})) is None
+    assert checked > 20
