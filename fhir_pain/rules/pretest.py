@@ -20,7 +20,7 @@ def pretest_finding(ctx: RuleContext, med: MedicationUse, drug: Drug) -> Finding
     alert = pretest_alerts()["drugs"].get(drug.name)
     if alert is None:
         return None
-    genes_on_file = set(ctx.profile_for(med).genes)
+    genes_on_file = ctx.profile_for(med).genes    # gene -> phenotype: only its keys are asked about
     missing = [g for g in alert["genes"] if g not in genes_on_file]
     if not missing:
         return None
