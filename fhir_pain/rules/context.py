@@ -66,7 +66,10 @@ class RuleContext:
         got = self._profiles.get(key)
         if got is None:
             everyone = self._profile_without(frozenset())
-            converters = {n for gp in everyone.genes.values() for n in gp.phenoconverted_by}
+            converters = self._profiles.get("converters")    # the inhibitors acting on anyone's profile, once
+            if converters is None:
+                converters = self._profiles["converters"] = frozenset(
+                    [n for gp in everyone.genes.values() for n in gp.phenoconverted_by])
             if names.isdisjoint(converters):
                 got = everyone    # the judged drug inhibits nothing here: leaving it out would change nothing
             else:
