@@ -306,6 +306,10 @@ def _score_group(g: _Group, scores: list[Score], rejected: list[Rejected], total
 def _dedupe(scores: list[Score], rejected: list[Rejected]) -> tuple[list[Score], list[Rejected]]:
     """One score per instrument and moment: identical copies merge; different values at the same moment are
     conflicting data and neither is used."""
+    dated = [s for s in scores if s.time is not None]
+    if len(dated) == len(scores) and len(set(map(_moment, dated))) == len(dated):
+        dated.sort(key=_at)   # the common case: every score dated, no two of one instrument at one moment
+        return dated, rejected
     first: dict[tuple, Score] = {}
     copies: dict[tuple, list[Score]] = {}
     undated: list[Score] = []
@@ -335,3 +339,4 @@ def _dedupe(scores: list[Score], rejected: list[Rejected]) -> tuple[list[Score],
 
 
 _at = attrgetter("time.at")   # sort key of a dated score
+_moment = attrgetter("instrument", "time.at")   # (instrument, time.at): what makes two scores the same
