@@ -33,13 +33,15 @@ def build_profile(observations: Iterable[dict], conditions: Iterable[dict], medi
     scores, rejected, flagged = read_observations(observations or (), kn, code_map)
     horizon = now + FUTURE_TOLERANCE
     usable: list[Score] = []
-    for s in scores:
+    by_inst = ScoreIndex(())
+    add = by_inst.add
+    for s in scores:   # one pass: the future ones out, the rest filed by instrument
         t = s.time
         if t is not None and t.earliest > horizon:
             rejected.append(Rejected(s.ref, s.instrument, f"dated in the future ({t.isoformat()})"))
         else:
             usable.append(s)
-    by_inst = ScoreIndex(usable)
+            add(s)
     hits = match_conditions(conditions or (), kn)
 
     chronic, chronic_reasons, chronic_refs = chronicity(by_inst, hits, kn, now)

@@ -6,7 +6,6 @@ Every conclusion carries the FHIR references it rests on (``evidence``) and its 
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
@@ -58,15 +57,27 @@ class ScoreIndex:
     __slots__ = ("all", "dated")
 
     def __init__(self, scores: list[Score]):      # scores in time order, undated last (scoring.read_scores)
-        by_key: defaultdict[str, list[Score]] = defaultdict(list)
-        for s in scores:
-            by_key[s.instrument].append(s)
-        self.all: dict[str, list[Score]] = dict(by_key)   # a plain dict: a look-up never adds a key
+        self.all: dict[str, list[Score]] = {}     # a plain dict: a look-up never adds a key
         self.dated: dict[str, list[Score]] = {}
-        for key, found in self.all.items():
-            dated = [s for s in found if s.time is not None and s.time.precision in ORDERABLE]
-            if dated:
-                self.dated[key] = dated
+        for s in scores:
+            self.add(s)
+
+    def add(self, s: Score) -> None:
+        """File one more score (in time order, undated last), so that a caller walking the scores anyway
+        builds the index in the same pass."""
+        key = s.instrument
+        found = self.all.get(key)
+        if found is None:
+            self.all[key] = [s]
+        else:
+            found.append(s)
+        t = s.time
+        if t is not None and t.precision in ORDERABLE:
+            dated = self.dated.get(key)
+            if dated is None:
+                self.dated[key] = [s]
+            else:
+                dated.append(s)
 
     def last_at_or_before(self, key: str, t: datetime) -> Score | None:
         """The latest dated score of the instrument whose ``time.at`` is ``t`` or earlier."""

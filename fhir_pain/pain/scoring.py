@@ -105,6 +105,7 @@ def read_observations(observations: Iterable[dict], kn: Knowledge,
     groups: list[_Group] = []                              # panels with components or members
     item_obs: dict[str, list[tuple[Role, _Answer, FhirTime | None]]] = {}   # ref -> item answers (loose)
     loose: list[tuple[Role, _Answer, FhirTime | None]] = []
+    instruments = kn.instruments
     for obs in observations:
         if not isinstance(obs, dict):
             continue
@@ -128,12 +129,20 @@ def read_observations(observations: Iterable[dict], kn: Knowledge,
                 if ref:
                     item_obs.setdefault(ref, []).append(entry)
             continue
-        inst = kn.instruments[panel.instrument]
-        # (has_value's own first test inlined: nearly every total is a valueInteger)
-        if "component" in obs or "hasMember" in obs or ("valueInteger" not in obs and not has_value(obs)):
+        inst = instruments[panel.instrument]
+        if "component" in obs or "hasMember" in obs:
             _read_panel(obs, inst, ref, time, kn, code_map, scores, rejected, groups)
             continue
-        v, why = total_value(obs, inst, kn)   # the common case: a plain total (as _add_total, one call less)
+        n = obs.get("valueInteger")
+        if type(n) is int and "valueQuantity" not in obs and not inst.unit_required:
+            v = float(n)   # nearly every total: a whole number on the scale (total_value's first test, no call)
+            if inst.lo <= v <= inst.hi:
+                scores.append(Score(inst.key, v, ref, time, "total", (ref,) if ref else ()))
+                continue
+        elif n is None and not has_value(obs):
+            _read_panel(obs, inst, ref, time, kn, code_map, scores, rejected, groups)
+            continue
+        v, why = total_value(obs, inst, kn)   # a plain total (as _add_total, one call less)
         if v is None:
             rejected.append(Rejected(ref, inst.key, why))
         else:
@@ -297,6 +306,10 @@ def _score_group(g: _Group, scores: list[Score], rejected: list[Rejected], total
 def _dedupe(scores: list[Score], rejected: list[Rejected]) -> tuple[list[Score], list[Rejected]]:
     """One score per instrument and moment: identical copies merge; different values at the same moment are
     conflicting data and neither is used."""
+    dated = [s for s in scores if s.time is not None]
+    if len(dated) == len(scores) and len(set(map(_moment, dated))) == len(dated):
+        dated.sort(key=_at)   # the common case: every score dated, no two of one instrument at one moment
+        return dated, rejected
     first: dict[tuple, Score] = {}
     copies: dict[tuple, list[Score]] = {}
     undated: list[Score] = []
@@ -326,3 +339,4 @@ def _dedupe(scores: list[Score], rejected: list[Rejected]) -> tuple[list[Score],
 
 
 _at = attrgetter("time.at")   # sort key of a dated score
+_moment = attrgetter("instrument", "time.at")   # (instrument, time.at): what makes two scores the same
