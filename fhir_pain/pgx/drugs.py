@@ -109,9 +109,8 @@ def _medication(resource: dict, resolve: Callable[[str], dict | None] | None) ->
     return med if isinstance(med, dict) else None
 
 
-def _one_coding(concept: dict) -> tuple[str | None, str | None, str | None] | None:
-    """(RxNorm code as _concept_names reads it, display, text) of a concept with exactly one coding; None for any
-    other shape (read the general way)."""
+def _one_coding(concept: dict) -> tuple[tuple[Drug, ...], str] | None:
+    """_one_coding_view of a concept with exactly one coding; None for any other shape (read the general way)."""
     codings = concept.get("coding")
     if type(codings) is not list or len(codings) != 1 or type(codings[0]) is not dict:
         return None
@@ -121,7 +120,13 @@ def _one_coding(concept: dict) -> tuple[str | None, str | None, str | None] | No
         code = code.strip()
     else:
         code = None
-    return code, display if isinstance(display, str) else None, text if isinstance(text, str) else None
+    display = display if isinstance(display, str) else None
+    text = text if isinstance(text, str) else None
+    # the memo itself when every text is short (the usual order): no second pass over the arguments
+    if (code is None or len(code) <= 300) and (display is None or len(display) <= 300) and \
+            (text is None or len(text) <= 300):
+        return _one_coding_kept(code, display, text)
+    return _one_coding_view(code, display, text)
 
 
 @short_text_memo(maxsize=4096, longest=300)   # pure; orders name the same few products
@@ -133,6 +138,9 @@ def _one_coding_view(code: str | None, display: str | None, text: str | None) ->
     names: list[str] = []
     _concept_names(concept, names)
     return _ingredients(tuple(names)), _display(concept)
+
+
+_one_coding_kept = _one_coding_view.cache_kept  # type: ignore[attr-defined]  # _one_coding checks the lengths
 
 
 @lru_cache(maxsize=4096)
@@ -150,8 +158,7 @@ def identify(resource: dict, *, resolve: Callable[[str], dict | None] | None = N
     mcc = resource.get("medicationCodeableConcept")
     one = _one_coding(mcc) if "medicationReference" not in resource and type(mcc) is dict else None
     if one is not None:   # the usual order: one concept of one coding, read through the memo
-        ingredients, text = _one_coding_view(*one)
-        return _use(resource, ingredients, text, is_draft)
+        return _use(resource, one[0], one[1], is_draft)
     concepts: list[dict] = [c for c in _as_list(mcc) if isinstance(c, dict)]
     med = _medication(resource, resolve) if "medicationReference" in resource else None
     if med is not None:
@@ -184,8 +191,8 @@ def _use(resource: dict, ingredients: tuple[Drug, ...], text: str, is_draft: boo
     authored = fhirdates.parse(resource.get("authoredOn"))
     status = resource.get("status")
     intent = resource.get("intent")
-    return MedicationUse(
-        ref=ref, status=status if isinstance(status, str) else "unknown",
-        intent=intent if isinstance(intent, str) else None, ingredients=ingredients, text=text,
-        authored_on=authored.at if authored else None, is_draft=is_draft, resource=resource,
-    )
+    # positional (ref, status, intent, ingredients, text, authored_on, is_draft, resource): one per medication of
+    # every call, and keywords cost twice as much
+    return MedicationUse(ref, status if isinstance(status, str) else "unknown",
+                         intent if isinstance(intent, str) else None, ingredients, text,
+                         authored.at if authored else None, is_draft, resource)
