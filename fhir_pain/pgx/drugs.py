@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from fhir_pain import fhirdates
 from fhir_pain.facts import Drug, MedicationUse
-from fhir_pain.memo import short_text_memo
+from fhir_pain.memo import keep_short, short_text_memo
 from fhir_pain.pgx.knowledge import drug_vocabulary, normalise_name, unverified_codes
 
 RXNORM_SYSTEMS = frozenset({"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88",
@@ -109,27 +109,33 @@ def _medication(resource: dict, resolve: Callable[[str], dict | None] | None) ->
     return med if isinstance(med, dict) else None
 
 
+# (code, system, display, text) of a one-coding concept as sent -> _one_coding_view (keep_short): orders name the
+# same few products, and the usual one is then one look-up
+_one_codings: dict[tuple, tuple[tuple[Drug, ...], str]] = {}
+
+
 def _one_coding(concept: dict) -> tuple[tuple[Drug, ...], str] | None:
     """_one_coding_view of a concept with exactly one coding; None for any other shape (read the general way)."""
     codings = concept.get("coding")
     if type(codings) is not list or len(codings) != 1 or type(codings[0]) is not dict:
         return None
     coding = codings[0]
-    code, system, display, text = coding.get("code"), coding.get("system"), coding.get("display"), concept.get("text")
+    key = (coding.get("code"), coding.get("system"), coding.get("display"), concept.get("text"))
+    try:
+        return _one_codings[key]
+    except (KeyError, TypeError):
+        pass
+    code, system, display, text = key
     if isinstance(code, str) and (system is None or (isinstance(system, str) and system in RXNORM_SYSTEMS)):
         code = code.strip()
     else:
         code = None
-    display = display if isinstance(display, str) else None
-    text = text if isinstance(text, str) else None
-    # the memo itself when every text is short (the usual order): no second pass over the arguments
-    if (code is None or len(code) <= 300) and (display is None or len(display) <= 300) and \
-            (text is None or len(text) <= 300):
-        return _one_coding_kept(code, display, text)
-    return _one_coding_view(code, display, text)
+    view = _one_coding_view(code, display if isinstance(display, str) else None, text if isinstance(text, str) else None)
+    if all(v is None or type(v) is str for v in key):    # the look-up above finds only these
+        keep_short(_one_codings, key, view, maxsize=4096, longest=300)
+    return view
 
 
-@short_text_memo(maxsize=4096, longest=300)   # pure; orders name the same few products
 def _one_coding_view(code: str | None, display: str | None, text: str | None) -> tuple[tuple[Drug, ...], str]:
     """(ingredients, display text) of a one-coding concept: what identify's general path makes of it."""
     concept: dict = {"coding": [{"code": code, "display": display}]}
@@ -138,9 +144,6 @@ def _one_coding_view(code: str | None, display: str | None, text: str | None) ->
     names: list[str] = []
     _concept_names(concept, names)
     return _ingredients(tuple(names)), _display(concept)
-
-
-_one_coding_kept = _one_coding_view.cache_kept  # type: ignore[attr-defined]  # _one_coding checks the lengths
 
 
 @lru_cache(maxsize=4096)

@@ -251,15 +251,15 @@ def _coding_kind(value: str | None, display: str | None) -> str | None:
     return None
 
 
-# (code, display) of a coding -> _coding_kind (keep_short). _kind asks it of every coding of every Observation, and
-# the same few codings (pain scores, vitals) recur.
+# (code, display) of a coding -> _coding_kind (keep_short): the same few codings (pain scores, vitals) recur.
 _coding_kinds: dict[tuple, str | None] = {}
 _UNSEEN = object()
 
 
 def _forget() -> None:
-    """Empty the plain-dict memos (_coding_kinds, _concepts): bench/pgx_engine.py's cold rounds."""
+    """Empty the plain-dict memos (_coding_kinds, _code_kinds, _concepts): bench/pgx_engine.py's cold rounds."""
     _coding_kinds.clear()
+    _code_kinds.clear()
     _concepts.clear()
 
 
@@ -267,8 +267,7 @@ _coding_kind.cache_clear = _forget   # type: ignore[attr-defined]  # the name be
 
 
 def _coding_kind_of(value: object, display: object) -> str | None:
-    """_coding_kind of a coding's fields as sent (strings or nothing: a field of another type is as good as absent),
-    kept under them for _kind's one look-up."""
+    """_coding_kind of a coding's fields as sent (strings or nothing: a field of another type is as good as absent)."""
     key = (value if isinstance(value, str) else None, display if isinstance(display, str) else None)
     kind = _coding_kinds.get(key, _UNSEEN)
     if kind is _UNSEEN:
@@ -282,21 +281,39 @@ def _names_gene(text: str) -> bool:
     return _GENE_RE.search(text) is not None
 
 
+# (text, code, display) of a code with one coding -> _kind (keep_short): one look-up for the usual Observation
+_code_kinds: dict[tuple, str | None] = {}
+
+
 def _kind(obs: dict) -> str | None:
     """'genotype' | 'implication' | 'lab' | None (not a PGx result), from the code alone. Runs for every
-    Observation of the patient (pain scores, vitals ...), so it allocates nothing on the way to None."""
+    Observation of the patient (pain scores, vitals ...): the usual code, one coding seen before, is one look-up."""
     code = obs.get("code")
     if not isinstance(code, dict):
         return None
+    codings = code.get("coding")
+    if type(codings) is list and len(codings) == 1:
+        c = codings[0]
+        if type(c) is dict:
+            try:
+                return _code_kinds[code.get("text"), c.get("code"), c.get("display")]
+            except (KeyError, TypeError):
+                pass
+    kind = _kind_by_codings(code)
+    if type(codings) is list and len(codings) == 1 and type(codings[0]) is dict:
+        key = (code.get("text"), codings[0].get("code"), codings[0].get("display"))
+        if all(v is None or type(v) is str for v in key):    # the look-up above finds only these
+            keep_short(_code_kinds, key, kind, maxsize=4096, longest=300)
+    return kind
+
+
+def _kind_by_codings(code: dict) -> str | None:
     named = False
     codings = code.get("coding")
     for c in codings if isinstance(codings, list) else ():
         if not isinstance(c, dict):
             continue
-        try:      # the usual coding (pain scores, vitals), seen before: one look-up
-            kind = _coding_kinds[c.get("code"), c.get("display")]
-        except (KeyError, TypeError):
-            kind = _coding_kind_of(c.get("code"), c.get("display"))
+        kind = _coding_kind_of(c.get("code"), c.get("display"))
         if kind is None:
             continue
         if kind == _NAMED:
