@@ -133,9 +133,8 @@ def gather(request: Any, now: datetime | None = None) -> PatientData:
     draft_refs = {ref_of(r) for r in data.draft_orders} - {None}
     draft_requests = {ref[18:] for ref in draft_refs if ref.startswith("MedicationRequest/")}
 
-    seen: set[tuple[str, str]] = set()     # (type, id): what ref_of's "Type/id" says, without building it
-    lists = {"Observation": data.observations, "Condition": data.conditions, "Procedure": data.procedures}
-    requests = data.medication_requests
+    seen: dict[tuple[str, str], None] = {}   # (type, id): what ref_of's "Type/id" says, without building it
+    observations, requests = data.observations, data.medication_requests
     for key in sorted(prefetch):  # sorted: the same request always gives the same order
         value = prefetch[key]
         # resources_of's walk, inline: every resource of every call passes here
@@ -149,18 +148,22 @@ def gather(request: Any, now: datetime | None = None) -> PatientData:
             if not isinstance(rtype, str):
                 continue
             if isinstance(rid, str) and rid:
-                if (rtype, rid) in seen:
+                typed = (rtype, rid)
+                if typed in seen:
                     with_medication = with_medication or rtype == "Medication"   # its fullUrl is still read below
                     continue
-                seen.add((rtype, rid))
+                seen[typed] = None
             else:
                 rid = None
-            filed = lists.get(rtype)
-            if filed is not None:
-                filed.append(res)
+            if rtype == "Observation":      # most of them
+                observations.append(res)
             elif rtype == "MedicationRequest":
                 if rid is None or rid not in draft_requests:
                     requests.append(res)
+            elif rtype == "Condition":
+                data.conditions.append(res)
+            elif rtype == "Procedure":
+                data.procedures.append(res)
             elif rtype == "Medication":
                 with_medication = True
                 if rid is not None:

@@ -224,6 +224,16 @@ def _iter_resources(items: Iterable) -> Iterator[dict]:
             yield from _iter_parameters(item.get("parameter"))
 
 
+def _observations(items: Iterable) -> Iterable[dict]:
+    """_iter_resources of ``items``: a list of Observations (the usual) as it is, without a generator's steps."""
+    if type(items) is not list:
+        return _iter_resources(items)
+    for item in items:
+        if type(item) is not dict or item.get("resourceType") != "Observation":
+            return _iter_resources(items)
+    return items
+
+
 def _iter_parameters(params: object) -> Iterator[dict]:
     for p in params if isinstance(params, list) else ():
         if isinstance(p, dict):
@@ -332,7 +342,7 @@ def read_gene_results(observations: Iterable[dict]) -> list[GeneResult]:
     """Every usable PGx result, one GeneResult per Observation (skips everything else)."""
     candidates: list[tuple[dict, str, str | None]] = []
     genes_by_ref: dict[str, str] = {}
-    for obs in _iter_resources(observations):
+    for obs in _observations(observations):
         status = obs.get("status")
         if not isinstance(status, str) or (status not in USABLE_STATUS and status.lower() not in USABLE_STATUS):
             continue
@@ -395,7 +405,7 @@ def _diplotype_in(texts: Iterable[str], gene: str | None) -> tuple[str | None, s
     """(gene, normalised diplotype) from the first text that holds one, e.g. "CYP2C19*2/*2",
     "*1/*4 (intermediate metabolizer)", "CYP2D6 (*1/*4)xN"."""
     for t in texts:
-        found = _diplotype_in_text(t, gene)
+        found = _diplotype_kept(t, gene) if len(t) <= 300 else _diplotype_in_text(t, gene)
         if found is not None:
             return found
     return gene, None
@@ -423,6 +433,9 @@ def _diplotype_in_text(t: str, gene: str | None) -> tuple[str | None, str | None
     if d is not None:
         return d.gene or gene, d.text
     return None
+
+
+_diplotype_kept = _diplotype_in_text.cache_kept  # type: ignore[attr-defined]  # _diplotype_in checks the length
 
 
 def _read_hla(obs: dict, gene: str, ref: str, when, status) -> GeneResult | None:
