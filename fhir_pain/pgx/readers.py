@@ -340,7 +340,7 @@ def _kind_by_codings(code: dict) -> str | None:
 
 def read_gene_results(observations: Iterable[dict]) -> list[GeneResult]:
     """Every usable PGx result, one GeneResult per Observation (skips everything else)."""
-    candidates: list[tuple[dict, str, str | None]] = []
+    candidates: list[tuple[dict, str, str | None, str]] = []
     genes_by_ref: dict[str, str] = {}
     for obs in _observations(observations):
         status = obs.get("status")
@@ -354,13 +354,14 @@ def read_gene_results(observations: Iterable[dict]) -> list[GeneResult]:
             gene = _genotype_gene(obs) if kind == "genotype" else None
         except (TypeError, ValueError, AttributeError):
             continue
+        ref = _ref(obs)
         if gene:
-            genes_by_ref[_ref(obs)] = gene
-        candidates.append((obs, kind, gene))
+            genes_by_ref[ref] = gene
+        candidates.append((obs, kind, gene, ref))
     out: list[GeneResult] = []
-    for obs, kind, gene in candidates:
+    for obs, kind, gene, ref in candidates:
         try:
-            result = _read(obs, kind, gene, genes_by_ref)
+            result = _read(obs, kind, gene, genes_by_ref, ref)
         except (TypeError, ValueError, AttributeError):
             result = None     # malformed beyond what we can read: skip it, never fail the request
         if result is not None:
@@ -457,7 +458,7 @@ def _read_implication(obs: dict, gene: str | None, genes_by_ref: dict[str, str],
             value_texts = _value_texts(obs)
             phenotype = next(filter(None, map(phenotype_from_text, value_texts)), None)
             gene = gene or next(filter(None, map(gene_from_text, value_texts + code.texts)), None)
-    for comp in _components(obs):
+    for comp in _components(obs) if phenotype is None or gene is None else ():
         if phenotype is not None and gene is not None:
             break      # nothing a further component could change
         roles = _concept(comp.get("code")).codes
@@ -482,10 +483,10 @@ def _read_implication(obs: dict, gene: str | None, genes_by_ref: dict[str, str],
     return GeneResult(gene, ref, None, phenotype, when, status)
 
 
-def _read(obs: dict, kind: str, gene: str | None, genes_by_ref: dict[str, str]) -> GeneResult | None:
+def _read(obs: dict, kind: str, gene: str | None, genes_by_ref: dict[str, str], ref: str) -> GeneResult | None:
     effective = fhirdates.effective(obs)
     when = effective.at if effective else None
-    ref, status = _ref(obs), obs.get("status")
+    status = obs.get("status")
     if kind == "lab" or (kind == "genotype" and gene is None):
         gene = gene or gene_from_text(" ".join(_concept(obs.get("code")).texts))
     if gene in hla.GENES:
