@@ -19,6 +19,7 @@ results always do (with the advice that is safe under every possibility, and the
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from fhir_pain import pgx
 from fhir_pain.facts import Finding, MedicationUse, PatientData
@@ -58,18 +59,17 @@ def evaluate(data: PatientData, hook: str, guidelines: str = "cpic", *, summarie
 
 
 def build_context(data: PatientData, hook: str, guidelines: str = "cpic") -> RuleContext:
-    def resolve(ref: str) -> dict | None:
-        found = data.medications.get(ref)
-        if found is None and relative_ref(ref):
-            found = data.medications.get(relative_ref(ref))
-        return found
-
-    active = [pgx.identify(r, resolve=resolve) for r in data.medication_requests if _is_active(r)]
+    resolve = partial(_resolve, data.medications)   # not a closure: no function object made per call
+    identify = pgx.identify
+    active: list[MedicationUse] = []
     # Earlier (completed, stopped, on-hold) requests: the pain engine links renewals to the trial they continue, and
     # CPIC's population for the HLA anticonvulsants counts earlier use; phenoconversion uses the active list alone.
-    history = [pgx.identify(r, resolve=resolve) for r in data.medication_requests
-               if r.get("resourceType") == "MedicationRequest" and not _is_active(r)]
-    drafts = [pgx.identify(r, resolve=resolve, is_draft=True) for r in data.draft_orders
+    history: list[MedicationUse] = []
+    for r in data.medication_requests:
+        if r.get("resourceType") == "MedicationRequest":
+            # The template asks for status=active; a server that ignores the filter must not smuggle stopped drugs in.
+            (active if r.get("status", "active") == "active" else history).append(identify(r, resolve=resolve))
+    drafts = [identify(r, resolve=resolve, is_draft=True) for r in data.draft_orders
               if r.get("resourceType") == "MedicationRequest"]
     results = pgx.read_gene_results(data.observations)
     return RuleContext(hook=hook, now=data.now, patient_id=data.patient_id, results=results, active=active,
@@ -78,17 +78,20 @@ def build_context(data: PatientData, hook: str, guidelines: str = "cpic") -> Rul
                        observations=data.observations, history=history, guidelines=guidelines)
 
 
+def _resolve(medications: dict[str, dict], ref: str) -> dict | None:
+    """A medicationReference's Medication among the gathered ones (by the reference as sent, or relative)."""
+    found = medications.get(ref)
+    if found is None and relative_ref(ref):
+        found = medications.get(relative_ref(ref))
+    return found
+
+
 def targets_for(ctx: RuleContext, data: PatientData, hook: str) -> list[MedicationUse]:
     """The drafts to advise on: order-select -> those in ``selections``; order-sign -> all of them."""
     if hook == "order-select" and data.selections:
         wanted = set(data.selections)
         return [d for d in ctx.drafts if d.ref in wanted]
     return list(ctx.drafts)
-
-
-def _is_active(resource: dict) -> bool:
-    # The template asks for status=active; a server that ignores the filter must not smuggle stopped drugs in.
-    return resource.get("resourceType") == "MedicationRequest" and resource.get("status", "active") == "active"
 
 
 def _pain_profile(data: PatientData, medications: list[MedicationUse]):

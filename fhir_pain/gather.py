@@ -127,43 +127,61 @@ def gather(request: Any, now: datetime | None = None) -> PatientData:
     data = PatientData(patient_id=patient_id if isinstance(patient_id, str) else "",
                        now=now or datetime.now(timezone.utc))
 
-    seen: set[tuple[str, str]] = set()     # (type, id): what ref_of's "Type/id" says, without building it
-    lists = {"Observation": data.observations, "Condition": data.conditions, "Procedure": data.procedures,
-             "MedicationRequest": data.medication_requests}
+    # the drafts first: a draft being signed may already be stored on the server as active, and must not count
+    # twice (the ids of the draft MedicationRequests: ref_of's "MedicationRequest/<id>" without building it)
+    data.draft_orders = draft_orders_of(context)
+    draft_refs = {ref_of(r) for r in data.draft_orders} - {None}
+    draft_requests = {ref[18:] for ref in draft_refs if ref.startswith("MedicationRequest/")}
+
+    seen: dict[tuple[str, str], None] = {}   # (type, id): what ref_of's "Type/id" says, without building it
+    observations, requests = data.observations, data.medication_requests
     for key in sorted(prefetch):  # sorted: the same request always gives the same order
-        resources = resources_of(prefetch[key])
-        for res in resources:
-            rtype, rid = res["resourceType"], res.get("id")
+        value = prefetch[key]
+        # resources_of's walk, inline: every resource of every call passes here
+        bundle = _bundle_like(value)
+        with_medication = False
+        for item in array(value.get("entry")) if bundle else resources_of(value):
+            res = (item.get("resource") if isinstance(item, dict) else None) if bundle else item
+            if not isinstance(res, dict):
+                continue
+            rtype, rid = res.get("resourceType"), res.get("id")
+            if not isinstance(rtype, str):
+                continue
             if isinstance(rid, str) and rid:
-                if (rtype, rid) in seen:
+                typed = (rtype, rid)
+                if typed in seen:
+                    with_medication = with_medication or rtype == "Medication"   # its fullUrl is still read below
                     continue
-                seen.add((rtype, rid))
+                seen[typed] = None
             else:
                 rid = None
-            filed = lists.get(rtype)
-            if filed is not None:
-                filed.append(res)
-            elif rtype == "Medication" and rid is not None:
-                data.medications[f"Medication/{rid}"] = res
+            if rtype == "Observation":      # most of them
+                observations.append(res)
+            elif rtype == "MedicationRequest":
+                if rid is None or rid not in draft_requests:
+                    requests.append(res)
+            elif rtype == "Condition":
+                data.conditions.append(res)
+            elif rtype == "Procedure":
+                data.procedures.append(res)
+            elif rtype == "Medication":
+                with_medication = True
+                if rid is not None:
+                    data.medications[f"Medication/{rid}"] = res
             elif rtype == "Patient" and data.patient is None:
                 data.patient = res
-        # the entries again, for their fullUrl; a Bundle's resources are all in ``resources`` (resources_of), so a
-        # Bundle without a Medication (most) has nothing for it
-        if not _bundle_like(prefetch[key]) or any(res["resourceType"] == "Medication" for res in resources):
-            for url, med in medications_by_full_url(prefetch[key]).items():
+        # the entries again, for their fullUrl; a Bundle's resources were all walked above, so a Bundle without a
+        # Medication (most) has nothing for it
+        if not bundle or with_medication:
+            for url, med in medications_by_full_url(value).items():
                 data.medications.setdefault(url, med)
 
-    data.draft_orders = draft_orders_of(context)
     # a draftOrders Bundle may carry the Medications its orders reference (medicationReference)
     for url, med in medications_by_full_url(context.get("draftOrders")).items():
         data.medications.setdefault(url, med)
     for res in data.draft_orders:
         if res.get("resourceType") == "Medication" and ref_of(res):
             data.medications.setdefault(ref_of(res), res)
-    # A draft being signed may already be stored on the server as active: it must not count twice.
-    draft_refs = {ref_of(r) for r in data.draft_orders} - {None}
-    if draft_refs:
-        data.medication_requests = [m for m in data.medication_requests if ref_of(m) not in draft_refs]
     for res in data.draft_orders:
         for contained in array(res.get("contained")):
             if isinstance(contained, dict) and contained.get("resourceType") == "Medication":

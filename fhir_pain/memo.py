@@ -28,3 +28,16 @@ def short_text_memo(maxsize: int, longest: int) -> Callable[[F], F]:
         call.cache_clear = kept.cache_clear    # type: ignore[attr-defined]
         return call  # type: ignore[return-value]
     return decorate
+
+
+def keep_short(memo: dict, key: tuple, value: object, *, maxsize: int, longest: int) -> object:
+    """Keep ``value`` under ``key`` in a plain-dict memo that its caller reads directly (``memo[key]``, a KeyError
+    when not kept: one look-up, no wrapper call, for the look-ups made for every resource of every call). Kept
+    only when no text of the key is longer than ``longest``; a full memo starts afresh (bounded in entries)."""
+    for a in key:
+        if type(a) is str and len(a) > longest:
+            return value
+    if len(memo) >= maxsize:
+        memo.clear()
+    memo[key] = value
+    return value

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from fhir_pain import fhirdates
 from fhir_pain.facts import Drug, MedicationUse
-from fhir_pain.memo import short_text_memo
+from fhir_pain.memo import keep_short, short_text_memo
 from fhir_pain.pgx.knowledge import drug_vocabulary, normalise_name, unverified_codes
 
 RXNORM_SYSTEMS = frozenset({"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88",
@@ -109,22 +109,33 @@ def _medication(resource: dict, resolve: Callable[[str], dict | None] | None) ->
     return med if isinstance(med, dict) else None
 
 
-def _one_coding(concept: dict) -> tuple[str | None, str | None, str | None] | None:
-    """(RxNorm code as _concept_names reads it, display, text) of a concept with exactly one coding; None for any
-    other shape (read the general way)."""
+# (code, system, display, text) of a one-coding concept as sent -> _one_coding_view (keep_short): orders name the
+# same few products, and the usual one is then one look-up
+_one_codings: dict[tuple, tuple[tuple[Drug, ...], str]] = {}
+
+
+def _one_coding(concept: dict) -> tuple[tuple[Drug, ...], str] | None:
+    """_one_coding_view of a concept with exactly one coding; None for any other shape (read the general way)."""
     codings = concept.get("coding")
     if type(codings) is not list or len(codings) != 1 or type(codings[0]) is not dict:
         return None
     coding = codings[0]
-    code, system, display, text = coding.get("code"), coding.get("system"), coding.get("display"), concept.get("text")
+    key = (coding.get("code"), coding.get("system"), coding.get("display"), concept.get("text"))
+    try:
+        return _one_codings[key]
+    except (KeyError, TypeError):
+        pass
+    code, system, display, text = key
     if isinstance(code, str) and (system is None or (isinstance(system, str) and system in RXNORM_SYSTEMS)):
         code = code.strip()
     else:
         code = None
-    return code, display if isinstance(display, str) else None, text if isinstance(text, str) else None
+    view = _one_coding_view(code, display if isinstance(display, str) else None, text if isinstance(text, str) else None)
+    if all(v is None or type(v) is str for v in key):    # the look-up above finds only these
+        keep_short(_one_codings, key, view, maxsize=4096, longest=300)
+    return view
 
 
-@short_text_memo(maxsize=4096, longest=300)   # pure; orders name the same few products
 def _one_coding_view(code: str | None, display: str | None, text: str | None) -> tuple[tuple[Drug, ...], str]:
     """(ingredients, display text) of a one-coding concept: what identify's general path makes of it."""
     concept: dict = {"coding": [{"code": code, "display": display}]}
@@ -150,8 +161,7 @@ def identify(resource: dict, *, resolve: Callable[[str], dict | None] | None = N
     mcc = resource.get("medicationCodeableConcept")
     one = _one_coding(mcc) if "medicationReference" not in resource and type(mcc) is dict else None
     if one is not None:   # the usual order: one concept of one coding, read through the memo
-        ingredients, text = _one_coding_view(*one)
-        return _use(resource, ingredients, text, is_draft)
+        return _use(resource, one[0], one[1], is_draft)
     concepts: list[dict] = [c for c in _as_list(mcc) if isinstance(c, dict)]
     med = _medication(resource, resolve) if "medicationReference" in resource else None
     if med is not None:
@@ -184,8 +194,8 @@ def _use(resource: dict, ingredients: tuple[Drug, ...], text: str, is_draft: boo
     authored = fhirdates.parse(resource.get("authoredOn"))
     status = resource.get("status")
     intent = resource.get("intent")
-    return MedicationUse(
-        ref=ref, status=status if isinstance(status, str) else "unknown",
-        intent=intent if isinstance(intent, str) else None, ingredients=ingredients, text=text,
-        authored_on=authored.at if authored else None, is_draft=is_draft, resource=resource,
-    )
+    # positional (ref, status, intent, ingredients, text, authored_on, is_draft, resource): one per medication of
+    # every call, and keywords cost twice as much
+    return MedicationUse(ref, status if isinstance(status, str) else "unknown",
+                         intent if isinstance(intent, str) else None, ingredients, text,
+                         authored.at if authored else None, is_draft, resource)

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 from fhir_pain import fhirdates
 from fhir_pain.facts import GeneResult
-from fhir_pain.memo import short_text_memo
+from fhir_pain.memo import keep_short, short_text_memo
 from fhir_pain.pgx import diplotype as dip
 from fhir_pain.pgx import hla
 
@@ -101,11 +102,6 @@ def _codes(cc: object) -> set[str]:
     return {c.get("code") for c in _codings(cc) if isinstance(c.get("code"), str)}
 
 
-def _has_code(cc: object, code: str) -> bool:
-    """``code in _codes(cc)`` without building the set."""
-    return any(c.get("code") == code for c in _codings(cc))
-
-
 def _texts(cc: object) -> list[str]:
     """Every human-readable string of a CodeableConcept: text, displays, and codes (PharmVar codes are text)."""
     out: list[str] = []
@@ -142,11 +138,11 @@ def _gene_of_concept(cc: object) -> str | None:
     return None
 
 
-def _value_texts(obs: dict) -> list[str]:
+def _value_texts(obs: dict) -> tuple[str, ...]:
     v = obs.get("valueString")
     if isinstance(v, str):
-        return [v]
-    return _texts(obs.get("valueCodeableConcept"))
+        return (v,)
+    return _concept(obs.get("valueCodeableConcept")).texts
 
 
 def _phenotype_of_concept(cc: object) -> str | None:
@@ -160,18 +156,82 @@ def _phenotype_of_concept(cc: object) -> str | None:
     return None
 
 
+class _Concept(NamedTuple):
+    """What the readers take from one CodeableConcept (_concept reads it once per distinct concept)."""
+    codes: frozenset[str]      # _codes
+    texts: tuple[str, ...]     # _texts
+    phenotype: str | None      # _phenotype_of_concept
+    gene: str | None           # _gene_of_concept
+
+
+_NO_CONCEPT = _Concept(frozenset(), (), None, None)
+
+
+def _read_concept(cc: object) -> _Concept:
+    return _Concept(frozenset(_codes(cc)), tuple(_texts(cc)), _phenotype_of_concept(cc), _gene_of_concept(cc))
+
+
+_concepts: dict[tuple, _Concept] = {}   # (text, code, display) of one-coding concepts -> _Concept (keep_short)
+
+
+def _concept(cc: object) -> _Concept:
+    """A CodeableConcept as the readers see it. The usual shapes (one coding, or a text alone) are memoised on
+    their texts: the same few result, value and component concepts recur in every call; others are read anew."""
+    if not isinstance(cc, dict):
+        return _NO_CONCEPT
+    codings = cc.get("coding")
+    if type(codings) is list and len(codings) == 1:
+        coding = codings[0]
+        try:      # seen before, with texts as _concept_of keeps them (strings or nothing): one look-up
+            return _concepts[cc.get("text"), coding.get("code"), coding.get("display")]
+        except (KeyError, TypeError, AttributeError):
+            pass
+    return _concept_of(cc)
+
+
+def _concept_of(cc: dict) -> _Concept:
+    codings = cc.get("coding")
+    if isinstance(codings, list):
+        dicts = [c for c in codings if isinstance(c, dict)]
+        if len(dicts) > 1:
+            return _read_concept(cc)
+        coding = dicts[0] if dicts else None
+    else:
+        coding = codings if isinstance(codings, dict) else None     # _codings reads a lone coding as one
+    text = cc.get("text")
+    code, display = (coding.get("code"), coding.get("display")) if coding is not None else (None, None)
+    # _read_concept reads strings only: a field of another type is as good as absent
+    key = (text if isinstance(text, str) else None, code if isinstance(code, str) else None,
+           display if isinstance(display, str) else None)
+    got = _concepts.get(key)
+    if got is None:
+        got = _read_concept({"coding": [{"code": key[1], "display": key[2]}], "text": key[0]})
+        keep_short(_concepts, key, got, maxsize=4096, longest=300)
+    return got
+
+
 def _iter_resources(items: Iterable) -> Iterator[dict]:
     """Observations, also when handed a Bundle or a Parameters resource (genomics-operations answers)."""
     for item in items or ():
         if not isinstance(item, dict):
             continue
         rt = item.get("resourceType")
-        if rt == "Bundle":
+        if rt == "Observation":     # the usual item first
+            yield item
+        elif rt == "Bundle":
             yield from _iter_resources(e.get("resource") for e in item.get("entry") or () if isinstance(e, dict))
         elif rt == "Parameters":
             yield from _iter_parameters(item.get("parameter"))
-        elif rt == "Observation":
-            yield item
+
+
+def _observations(items: Iterable) -> Iterable[dict]:
+    """_iter_resources of ``items``: a list of Observations (the usual) as it is, without a generator's steps."""
+    if type(items) is not list:
+        return _iter_resources(items)
+    for item in items:
+        if type(item) is not dict or item.get("resourceType") != "Observation":
+            return _iter_resources(items)
+    return items
 
 
 def _iter_parameters(params: object) -> Iterator[dict]:
@@ -191,10 +251,8 @@ _CODE_KINDS = {GENOTYPE: "genotype", VARIANT_ASSESSMENT: "genotype", HAPLOTYPE: 
                **{c: "implication" for c in IMPLICATION_CODES}}
 
 
-@short_text_memo(maxsize=4096, longest=300)
 def _coding_kind(value: str | None, display: str | None) -> str | None:
-    """What one coding says of its Observation: 'genotype' | 'implication' | 'haplotype' | _NAMED | None. Memoised:
-    _kind asks it of every coding of every Observation, and the same few codings (pain scores, vitals) recur."""
+    """What one coding says of its Observation: 'genotype' | 'implication' | 'haplotype' | _NAMED | None."""
     kind = _CODE_KINDS.get(value) if value is not None else None
     if kind is not None:
         return kind
@@ -203,7 +261,28 @@ def _coding_kind(value: str | None, display: str | None) -> str | None:
     return None
 
 
-_coding_kind_kept = _coding_kind.cache_kept  # type: ignore[attr-defined]  # _kind checks the lengths itself
+# (code, display) of a coding -> _coding_kind (keep_short): the same few codings (pain scores, vitals) recur.
+_coding_kinds: dict[tuple, str | None] = {}
+_UNSEEN = object()
+
+
+def _forget() -> None:
+    """Empty the plain-dict memos (_coding_kinds, _code_kinds, _concepts): bench/pgx_engine.py's cold rounds."""
+    _coding_kinds.clear()
+    _code_kinds.clear()
+    _concepts.clear()
+
+
+_coding_kind.cache_clear = _forget   # type: ignore[attr-defined]  # the name bench/pgx_engine.py clears
+
+
+def _coding_kind_of(value: object, display: object) -> str | None:
+    """_coding_kind of a coding's fields as sent (strings or nothing: a field of another type is as good as absent)."""
+    key = (value if isinstance(value, str) else None, display if isinstance(display, str) else None)
+    kind = _coding_kinds.get(key, _UNSEEN)
+    if kind is _UNSEEN:
+        kind = keep_short(_coding_kinds, key, _coding_kind(*key), maxsize=4096, longest=300)
+    return kind
 
 
 @short_text_memo(maxsize=4096, longest=300)
@@ -212,24 +291,39 @@ def _names_gene(text: str) -> bool:
     return _GENE_RE.search(text) is not None
 
 
+# (text, code, display) of a code with one coding -> _kind (keep_short): one look-up for the usual Observation
+_code_kinds: dict[tuple, str | None] = {}
+
+
 def _kind(obs: dict) -> str | None:
     """'genotype' | 'implication' | 'lab' | None (not a PGx result), from the code alone. Runs for every
-    Observation of the patient (pain scores, vitals ...), so it allocates nothing on the way to None."""
+    Observation of the patient (pain scores, vitals ...): the usual code, one coding seen before, is one look-up."""
     code = obs.get("code")
     if not isinstance(code, dict):
         return None
+    codings = code.get("coding")
+    if type(codings) is list and len(codings) == 1:
+        c = codings[0]
+        if type(c) is dict:
+            try:
+                return _code_kinds[code.get("text"), c.get("code"), c.get("display")]
+            except (KeyError, TypeError):
+                pass
+    kind = _kind_by_codings(code)
+    if type(codings) is list and len(codings) == 1 and type(codings[0]) is dict:
+        key = (code.get("text"), codings[0].get("code"), codings[0].get("display"))
+        if all(v is None or type(v) is str for v in key):    # the look-up above finds only these
+            keep_short(_code_kinds, key, kind, maxsize=4096, longest=300)
+    return kind
+
+
+def _kind_by_codings(code: dict) -> str | None:
     named = False
     codings = code.get("coding")
     for c in codings if isinstance(codings, list) else ():
         if not isinstance(c, dict):
             continue
-        value, display = c.get("code"), c.get("display")
-        # the memo itself for the usual short codings (pain scores, vitals): no length check per argument
-        if type(value) is str and type(display) is str and len(value) <= 300 and len(display) <= 300:
-            kind = _coding_kind_kept(value, display)
-        else:     # a missing or odd-typed field, or a long text: the memo's own checks
-            kind = _coding_kind(value if isinstance(value, str) else None,
-                                display if isinstance(display, str) else None)
+        kind = _coding_kind_of(c.get("code"), c.get("display"))
         if kind is None:
             continue
         if kind == _NAMED:
@@ -246,27 +340,28 @@ def _kind(obs: dict) -> str | None:
 
 def read_gene_results(observations: Iterable[dict]) -> list[GeneResult]:
     """Every usable PGx result, one GeneResult per Observation (skips everything else)."""
-    candidates: list[tuple[dict, str, str | None]] = []
+    candidates: list[tuple[dict, str, str | None, str]] = []
     genes_by_ref: dict[str, str] = {}
-    for obs in _iter_resources(observations):
+    for obs in _observations(observations):
         status = obs.get("status")
         if not isinstance(status, str) or (status not in USABLE_STATUS and status.lower() not in USABLE_STATUS):
             continue
         try:
             kind = _kind(obs)
+            if kind is None:
+                continue
             # genotype Observations name the gene that therapeutic implications derive from
             gene = _genotype_gene(obs) if kind == "genotype" else None
         except (TypeError, ValueError, AttributeError):
             continue
-        if kind is None:
-            continue
+        ref = _ref(obs)
         if gene:
-            genes_by_ref[_ref(obs)] = gene
-        candidates.append((obs, kind, gene))
+            genes_by_ref[ref] = gene
+        candidates.append((obs, kind, gene, ref))
     out: list[GeneResult] = []
-    for obs, kind, gene in candidates:
+    for obs, kind, gene, ref in candidates:
         try:
-            result = _read(obs, kind, gene, genes_by_ref)
+            result = _read(obs, kind, gene, genes_by_ref, ref)
         except (TypeError, ValueError, AttributeError):
             result = None     # malformed beyond what we can read: skip it, never fail the request
         if result is not None:
@@ -276,20 +371,25 @@ def read_gene_results(observations: Iterable[dict]) -> list[GeneResult]:
 
 def _components(obs: dict) -> list[dict]:
     comps = obs.get("component")
-    return [c for c in comps if isinstance(c, dict)] if isinstance(comps, list) else []
+    if not isinstance(comps, list):
+        return []
+    for c in comps:
+        if not isinstance(c, dict):
+            return [c for c in comps if isinstance(c, dict)]
+    return comps     # the usual: all objects, read as sent (never changed)
 
 
 def _genotype_gene(obs: dict) -> str | None:
     for comp in _components(obs):
-        if GENE_STUDIED in _codes(comp.get("code")):
-            gene = _gene_of_concept(comp.get("valueCodeableConcept"))
+        if GENE_STUDIED in _concept(comp.get("code")).codes:
+            gene = _concept(comp.get("valueCodeableConcept")).gene
             if gene:
                 return gene
     for t in _value_texts(obs):
         gene = gene_from_text(t)
         if gene:
             return gene
-    return gene_from_text(" ".join(_texts(obs.get("code"))))
+    return gene_from_text(" ".join(_concept(obs.get("code")).texts))
 
 
 _DIPLOTYPE_IN_TEXT = re.compile(
@@ -302,11 +402,11 @@ _DIPLOTYPE_IN_TEXT = re.compile(
 _ALTERNATIVES = re.compile(r"\s+or\s+", re.I)
 
 
-def _diplotype_in(texts: list[str], gene: str | None) -> tuple[str | None, str | None]:
+def _diplotype_in(texts: Iterable[str], gene: str | None) -> tuple[str | None, str | None]:
     """(gene, normalised diplotype) from the first text that holds one, e.g. "CYP2C19*2/*2",
     "*1/*4 (intermediate metabolizer)", "CYP2D6 (*1/*4)xN"."""
     for t in texts:
-        found = _diplotype_in_text(t, gene)
+        found = _diplotype_kept(t, gene) if len(t) <= 300 else _diplotype_in_text(t, gene)
         if found is not None:
             return found
     return gene, None
@@ -336,10 +436,13 @@ def _diplotype_in_text(t: str, gene: str | None) -> tuple[str | None, str | None
     return None
 
 
+_diplotype_kept = _diplotype_in_text.cache_kept  # type: ignore[attr-defined]  # _diplotype_in checks the length
+
+
 def _read_hla(obs: dict, gene: str, ref: str, when, status) -> GeneResult | None:
     components = [t for comp in _components(obs) if GENE_STUDIED not in _codes(comp.get("code"))
-                  for t in _texts(comp.get("code")) + _value_texts(comp)]
-    allele_status = hla.allele_status(gene, _texts(obs.get("code")), _value_texts(obs),
+                  for t in _texts(comp.get("code")) + list(_value_texts(comp))]
+    allele_status = hla.allele_status(gene, _texts(obs.get("code")), list(_value_texts(obs)),
                                       _codes(obs.get("valueCodeableConcept")), components)
     return GeneResult(gene, ref, None, allele_status, when, status) if allele_status else None
 
@@ -347,23 +450,23 @@ def _read_hla(obs: dict, gene: str, ref: str, when, status) -> GeneResult | None
 def _read_implication(obs: dict, gene: str | None, genes_by_ref: dict[str, str], ref: str, when, status
                       ) -> GeneResult | None:
     phenotype, gene = None, None
-    if _has_code(obs.get("code"), PHENOTYPE_STU1):
-        phenotype = _phenotype_of_concept(obs.get("valueCodeableConcept"))
-        gene = _gene_of_concept(obs.get("valueCodeableConcept"))
+    code = _concept(obs.get("code"))
+    if PHENOTYPE_STU1 in code.codes:
+        value = _concept(obs.get("valueCodeableConcept"))
+        phenotype, gene = value.phenotype, value.gene
         if phenotype is None:  # lab feeds send the STU1 phenotype as text: "CYP2D6 Poor Metabolizer"
             value_texts = _value_texts(obs)
             phenotype = next(filter(None, map(phenotype_from_text, value_texts)), None)
-            texts = value_texts + _texts(obs.get("code"))
-            gene = gene or next(filter(None, map(gene_from_text, texts)), None)
-    for comp in _components(obs):
+            gene = gene or next(filter(None, map(gene_from_text, value_texts + code.texts)), None)
+    for comp in _components(obs) if phenotype is None or gene is None else ():
         if phenotype is not None and gene is not None:
             break      # nothing a further component could change
-        implication, studied = _roles(comp.get("code"))
-        if implication and phenotype is None:
-            phenotype = _phenotype_of_concept(comp.get("valueCodeableConcept"))
-            gene = gene or _gene_of_concept(comp.get("valueCodeableConcept"))
-        elif studied:
-            gene = gene or _gene_of_concept(comp.get("valueCodeableConcept"))
+        roles = _concept(comp.get("code")).codes
+        if phenotype is None and not roles.isdisjoint(IMPLICATION_CODES):
+            value = _concept(comp.get("valueCodeableConcept"))
+            phenotype, gene = value.phenotype, gene or value.gene
+        elif GENE_STUDIED in roles:
+            gene = gene or _concept(comp.get("valueCodeableConcept")).gene
     if phenotype is None and gene in hla.GENES:   # an HLA phenotype: the risk allele's status
         return _read_hla(obs, gene, ref, when, status)
     if phenotype is None:
@@ -380,26 +483,12 @@ def _read_implication(obs: dict, gene: str | None, genes_by_ref: dict[str, str],
     return GeneResult(gene, ref, None, phenotype, when, status)
 
 
-def _roles(cc: object) -> tuple[bool, bool]:
-    """(a code of IMPLICATION_CODES, GENE_STUDIED) among a component code's codings, without building a set."""
-    implication = studied = False
-    for c in _codings(cc):
-        code = c.get("code")
-        if type(code) is not str:
-            continue
-        if code in IMPLICATION_CODES:
-            implication = True
-        elif code == GENE_STUDIED:
-            studied = True
-    return implication, studied
-
-
-def _read(obs: dict, kind: str, gene: str | None, genes_by_ref: dict[str, str]) -> GeneResult | None:
+def _read(obs: dict, kind: str, gene: str | None, genes_by_ref: dict[str, str], ref: str) -> GeneResult | None:
     effective = fhirdates.effective(obs)
     when = effective.at if effective else None
-    ref, status = _ref(obs), obs.get("status")
+    status = obs.get("status")
     if kind == "lab" or (kind == "genotype" and gene is None):
-        gene = gene or gene_from_text(" ".join(_texts(obs.get("code"))))
+        gene = gene or gene_from_text(" ".join(_concept(obs.get("code")).texts))
     if gene in hla.GENES:
         return _read_hla(obs, gene, ref, when, status)
     if kind == "implication":
@@ -414,7 +503,7 @@ def _read(obs: dict, kind: str, gene: str | None, genes_by_ref: dict[str, str]) 
             return None
         return GeneResult(gene, ref, diplotype, None, when, status)
     # lab style: the code names the gene; the value holds a diplotype and/or a phenotype as text
-    gene = gene_from_text(" ".join(_texts(obs.get("code"))))
+    gene = gene_from_text(" ".join(_concept(obs.get("code")).texts))
     gene, diplotype = _diplotype_in(value_texts, gene)
     phenotype = None
     for t in value_texts:
@@ -422,7 +511,7 @@ def _read(obs: dict, kind: str, gene: str | None, genes_by_ref: dict[str, str]) 
         if phenotype:
             break
     if phenotype is None:
-        phenotype = _phenotype_of_concept(obs.get("valueCodeableConcept"))
+        phenotype = _concept(obs.get("valueCodeableConcept")).phenotype
     if gene in ("OPRM1", "COMT") and diplotype is None:
         diplotype = next((t.strip() for t in value_texts if t.strip()), None)   # e.g. "rs1799971 A/G"
     if gene is None or (diplotype is None and phenotype is None):

@@ -184,3 +184,14 @@ def test_one_coding_orders_read_through_the_memo_as_the_general_path_reads_them(
     for _ in range(2):
         assert identify(one) == identify(two)
         assert identify(one).text == identify(two).text
+
+
+def test_one_coding_orders_with_long_or_odd_typed_fields_are_read_but_never_kept():
+    from fhir_pain.pgx import drugs
+    before = len(drugs._one_codings)
+    for coding, text in [({"system": RXNORM, "code": "993889", "display": "x" * 400}, "Tylenol #3"),
+                         ({"system": RXNORM, "code": 2670, "display": "codeine"}, None),
+                         ({"system": ["x"], "code": "7804", "display": "oxycodone"}, None)]:
+        concept = {"coding": [coding]} if text is None else {"coding": [coding], "text": text}
+        assert identify({"resourceType": "MedicationRequest", "medicationCodeableConcept": concept}).ingredients
+    assert len(drugs._one_codings) == before

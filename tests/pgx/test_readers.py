@@ -156,3 +156,31 @@ def test_implication_component_whose_code_is_a_list_is_skipped_not_the_result():
                           "valueCodeableConcept": {"coding": [{"code": "HGNC:2625"}]}}]}
     [result] = read_gene_results([obs])
     assert (result.gene, result.phenotype) == ("CYP2D6", "Intermediate Metabolizer")
+
+
+def _stu1_phenotype(code_text: str, value_text: str) -> dict:
+    return {"resourceType": "Observation", "id": "ph", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "53040-2", "display": code_text}]},
+            "valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": "LA9657-3",
+                                                 "display": value_text}], "text": value_text}}
+
+
+def test_a_concept_read_again_gives_the_same_result_and_long_texts_are_never_kept():
+    from fhir_pain.pgx import readers
+    obs = _stu1_phenotype("Genetic variation's effect on drug metabolism", "CYP2D6 Poor Metabolizer")
+    first = read_gene_results([obs])
+    assert [(r.gene, r.phenotype) for r in first] == [("CYP2D6", "Poor Metabolizer")]
+    assert read_gene_results([obs]) == first                                   # now from the memos
+    sizes = (len(readers._concepts), len(readers._coding_kinds))
+    long = _stu1_phenotype("Genetic variation " + "x" * 100_000, "CYP2D6 Poor Metabolizer " + "y" * 100_000)
+    assert [(r.gene, r.phenotype) for r in read_gene_results([long])] == [("CYP2D6", "Poor Metabolizer")]
+    assert (len(readers._concepts), len(readers._coding_kinds)) == sizes
+
+
+def test_odd_typed_coding_fields_read_as_absent_also_after_the_memo_holds_the_usual_ones():
+    obs = _stu1_phenotype("Genetic variation's effect on drug metabolism", "CYP2D6 Poor Metabolizer")
+    assert read_gene_results([obs])[0].phenotype == "Poor Metabolizer"
+    odd = _stu1_phenotype("x", "y")
+    odd["valueCodeableConcept"] = {"coding": [{"code": ["LA9657-3"], "display": 5}], "text": "CYP2D6 Poor Metabolizer"}
+    odd["code"]["coding"][0]["display"] = {"text": "CYP2D6"}
+    assert [(r.gene, r.phenotype) for r in read_gene_results([odd])] == [("CYP2D6", "Poor Metabolizer")]
