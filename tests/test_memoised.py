@@ -61,3 +61,39 @@ def test_texts_too_long_to_be_real_are_answered_but_never_kept():
     assert _names_gene("CYP2D6 " + "x" * 100_000) is True
     assert _diplotype_in(["CYP2D6 *1/*4 " + "x" * 100_000], "CYP2D6")[1] == "*1/*4"
     assert tuple(m.cache_info().currsize for m in memos) == before
+
+
+def test_opioid_classes_of_a_one_coding_order_are_the_same_from_the_memo_and_long_or_odd_fields_are_never_kept():
+    """classify() looks the usual order (one coding, nothing contained) up by what it reads of it: the answer must
+    be the general path's, and a sender's long or wrongly typed fields must be classified, never kept."""
+    from fhir_pain import pgx
+    from fhir_pain.opioid.classify import _codes_and_texts, _classes, _one_coding_classes, classify
+
+    def order(code, display, text=None, system="http://www.nlm.nih.gov/research/umls/rxnorm"):
+        concept = {"coding": [{"system": system, "code": code, "display": display}]}
+        if text is not None:
+            concept["text"] = text
+        return {"resourceType": "MedicationRequest", "id": "m1", "status": "active", "intent": "order",
+                "medicationCodeableConcept": concept}
+
+    orders = [order("1049621", "oxycodone hydrochloride 5 MG Oral Tablet"),
+              order("1049621", "oxycodone hydrochloride 5 MG Oral Tablet", text="OxyContin 10 MG 12HR ER tablet"),
+              order("197591", "diazepam 5 MG Oral Tablet"),
+              order("310431", "gabapentin 100 MG Oral Capsule"),
+              order("999999", "hydromorphone 2 MG Oral Tablet", system=None),
+              order("1726", "buprenorphine / naloxone sublingual film")]
+    _one_coding_classes.clear()
+    for resource in orders:
+        med = pgx.identify(resource)
+        general = _classes(*_codes_and_texts(med), frozenset(d.name for d in med.ingredients))
+        first, again = classify(med), classify(med)      # the second is a memo hit
+        assert (first.opioids, first.strengths, first.dose_form, first.classes, first.names) == general
+        assert again == first and again.med is med
+    assert len(_one_coding_classes) == len(orders)
+
+    kept = len(_one_coding_classes)
+    long = order("1049621", "oxycodone hydrochloride 5 MG Oral Tablet " + "x" * 10_000)
+    odd = order("1049621", "oxycodone hydrochloride 5 MG Oral Tablet", system=["not", "a", "system"])
+    for resource in (long, odd):
+        assert "opioid" in classify(pgx.identify(resource)).classes
+    assert len(_one_coding_classes) == kept

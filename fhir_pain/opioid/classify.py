@@ -13,6 +13,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from fhir_pain.facts import MedicationUse
+from fhir_pain.memo import keep_short
 from fhir_pain.opioid.knowledge import class_products, rules, vocabulary
 from fhir_pain.pain.knowledge import as_list
 from fhir_pain.pgx.drugs import RXNORM_SYSTEMS
@@ -101,12 +102,45 @@ def _words(key: str) -> re.Pattern:
     return re.compile(r"\b(" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + r")\b")
 
 
+# (code, system, display, text) of an order's one coding, its own text and its ingredients -> _classes' answer
+# (keep_short): every active medication and draft is classified on each call, and the usual order, one coding and
+# nothing contained, is then one look-up
+_one_coding_classes: dict[tuple, tuple] = {}
+
+
 def classify(med: MedicationUse) -> OrderClasses:
+    key = _one_coding_key(med)
+    if key is not None:
+        try:
+            return OrderClasses(med, *_one_coding_classes[key])
+        except KeyError:
+            pass
     codes, texts = _codes_and_texts(med)
     # an order's texts are the sender's: overly long ones are classified each time, never kept in the memo
     memo = _classes if sum(map(len, texts)) + sum(map(len, codes)) <= 2000 else _classes.__wrapped__
     # positional, in field order: (opioids, strengths, dose_form, classes, names)
-    return OrderClasses(med, *memo(codes, texts, frozenset([d.name for d in med.ingredients])))
+    found = memo(codes, texts, frozenset([d.name for d in med.ingredients]))
+    if key is not None:
+        keep_short(_one_coding_classes, key, found, maxsize=4096, longest=300)
+    return OrderClasses(med, *found)
+
+
+def _one_coding_key(med: MedicationUse) -> tuple | None:
+    """What _codes_and_texts reads of an order with one coding and nothing contained, when each of it is a text or
+    absent (a hashable key); None for any other shape (read the general way)."""
+    res = med.resource
+    if type(res) is not dict or "contained" in res:
+        return None
+    concept = res.get("medicationCodeableConcept")
+    codings = concept.get("coding") if type(concept) is dict else None
+    if type(codings) is not list or len(codings) != 1 or type(coding := codings[0]) is not dict:
+        return None
+    key = (coding.get("code"), coding.get("system"), coding.get("display"), concept.get("text"), med.text,
+           med.ingredients)
+    for text in key[:5]:
+        if text is not None and type(text) is not str:
+            return None
+    return key
 
 
 @lru_cache(maxsize=4096)
