@@ -9,6 +9,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import attrgetter
+from types import MemberDescriptorType
 
 from fhir_pain.facts import Drug
 from fhir_pain.fhirdates import FhirTime
@@ -22,6 +23,57 @@ def _iso(t: FhirTime | None) -> str | None:
 
 def _clean(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None and v != () and v != [] and v != {}}
+
+
+class Later:
+    """Words written on first read: ``Later(fn, *args)`` keeps the parts and calls ``fn(*args)`` when the field
+    holding it is read. Order-sign never reads the reasons (the patient view and the dashboard do), and their
+    f-strings and isoformat() calls were a large share of the engine's work. ``fn`` is a module-level function
+    (a profile stays picklable)."""
+    __slots__ = ("fn", "args")
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+
+class _Lazy:
+    """A dataclass field that may be given a :class:`Later`: its value is computed on first read and kept. Every
+    read goes through the attribute, so equality, hashing, repr and ``to_dict`` see the words as before."""
+    __slots__ = ("name", "slot")
+
+    def __init__(self, cls: type, name: str):
+        self.name = name
+        own = cls.__dict__.get(name)
+        self.slot = own if isinstance(own, MemberDescriptorType) else None   # slots class: where the value lives
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        v = self.slot.__get__(obj) if self.slot is not None else obj.__dict__[self.name]
+        if type(v) is Later:
+            v = v.fn(*v.args)
+            self.__set__(obj, v)
+        return v
+
+    def __set__(self, obj, value) -> None:
+        if self.slot is not None:
+            self.slot.__set__(obj, value)
+        else:
+            obj.__dict__[self.name] = value
+
+
+def written(parts) -> tuple[str, ...]:
+    """Reasons from parts that are texts or :class:`Later` s."""
+    return tuple(x if type(x) is str else x.fn(*x.args) for x in parts)
+
+
+def lazy(*names: str):
+    """Class decorator (outside @dataclass): the named fields accept a :class:`Later`."""
+    def wrap(cls: type) -> type:
+        for name in names:
+            setattr(cls, name, _Lazy(cls, name))
+        return cls
+    return wrap
 
 
 @dataclass(slots=True)
@@ -113,6 +165,7 @@ class Rejected:
         return _clean({"ref": self.ref or None, "instrument": self.instrument, "reason": self.reason})
 
 
+@lazy("reasons")
 @dataclass(frozen=True)
 class Intensity:
     score: float                      # 0-10
@@ -132,6 +185,7 @@ class Intensity:
                        "reasons": list(self.reasons)})
 
 
+@lazy("reasons")
 @dataclass(frozen=True)
 class AxisResult:
     """One mechanism axis, scored on its own (mixed pain is common).
@@ -178,6 +232,7 @@ class FlagAnswer:
                        "evidence": list(self.evidence), "notes": list(self.notes)})
 
 
+@lazy("reasons")
 @dataclass(slots=True)   # read-only; not frozen: a frozen dataclass is much slower to build
 class ModulatorResult:
     """A psychosocial modulator. level: "present" (verified cut-off met on a dated score, or a confirmed
@@ -203,6 +258,7 @@ class ModulatorResult:
                        "flagAnswers": {f: a.to_dict() for f, a in self.flag_answers.items()}})
 
 
+@lazy("reasons")
 @dataclass(slots=True)   # read-only; not frozen: a frozen dataclass is much slower to build
 class TreatmentResponse:
     """Response to one current analgesic: baseline before it started against the latest score after an
@@ -237,6 +293,7 @@ class TreatmentResponse:
                        "evidence": list(self.evidence)})
 
 
+@lazy("chronic_reasons")
 @dataclass(frozen=True)
 class PainProfile:
     phenotypes: tuple[str, ...]                 # contract codes (docs/architecture.md)

@@ -14,7 +14,7 @@ from typing import Iterable
 from fhir_pain.facts import Drug, MedicationUse
 from fhir_pain.fhirdates import utc
 from fhir_pain.pain.knowledge import AnalgesicIngredient, Knowledge, days
-from fhir_pain.pain.model import Score, ScoreIndex, TreatmentResponse
+from fhir_pain.pain.model import Later, Score, ScoreIndex, TreatmentResponse, written
 
 CONTINUING = frozenset({"active", "completed", "on-hold"})
 
@@ -106,8 +106,7 @@ def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dic
     # filled in as the trial is read, and returned at the first conclusion (cheaper than keyword dicts)
     r = TreatmentResponse(m.ref, primary.drug, primary.cls.key, "no-data")
     if longest is None:
-        return _done(r, (m.ref,),
-                     f"no adequate-trial duration on file for {primary.cls.name}: response is not assessed")
+        return _done(r, (m.ref,), Later(_no_duration, primary))
     adequate = longest.adequate_trial_days
     r.adequate_trial_days, r.adequate_trial_verified = adequate, longest.trial_verified
     if m.authored_on is None:
@@ -115,11 +114,8 @@ def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dic
     start, med_refs = _trial_start(m, primary, history, days(p["renewalGapDays"]))
     prior = _prior_prescription(m)
     if prior is not None and prior not in med_refs:
-        return _done(r, (m.ref,), f"renews {prior}, which is not in the data: the start of the trial is unknown")
-    reasons = [f"{primary.drug.name} since {start.date().isoformat()}"
-               + (f" (continued from {', '.join(med_refs[1:])})" if len(med_refs) > 1 else "")
-               + f"; adequate trial {adequate} days ({longest.trial_source}"
-               + ("" if longest.trial_verified else "; duration not verified") + ")"]
+        return _done(r, (m.ref,), Later(_renews, prior))
+    reasons = [Later(_trial, primary, start, med_refs, longest)]
     trial_days = r.trial_days = (now - start).days
     after = start + days(adequate)
     since = start - days(p["baselineWindowDays"])
@@ -138,31 +134,66 @@ def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dic
         r.baseline, r.baseline_time = b.value, b.time
     if trial_days < adequate:
         r.status = "too-early"
-        return _done(r, None, *reasons, f"on it for {trial_days} days: too early to judge")
+        return _done(r, None, *reasons, Later(_too_early, trial_days))
     if b is None:
-        return _done(r, None, *reasons,
-                     f"no dated pain score in the {p['baselineWindowDays']} days before the start: no baseline")
+        return _done(r, None, *reasons, Later(_no_baseline, p))
     if f is None:
-        return _done(r, None, *reasons, f"no {key} score from {after.date().isoformat()} on (after an adequate trial)")
+        return _done(r, None, *reasons, Later(_no_follow_up, key, after))
     r.latest, r.latest_time = f.value, f.time
     if b.value <= 0:
         return _done(r, None, *reasons, "baseline score is 0: a reduction cannot be measured")
     pct = round((b.value - f.value) / b.value * 100, 1)
     status = ("substantial-response" if pct >= p["substantialPct"] else "response" if pct >= p["responsePct"]
               else "non-response")
-    reasons.append(f"{key} {b.value:g} on {b.time.isoformat()} -> {f.value:g} on {f.time.isoformat()}: "
-                   f"{pct:g}% reduction ({status}; >= {p['responsePct']:g}% response, >= {p['substantialPct']:g}% "
-                   f"substantial)")
+    reasons.append(Later(_change, key, b, f, pct, status, p))
     others = [ref for ref, t in starts.items() if ref not in med_refs and b.time.at < t <= f.time.at]
     if others:
-        reasons.append(f"another analgesic started during the trial ({', '.join(others)}): the change cannot be "
-                       "attributed to this drug alone")
+        reasons.append(Later(_confounded, others))
     r.status, r.change_pct, r.confounded = status, pct, bool(others)
     return _done(r, None, *reasons)
 
 
-def _done(r: TreatmentResponse, evidence: tuple[str, ...] | None, *reasons: str) -> TreatmentResponse:
+def _done(r: TreatmentResponse, evidence: tuple[str, ...] | None, *reasons: Later) -> TreatmentResponse:
     if evidence is not None:
         r.evidence = evidence
-    r.reasons = reasons
+    r.reasons = Later(written, reasons)   # written when read (order-sign never does)
     return r
+
+
+# the reasons, in words (see _one)
+def _no_duration(primary: AnalgesicIngredient) -> str:
+    return f"no adequate-trial duration on file for {primary.cls.name}: response is not assessed"
+
+
+def _renews(prior: str) -> str:
+    return f"renews {prior}, which is not in the data: the start of the trial is unknown"
+
+
+def _trial(primary: AnalgesicIngredient, start: datetime, med_refs: list[str], longest: AnalgesicIngredient) -> str:
+    return (f"{primary.drug.name} since {start.date().isoformat()}"
+            + (f" (continued from {', '.join(med_refs[1:])})" if len(med_refs) > 1 else "")
+            + f"; adequate trial {longest.adequate_trial_days} days ({longest.trial_source}"
+            + ("" if longest.trial_verified else "; duration not verified") + ")")
+
+
+def _too_early(trial_days: int) -> str:
+    return f"on it for {trial_days} days: too early to judge"
+
+
+def _no_baseline(p: dict) -> str:
+    return f"no dated pain score in the {p['baselineWindowDays']} days before the start: no baseline"
+
+
+def _no_follow_up(key: str, after: datetime) -> str:
+    return f"no {key} score from {after.date().isoformat()} on (after an adequate trial)"
+
+
+def _change(key: str, b: Score, f: Score, pct: float, status: str, p: dict) -> str:
+    return (f"{key} {b.value:g} on {b.time.isoformat()} -> {f.value:g} on {f.time.isoformat()}: "
+            f"{pct:g}% reduction ({status}; >= {p['responsePct']:g}% response, >= {p['substantialPct']:g}% "
+            f"substantial)")
+
+
+def _confounded(others: list[str]) -> str:
+    return (f"another analgesic started during the trial ({', '.join(others)}): the change cannot be attributed "
+            "to this drug alone")
