@@ -111,8 +111,21 @@ class ScoreIndex:
     def __init__(self, scores: list[Score]):      # scores in time order, undated last (scoring.read_scores)
         self.all: dict[str, list[Score]] = {}     # a plain dict: a look-up never adds a key
         self.dated: dict[str, list[Score]] = {}
-        for s in scores:
-            self.add(s)
+        by_key, dated = self.all, self.dated
+        for s in scores:   # add(), inlined: one call per profile rather than one per score
+            key = s.instrument
+            found = by_key.get(key)
+            if found is None:
+                by_key[key] = [s]
+            else:
+                found.append(s)
+            t = s.time
+            if t is not None and t.precision in ORDERABLE:
+                same = dated.get(key)
+                if same is None:
+                    dated[key] = [s]
+                else:
+                    same.append(s)
 
     def add(self, s: Score) -> None:
         """File one more score (in time order, undated last), so that a caller walking the scores anyway

@@ -36,11 +36,11 @@ def _contains(m: MedicationUse, drug: Drug, name: str) -> bool:
     return False
 
 
-def _trial_start(m: MedicationUse, ing: AnalgesicIngredient, history: list[tuple[datetime, MedicationUse]],
-                 gap: timedelta) -> tuple[datetime, list[str]]:
-    """Walk back through earlier requests of the same ingredient (``history``: newest first) while each follows the
-    previous closely."""
-    start, refs = utc(m.authored_on), [m.ref]
+def _trial_start(m: MedicationUse, start: datetime, ing: AnalgesicIngredient,
+                 history: list[tuple[datetime, MedicationUse]], gap: timedelta) -> tuple[datetime, list[str]]:
+    """Walk back from ``m`` (authored at ``start``, UTC) through earlier requests of the same ingredient
+    (``history``: newest first) while each follows the previous closely."""
+    refs = [m.ref]
     drug = ing.drug
     name = drug.name.lower()
     for when, other in history:          # newest first
@@ -68,19 +68,20 @@ def _prior_prescription(m: MedicationUse) -> str | None:
 def treatment_responses(medications: Iterable[MedicationUse], by_inst: ScoreIndex, kn: Knowledge,
                         now: datetime) -> tuple[TreatmentResponse, ...]:
     meds = [m for m in medications if isinstance(m, MedicationUse)]
+    authored = {id(m): utc(m.authored_on) for m in meds if m.authored_on is not None}   # once per request
     # newest first, once for every trial's walk back (a request without an identified ingredient continues none)
-    history = sorted(((utc(m.authored_on), m) for m in meds
+    history = sorted(((authored[id(m)], m) for m in meds
                       if m.ingredients and m.authored_on is not None and m.status in CONTINUING),
                      key=itemgetter(0), reverse=True)
     current = [(m, a) for m in meds if m.status == "active" and not m.is_draft for a in [_analgesics(m, kn)] if a]
-    starts = {m.ref: utc(m.authored_on) for m, _ in current if m.authored_on is not None}
+    starts = {m.ref: authored[id(m)] for m, _ in current if m.authored_on is not None}
     if not current:
         return ()
     p = kn.params["response"]
     # each intensity instrument's latest score up to now is every drug's follow-up candidate: looked up once
     latest = [(key, by_inst.last_at_or_before(key, now)) for key in kn.params["intensity"]["instruments"]
               if key in by_inst.dated]
-    return tuple(_one(m, ings, history, starts, by_inst, latest, now, p) for m, ings in current)
+    return tuple(_one(m, ings, history, authored, starts, by_inst, latest, now, p) for m, ings in current)
 
 
 def _pair(found: list[tuple]) -> tuple:
@@ -94,7 +95,8 @@ def _pair(found: list[tuple]) -> tuple:
     return found[0] if found else (None, None, None)
 
 
-def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dict[str, datetime],
+def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, authored: dict[int, datetime],
+         starts: dict[str, datetime],
          by_inst: ScoreIndex, latest: list[tuple[str, Score | None]], now: datetime, p: dict) -> TreatmentResponse:
     if len(ings) == 1:   # the common case: one ingredient names the product and sets the trial
         primary = ings[0]
@@ -111,7 +113,7 @@ def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dic
     r.adequate_trial_days, r.adequate_trial_verified = adequate, longest.trial_verified
     if m.authored_on is None:
         return _done(r, (m.ref,), "start date unknown (no authoredOn)")
-    start, med_refs = _trial_start(m, primary, history, days(p["renewalGapDays"]))
+    start, med_refs = _trial_start(m, authored[id(m)], primary, history, days(p["renewalGapDays"]))
     prior = _prior_prescription(m)
     if prior is not None and prior not in med_refs:
         return _done(r, (m.ref,), Later(_renews, prior))
