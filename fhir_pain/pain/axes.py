@@ -73,7 +73,7 @@ def _text(x) -> str:
     if t is ConditionHit:
         return f"diagnosis: {x.describe()}"
     if t is Later:
-        return x.fn(*x.args)
+        return x()
     item, suffix = x
     return _text(item) + suffix
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from operator import attrgetter
 from types import MemberDescriptorType
 
@@ -25,15 +26,11 @@ def _clean(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None and v != () and v != [] and v != {}}
 
 
-class Later:
-    """Words written on first read: ``Later(fn, *args)`` keeps the parts and calls ``fn(*args)`` when the field
-    holding it is read. Order-sign never reads the reasons (the patient view and the dashboard do), and their
-    f-strings and isoformat() calls were a large share of the engine's work. ``fn`` is a module-level function
-    (a profile stays picklable)."""
-    __slots__ = ("fn", "args")
-
-    def __init__(self, fn, *args):
-        self.fn, self.args = fn, args
+# Words written on first read: ``Later(fn, *args)`` keeps the parts and ``fn(*args)`` runs when the field holding it
+# is read. Order-sign never reads the reasons (the patient view and the dashboard do), and their f-strings and
+# isoformat() calls were a large share of the engine's work. A partial is built and called in C; ``fn`` is a
+# module-level function, so a profile stays picklable.
+Later = partial
 
 
 class _Lazy:
@@ -51,7 +48,7 @@ class _Lazy:
             return self
         v = self.slot.__get__(obj) if self.slot is not None else obj.__dict__[self.name]
         if type(v) is Later:
-            v = v.fn(*v.args)
+            v = v()
             self.__set__(obj, v)
         return v
 
@@ -64,7 +61,7 @@ class _Lazy:
 
 def written(parts) -> tuple[str, ...]:
     """Reasons from parts that are texts or :class:`Later` s."""
-    return tuple(x if type(x) is str else x.fn(*x.args) for x in parts)
+    return tuple(x if type(x) is str else x() for x in parts)
 
 
 def lazy(*names: str):
