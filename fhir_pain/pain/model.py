@@ -68,9 +68,22 @@ def lazy(*names: str):
     """Class decorator (outside @dataclass): the named fields accept a :class:`Later`."""
     def wrap(cls: type) -> type:
         for name in names:
-            setattr(cls, name, _Lazy(cls, name))
+            own = cls.__dict__.get(name)
+            # a slots class: a property whose setter is the slot's own (C, no Python call per object built)
+            setattr(cls, name, property(_slot_reader(own), own.__set__) if isinstance(own, MemberDescriptorType)
+                    else _Lazy(cls, name))
         return cls
     return wrap
+
+
+def _slot_reader(slot: MemberDescriptorType):
+    def read(obj):
+        v = slot.__get__(obj)
+        if type(v) is Later:
+            v = v()
+            slot.__set__(obj, v)
+        return v
+    return read
 
 
 @dataclass(slots=True)
