@@ -14,18 +14,19 @@ from typing import Mapping
 
 from fhir_pain.pain.conditions import ConditionHit
 from fhir_pain.pain.knowledge import Instrument, Knowledge, days
-from fhir_pain.pain.model import AxisResult, FlagAnswer, ModulatorResult, Score, ScoreIndex
+from fhir_pain.pain.model import AxisResult, FlagAnswer, Later, ModulatorResult, Score, ScoreIndex, lazy
 
 WEAKER = {"likely": "possible", "features": "possible", "positive": "possible", "present": "possible"}
 
 
+@lazy("why")
 @dataclass(slots=True)   # read-only; not frozen: a frozen dataclass is much slower to build, and each score makes one
 class Pick:
     score: Score
     weak: bool            # undated or partial date: cannot be ordered
     level: str | None     # the cut-off level met after downgrades, None when below every cut-off
     verified: bool        # the cut-off met was verified (True when no cut-off was met)
-    why: str              # plain-words reason
+    why: str              # plain-words reason (written on first read)
 
 
 def _fmt(v: float) -> str:
@@ -38,10 +39,18 @@ def _date(s: Score) -> str:
 
 def classify(inst: Instrument, s: Score, weak: bool) -> Pick:
     c = inst.cutoff_met(s.value)
+    if c is None:
+        return Pick(s, weak, None, True, Later(_why, inst, s, weak, None))
+    level = c.level if c.verified and not weak else WEAKER.get(c.level, c.level)
+    return Pick(s, weak, level, c.verified, Later(_why, inst, s, weak, c))
+
+
+def _why(inst: Instrument, s: Score, weak: bool, c) -> str:
+    """Pick.why: the score against the cut-off it meets (``c``), or against the lowest one."""
     where = f"{inst.name} {_fmt(s.value)} on {_date(s)}"
     if c is None:
         first = inst.cutoffs[-1] if inst.cutoffs else None
-        return Pick(s, weak, None, True, f"{where}: below {first.describe()}" if first else where)
+        return f"{where}: below {first.describe()}" if first else where
     level, qual = c.level, []
     if not c.verified:
         qual.append("cut-off not verified")
@@ -50,10 +59,31 @@ def classify(inst: Instrument, s: Score, weak: bool) -> Pick:
     if qual:
         level = WEAKER.get(level, level)
     tail = f" ({'; '.join(qual)}: at most '{level}')" if qual else ""
-    return Pick(s, weak, level, c.verified, f"{where} meets {c.describe()} ({c.meaning}){tail}")
+    return f"{where} meets {c.describe()} ({c.meaning}){tail}"
 
 
-def select(inst: Instrument, index: ScoreIndex, now: datetime, lookback_days: int) -> tuple[Pick | None, str | None]:
+def _text(x) -> str:
+    """One reason, kept as its parts until read: a text, a Pick (its why), a diagnosis (ConditionHit), a
+    :class:`Later`, or (item, suffix)."""
+    t = type(x)
+    if t is str:
+        return x
+    if t is Pick:
+        return x.why
+    if t is ConditionHit:
+        return f"diagnosis: {x.describe()}"
+    if t is Later:
+        return x()
+    item, suffix = x
+    return _text(item) + suffix
+
+
+def _words(items, empty: str | None = None) -> tuple[str, ...]:
+    """The reasons from their parts (``empty``: the one reason when there are none)."""
+    return tuple(map(_text, items)) or ((empty,) if empty is not None else ())
+
+
+def select(inst: Instrument, index: ScoreIndex, now: datetime, lookback_days: int) -> tuple[Pick | None, Later | None]:
     """The score of one instrument that speaks for now: the latest dated one within the look-back; else the
     undated/partial-date ones if they all agree; else nothing (with a reason when something was seen)."""
     scores = index.all.get(inst.key)
@@ -68,15 +98,22 @@ def select(inst: Instrument, index: ScoreIndex, now: datetime, lookback_days: in
         picks = [classify(inst, s, True) for s in weak]
         if len({p.level for p in picks}) == 1:
             return max(picks, key=lambda p: p.score.value), None
-        return None, f"{inst.name}: undated scores disagree ({', '.join(_fmt(p.score.value) for p in picks)}); not used"
+        return None, Later(_disagree, inst, picks)
     if dated:
-        last = dated[-1]
-        return None, f"{inst.name}: latest score {_fmt(last.value)} on {_date(last)} is older than {lookback_days} days"
+        return None, Later(_too_old, inst, dated[-1], lookback_days)
     return None, None
 
 
+def _disagree(inst: Instrument, picks: list[Pick]) -> str:
+    return f"{inst.name}: undated scores disagree ({', '.join(_fmt(p.score.value) for p in picks)}); not used"
+
+
+def _too_old(inst: Instrument, last: Score, lookback_days: int) -> str:
+    return f"{inst.name}: latest score {_fmt(last.value)} on {_date(last)} is older than {lookback_days} days"
+
+
 def _picks(keys: list[str], by_inst: ScoreIndex, kn: Knowledge, now: datetime,
-           lookback: int) -> tuple[list[Pick], list[str]]:
+           lookback: int) -> tuple[list[Pick], list[Later]]:
     picks, notes = [], []
     scored = by_inst.all
     for key in keys:
@@ -96,18 +133,19 @@ def _refs(*groups) -> tuple[str, ...]:
 
 @dataclass(slots=True)
 class _Tally:
-    """One axis's screening scores and diagnoses, sorted by the level they support."""
-    strong_screens: list[str]
-    strong_diagnoses: list[str]
-    possible: list[str]
-    negative: list[str]
-    notes: list[str]
+    """One axis's screening scores and diagnoses, sorted by the level they support (as reasons to be written,
+    see _text)."""
+    strong_screens: list
+    strong_diagnoses: list
+    possible: list
+    negative: list
+    notes: list
     evidence: list[tuple[str, ...]]
     supporting: int = 0     # confirmed diagnoses of the axis's group, whatever their level
 
     def result(self, level: str, *lead: str) -> AxisResult:
         reasons = (*lead, *self.strong_screens, *self.strong_diagnoses, *self.possible, *self.negative, *self.notes)
-        return AxisResult(level, reasons, _refs(*self.evidence))
+        return AxisResult(level, Later(_words, reasons), _refs(*self.evidence))
 
     def below_strong(self, nothing: str) -> AxisResult:
         """The answer when no strong level applies: possible, unlikely, or unknown (``nothing`` says why)."""
@@ -124,12 +162,11 @@ def _tally(axis: str, strong: str, by_inst: ScoreIndex, hits: list[ConditionHit]
     picks, notes = _picks(p["instruments"], by_inst, kn, now, p["lookbackDays"])
     t = _Tally([], [], [], [], notes, [])
     for pk in picks:
-        (t.strong_screens if pk.level == strong else t.possible if pk.level else t.negative).append(pk.why)
+        (t.strong_screens if pk.level == strong else t.possible if pk.level else t.negative).append(pk)
         t.evidence.append(pk.score.evidence)
     for h in hits:
         if h.group == p.get("conditions"):
-            (t.strong_diagnoses if h.confirmed and h.level == strong else t.possible).append(
-                f"diagnosis: {h.describe()}")
+            (t.strong_diagnoses if h.confirmed and h.level == strong else t.possible).append(h)
             t.evidence.append((h.ref,))
             t.supporting += h.confirmed
     return t
@@ -169,26 +206,30 @@ def inflammatory(by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge, n
     hint, other, evidence = [], [], []
     for pk in picks:
         if pk.weak:   # a marker without a usable date says nothing about now
-            other.append(f"{pk.why}: not used, the result cannot be placed in time")
+            other.append((pk, ": not used, the result cannot be placed in time"))
         elif pk.level == "hint":
-            hint.append(pk.why)
+            hint.append(pk)
             evidence.append(pk.score.evidence)
         else:
-            other.append(pk.why)
+            other.append(pk)
             evidence.append(pk.score.evidence)
     for h in hits:
         if h.group == "inflammatory":
             if h.confirmed:
-                hint.append(f"diagnosis: {h.describe()}")
+                hint.append(h)
                 evidence.append((h.ref,))
             else:
-                other.append(f"diagnosis not confirmed, not used: {h.describe()}")
-    reasons = tuple(hint + other + reasons)
+                other.append(Later(_unconfirmed, h))
+    reasons = Later(_words, hint + other + reasons, "no recent inflammatory marker or diagnosis")
     if hint:
         return AxisResult("hint", reasons, _refs(*evidence))
     if any(not pk.weak for pk in picks):
         return AxisResult("none", reasons, _refs(*evidence))
-    return AxisResult("unknown", reasons or ("no recent inflammatory marker or diagnosis",))
+    return AxisResult("unknown", reasons)
+
+
+def _unconfirmed(h: ConditionHit) -> str:
+    return f"diagnosis not confirmed, not used: {h.describe()}"
 
 
 def modulator(name: str, by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge, now: datetime,
@@ -217,34 +258,39 @@ def modulator(name: str, by_inst: ScoreIndex, hits: list[ConditionHit], kn: Know
         s = chosen.score
         inst = kn.instruments[s.instrument]
         level = "absent" if chosen.level is None else "present" if chosen.level == "positive" else "possible"
-        reasons.append(chosen.why)
+        reasons.append(chosen)
         evidence.append(s.evidence)
-        reasons += [pk.why + " (older than the score used)" for pk in pool if pk is not chosen]
+        reasons += [(pk, " (older than the score used)") for pk in pool if pk is not chosen]
     group = p.get("conditions")
     diagnoses = [h for h in hits if h.group == group] if group else ()
     for h in diagnoses:
-        reasons.append(f"diagnosis: {h.describe()}")
+        reasons.append(h)
         evidence.append((h.ref,))
         level = "present" if h.confirmed else ("possible" if level in ("unknown", "absent") else level)
     flag_reasons, flag_evidence = [], []
     for f, a in raised.items():
-        spec = kn.item_flags[f]
-        when = f"on {a.time.isoformat()}" if a.time is not None else "(date not recorded)"
-        flag_reasons += [f"{spec.label} answered {a.value:g} {when}: {spec.advice}", *a.notes]
+        flag_reasons += [Later(_flag_raised, kn.item_flags[f], a), *a.notes]
         flag_evidence.append(a.evidence)
     for f, a in sorted((stale_flags or {}).items()):
         if f in own:
-            spec = kn.item_flags[f]
-            notes.append(f"{spec.label} answered {a.value:g} on {a.time.isoformat()}: older than "
-                         f"{spec.lookback_days} days, no longer flagged")
-    reasons = flag_reasons + reasons + notes
+            notes.append(Later(_flag_stale, kn.item_flags[f], a))
+    reasons = Later(_words, flag_reasons + reasons + notes, "no score or diagnosis")
     evidence += flag_evidence
     if chosen is None:
-        return ModulatorResult(level, reasons=tuple(reasons) or ("no score or diagnosis",),
-                               evidence=_refs(*evidence), flags=flags, flag_answers=raised)
+        return ModulatorResult(level, reasons=reasons, evidence=_refs(*evidence), flags=flags, flag_answers=raised)
     cut = inst.cutoffs[0] if inst.cutoffs else None
     return ModulatorResult(
         level, score=s.value, instrument=s.instrument, cutoff=cut.value if cut else None,
         cutoff_op=cut.op if cut else None,
-        cutoff_verified=cut.verified if cut else None, date=s.date, reasons=tuple(reasons),
+        cutoff_verified=cut.verified if cut else None, date=s.date, reasons=reasons,
         evidence=_refs(*evidence), flags=flags, time=s.time, flag_answers=raised)
+
+
+def _flag_raised(spec, a: FlagAnswer) -> str:
+    when = f"on {a.time.isoformat()}" if a.time is not None else "(date not recorded)"
+    return f"{spec.label} answered {a.value:g} {when}: {spec.advice}"
+
+
+def _flag_stale(spec, a: FlagAnswer) -> str:
+    return (f"{spec.label} answered {a.value:g} on {a.time.isoformat()}: older than {spec.lookback_days} days, "
+            "no longer flagged")

@@ -79,11 +79,16 @@ def match_conditions(conditions: Iterable[dict], kn: Knowledge) -> list[Conditio
 def _entries(codings: object, kn: Knowledge) -> list[ConditionEntry]:
     """The knowledge entries of a Condition's codings, in coding order, each (group, label) once."""
     found: list[ConditionEntry] = []
+    snomed_systems = kn.snomed_systems
     for coding in _list(codings):
         if isinstance(coding, dict):
             code = coding.get("code")
             if isinstance(code, str):
-                found.extend(kn.condition_entries(norm_system(coding.get("system")), code))
+                system = coding.get("system")
+                if type(system) is str and system in snomed_systems:   # most diagnoses: a direct look-up
+                    found.extend(kn.snomed.get(code, ()))
+                else:
+                    found.extend(kn.condition_entries(norm_system(system), code))
     if len(found) < 2:   # nothing to merge (most Conditions carry one relevant code)
         return found
     seen: set[tuple[str, str]] = set()

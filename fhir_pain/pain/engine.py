@@ -32,16 +32,11 @@ def build_profile(observations: Iterable[dict], conditions: Iterable[dict], medi
     now = utc(now)
     scores, rejected, flagged = read_observations(observations or (), kn, code_map)
     horizon = now + FUTURE_TOLERANCE
-    usable: list[Score] = []
-    by_inst = ScoreIndex(())
-    add = by_inst.add
-    for s in scores:   # one pass: the future ones out, the rest filed by instrument
-        t = s.time
-        if t is not None and t.earliest > horizon:
-            rejected.append(Rejected(s.ref, s.instrument, f"dated in the future ({t.isoformat()})"))
-        else:
-            usable.append(s)
-            add(s)
+    usable = [s for s in scores if s.time is None or s.time.earliest <= horizon]
+    if len(usable) < len(scores):   # rare: the ones dated in the future are rejected, in reading order
+        rejected += [Rejected(s.ref, s.instrument, f"dated in the future ({s.time.isoformat()})")
+                     for s in scores if s.time is not None and s.time.earliest > horizon]
+    by_inst = ScoreIndex(usable)
     hits = match_conditions(conditions or (), kn)
 
     chronic, chronic_reasons, chronic_refs = chronicity(by_inst, hits, kn, now)

@@ -10,7 +10,7 @@ from operator import attrgetter
 
 from fhir_pain.pain.conditions import ConditionHit
 from fhir_pain.pain.knowledge import Knowledge, days
-from fhir_pain.pain.model import Intensity, Score, ScoreIndex
+from fhir_pain.pain.model import Intensity, Later, Score, ScoreIndex, written
 
 PAIN_KINDS = ("intensity", "severity")
 PAIN_GROUPS = ("neuropathic", "nociplastic", "pain")   # diagnoses that document pain itself
@@ -34,7 +34,7 @@ def latest_intensity(by_inst: ScoreIndex, kn: Knowledge, now: datetime) -> Inten
                      evidence, reasons, inst.bands_verified)
 
 
-def _trend(latest: Score, same: list[Score], kn: Knowledge) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+def _trend(latest: Score, same: list[Score], kn: Knowledge) -> tuple[str | None, Later, tuple[str, ...]]:
     """Latest against the mean of the same instrument's earlier scores in the window (``same`` is in time
     order, ``latest`` last). A change counts when it is >= minAbsolute points, or >= minRelative of the
     reference and >= minAbsoluteWithRelative points."""
@@ -46,35 +46,43 @@ def _trend(latest: Score, same: list[Score], kn: Knowledge) -> tuple[str | None,
             break
         prior.append(s)
     if not prior:
-        return None, (f"no earlier {latest.instrument} score in the {p['windowDays']} days before the latest",), ()
+        return None, Later(_no_earlier, latest, p), ()
     ref = sum(s.value for s in prior) / len(prior)
     delta = latest.value - ref
     size = abs(delta)
     meaningful = size >= p["minAbsolute"] or (
         ref > 0 and size / ref >= p["minRelative"] and size >= p["minAbsoluteWithRelative"])
     trend = "stable" if not meaningful else "improving" if delta < 0 else "worsening"
-    why = (f"{latest.value:g} against a mean of {ref:.1f} over {len(prior)} earlier score(s) in "
-           f"{p['windowDays']} days: {trend}")
-    return trend, (why,), tuple(r for s in prior for r in s.evidence)
+    return trend, Later(_against, latest, ref, len(prior), p, trend), tuple(r for s in prior for r in s.evidence)
+
+
+def _no_earlier(latest: Score, p: dict) -> tuple[str]:
+    return (f"no earlier {latest.instrument} score in the {p['windowDays']} days before the latest",)
+
+
+def _against(latest: Score, ref: float, n: int, p: dict, trend: str) -> tuple[str]:
+    return (f"{latest.value:g} against a mean of {ref:.1f} over {n} earlier score(s) in {p['windowDays']} days: "
+            f"{trend}",)
 
 
 def chronicity(by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge,
-               now: datetime) -> tuple[bool, tuple[str, ...], tuple[str, ...]]:
+               now: datetime) -> tuple[bool, Later, tuple[str, ...]]:
     """Pain documented for more than minDays: a chronic-pain diagnosis; a painful condition present since
     before that (onset, or recordedDate as its upper bound); or pain scores > 0 that many days apart, the
-    last within recentDays. Partial dates count only by their conservative bound."""
+    last within recentDays. Partial dates count only by their conservative bound. The reasons are written when
+    read (PainProfile.chronic_reasons)."""
     p = kn.params["chronic"]
     min_days = days(p["minDays"])
-    reasons: list[str] = []
+    reasons: list = []
     evidence: list[str] = []
     chronic = False
     for h in hits:
         if not h.confirmed:
             continue
         if h.group == "chronic-pain":
-            reasons.append(f"diagnosis: {h.describe()}")
+            reasons.append(Later(_diagnosis, h))
         elif h.group in PAIN_GROUPS and h.onset is not None and now - h.onset.latest >= min_days:
-            reasons.append(f"{h.describe()} documented since {h.onset.isoformat()} ({h.onset.element})")
+            reasons.append(Later(_documented_since, h))
         else:
             continue
         chronic = True
@@ -88,10 +96,25 @@ def chronicity(by_inst: ScoreIndex, hits: list[ConditionHit], kn: Knowledge,
         recent = now - last.time.at <= days(p["recentDays"])
         if span >= min_days and recent:
             chronic = True
-            reasons.append(f"pain scores above 0 from {first.time.isoformat()} to {last.time.isoformat()} "
-                           f"({span.days} days)")
+            reasons.append(Later(_scores_from, first, last, span))
             evidence += [*first.evidence, *last.evidence]
         elif span >= min_days:
-            reasons.append(f"pain scores span {span.days} days but the last one ({last.time.isoformat()}) is "
-                           f"older than {p['recentDays']} days: not counted")
-    return chronic, tuple(reasons), tuple(dict.fromkeys(r for r in evidence if r))
+            reasons.append(Later(_scores_old, last, span, p))
+    return chronic, Later(written, reasons), tuple(dict.fromkeys(r for r in evidence if r))
+
+
+def _diagnosis(h: ConditionHit) -> str:
+    return f"diagnosis: {h.describe()}"
+
+
+def _documented_since(h: ConditionHit) -> str:
+    return f"{h.describe()} documented since {h.onset.isoformat()} ({h.onset.element})"
+
+
+def _scores_from(first: Score, last: Score, span) -> str:
+    return f"pain scores above 0 from {first.time.isoformat()} to {last.time.isoformat()} ({span.days} days)"
+
+
+def _scores_old(last: Score, span, p: dict) -> str:
+    return (f"pain scores span {span.days} days but the last one ({last.time.isoformat()}) is older than "
+            f"{p['recentDays']} days: not counted")

@@ -215,6 +215,10 @@ class Knowledge:
                 for code in (*e.get("icd10", ()), *e.get("icd11", ())):
                     self.icd_prefixes.setdefault(_icd(code), []).append((entry, excl))
         self.snomed = {code: tuple(entries) for code, entries in self.snomed.items()}   # handed out as they are
+        # the systems (as sent, aliases included) whose codes are SNOMED: one set test instead of condition_entries
+        self.snomed_systems = frozenset(
+            [s for s, kind in self.condition_systems.items() if kind == "snomed" and s not in SYSTEM_ALIASES]
+            + [a for a, s in SYSTEM_ALIASES.items() if self.condition_systems.get(s) == "snomed"])
 
     def _analgesics(self, d: dict) -> None:
         self.analgesic_classes: dict[str, AnalgesicClass] = {}

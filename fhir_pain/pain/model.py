@@ -8,7 +8,9 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from operator import attrgetter
+from types import MemberDescriptorType
 
 from fhir_pain.facts import Drug
 from fhir_pain.fhirdates import FhirTime
@@ -22,6 +24,66 @@ def _iso(t: FhirTime | None) -> str | None:
 
 def _clean(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None and v != () and v != [] and v != {}}
+
+
+# Words written on first read: ``Later(fn, *args)`` keeps the parts and ``fn(*args)`` runs when the field holding it
+# is read. Order-sign never reads the reasons (the patient view and the dashboard do), and their f-strings and
+# isoformat() calls were a large share of the engine's work. A partial is built and called in C; ``fn`` is a
+# module-level function, so a profile stays picklable.
+Later = partial
+
+
+class _Lazy:
+    """A dataclass field that may be given a :class:`Later`: its value is computed on first read and kept. Every
+    read goes through the attribute, so equality, hashing, repr and ``to_dict`` see the words as before."""
+    __slots__ = ("name", "slot")
+
+    def __init__(self, cls: type, name: str):
+        self.name = name
+        own = cls.__dict__.get(name)
+        self.slot = own if isinstance(own, MemberDescriptorType) else None   # slots class: where the value lives
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        v = self.slot.__get__(obj) if self.slot is not None else obj.__dict__[self.name]
+        if type(v) is Later:
+            v = v()
+            self.__set__(obj, v)
+        return v
+
+    def __set__(self, obj, value) -> None:
+        if self.slot is not None:
+            self.slot.__set__(obj, value)
+        else:
+            obj.__dict__[self.name] = value
+
+
+def written(parts) -> tuple[str, ...]:
+    """Reasons from parts that are texts or :class:`Later` s."""
+    return tuple(x if type(x) is str else x() for x in parts)
+
+
+def lazy(*names: str):
+    """Class decorator (outside @dataclass): the named fields accept a :class:`Later`."""
+    def wrap(cls: type) -> type:
+        for name in names:
+            own = cls.__dict__.get(name)
+            # a slots class: a property whose setter is the slot's own (C, no Python call per object built)
+            setattr(cls, name, property(_slot_reader(own), own.__set__) if isinstance(own, MemberDescriptorType)
+                    else _Lazy(cls, name))
+        return cls
+    return wrap
+
+
+def _slot_reader(slot: MemberDescriptorType):
+    def read(obj):
+        v = slot.__get__(obj)
+        if type(v) is Later:
+            v = v()
+            slot.__set__(obj, v)
+        return v
+    return read
 
 
 @dataclass(slots=True)
@@ -59,8 +121,21 @@ class ScoreIndex:
     def __init__(self, scores: list[Score]):      # scores in time order, undated last (scoring.read_scores)
         self.all: dict[str, list[Score]] = {}     # a plain dict: a look-up never adds a key
         self.dated: dict[str, list[Score]] = {}
-        for s in scores:
-            self.add(s)
+        by_key, dated = self.all, self.dated
+        for s in scores:   # add(), inlined: one call per profile rather than one per score
+            key = s.instrument
+            found = by_key.get(key)
+            if found is None:
+                by_key[key] = [s]
+            else:
+                found.append(s)
+            t = s.time
+            if t is not None and t.precision in ORDERABLE:
+                same = dated.get(key)
+                if same is None:
+                    dated[key] = [s]
+                else:
+                    same.append(s)
 
     def add(self, s: Score) -> None:
         """File one more score (in time order, undated last), so that a caller walking the scores anyway
@@ -113,6 +188,7 @@ class Rejected:
         return _clean({"ref": self.ref or None, "instrument": self.instrument, "reason": self.reason})
 
 
+@lazy("reasons")
 @dataclass(frozen=True)
 class Intensity:
     score: float                      # 0-10
@@ -132,6 +208,7 @@ class Intensity:
                        "reasons": list(self.reasons)})
 
 
+@lazy("reasons")
 @dataclass(frozen=True)
 class AxisResult:
     """One mechanism axis, scored on its own (mixed pain is common).
@@ -178,6 +255,7 @@ class FlagAnswer:
                        "evidence": list(self.evidence), "notes": list(self.notes)})
 
 
+@lazy("reasons")
 @dataclass(slots=True)   # read-only; not frozen: a frozen dataclass is much slower to build
 class ModulatorResult:
     """A psychosocial modulator. level: "present" (verified cut-off met on a dated score, or a confirmed
@@ -203,6 +281,7 @@ class ModulatorResult:
                        "flagAnswers": {f: a.to_dict() for f, a in self.flag_answers.items()}})
 
 
+@lazy("reasons")
 @dataclass(slots=True)   # read-only; not frozen: a frozen dataclass is much slower to build
 class TreatmentResponse:
     """Response to one current analgesic: baseline before it started against the latest score after an
@@ -237,6 +316,7 @@ class TreatmentResponse:
                        "evidence": list(self.evidence)})
 
 
+@lazy("chronic_reasons")
 @dataclass(frozen=True)
 class PainProfile:
     phenotypes: tuple[str, ...]                 # contract codes (docs/architecture.md)

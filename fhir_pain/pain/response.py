@@ -14,7 +14,7 @@ from typing import Iterable
 from fhir_pain.facts import Drug, MedicationUse
 from fhir_pain.fhirdates import utc
 from fhir_pain.pain.knowledge import AnalgesicIngredient, Knowledge, days
-from fhir_pain.pain.model import Score, ScoreIndex, TreatmentResponse
+from fhir_pain.pain.model import Later, Score, ScoreIndex, TreatmentResponse, written
 
 CONTINUING = frozenset({"active", "completed", "on-hold"})
 
@@ -36,11 +36,11 @@ def _contains(m: MedicationUse, drug: Drug, name: str) -> bool:
     return False
 
 
-def _trial_start(m: MedicationUse, ing: AnalgesicIngredient, history: list[tuple[datetime, MedicationUse]],
-                 gap: timedelta) -> tuple[datetime, list[str]]:
-    """Walk back through earlier requests of the same ingredient (``history``: newest first) while each follows the
-    previous closely."""
-    start, refs = utc(m.authored_on), [m.ref]
+def _trial_start(m: MedicationUse, start: datetime, ing: AnalgesicIngredient,
+                 history: list[tuple[datetime, MedicationUse]], gap: timedelta) -> tuple[datetime, list[str]]:
+    """Walk back from ``m`` (authored at ``start``, UTC) through earlier requests of the same ingredient
+    (``history``: newest first) while each follows the previous closely."""
+    refs = [m.ref]
     drug = ing.drug
     name = drug.name.lower()
     for when, other in history:          # newest first
@@ -68,19 +68,20 @@ def _prior_prescription(m: MedicationUse) -> str | None:
 def treatment_responses(medications: Iterable[MedicationUse], by_inst: ScoreIndex, kn: Knowledge,
                         now: datetime) -> tuple[TreatmentResponse, ...]:
     meds = [m for m in medications if isinstance(m, MedicationUse)]
+    authored = {id(m): utc(m.authored_on) for m in meds if m.authored_on is not None}   # once per request
     # newest first, once for every trial's walk back (a request without an identified ingredient continues none)
-    history = sorted(((utc(m.authored_on), m) for m in meds
+    history = sorted(((authored[id(m)], m) for m in meds
                       if m.ingredients and m.authored_on is not None and m.status in CONTINUING),
                      key=itemgetter(0), reverse=True)
     current = [(m, a) for m in meds if m.status == "active" and not m.is_draft for a in [_analgesics(m, kn)] if a]
-    starts = {m.ref: utc(m.authored_on) for m, _ in current if m.authored_on is not None}
+    starts = {m.ref: authored[id(m)] for m, _ in current if m.authored_on is not None}
     if not current:
         return ()
     p = kn.params["response"]
     # each intensity instrument's latest score up to now is every drug's follow-up candidate: looked up once
     latest = [(key, by_inst.last_at_or_before(key, now)) for key in kn.params["intensity"]["instruments"]
               if key in by_inst.dated]
-    return tuple(_one(m, ings, history, starts, by_inst, latest, now, p) for m, ings in current)
+    return tuple(_one(m, ings, history, authored, starts, by_inst, latest, now, p) for m, ings in current)
 
 
 def _pair(found: list[tuple]) -> tuple:
@@ -94,7 +95,8 @@ def _pair(found: list[tuple]) -> tuple:
     return found[0] if found else (None, None, None)
 
 
-def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dict[str, datetime],
+def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, authored: dict[int, datetime],
+         starts: dict[str, datetime],
          by_inst: ScoreIndex, latest: list[tuple[str, Score | None]], now: datetime, p: dict) -> TreatmentResponse:
     if len(ings) == 1:   # the common case: one ingredient names the product and sets the trial
         primary = ings[0]
@@ -106,20 +108,16 @@ def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dic
     # filled in as the trial is read, and returned at the first conclusion (cheaper than keyword dicts)
     r = TreatmentResponse(m.ref, primary.drug, primary.cls.key, "no-data")
     if longest is None:
-        return _done(r, (m.ref,),
-                     f"no adequate-trial duration on file for {primary.cls.name}: response is not assessed")
+        return _done(r, (m.ref,), Later(_no_duration, primary))
     adequate = longest.adequate_trial_days
     r.adequate_trial_days, r.adequate_trial_verified = adequate, longest.trial_verified
     if m.authored_on is None:
         return _done(r, (m.ref,), "start date unknown (no authoredOn)")
-    start, med_refs = _trial_start(m, primary, history, days(p["renewalGapDays"]))
+    start, med_refs = _trial_start(m, authored[id(m)], primary, history, days(p["renewalGapDays"]))
     prior = _prior_prescription(m)
     if prior is not None and prior not in med_refs:
-        return _done(r, (m.ref,), f"renews {prior}, which is not in the data: the start of the trial is unknown")
-    reasons = [f"{primary.drug.name} since {start.date().isoformat()}"
-               + (f" (continued from {', '.join(med_refs[1:])})" if len(med_refs) > 1 else "")
-               + f"; adequate trial {adequate} days ({longest.trial_source}"
-               + ("" if longest.trial_verified else "; duration not verified") + ")"]
+        return _done(r, (m.ref,), Later(_renews, prior))
+    reasons = [Later(_trial, primary, start, med_refs, longest)]
     trial_days = r.trial_days = (now - start).days
     after = start + days(adequate)
     since = start - days(p["baselineWindowDays"])
@@ -138,31 +136,66 @@ def _one(m: MedicationUse, ings: list[AnalgesicIngredient], history, starts: dic
         r.baseline, r.baseline_time = b.value, b.time
     if trial_days < adequate:
         r.status = "too-early"
-        return _done(r, None, *reasons, f"on it for {trial_days} days: too early to judge")
+        return _done(r, None, *reasons, Later(_too_early, trial_days))
     if b is None:
-        return _done(r, None, *reasons,
-                     f"no dated pain score in the {p['baselineWindowDays']} days before the start: no baseline")
+        return _done(r, None, *reasons, Later(_no_baseline, p))
     if f is None:
-        return _done(r, None, *reasons, f"no {key} score from {after.date().isoformat()} on (after an adequate trial)")
+        return _done(r, None, *reasons, Later(_no_follow_up, key, after))
     r.latest, r.latest_time = f.value, f.time
     if b.value <= 0:
         return _done(r, None, *reasons, "baseline score is 0: a reduction cannot be measured")
     pct = round((b.value - f.value) / b.value * 100, 1)
     status = ("substantial-response" if pct >= p["substantialPct"] else "response" if pct >= p["responsePct"]
               else "non-response")
-    reasons.append(f"{key} {b.value:g} on {b.time.isoformat()} -> {f.value:g} on {f.time.isoformat()}: "
-                   f"{pct:g}% reduction ({status}; >= {p['responsePct']:g}% response, >= {p['substantialPct']:g}% "
-                   f"substantial)")
+    reasons.append(Later(_change, key, b, f, pct, status, p))
     others = [ref for ref, t in starts.items() if ref not in med_refs and b.time.at < t <= f.time.at]
     if others:
-        reasons.append(f"another analgesic started during the trial ({', '.join(others)}): the change cannot be "
-                       "attributed to this drug alone")
+        reasons.append(Later(_confounded, others))
     r.status, r.change_pct, r.confounded = status, pct, bool(others)
     return _done(r, None, *reasons)
 
 
-def _done(r: TreatmentResponse, evidence: tuple[str, ...] | None, *reasons: str) -> TreatmentResponse:
+def _done(r: TreatmentResponse, evidence: tuple[str, ...] | None, *reasons: Later) -> TreatmentResponse:
     if evidence is not None:
         r.evidence = evidence
-    r.reasons = reasons
+    r.reasons = Later(written, reasons)   # written when read (order-sign never does)
     return r
+
+
+# the reasons, in words (see _one)
+def _no_duration(primary: AnalgesicIngredient) -> str:
+    return f"no adequate-trial duration on file for {primary.cls.name}: response is not assessed"
+
+
+def _renews(prior: str) -> str:
+    return f"renews {prior}, which is not in the data: the start of the trial is unknown"
+
+
+def _trial(primary: AnalgesicIngredient, start: datetime, med_refs: list[str], longest: AnalgesicIngredient) -> str:
+    return (f"{primary.drug.name} since {start.date().isoformat()}"
+            + (f" (continued from {', '.join(med_refs[1:])})" if len(med_refs) > 1 else "")
+            + f"; adequate trial {longest.adequate_trial_days} days ({longest.trial_source}"
+            + ("" if longest.trial_verified else "; duration not verified") + ")")
+
+
+def _too_early(trial_days: int) -> str:
+    return f"on it for {trial_days} days: too early to judge"
+
+
+def _no_baseline(p: dict) -> str:
+    return f"no dated pain score in the {p['baselineWindowDays']} days before the start: no baseline"
+
+
+def _no_follow_up(key: str, after: datetime) -> str:
+    return f"no {key} score from {after.date().isoformat()} on (after an adequate trial)"
+
+
+def _change(key: str, b: Score, f: Score, pct: float, status: str, p: dict) -> str:
+    return (f"{key} {b.value:g} on {b.time.isoformat()} -> {f.value:g} on {f.time.isoformat()}: "
+            f"{pct:g}% reduction ({status}; >= {p['responsePct']:g}% response, >= {p['substantialPct']:g}% "
+            f"substantial)")
+
+
+def _confounded(others: list[str]) -> str:
+    return (f"another analgesic started during the trial ({', '.join(others)}): the change cannot be attributed "
+            "to this drug alone")

@@ -105,11 +105,18 @@ def read_observations(observations: Iterable[dict], kn: Knowledge,
     groups: list[_Group] = []                              # panels with components or members
     item_obs: dict[str, list[tuple[Role, _Answer, FhirTime | None]]] = {}   # ref -> item answers (loose)
     loose: list[tuple[Role, _Answer, FhirTime | None]] = []
-    instruments = kn.instruments
+    instruments, by_system = kn.instruments, kn.by_system
     for obs in observations:
         if not isinstance(obs, dict):
             continue
-        roles = roles_of(obs.get("code"), kn, code_map)
+        code = obs.get("code")
+        # roles_of inline for the common shape, one well-formed coding and no site map: no call per Observation
+        codings = code.get("coding") if type(code) is dict and not code_map else None
+        if type(codings) is list and len(codings) == 1 and type(c0 := codings[0]) is dict \
+                and type(c := c0.get("code")) is str and type(system := c0.get("system", "")) is str:
+            roles = by_system.get(system, _NO_CODES).get(c)
+        else:
+            roles = roles_of(code, kn, code_map)
         if not roles or obs.get("resourceType", "Observation") != "Observation":
             continue
         oid = obs.get("id")
