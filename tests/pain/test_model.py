@@ -45,3 +45,30 @@ def test_bisections_agree_with_a_scan_back():
 def test_unknown_instrument_gives_nothing():
     index = ScoreIndex([])
     assert index.last_ended_by("nrs", NOW) is None and index.last_at_or_before("nrs", NOW) is None
+
+
+def test_lazy_reasons_read_as_text_and_survive_pickling_of_a_realistic_profile():
+    """The reasons are written on first read (pain.model.lazy): whoever reads them (patient-view, the dashboard)
+    gets texts, the same on every read, and a profile pickled before they were read comes back equal."""
+    import pickle
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the golden scenarios' builders
+    from bench.services import request
+    from fhir_pain import pgx
+    from fhir_pain.pain import build_profile
+
+    body = request("order-sign")
+    entries = lambda key: [e["resource"] for e in body["prefetch"][key].get("entry", [])]   # noqa: E731
+    observations = entries("pgxResults") + entries("painAssessments")
+    meds = [pgx.identify(r) for r in entries("activeMedications")]
+    now = parse("2026-05-01T12:00:00Z").at
+    fresh = lambda: build_profile(observations, entries("conditions"), meds, now)   # noqa: E731
+    copy = pickle.loads(pickle.dumps(fresh()))
+    profile = fresh()
+    first = profile.to_dict()
+    assert first == profile.to_dict() == copy.to_dict()
+    reasons = [r for axis in first.values() if isinstance(axis, dict) for r in axis.get("reasons", ())]
+    assert reasons and all(type(r) is str and r for r in reasons)
+    assert "functools.partial" not in repr(profile)   # a Later (a partial) never shows through
