@@ -135,41 +135,37 @@ def gene_line(gene: str, gp: GenePhenotype) -> str:
 def _gene_line(gene: str, phenotype: str, diplotype: str | None, activity_score: str | None, source: str,
                genetic_phenotype: str | None, genetic_activity_score: str | None, phenoconverted_by: tuple[str, ...],
                possible_scores: tuple[str, ...], ambiguous: bool) -> str:
-    gp = GenePhenotype(gene=gene, phenotype=phenotype, diplotype=diplotype, activity_score=activity_score,
-                       source=source, genetic_phenotype=genetic_phenotype,
-                       genetic_activity_score=genetic_activity_score, phenoconverted_by=phenoconverted_by,
-                       possible_scores=possible_scores, ambiguous=ambiguous)
     allele = HLA_ALLELES.get(gene)
     if allele:   # HLA: the status of CPIC's risk allele, read from a typing, a presence result or a lab's text
-        if gp.phenotype == "Indeterminate":
+        if phenotype == "Indeterminate":
             return f"**{gene}** → {md(allele)} status unknown (the result does not say; treated as possibly positive)"
-        return f"**{gene}** → **{md(gp.phenotype)}** (CPIC's allele status, from the HLA result on file)"
-    if gp.phenoconverted_by and not gp.diplotype and not gp.genetic_phenotype:   # no result on file at all
-        taking = md(join_and(gp.phenoconverted_by))
-        return (f"**{gene}** no result on file → **{gp.phenotype}**"
-                + (f", activity score {code(gp.activity_score)}" if gp.activity_score else "")
+        return f"**{gene}** → **{md(phenotype)}** (CPIC's allele status, from the HLA result on file)"
+    if phenoconverted_by and not diplotype and not genetic_phenotype:   # no result on file at all
+        taking = md(join_and(phenoconverted_by))
+        return (f"**{gene}** no result on file → **{phenotype}**"
+                + (f", activity score {code(activity_score)}" if activity_score else "")
                 + f" while taking {taking} (phenoconversion, whatever the genotype)")
-    genetic_pheno = gp.genetic_phenotype or gp.phenotype
-    genetic_as = gp.genetic_activity_score or gp.activity_score
+    genetic_pheno = genetic_phenotype or phenotype
+    genetic_as = genetic_activity_score or activity_score
     bits = [f"**{gene}**"]
-    if gp.diplotype:
-        bits.append(code(gp.diplotype))
-    if len(gp.possible_scores) > 1:
-        bits.append("possible activity scores " + ", ".join(code(s) for s in gp.possible_scores))
+    if diplotype:
+        bits.append(code(diplotype))
+    if len(possible_scores) > 1:
+        bits.append("possible activity scores " + ", ".join(code(s) for s in possible_scores))
     elif genetic_as and genetic_as != "n/a":
         bits.append(f"activity score {code(genetic_as)}")
-    if gp.ambiguous and len(gp.possible_scores) > 1:
+    if ambiguous and len(possible_scores) > 1:
         line = ", ".join(bits) + " → phenotype uncertain"
     else:
         line = ", ".join(bits) + f" → genetic {genetic_pheno}"
-    if gp.source == "reported":
+    if source == "reported":
         line += " (phenotype as reported by the lab)"
-    if gp.phenoconverted_by:
-        taking = md(join_and(gp.phenoconverted_by))
-        if gp.phenotype != genetic_pheno:
-            line += f"; **converted to {gp.phenotype}** by {taking} (phenoconversion)"
+    if phenoconverted_by:
+        taking = md(join_and(phenoconverted_by))
+        if phenotype != genetic_pheno:
+            line += f"; **converted to {phenotype}** by {taking} (phenoconversion)"
         else:
             line += f"; activity lowered by {taking}"
-        if gp.activity_score and gp.activity_score != genetic_as:
-            line += f", activity score {code(gp.activity_score)}"
+        if activity_score and activity_score != genetic_as:
+            line += f", activity score {code(activity_score)}"
     return line
